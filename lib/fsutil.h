@@ -1,0 +1,52 @@
+/*
+ * fsutil.h - durable file operations.
+ *
+ * The one way Arca makes a file durable: write to a temporary name in the same
+ * directory, fsync it, rename (or link, for write-once names) to the final
+ * name, fsync the directory.  A failed fsync is never retried (the kernel may
+ * already have dropped the dirty pages): the operation fails.
+ */
+#ifndef ARCA_FSUTIL_H
+#define ARCA_FSUTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "arca_err.h"
+#include "buf.h"
+
+/* mkdir -p with the given mode; existing directories are fine. */
+int fs_mkdirs(const char *path, mode_t mode, struct arca_err *err);
+
+/* fsync a directory by path. */
+int fs_fsync_dir(const char *path, struct arca_err *err);
+
+/* Write all n bytes to fd (retrying short writes and EINTR). */
+int fs_write_all(int fd, const void *p, size_t n, const char *what,
+		 struct arca_err *err);
+
+/* Read up to n bytes at offset; fails unless exactly n bytes were read. */
+int fs_pread_exact(int fd, void *p, size_t n, uint64_t off, const char *what,
+		   struct arca_err *err);
+
+/*
+ * Atomically replace `path` with `data`: temp file, fsync, rename, fsync dir.
+ * When `exclusive` is set the final name is created with link(), so the call
+ * fails with ARCA_EEXIST if the name exists (write-once semantics, and a lock-
+ * free way to claim a sequence number).
+ */
+int fs_write_file(const char *path, const void *data, size_t n, mode_t mode,
+		  int exclusive, struct arca_err *err);
+
+/* Read a whole regular file of at most `max` bytes into out (reset first). */
+int fs_read_file(const char *path, size_t max, struct abuf *out,
+		 struct arca_err *err);
+
+/* Join dir and name into a new heap string ("dir/name"); NULL on ENOMEM. */
+char *fs_join(const char *dir, const char *name);
+
+/* The directory part of path in a new heap string. */
+char *fs_dirname(const char *path);
+
+#endif
