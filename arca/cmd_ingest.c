@@ -1,0 +1,245 @@
+/*
+ * arca ingest maildir --repo REPO --account ACCOUNT MAILDIR
+ * arca ingest maildir --repo REPO --pattern '/srv/mail/%d/%n/Maildir'
+ */
+#include <getopt.h>
+#include <glob.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "buf.h"
+#include "cli.h"
+#include "commands.h"
+#include "mailsync.h"
+#include "banned.h"
+
+static const char USAGE[] =
+	"arca ingest maildir --repo REPO --account ACCOUNT [--layout auto|maildir++|fs] MAILDIR\n"
+	"arca ingest maildir --repo REPO --pattern PATTERN [--layout ...]\n\n"
+	"Takes a snapshot of one account's Maildir (or of every account whose Maildir\n"
+	"matches PATTERN, where %d is the domain and %n the local part, e.g.\n"
+	"/srv/mail/%d/%n/Maildir).  Messages already stored and unchanged are not\n"
+	"read again.  Needs keys/ingest.key, never the restore key.\n"
+	"  --json    one JSON object per snapshot on stdout\n"
+	"  --quiet   no progress";
+
+struct progress {
+	const char *account;
+	uint64_t messages, bytes;
+	struct timespec last;
+	bool show;
+};
+
+static void on_warn(void *ctx, const char *what, const char *why)
+{
+	(void)ctx;
+	fprintf(stderr, "%s: warning: %s: %s\n", cli_prog, what, why);
+}
+
+static void on_progress(void *ctx, uint64_t messages, uint64_t bytes)
+{
+	struct progress *p = ctx;
+	p->messages += messages;
+	p->bytes += bytes;
+	if (!p->show)
+		return;
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (now.tv_sec == p->last.tv_sec)
+		return;
+	p->last = now;
+	fprintf(stderr, "\r%s: %llu messages, %.1f MiB ", p->account,
+		(unsigned long long)p->messages, (double)p->bytes / 1048576.0);
+}
+
+static int ingest_one(struct repo *r, const char *account, const char *maildir,
+		      enum maildir_layout layout, bool json, bool quiet, int *warnings)
+{
+	struct progress p = { .account = account, .show = !quiet && cli_isatty() };
+	struct ingest_opts o = { .account = account, .maildir = maildir, .layout = layout,
+				 .warn = on_warn, .progress = on_progress, .ctx = &p };
+	struct ingest_result res;
+	struct arca_err err = { 0 };
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	struct repo_stats before = *repo_stats(r);
+	int rc = ingest_maildir(r, &o, &res, &err);
+	if (p.show)
+		fputs("\r\033[K", stderr);
+	if (rc) {
+		fprintf(stderr, "%s: account %s (%s): %s\n", cli_prog, account, maildir,
+			err.msg[0] ? err.msg : arca_strerror(rc));
+		return 1;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	const struct repo_stats *st = repo_stats(r);
+	char hex[2 * ARCA_ID_LEN + 1], t[40];
+	hex_encode(hex, res.info.root, ARCA_ID_LEN);
+	cli_format_time(res.info.time_ns, t);
+	if (json) {
+		printf("{\"id\":\"%s\",\"account\":", hex);
+		cli_json_str(stdout, account);
+		printf(",\"time\":\"%s\",\"folders\":%llu,\"messages\":%llu,\"bytes\":%llu,"
+		       "\"files_read\":%llu,\"bytes_read\":%llu,\"skipped\":%llu,"
+		       "\"unreadable\":%llu,\"stored_bytes\":%llu,\"seconds\":%.3f}\n",
+		       t, (unsigned long long)res.info.folders, (unsigned long long)res.info.messages,
+		       (unsigned long long)res.info.bytes, (unsigned long long)res.files_read,
+		       (unsigned long long)res.bytes_read, (unsigned long long)res.files_skipped,
+		       (unsigned long long)res.unreadable,
+		       (unsigned long long)(st->bytes_stored_new - before.bytes_stored_new), secs);
+	} else if (!quiet) {
+		printf("snapshot %.16s of %s: %llu folders, %llu messages (%.1f MiB); read %llu (%.1f MiB), "
+		       "stored %.1f MiB new, %.2f s\n",
+		       hex, account, (unsigned long long)res.info.folders,
+		       (unsigned long long)res.info.messages, (double)res.info.bytes / 1048576.0,
+		       (unsigned long long)res.files_read, (double)res.bytes_read / 1048576.0,
+		       (double)(st->bytes_stored_new - before.bytes_stored_new) / 1048576.0, secs);
+	}
+	if (res.unreadable)
+		*warnings += 1;
+	snap_info_release(&res.info);
+	return 0;
+}
+
+/* Expand %d and %n to '*', glob, and read the account back from each match. */
+static int ingest_pattern(struct repo *r, const char *pattern, enum maildir_layout layout,
+			  bool json, bool quiet, int *warnings)
+{
+	struct abuf g = ABUF_INIT;
+	int di = -1, ni = -1, idx = 0;
+	for (const char *p = pattern; *p; p++) {
+		if (p[0] == '%' && (p[1] == 'd' || p[1] == 'n')) {
+			if (p[1] == 'd')
+				di = idx++;
+			else
+				ni = idx++;
+			abuf_add(&g, "*", 1);
+			p++;
+		} else {
+			abuf_add(&g, p, 1);
+		}
+	}
+	abuf_cstr(&g);
+	if (ni < 0) {
+		abuf_release(&g);
+		return cli_failf("--pattern needs %%n (and usually %%d) to name accounts");
+	}
+	glob_t gl;
+	int grc = glob((const char *)g.data, GLOB_ONLYDIR, NULL, &gl);
+	if (grc == GLOB_NOMATCH) {
+		abuf_release(&g);
+		return cli_failf("no Maildir matches %s", pattern);
+	}
+	if (grc != 0) {
+		abuf_release(&g);
+		return cli_failf("cannot expand %s", pattern);
+	}
+	int failures = 0;
+	for (size_t i = 0; i < gl.gl_pathc; i++) {
+		/* match the path against the pattern again to extract the fields */
+		const char *path = gl.gl_pathv[i], *pp = pattern;
+		char fields[2][256] = { "", "" };
+		int f = 0;
+		bool ok = true;
+		while (*pp && ok) {
+			if (pp[0] == '%' && (pp[1] == 'd' || pp[1] == 'n')) {
+				const char *next = pp + 2;
+				size_t lit = strcspn(next, "%");
+				const char *end = lit ? strstr(path, (char[]){ next[0], 0 }) : path + strlen(path);
+				size_t len = end ? (size_t)(end - path) : 0;
+				if (end == NULL || len == 0 || len >= 256 || memchr(path, '/', len)) {
+					ok = false;
+					break;
+				}
+				memcpy(fields[f], path, len);
+				fields[f][len] = '\0';
+				f++;
+				path += len;
+				pp += 2;
+			} else {
+				ok = *pp == *path;
+				pp++;
+				path++;
+			}
+		}
+		if (!ok || *path != '\0')
+			continue;
+		char account[600];
+		if (di >= 0)
+			snprintf(account, sizeof(account), "%s@%s", fields[ni], fields[di]);
+		else
+			snprintf(account, sizeof(account), "%s", fields[ni]);
+		failures += ingest_one(r, account, gl.gl_pathv[i], layout, json, quiet, warnings);
+	}
+	globfree(&gl);
+	abuf_release(&g);
+	return failures ? 1 : 0;
+}
+
+int cmd_ingest(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "repo", required_argument, NULL, 'r' },
+		{ "account", required_argument, NULL, 'a' },
+		{ "pattern", required_argument, NULL, 'p' },
+		{ "layout", required_argument, NULL, 'l' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	if (argc < 2 || strcmp(argv[1], "maildir") != 0) {
+		if (argc >= 2 && strcmp(argv[1], "--help") == 0) {
+			puts(USAGE);
+			return 0;
+		}
+		return cli_usage(USAGE);
+	}
+	argc--;
+	argv++;
+	const char *repo = NULL, *account = NULL, *pattern = NULL;
+	enum maildir_layout layout = MAILDIR_LAYOUT_AUTO;
+	bool json = false, quiet = false;
+	int c;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'r': repo = optarg; break;
+		case 'a': account = optarg; break;
+		case 'p': pattern = optarg; break;
+		case 'l':
+			if (strcmp(optarg, "auto") == 0)
+				layout = MAILDIR_LAYOUT_AUTO;
+			else if (strcmp(optarg, "maildir++") == 0)
+				layout = MAILDIR_LAYOUT_MAILDIRPP;
+			else if (strcmp(optarg, "fs") == 0)
+				layout = MAILDIR_LAYOUT_FS;
+			else
+				return cli_usage(USAGE);
+			break;
+		case 'j': json = true; break;
+		case 'q': quiet = true; break;
+		case 'h': puts(USAGE); return 0;
+		default: return cli_usage(USAGE);
+		}
+	}
+	bool one = account != NULL && pattern == NULL && optind + 1 == argc;
+	bool many = pattern != NULL && account == NULL && optind == argc;
+	if (repo == NULL || (!one && !many))
+		return cli_usage(USAGE);
+	struct repo *r;
+	int rc = cli_open_repo(repo, REPO_OPEN_WRITE, NULL, &r);
+	if (rc)
+		return rc;
+	int warnings = 0;
+	if (one)
+		rc = ingest_one(r, account, argv[optind], layout, json, quiet, &warnings);
+	else
+		rc = ingest_pattern(r, pattern, layout, json, quiet, &warnings);
+	repo_close(r);
+	if (rc == 0 && warnings)
+		return EXIT_WARNINGS;
+	return rc;
+}

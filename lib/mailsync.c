@@ -1,0 +1,545 @@
+#include "mailsync.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "fsutil.h"
+#include "pack.h"
+#include "banned.h"
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void warn(const struct ingest_opts *o, const char *what, const char *why)
+{
+	if (o->warn)
+		o->warn(o->ctx, what, why);
+}
+
+/* Read an optional small control file; ARCA_ENOENT when absent. */
+static int read_optional(const char *dir, const char *name, struct abuf *out,
+			 struct arca_err *err)
+{
+	char *p = fs_join(dir, name);
+	if (p == NULL)
+		return arca_err_set(err, ARCA_ENOMEM, "out of memory");
+	struct arca_err sub = { 0 };
+	int rc = fs_read_file(p, 256u << 20, out, &sub);
+	if (rc && rc != ARCA_ENOENT)
+		arca_err_set(err, rc, "%s", sub.msg);
+	free(p);
+	return rc;
+}
+
+static int cmp_msg(const void *a, const void *b)
+{
+	const struct snap_msg *x = a, *y = b;
+	/* UIDs ascending; messages without a UID yet go last, by name */
+	if (x->uid != y->uid) {
+		if (x->uid == 0)
+			return 1;
+		if (y->uid == 0)
+			return -1;
+		return x->uid < y->uid ? -1 : 1;
+	}
+	return strcmp(x->base, y->base);
+}
+
+static int cache_key(struct abuf *k, const char *account, const char *folder,
+		     const char *base)
+{
+	abuf_reset(k);
+	int rc = abuf_add(k, account, strlen(account) + 1);
+	rc = rc ? rc : abuf_add(k, folder, strlen(folder) + 1);
+	rc = rc ? rc : abuf_add(k, base, strlen(base));
+	return rc;
+}
+
+static int ingest_folder(struct repo *r, const struct ingest_opts *o,
+			 const struct maildir_folder *mf, struct snap_folder *sf,
+			 struct ingest_result *res, struct arca_err *err)
+{
+	struct maildir_entry *ents = NULL;
+	size_t n = 0;
+	struct abuf buf = ABUF_INIT, key = ABUF_INIT, what = ABUF_INIT;
+	struct uidlist ul;
+	struct maildir_keywords kw;
+	uidlist_init(&ul);
+	keywords_init(&kw);
+	int rc = maildir_scan(mf->path, &ents, &n, err);
+	if (rc)
+		goto out;
+	/* dovecot-uidlist after the scan: files delivered meanwhile are more
+	 * likely to have their UIDs recorded by then. */
+	struct arca_err sub = { 0 };
+	rc = read_optional(mf->path, "dovecot-uidlist", &buf, err);
+	if (rc == 0) {
+		rc = uidlist_parse(buf.data, buf.len, &ul, &sub);
+		if (rc) {
+			arca_err_set(err, rc, "%s/dovecot-uidlist: %s", mf->path, sub.msg);
+			goto out;
+		}
+		sf->uidvalidity = ul.uidvalidity;
+		sf->nextuid = uidlist_next_uid(&ul);
+		free(sf->guid);
+		sf->guid = strdup(ul.guid);
+		free(sf->uidlist_extra);
+		sf->uidlist_extra = strdup(ul.header_extra);
+		if (sf->guid == NULL || sf->uidlist_extra == NULL) {
+			rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
+			goto out;
+		}
+	} else if (rc != ARCA_ENOENT) {
+		goto out;
+	}
+	rc = read_optional(mf->path, "dovecot-keywords", &buf, err);
+	if (rc == 0) {
+		memset(&sub, 0, sizeof(sub));
+		rc = keywords_parse(buf.data, buf.len, &kw, &sub);
+		if (rc) {
+			arca_err_set(err, rc, "%s/dovecot-keywords: %s", mf->path, sub.msg);
+			goto out;
+		}
+	} else if (rc != ARCA_ENOENT) {
+		goto out;
+	}
+	rc = 0;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		struct maildir_entry *e = &ents[i];
+		struct maildir_name nm;
+		memset(&sub, 0, sizeof(sub));
+		abuf_reset(&what);
+		abuf_printf(&what, "%s/%s/%s", mf->path, e->in_new ? "new" : "cur", e->filename);
+		abuf_cstr(&what);
+		if (maildir_name_parse(e->filename, &nm, &sub) != 0) {
+			/* not a Maildir message name: keep it whole as the base */
+			memset(&nm, 0, sizeof(nm));
+			nm.base = strdup(e->filename);
+			if (nm.base == NULL) {
+				rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
+				break;
+			}
+		}
+		struct snap_msg m = { 0 };
+		m.base = nm.base;
+		m.flags = nm.flags;
+		m.in_new = e->in_new;
+		for (int b = 0; b < 26; b++) {
+			if (!(nm.keywords & (1u << b)))
+				continue;
+			if (kw.names[b] == NULL) {
+				/* a letter dovecot-keywords doesn't name: Dovecot ignores it */
+				continue;
+			}
+			int k = snap_folder_keyword(sf, kw.names[b]);
+			if (k >= 0)
+				m.keywords |= 1ULL << k;
+		}
+		const struct uidlist_rec *ur = uidlist_find_base(&ul, nm.base);
+		if (ur != NULL) {
+			m.uid = ur->uid;
+			m.uidlist_ext = ur->ext;
+		}
+		rc = cache_key(&key, o->account, sf->name, nm.base);
+		if (rc) {
+			rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
+			maildir_name_release(&nm);
+			break;
+		}
+		struct idx_file cf;
+		if (repo_file_cache_get(r, key.data, key.len, &cf) == 0 &&
+		    cf.size == e->size && cf.mtime_sec == e->mtime_sec &&
+		    cf.mtime_nsec == e->mtime_nsec && repo_has_object(r, cf.content_id)) {
+			/* unchanged since the last ingest: not read again */
+			m.content_type = cf.content_type;
+			memcpy(m.content_id, cf.content_id, ARCA_ID_LEN);
+		} else {
+			int fd = maildir_open_message(mf->path, e, &sub);
+			if (fd == ARCA_ENOENT) {
+				res->files_skipped++;
+				maildir_name_release(&nm);
+				continue; /* expunged while we looked */
+			}
+			if (fd < 0) {
+				warn(o, (const char *)what.data, sub.msg);
+				res->files_skipped++;
+				res->unreadable++;
+				maildir_name_release(&nm);
+				continue;
+			}
+			rc = repo_put_stream(r, fd, e->size, (const char *)what.data,
+					     &m.content_type, m.content_id, &sub);
+			close(fd);
+			if (rc == ARCA_EFORMAT || rc == ARCA_EIO) {
+				/* changed under us or unreadable: say so, go on */
+				warn(o, (const char *)what.data, sub.msg);
+				res->files_skipped++;
+				res->unreadable++;
+				maildir_name_release(&nm);
+				rc = 0;
+				continue;
+			}
+			if (rc) {
+				arca_err_set(err, rc, "%s", sub.msg);
+				maildir_name_release(&nm);
+				break;
+			}
+			res->files_read++;
+			res->bytes_read += e->size;
+			cf.size = e->size;
+			cf.mtime_sec = e->mtime_sec;
+			cf.mtime_nsec = e->mtime_nsec;
+			cf.content_type = m.content_type;
+			memcpy(cf.content_id, m.content_id, ARCA_ID_LEN);
+			if (repo_file_cache_add(r, key.data, key.len, &cf) != 0) {
+				rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
+				maildir_name_release(&nm);
+				break;
+			}
+		}
+		m.size = e->size;
+		m.date_sec = e->mtime_sec;
+		m.date_nsec = e->mtime_nsec;
+		rc = snap_folder_add_msg(sf, &m);
+		if (rc)
+			arca_err_set(err, rc, "out of memory");
+		maildir_name_release(&nm);
+		if (o->progress)
+			o->progress(o->ctx, 1, m.size);
+	}
+	if (rc == 0 && sf->nmsgs > 1)
+		qsort(sf->msgs, sf->nmsgs, sizeof(*sf->msgs), cmp_msg);
+out:
+	maildir_entries_free(ents, n);
+	uidlist_release(&ul);
+	keywords_release(&kw);
+	abuf_release(&buf);
+	abuf_release(&key);
+	abuf_release(&what);
+	return rc;
+}
+
+int ingest_maildir(struct repo *r, const struct ingest_opts *o,
+		   struct ingest_result *res, struct arca_err *err)
+{
+	memset(res, 0, sizeof(*res));
+	struct stat st;
+	if (stat(o->maildir, &st) != 0)
+		return arca_err_errno(err, ARCA_ENOENT, errno, "Maildir %s", o->maildir);
+	if (!S_ISDIR(st.st_mode))
+		return arca_err_set(err, ARCA_EINVAL, "%s is not a directory", o->maildir);
+	struct maildir_folder *folders = NULL;
+	size_t nf = 0;
+	enum maildir_layout layout;
+	uint64_t t0 = now_ns();
+	int rc = maildir_list_folders(o->maildir, o->layout, &layout, &folders, &nf, err);
+	if (rc)
+		return rc;
+	struct snapshot *s = snapshot_new(o->account, "maildir");
+	struct abuf buf = ABUF_INIT;
+	struct subscriptions subs;
+	subscriptions_init(&subs);
+	if (s == NULL) {
+		rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
+		goto out;
+	}
+	s->time_ns = t0;
+	s->layout = (uint8_t)layout;
+	rc = read_optional(o->maildir, "subscriptions", &buf, err);
+	if (rc == 0) {
+		struct arca_err sub = { 0 };
+		rc = subscriptions_parse(buf.data, buf.len, &subs, &sub);
+		if (rc) {
+			arca_err_set(err, rc, "%s/subscriptions: %s", o->maildir, sub.msg);
+			goto out;
+		}
+	} else if (rc != ARCA_ENOENT) {
+		goto out;
+	}
+	rc = 0;
+	for (size_t i = 0; i < subs.count && rc == 0; i++)
+		rc = snapshot_add_subscription(s, subs.names[i]);
+	for (size_t i = 0; i < nf && rc == 0; i++) {
+		struct snap_folder *sf = snapshot_add_folder(s, folders[i].name);
+		if (sf == NULL) {
+			rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
+			break;
+		}
+		for (size_t k = 0; k < subs.count; k++)
+			if (strcmp(subs.names[k], folders[i].name) == 0)
+				sf->attrs |= SNAP_FOLDER_SUBSCRIBED;
+		if (folders[i].selectable) {
+			sf->attrs |= SNAP_FOLDER_SELECTABLE;
+			rc = ingest_folder(r, o, &folders[i], sf, res, err);
+		}
+	}
+	if (rc)
+		goto out;
+	rc = snapshot_store(r, s, res->info.root, &res->info.messages, &res->info.bytes, err);
+	if (rc)
+		goto out;
+	res->info.time_ns = t0;
+	res->info.account = strdup(o->account);
+	res->info.source = strdup("maildir");
+	res->info.folders = s->nfolders;
+	if (res->info.account == NULL || res->info.source == NULL) {
+		rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
+		goto out;
+	}
+	rc = repo_commit_snapshot(r, &res->info, err);
+out:
+	if (rc)
+		snap_info_release(&res->info);
+	subscriptions_release(&subs);
+	abuf_release(&buf);
+	snapshot_free(s);
+	maildir_folders_free(folders, nf);
+	return rc;
+}
+
+/* ---- restore ---- */
+
+static int dir_is_empty(const char *path, bool *empty_r, struct arca_err *err)
+{
+	DIR *d = opendir(path);
+	if (d == NULL) {
+		if (errno == ENOENT) {
+			*empty_r = true;
+			return 0;
+		}
+		return arca_err_errno(err, ARCA_EIO, errno, "open %s", path);
+	}
+	struct dirent *de;
+	*empty_r = true;
+	while ((de = readdir(d)) != NULL)
+		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0) {
+			*empty_r = false;
+			break;
+		}
+	closedir(d);
+	return 0;
+}
+
+static int mkdir_owned(const char *path, const struct restore_opts *o,
+		       struct arca_err *err)
+{
+	int rc = fs_mkdirs(path, 0700, err);
+	if (rc == 0 && o->owner_uid >= 0 &&
+	    chown(path, (uid_t)o->owner_uid, (gid_t)o->owner_gid) != 0)
+		rc = arca_err_errno(err, ARCA_EIO, errno, "chown %s", path);
+	return rc;
+}
+
+static int write_control(const char *dir, const char *name, const struct abuf *data,
+			 const struct restore_opts *o, struct arca_err *err)
+{
+	char *p = fs_join(dir, name);
+	if (p == NULL)
+		return arca_err_set(err, ARCA_ENOMEM, "out of memory");
+	int rc = fs_write_file(p, data->data, data->len, 0600, 0, err);
+	if (rc == 0 && o->owner_uid >= 0 &&
+	    chown(p, (uid_t)o->owner_uid, (gid_t)o->owner_gid) != 0)
+		rc = arca_err_errno(err, ARCA_EIO, errno, "chown %s", p);
+	free(p);
+	return rc;
+}
+
+static int restore_msg(struct repo *r, const char *fdir, const struct snap_msg *m,
+		       uint32_t letters, const struct restore_opts *o,
+		       struct abuf *name, struct abuf *tmp, struct abuf *final,
+		       struct arca_err *err)
+{
+	abuf_reset(name);
+	int rc;
+	if (m->in_new && m->flags == 0 && letters == 0)
+		rc = abuf_add(name, m->base, strlen(m->base) + 1);
+	else
+		rc = maildir_name_format(m->base, m->flags, letters, name);
+	if (rc == 0)
+		rc = abuf_cstr(name);
+	abuf_reset(tmp);
+	abuf_reset(final);
+	rc = rc ? rc : abuf_printf(tmp, "%s/tmp/%s", fdir, (const char *)name->data);
+	rc = rc ? rc : abuf_printf(final, "%s/%s/%s", fdir, m->in_new ? "new" : "cur",
+				   (const char *)name->data);
+	if (rc)
+		return arca_err_set(err, ARCA_ENOMEM, "out of memory");
+	const char *tpath = (const char *)tmp->data, *fpath = (const char *)final->data;
+	int fd = open(tpath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		int e = errno;
+		return arca_err_errno(err, arca_errno_code(e), e, "create %s", tpath);
+	}
+	uint64_t size;
+	rc = repo_get_stream(r, m->content_type, m->content_id, fd, fpath, &size, err);
+	if (rc == 0 && size != m->size)
+		rc = arca_err_set(err, ARCA_ECORRUPT, "%s: restored %llu bytes, snapshot says %llu",
+				  fpath, (unsigned long long)size, (unsigned long long)m->size);
+	struct timespec ts[2] = { { m->date_sec, m->date_nsec }, { m->date_sec, m->date_nsec } };
+	if (rc == 0 && futimens(fd, ts) != 0)
+		rc = arca_err_errno(err, ARCA_EIO, errno, "set the date of %s", tpath);
+	if (rc == 0 && o->owner_uid >= 0 && fchown(fd, (uid_t)o->owner_uid, (gid_t)o->owner_gid) != 0)
+		rc = arca_err_errno(err, ARCA_EIO, errno, "chown %s", tpath);
+	if (close(fd) != 0 && rc == 0)
+		rc = arca_err_errno(err, ARCA_EIO, errno, "close %s", tpath);
+	if (rc == 0 && rename(tpath, fpath) != 0)
+		rc = arca_err_errno(err, ARCA_EIO, errno, "rename to %s", fpath);
+	if (rc)
+		unlink(tpath);
+	return rc;
+}
+
+static int restore_folder(struct repo *r, const struct snapshot *s, struct snap_folder *f,
+			  const struct restore_opts *o, struct restore_result *res,
+			  struct arca_err *err)
+{
+	struct abuf path = ABUF_INIT, sub = ABUF_INIT, name = ABUF_INIT, tmp = ABUF_INIT,
+		    final = ABUF_INIT, data = ABUF_INIT;
+	struct uidlist ul;
+	struct maildir_keywords kw;
+	uidlist_init(&ul);
+	keywords_init(&kw);
+	int rc = maildir_folder_path(o->dest, (enum maildir_layout)s->layout, f->name, &path);
+	if (rc == 0)
+		rc = abuf_cstr(&path);
+	if (rc) {
+		rc = arca_err_set(err, rc, "folder name %s cannot be stored in a Maildir", f->name);
+		goto out;
+	}
+	const char *fdir = (const char *)path.data;
+	rc = mkdir_owned(fdir, o, err);
+	if (rc || !(f->attrs & SNAP_FOLDER_SELECTABLE))
+		goto out;
+	static const char *const subdirs[] = { "cur", "new", "tmp" };
+	for (int i = 0; i < 3 && rc == 0; i++) {
+		abuf_reset(&sub);
+		abuf_printf(&sub, "%s/%s", fdir, subdirs[i]);
+		rc = mkdir_owned((const char *)sub.data, o, err);
+	}
+	if (rc == 0 && s->layout == MAILDIR_LAYOUT_MAILDIRPP && strcmp(f->name, "INBOX") != 0) {
+		abuf_reset(&data);
+		rc = write_control(fdir, "maildirfolder", &data, o, err);
+	}
+	if (rc)
+		goto out;
+	rc = snapshot_load_msgs(r, f, err);
+	if (rc)
+		goto out;
+	/* keyword i of the snapshot becomes letter 'a' + i */
+	for (size_t k = 0; k < f->nkeywords && k < MAILDIR_KEYWORDS_MAX; k++)
+		if (keywords_index(&kw, f->keywords[k], true) < 0) {
+			rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
+			goto out;
+		}
+	if (f->nkeywords > MAILDIR_KEYWORDS_MAX && o->warn)
+		o->warn(o->ctx, f->name, "more than 26 keywords: Maildir can keep only the first 26");
+	ul.uidvalidity = f->uidvalidity;
+	ul.nextuid = f->nextuid;
+	snprintf(ul.guid, sizeof(ul.guid), "%s", f->guid);
+	if (f->uidlist_extra[0] != '\0') {
+		/* uidlist_init's "" is static: replace, never free it */
+		ul.header_extra = strdup(f->uidlist_extra);
+		if (ul.header_extra == NULL) {
+			rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
+			goto out;
+		}
+	}
+	for (size_t i = 0; i < f->nmsgs && rc == 0; i++) {
+		const struct snap_msg *m = &f->msgs[i];
+		uint32_t letters = 0;
+		for (size_t k = 0; k < f->nkeywords && k < MAILDIR_KEYWORDS_MAX; k++)
+			if (m->keywords & (1ULL << k))
+				letters |= 1u << k;
+		rc = restore_msg(r, fdir, m, letters, o, &name, &tmp, &final, err);
+		if (rc == 0 && m->uid != 0 && uidlist_add(&ul, m->uid, m->base, m->uidlist_ext) != 0)
+			rc = arca_err_set(err, ARCA_ECORRUPT, "folder %s: UIDs out of order", f->name);
+		res->messages++;
+		res->bytes += m->size;
+	}
+	if (rc == 0 && f->uidvalidity != 0) {
+		abuf_reset(&data);
+		rc = uidlist_format(&ul, &data);
+		rc = rc ? arca_err_set(err, rc, "out of memory")
+			: write_control(fdir, "dovecot-uidlist", &data, o, err);
+	}
+	if (rc == 0 && f->nkeywords > 0) {
+		abuf_reset(&data);
+		rc = keywords_format(&kw, &data);
+		rc = rc ? arca_err_set(err, rc, "out of memory")
+			: write_control(fdir, "dovecot-keywords", &data, o, err);
+	}
+	res->folders++;
+out:
+	uidlist_release(&ul);
+	keywords_release(&kw);
+	abuf_release(&path);
+	abuf_release(&sub);
+	abuf_release(&name);
+	abuf_release(&tmp);
+	abuf_release(&final);
+	abuf_release(&data);
+	return rc;
+}
+
+int restore_maildir(struct repo *r, const uint8_t root[ARCA_ID_LEN],
+		    const struct restore_opts *o, struct restore_result *res,
+		    struct arca_err *err)
+{
+	memset(res, 0, sizeof(*res));
+	bool empty = false;
+	int rc = dir_is_empty(o->dest, &empty, err);
+	if (rc)
+		return rc;
+	if (!empty && !o->force)
+		return arca_err_set(err, ARCA_EEXIST,
+				    "%s is not empty; restore into a new directory (or pass --force to write into it)",
+				    o->dest);
+	struct snapshot *s = NULL;
+	rc = snapshot_load(r, root, &s, err);
+	if (rc)
+		return rc;
+	rc = mkdir_owned(o->dest, o, err);
+	for (size_t i = 0; i < s->nfolders && rc == 0; i++) {
+		rc = restore_folder(r, s, &s->folders[i], o, res, err);
+		/* drop the records once written: bounded memory per folder */
+		struct snap_folder *f = &s->folders[i];
+		for (size_t m = 0; m < f->nmsgs; m++) {
+			free(f->msgs[m].base);
+			free(f->msgs[m].uidlist_ext);
+		}
+		free(f->msgs);
+		f->msgs = NULL;
+		f->nmsgs = f->msgs_cap = 0;
+	}
+	if (rc == 0 && s->nsubscriptions > 0) {
+		struct subscriptions subs = { s->subscriptions, s->nsubscriptions, s->nsubscriptions };
+		struct abuf data = ABUF_INIT;
+		rc = subscriptions_format(&subs, &data);
+		rc = rc ? arca_err_set(err, rc, "out of memory")
+			: write_control(o->dest, "subscriptions", &data, o, err);
+		abuf_release(&data);
+	}
+	/* One syncfs instead of an fsync per message: restore is re-runnable,
+	 * so only the end needs to be durable. */
+	if (rc == 0) {
+		int fd = open(o->dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0 || syncfs(fd) != 0)
+			rc = arca_err_errno(err, ARCA_EIO, errno, "sync %s", o->dest);
+		if (fd >= 0)
+			close(fd);
+	}
+	snapshot_free(s);
+	return rc;
+}

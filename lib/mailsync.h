@@ -1,0 +1,59 @@
+/*
+ * mailsync.h - Maildir <-> snapshot: ingest one account's Maildir into the
+ * repository, and restore a snapshot to a Maildir that Dovecot serves with
+ * the same UIDVALIDITY, UIDs, flags, keywords, dates and subscriptions.
+ */
+#ifndef ARCA_MAILSYNC_H
+#define ARCA_MAILSYNC_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "arca_err.h"
+#include "maildir.h"
+#include "repo.h"
+#include "snapshot.h"
+
+/* Called for every problem that does not stop the run (a file that vanished
+ * or could not be read).  `what` names it. */
+typedef void ingest_warn_fn(void *ctx, const char *what, const char *why);
+/* Progress: called after each message. */
+typedef void ingest_progress_fn(void *ctx, uint64_t messages, uint64_t bytes);
+
+struct ingest_opts {
+	const char *account;
+	const char *maildir;
+	enum maildir_layout layout;
+	ingest_warn_fn *warn;
+	ingest_progress_fn *progress;
+	void *ctx;
+};
+
+struct ingest_result {
+	struct snap_info info;        /* seq, root, time, counts; release it */
+	uint64_t files_read;          /* messages read (not found in the cache) */
+	uint64_t bytes_read;
+	uint64_t files_skipped;       /* vanished or unreadable */
+	uint64_t unreadable;          /* of those, failed to read (not vanished) */
+};
+
+int ingest_maildir(struct repo *r, const struct ingest_opts *o,
+		   struct ingest_result *res, struct arca_err *err);
+
+struct restore_opts {
+	const char *dest;
+	bool force;                   /* allow a non-empty destination */
+	int owner_uid, owner_gid;     /* -1: leave as is */
+	ingest_warn_fn *warn;
+	void *ctx;
+};
+
+struct restore_result {
+	uint64_t folders, messages, bytes;
+};
+
+int restore_maildir(struct repo *r, const uint8_t root[ARCA_ID_LEN],
+		    const struct restore_opts *o, struct restore_result *res,
+		    struct arca_err *err);
+
+#endif

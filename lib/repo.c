@@ -1,0 +1,1065 @@
+#include "repo.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "backend.h"
+#include "compress.h"
+#include "faultinject.h"
+#include "fsutil.h"
+#include "pack.h"
+#include "banned.h"
+
+#define CONFIG_SEALED_LEN (32 + ARCA_SIGN_SK_LEN + 48)
+#define CONFIG_LEN (8 + 4 + ARCA_REPO_ID_LEN + ARCA_BOX_PK_LEN + ARCA_SIGN_PK_LEN + \
+		    4 + 8 + CONFIG_SEALED_LEN)
+#define CONFIG_ID_BLAKE2B 1
+#define ZSTD_LEVEL 3
+
+/* Ids of objects in the pack being written: an open-addressing set. */
+struct idset {
+	uint8_t (*ids)[ARCA_ID_LEN];
+	uint8_t *used;
+	size_t count, cap;
+};
+
+struct cache_rec {
+	size_t off, klen;        /* key bytes at off in file_keys */
+	struct idx_file f;
+};
+
+struct repo {
+	char *path;
+	char *tmpdir;
+	struct backend *be;
+	struct idx *ix;
+	struct arca_public_keys pub;
+	uint8_t config_hash[ARCA_ID_LEN];
+	uint8_t sealed_secrets[CONFIG_SEALED_LEN];
+	struct arca_ingest_keys *ik;
+	struct arca_restore_key *rk;
+	struct mlog_state log;
+	uint64_t gear[256];
+
+	struct pack_writer *pw;
+	struct idset pending;
+	struct compressor *comp;
+	struct abuf zbuf;
+	enum arca_cipher cipher;
+
+	struct abuf file_keys;
+	struct cache_rec *cache;
+	size_t cache_count, cache_cap;
+
+	/* the last pack key opened, for runs of reads from one pack */
+	uint8_t key_pack[ARCA_ID_LEN];
+	uint8_t *key;                   /* sodium_malloc */
+	bool key_valid;
+	struct repo_stats stats;
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- id set ---- */
+
+static size_t idset_slot(const uint8_t id[ARCA_ID_LEN], size_t cap)
+{
+	return (size_t)get_u64le(id) & (cap - 1);
+}
+
+static bool idset_has(const struct idset *s, const uint8_t id[ARCA_ID_LEN])
+{
+	if (s->cap == 0)
+		return false;
+	for (size_t i = idset_slot(id, s->cap);; i = (i + 1) & (s->cap - 1)) {
+		if (!s->used[i])
+			return false;
+		if (memcmp(s->ids[i], id, ARCA_ID_LEN) == 0)
+			return true;
+	}
+}
+
+static int idset_add(struct idset *s, const uint8_t id[ARCA_ID_LEN])
+{
+	if ((s->count + 1) * 2 > s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 1024;
+		struct idset n = { calloc(cap, ARCA_ID_LEN), calloc(cap, 1), 0, cap };
+		if (n.ids == NULL || n.used == NULL) {
+			free(n.ids);
+			free(n.used);
+			return ARCA_ENOMEM;
+		}
+		for (size_t i = 0; i < s->cap; i++)
+			if (s->used[i])
+				idset_add(&n, s->ids[i]);
+		free(s->ids);
+		free(s->used);
+		*s = n;
+	}
+	size_t i = idset_slot(id, s->cap);
+	while (s->used[i])
+		i = (i + 1) & (s->cap - 1);
+	memcpy(s->ids[i], id, ARCA_ID_LEN);
+	s->used[i] = 1;
+	s->count++;
+	return 0;
+}
+
+static void idset_clear(struct idset *s)
+{
+	if (s->cap)
+		memset(s->used, 0, s->cap);
+	s->count = 0;
+}
+
+static void idset_free(struct idset *s)
+{
+	free(s->ids);
+	free(s->used);
+	memset(s, 0, sizeof(*s));
+}
+
+/* ---- config ---- */
+
+static int config_encode(const struct arca_public_keys *pub,
+			 const struct arca_ingest_keys *ik, struct abuf *out)
+{
+	uint8_t secrets[32 + ARCA_SIGN_SK_LEN], sealed[CONFIG_SEALED_LEN];
+	memcpy(secrets, ik->id_key, 32);
+	memcpy(secrets + 32, ik->sign_sk, ARCA_SIGN_SK_LEN);
+	int rc = acrypto_seal(pub->box_pk, secrets, sizeof(secrets), sealed);
+	sodium_memzero(secrets, sizeof(secrets));
+	if (rc)
+		return rc;
+	rc = abuf_add(out, CONFIG_MAGIC, 8);
+	rc = rc ? rc : abuf_add_u32(out, CONFIG_VERSION);
+	rc = rc ? rc : abuf_add(out, pub->repo_id, ARCA_REPO_ID_LEN);
+	rc = rc ? rc : abuf_add(out, pub->box_pk, ARCA_BOX_PK_LEN);
+	rc = rc ? rc : abuf_add(out, pub->sign_pk, ARCA_SIGN_PK_LEN);
+	rc = rc ? rc : abuf_add_u8(out, CONFIG_ID_BLAKE2B);
+	rc = rc ? rc : abuf_add(out, "\0\0\0", 3);
+	rc = rc ? rc : abuf_add_u64(out, now_ns());
+	rc = rc ? rc : abuf_add(out, sealed, sizeof(sealed));
+	return rc;
+}
+
+static int config_decode(struct repo *r, const uint8_t *p, size_t len,
+			 struct arca_err *err)
+{
+	if (len < 12 || memcmp(p, CONFIG_MAGIC, 8) != 0)
+		return arca_err_set(err, ARCA_EFORMAT, "%s is not an Arca repository (bad config)", r->path);
+	uint32_t v = get_u32le(p + 8);
+	if (v != CONFIG_VERSION)
+		return arca_err_set(err, ARCA_EVERSION,
+				    "%s: repository format version %u is not supported by this arca", r->path, v);
+	if (len != CONFIG_LEN)
+		return arca_err_set(err, ARCA_ECORRUPT, "%s/config is damaged (length %zu)", r->path, len);
+	const uint8_t *q = p + 12;
+	memcpy(r->pub.repo_id, q, ARCA_REPO_ID_LEN);
+	q += ARCA_REPO_ID_LEN;
+	memcpy(r->pub.box_pk, q, ARCA_BOX_PK_LEN);
+	q += ARCA_BOX_PK_LEN;
+	memcpy(r->pub.sign_pk, q, ARCA_SIGN_PK_LEN);
+	q += ARCA_SIGN_PK_LEN;
+	if (q[0] != CONFIG_ID_BLAKE2B || q[1] || q[2] || q[3])
+		return arca_err_set(err, ARCA_EVERSION, "%s/config: unknown id algorithm", r->path);
+	q += 4 + 8;
+	memcpy(r->sealed_secrets, q, CONFIG_SEALED_LEN);
+	acrypto_hash(p, len, r->config_hash);
+	return 0;
+}
+
+/* Chunk boundaries depend on a table derived from the secret id key, so
+ * chunk sizes reveal nothing an outsider could match against known files. */
+static void gear_init(struct repo *r)
+{
+	for (unsigned i = 0; i < 256; i++) {
+		uint8_t in[8], out[32];
+		memcpy(in, "gear", 4);
+		put_u32le(in + 4, i);
+		acrypto_object_id(r->ik, in, sizeof(in), out);
+		r->gear[i] = get_u64le(out);
+	}
+}
+
+/* ---- open / create ---- */
+
+static void repo_free(struct repo *r)
+{
+	if (r == NULL)
+		return;
+	pack_writer_free(r->pw);
+	idset_free(&r->pending);
+	compressor_free(r->comp);
+	abuf_release(&r->zbuf);
+	abuf_release(&r->file_keys);
+	free(r->cache);
+	idx_close(r->ix);
+	backend_close(r->be);
+	acrypto_ingest_keys_free(r->ik);
+	acrypto_restore_key_free(r->rk);
+	sodium_free(r->key);
+	free(r->tmpdir);
+	free(r->path);
+	free(r);
+}
+
+void repo_close(struct repo *r)
+{
+	repo_free(r);
+}
+
+static struct repo *repo_alloc(const char *path)
+{
+	struct repo *r = calloc(1, sizeof(*r));
+	if (r == NULL)
+		return NULL;
+	r->path = strdup(path);
+	r->tmpdir = fs_join(path, "tmp");
+	r->key = sodium_malloc(ARCA_PACK_KEY_LEN);
+	r->cipher = acrypto_best_cipher();
+	mlog_state_init(&r->log);
+	if (r->path == NULL || r->tmpdir == NULL || r->key == NULL) {
+		repo_free(r);
+		return NULL;
+	}
+	return r;
+}
+
+static int open_index(struct repo *r, struct arca_err *err)
+{
+	char *dir = fs_join(r->path, "index");
+	if (dir == NULL)
+		return arca_err_set(err, ARCA_ENOMEM, "out of memory");
+	int rc = idx_open(dir, &r->ix, err);
+	free(dir);
+	return rc;
+}
+
+int repo_create(const char *path, const struct repo_create_opts *o,
+		struct arca_err *err)
+{
+	int rc = acrypto_setup();
+	if (rc)
+		return arca_err_set(err, rc, "libsodium failed to initialize");
+	struct stat st;
+	if (stat(path, &st) == 0) {
+		char *cfg = fs_join(path, "config");
+		bool exists = cfg && access(cfg, F_OK) == 0;
+		free(cfg);
+		if (exists)
+			return arca_err_set(err, ARCA_EEXIST, "%s already holds a repository", path);
+	}
+	if (access(o->restore_key_path, F_OK) == 0)
+		return arca_err_set(err, ARCA_EEXIST,
+				    "%s already exists; refusing to overwrite a restore key",
+				    o->restore_key_path);
+	rc = fs_mkdirs(path, 0700, err);
+	if (rc)
+		return rc;
+	struct repo *r = repo_alloc(path);
+	if (r == NULL)
+		return arca_err_set(err, ARCA_ENOMEM, "out of memory");
+	struct arca_restore_key *rk = NULL;
+	struct abuf cfg = ABUF_INIT;
+	char *keysdir = fs_join(path, "keys");
+	char *ikpath = fs_join(path, "keys/ingest.key");
+	if (keysdir == NULL || ikpath == NULL) {
+		rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
+		goto out;
+	}
+	rc = acrypto_generate(&r->pub, &r->ik, &rk, err);
+	if (rc)
+		goto out;
+	/* The restore key first: without it nothing stored could ever be read. */
+	rc = keyfile_write(o->restore_key_path, rk, o->passphrase, o->fast_kdf, err);
+	if (rc)
+		goto out;
+	rc = fs_mkdirs(keysdir, 0700, err);
+	rc = rc ? rc : fs_mkdirs(r->tmpdir, 0700, err);
+	rc = rc ? rc : ingestkey_write(ikpath, r->pub.repo_id, r->ik, err);
+	if (rc)
+		goto out;
+	rc = config_encode(&r->pub, r->ik, &cfg);
+	if (rc) {
+		arca_err_set(err, rc, "cannot encode the config");
+		goto out;
+	}
+	rc = backend_local_open(path, &r->be, err);
+	rc = rc ? rc : r->be->ops->put(r->be, "config", cfg.data, cfg.len, err);
+	rc = rc ? rc : config_decode(r, cfg.data, cfg.len, err);
+	rc = rc ? rc : open_index(r, err);
+	if (rc)
+		goto out;
+	uint64_t seq;
+	rc = mlog_append(r->be, &r->log, r->ik, r->pub.sign_pk, MLOG_INIT,
+			 r->config_hash, ARCA_ID_LEN, now_ns(), NULL, NULL, &seq, err);
+out:
+	acrypto_restore_key_free(rk);
+	abuf_release(&cfg);
+	free(keysdir);
+	free(ikpath);
+	repo_free(r);
+	return rc;
+}
+
+int repo_open(const char *path, int flags, struct repo **r_r, struct arca_err *err)
+{
+	int rc = acrypto_setup();
+	if (rc)
+		return arca_err_set(err, rc, "libsodium failed to initialize");
+	struct repo *r = repo_alloc(path);
+	if (r == NULL)
+		return arca_err_set(err, ARCA_ENOMEM, "out of memory");
+	struct abuf cfg = ABUF_INIT;
+	rc = backend_local_open(path, &r->be, err);
+	if (rc)
+		goto fail;
+	struct arca_err sub = { 0 };
+	rc = r->be->ops->get(r->be, "config", 4096, &cfg, &sub);
+	if (rc == ARCA_ENOENT) {
+		rc = arca_err_set(err, ARCA_ENOENT, "%s is not an Arca repository (no config; create one with 'arca init')", path);
+		goto fail;
+	}
+	if (rc) {
+		arca_err_set(err, rc, "%s", sub.msg);
+		goto fail;
+	}
+	rc = config_decode(r, cfg.data, cfg.len, err);
+	if (rc)
+		goto fail;
+	char *ikpath = fs_join(path, "keys/ingest.key");
+	if (ikpath == NULL) {
+		rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
+		goto fail;
+	}
+	if (access(ikpath, F_OK) == 0 || (flags & REPO_OPEN_WRITE))
+		rc = ingestkey_read(ikpath, r->pub.repo_id, &r->ik, err);
+	free(ikpath);
+	if (rc)
+		goto fail;
+	if (r->ik)
+		gear_init(r);
+	if (flags & REPO_OPEN_WRITE) {
+		rc = fs_mkdirs(r->tmpdir, 0700, err);
+		r->comp = compressor_new(ZSTD_LEVEL);
+		if (rc == 0 && r->comp == NULL)
+			rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
+		if (rc)
+			goto fail;
+	}
+	rc = open_index(r, err);
+	if (rc == 0 && !(flags & REPO_OPEN_NOSYNC))
+		rc = repo_sync(r, err);
+	if (rc)
+		goto fail;
+	abuf_release(&cfg);
+	*r_r = r;
+	return 0;
+fail:
+	abuf_release(&cfg);
+	repo_free(r);
+	return rc;
+}
+
+const struct arca_public_keys *repo_public_keys(const struct repo *r)
+{
+	return &r->pub;
+}
+
+struct backend *repo_backend(struct repo *r)
+{
+	return r->be;
+}
+
+struct idx *repo_index(struct repo *r)
+{
+	return r->ix;
+}
+
+const char *repo_path(const struct repo *r)
+{
+	return r->path;
+}
+
+const struct arca_ingest_keys *repo_ingest_keys(const struct repo *r)
+{
+	return r->ik;
+}
+
+const struct arca_restore_key *repo_restore_key(const struct repo *r)
+{
+	return r->rk;
+}
+
+uint64_t repo_log_count(const struct repo *r)
+{
+	return r->log.count;
+}
+
+const struct repo_stats *repo_stats(const struct repo *r)
+{
+	return &r->stats;
+}
+
+/* ---- log -> index ---- */
+
+struct apply_ctx {
+	struct repo *r;
+	struct idx_txn *t;
+	struct arca_err *err;
+};
+
+/* Bring one log entry into the index. */
+static int apply_entry(const struct mlog_entry *e, void *vctx)
+{
+	struct apply_ctx *c = vctx;
+	struct repo *r = c->r;
+	char name[48];
+	mlog_name(e->seq, name);
+	switch (e->kind) {
+	case MLOG_INIT:
+		if (e->seq != 0 || e->payload_len != ARCA_ID_LEN ||
+		    memcmp(e->payload, r->config_hash, ARCA_ID_LEN) != 0)
+			return arca_err_set(c->err, ARCA_ECORRUPT,
+					    "%s: the log does not belong to this config", name);
+		return 0;
+	case MLOG_PACK: {
+		struct adec d;
+		adec_init(&d, e->payload, e->payload_len);
+		uint8_t hash[ARCA_ID_LEN];
+		adec_fixed(&d, hash, ARCA_ID_LEN);
+		uint64_t size = adec_u64(&d);
+		uint32_t count = adec_u32(&d);
+		if (adec_finish(&d) != 0 || e->seq == 0)
+			return arca_err_set(c->err, ARCA_ECORRUPT, "%s: malformed pack record", name);
+		char pname[80];
+		pack_name(hash, pname);
+		struct pack_header hdr;
+		struct pack_entry *es = NULL;
+		size_t n = 0;
+		int rc = pack_read_index(r->be, pname, size, &hdr, &es, &n, c->err);
+		if (rc)
+			return rc;
+		if (n != count || memcmp(hdr.repo_id, r->pub.repo_id, ARCA_REPO_ID_LEN) != 0) {
+			free(es);
+			return arca_err_set(c->err, ARCA_ECORRUPT, "%s does not match its log record", pname);
+		}
+		struct idx_pack ip = { .size = size, .cipher = hdr.cipher };
+		memcpy(ip.sealed_key, hdr.sealed_key, ARCA_SEALED_KEY_LEN);
+		rc = idx_pack_put(c->t, hash, &ip);
+		for (size_t i = 0; i < n && rc == 0; i++) {
+			struct idx_obj o = { .offset = es[i].offset, .stored_len = es[i].stored_len,
+					     .raw_len = es[i].raw_len, .type = es[i].type,
+					     .comp = es[i].comp };
+			memcpy(o.pack, hash, ARCA_ID_LEN);
+			rc = idx_obj_put(c->t, es[i].id, &o);
+		}
+		free(es);
+		if (rc)
+			return arca_err_set(c->err, rc, "index: cannot record %s", pname);
+		return 0;
+	}
+	case MLOG_SNAPSHOT: {
+		struct snap_info s;
+		if (snap_info_decode(e->payload, e->payload_len, &s) != 0)
+			return arca_err_set(c->err, ARCA_ECORRUPT, "%s: malformed snapshot record", name);
+		snap_info_release(&s);
+		int rc = idx_snap_put(c->t, e->seq, e->payload, e->payload_len);
+		return rc ? arca_err_set(c->err, rc, "index: cannot record %s", name) : 0;
+	}
+	}
+	return arca_err_set(c->err, ARCA_EVERSION, "%s: unknown entry kind %u", name, e->kind);
+}
+
+/* Read the log past what t's index has, applying entries; leaves r->log at
+ * the end of the log.  Runs inside a write transaction. */
+static int sync_in_txn(struct repo *r, struct idx_txn *t, struct arca_err *err)
+{
+	struct abuf b = ABUF_INIT;
+	int rc = idx_meta_get(t, "logstate", &b);
+	if (rc == 0) {
+		if (mlog_state_decode(b.data, b.len, &r->log) != 0)
+			rc = arca_err_set(err, ARCA_ECORRUPT, "index: bad log state (delete %s/index to rebuild it)", r->path);
+	} else if (rc == ARCA_ENOENT) {
+		mlog_state_init(&r->log);
+		rc = 0;
+	} else {
+		rc = arca_err_set(err, rc, "index: cannot read the log state");
+	}
+	uint64_t start = r->log.count;
+	struct apply_ctx c = { r, t, err };
+	while (rc == 0) {
+		struct mlog_entry e;
+		rc = mlog_read(r->be, r->log.count, r->pub.sign_pk, &b, &e, err);
+		if (rc == ARCA_ENOENT) {
+			rc = 0;
+			break;
+		}
+		rc = rc ? rc : mlog_state_apply(&r->log, &e, err);
+		rc = rc ? rc : apply_entry(&e, &c);
+	}
+	if (rc == 0 && r->log.count != start) {
+		rc = mlog_state_encode(&r->log, &b);
+		rc = rc ? rc : idx_meta_put(t, "logstate", b.data, b.len);
+		if (rc)
+			arca_err_set(err, rc, "index: cannot save the log state");
+	}
+	if (rc == 0 && r->log.count == 0)
+		rc = arca_err_set(err, ARCA_ECORRUPT, "%s: the log is empty (log/000000000000/0000000000000000 is missing)", r->path);
+	abuf_release(&b);
+	return rc;
+}
+
+int repo_sync(struct repo *r, struct arca_err *err)
+{
+	struct idx_txn *t;
+	int rc = idx_begin(r->ix, true, &t, err);
+	if (rc)
+		return rc;
+	rc = sync_in_txn(r, t, err);
+	if (rc) {
+		idx_abort(t);
+		return rc;
+	}
+	return idx_commit(t, err);
+}
+
+/* Append an entry and apply it, inside one index write transaction (which
+ * also keeps other Arca processes from appending meanwhile). */
+static int log_append_txn(struct repo *r, struct idx_txn *t, uint8_t kind,
+			  const uint8_t *payload, size_t len, uint64_t *seq_r,
+			  struct arca_err *err)
+{
+	int rc = sync_in_txn(r, t, err);
+	if (rc)
+		return rc;
+	struct apply_ctx c = { r, t, err };
+	rc = mlog_append(r->be, &r->log, r->ik, r->pub.sign_pk, kind, payload, len,
+			 now_ns(), apply_entry, &c, seq_r, err);
+	if (rc)
+		return rc;
+	struct mlog_entry e = { .seq = *seq_r, .kind = kind, .payload = payload,
+				.payload_len = len };
+	rc = apply_entry(&e, &c);
+	if (rc)
+		return rc;
+	struct abuf b = ABUF_INIT;
+	rc = mlog_state_encode(&r->log, &b);
+	rc = rc ? rc : idx_meta_put(t, "logstate", b.data, b.len);
+	abuf_release(&b);
+	return rc ? arca_err_set(err, rc, "index: cannot save the log state") : 0;
+}
+
+/* ---- writing ---- */
+
+static int need_writer(struct repo *r, struct arca_err *err)
+{
+	if (r->ik == NULL || r->comp == NULL)
+		return arca_err_set(err, ARCA_ESTATE, "repository not opened for writing");
+	if (r->pw == NULL)
+		return pack_writer_new(r->tmpdir, r->cipher, &r->pub, &r->pw, err);
+	return 0;
+}
+
+int repo_flush(struct repo *r, struct arca_err *err)
+{
+	if (r->pw == NULL)
+		return 0;
+	if (pack_writer_count(r->pw) == 0) {
+		pack_writer_free(r->pw);
+		r->pw = NULL;
+		return 0;
+	}
+	uint8_t hash[ARCA_ID_LEN];
+	uint64_t size;
+	const char *tmp;
+	int rc = pack_writer_finish(r->pw, hash, &size, &tmp, err);
+	char name[80];
+	pack_name(hash, name);
+	if (rc == 0) {
+		rc = r->be->ops->put_file(r->be, name, tmp, err);
+		if (rc == ARCA_EEXIST) /* same bytes already stored: impossible with random keys, but harmless */
+			rc = 0;
+	}
+	size_t count = pack_writer_count(r->pw);
+	pack_writer_free(r->pw);
+	r->pw = NULL;
+	idset_clear(&r->pending);
+	if (rc)
+		return rc;
+	fault_crash_point();
+	uint8_t payload[ARCA_ID_LEN + 12];
+	memcpy(payload, hash, ARCA_ID_LEN);
+	put_u64le(payload + ARCA_ID_LEN, size);
+	put_u32le(payload + ARCA_ID_LEN + 8, (uint32_t)count);
+	struct idx_txn *t;
+	rc = idx_begin(r->ix, true, &t, err);
+	if (rc)
+		return rc;
+	uint64_t seq;
+	rc = log_append_txn(r, t, MLOG_PACK, payload, sizeof(payload), &seq, err);
+	if (rc) {
+		idx_abort(t);
+		return rc;
+	}
+	rc = idx_commit(t, err);
+	if (rc == 0)
+		r->stats.packs++;
+	return rc;
+}
+
+bool repo_has_object(struct repo *r, const uint8_t id[ARCA_ID_LEN])
+{
+	if (idset_has(&r->pending, id))
+		return true;
+	struct idx_txn *t;
+	if (idx_begin(r->ix, false, &t, NULL) != 0)
+		return false;
+	struct idx_obj o;
+	int rc = idx_obj_get(t, id, &o);
+	idx_abort(t);
+	return rc == 0;
+}
+
+static int put_with_id(struct repo *r, uint8_t type, const void *data, size_t len,
+		       const uint8_t id[ARCA_ID_LEN], bool *new_r, struct arca_err *err)
+{
+	if (repo_has_object(r, id)) {
+		r->stats.objects_dup++;
+		if (new_r)
+			*new_r = false;
+		return 0;
+	}
+	int rc = need_writer(r, err);
+	if (rc)
+		return rc;
+	uint8_t comp;
+	rc = compressor_run(r->comp, data, len, &r->zbuf, &comp);
+	if (rc)
+		return arca_err_set(err, rc, "out of memory compressing");
+	rc = pack_writer_add(r->pw, type, comp, id, r->zbuf.data, r->zbuf.len, len, err);
+	if (rc)
+		return rc;
+	rc = idset_add(&r->pending, id);
+	if (rc)
+		return arca_err_set(err, rc, "out of memory");
+	r->stats.objects_new++;
+	r->stats.bytes_raw_new += len;
+	r->stats.bytes_stored_new += r->zbuf.len + PACK_ENTRY_HEADER_LEN + ARCA_AEAD_TAG_LEN;
+	if (new_r)
+		*new_r = true;
+	if (pack_writer_size(r->pw) >= PACK_TARGET_SIZE)
+		return repo_flush(r, err);
+	return 0;
+}
+
+int repo_put(struct repo *r, uint8_t type, const void *data, size_t len,
+	     uint8_t id_r[ARCA_ID_LEN], bool *new_r, struct arca_err *err)
+{
+	if (r->ik == NULL)
+		return arca_err_set(err, ARCA_ESTATE, "repository not opened for writing");
+	if (len > ARCA_OBJECT_MAX)
+		return arca_err_set(err, ARCA_ELIMIT, "object of %zu bytes is over the limit", len);
+	acrypto_object_id(r->ik, data, len, id_r);
+	return put_with_id(r, type, data, len, id_r, new_r, err);
+}
+
+static int read_full(int fd, uint8_t *p, size_t n, const char *what, size_t *got_r,
+		     struct arca_err *err)
+{
+	size_t got = 0;
+	while (got < n) {
+		ssize_t k = read(fd, p + got, n - got);
+		if (k < 0) {
+			if (errno == EINTR)
+				continue;
+			return arca_err_errno(err, ARCA_EIO, errno, "read %s", what);
+		}
+		if (k == 0)
+			break;
+		got += (size_t)k;
+	}
+	*got_r = got;
+	return 0;
+}
+
+/* Cut point in p[0..n): gear rolling hash, boundary where the top bits are
+ * zero, never before REPO_CHUNK_MIN, always by REPO_CHUNK_MAX. */
+static size_t chunk_cut(const struct repo *r, const uint8_t *p, size_t n)
+{
+	if (n <= REPO_CHUNK_MIN)
+		return n;
+	size_t end = n < REPO_CHUNK_MAX ? n : REPO_CHUNK_MAX;
+	const uint64_t mask = ((1ULL << REPO_CHUNK_AVG_BITS) - 1) << (64 - REPO_CHUNK_AVG_BITS);
+	uint64_t h = 0;
+	for (size_t i = REPO_CHUNK_MIN - 64; i < end; i++) {
+		h = (h << 1) + r->gear[p[i]];
+		if (i >= REPO_CHUNK_MIN && (h & mask) == 0)
+			return i + 1;
+	}
+	return end;
+}
+
+int repo_put_stream(struct repo *r, int fd, uint64_t size, const char *what,
+		    uint8_t *type_r, uint8_t id_r[ARCA_ID_LEN], struct arca_err *err)
+{
+	if (r->ik == NULL)
+		return arca_err_set(err, ARCA_ESTATE, "repository not opened for writing");
+	int rc;
+	if (size <= REPO_BLOB_MAX) {
+		uint8_t *buf = malloc(size + 1);
+		if (buf == NULL)
+			return arca_err_set(err, ARCA_ENOMEM, "out of memory");
+		size_t got;
+		/* read one byte more than expected to notice growth */
+		rc = read_full(fd, buf, (size_t)size + 1, what, &got, err);
+		if (rc == 0 && got != size)
+			rc = arca_err_set(err, ARCA_EFORMAT, "%s changed size while being read (%llu -> %zu bytes)",
+					  what, (unsigned long long)size, got);
+		if (rc == 0) {
+			*type_r = OBJ_BLOB;
+			rc = repo_put(r, OBJ_BLOB, buf, got, id_r, NULL, err);
+		}
+		free(buf);
+		return rc;
+	}
+	/* Large: stream through a window of REPO_CHUNK_MAX bytes. */
+	uint8_t *win = malloc(REPO_CHUNK_MAX);
+	struct abuf list = ABUF_INIT;
+	if (win == NULL) {
+		free(win);
+		return arca_err_set(err, ARCA_ENOMEM, "out of memory");
+	}
+	size_t have = 0;
+	uint64_t total = 0, nchunks = 0;
+	bool eof = false;
+	rc = abuf_add(&list, "\x01", 1); /* chunklist format version */
+	while (rc == 0) {
+		if (!eof && have < REPO_CHUNK_MAX) {
+			size_t got;
+			rc = read_full(fd, win + have, REPO_CHUNK_MAX - have, what, &got, err);
+			if (rc)
+				break;
+			if (got < REPO_CHUNK_MAX - have)
+				eof = true;
+			have += got;
+		}
+		if (have == 0)
+			break;
+		size_t cut = eof && have <= REPO_CHUNK_MIN ? have : chunk_cut(r, win, have);
+		uint8_t cid[ARCA_ID_LEN];
+		rc = repo_put(r, OBJ_CHUNK, win, cut, cid, NULL, err);
+		if (rc)
+			break;
+		rc = abuf_add(&list, cid, ARCA_ID_LEN);
+		rc = rc ? rc : abuf_add_varint(&list, cut);
+		if (rc) {
+			arca_err_set(err, rc, "out of memory");
+			break;
+		}
+		total += cut;
+		nchunks++;
+		memmove(win, win + cut, have - cut);
+		have -= cut;
+		if (total > size)
+			break;
+	}
+	if (rc == 0 && total != size)
+		rc = arca_err_set(err, ARCA_EFORMAT, "%s changed size while being read (%llu -> %llu bytes)",
+				  what, (unsigned long long)size, (unsigned long long)total);
+	if (rc == 0 && list.len > ARCA_OBJECT_MAX)
+		rc = arca_err_set(err, ARCA_ELIMIT, "%s is too large", what);
+	if (rc == 0) {
+		*type_r = OBJ_CHUNKLIST;
+		rc = repo_put(r, OBJ_CHUNKLIST, list.data, list.len, id_r, NULL, err);
+	}
+	(void)nchunks;
+	free(win);
+	abuf_release(&list);
+	return rc;
+}
+
+int repo_file_cache_get(struct repo *r, const void *key, size_t klen,
+			struct idx_file *f)
+{
+	struct idx_txn *t;
+	if (idx_begin(r->ix, false, &t, NULL) != 0)
+		return ARCA_EIO;
+	int rc = idx_file_get(t, key, klen, f);
+	idx_abort(t);
+	return rc;
+}
+
+int repo_file_cache_add(struct repo *r, const void *key, size_t klen,
+			const struct idx_file *f)
+{
+	if (r->cache_count == r->cache_cap) {
+		size_t cap = r->cache_cap ? r->cache_cap * 2 : 1024;
+		struct cache_rec *c = realloc(r->cache, cap * sizeof(*c));
+		if (c == NULL)
+			return ARCA_ENOMEM;
+		r->cache = c;
+		r->cache_cap = cap;
+	}
+	struct cache_rec *c = &r->cache[r->cache_count];
+	c->off = r->file_keys.len;
+	c->klen = klen;
+	c->f = *f;
+	int rc = abuf_add(&r->file_keys, key, klen);
+	if (rc)
+		return rc;
+	r->cache_count++;
+	return 0;
+}
+
+void snap_info_release(struct snap_info *s)
+{
+	free(s->account);
+	free(s->source);
+	s->account = s->source = NULL;
+}
+
+int snap_info_encode(const struct snap_info *s, struct abuf *out)
+{
+	abuf_reset(out);
+	int rc = abuf_add_u8(out, 1); /* payload version */
+	rc = rc ? rc : abuf_add(out, s->root, ARCA_ID_LEN);
+	rc = rc ? rc : abuf_add_u64(out, s->time_ns);
+	rc = rc ? rc : abuf_add_str(out, s->account);
+	rc = rc ? rc : abuf_add_str(out, s->source);
+	rc = rc ? rc : abuf_add_varint(out, s->messages);
+	rc = rc ? rc : abuf_add_varint(out, s->bytes);
+	rc = rc ? rc : abuf_add_varint(out, s->folders);
+	return rc;
+}
+
+int snap_info_decode(const uint8_t *p, size_t len, struct snap_info *s)
+{
+	memset(s, 0, sizeof(*s));
+	struct adec d;
+	adec_init(&d, p, len);
+	if (adec_u8(&d) != 1)
+		return ARCA_EVERSION;
+	adec_fixed(&d, s->root, ARCA_ID_LEN);
+	s->time_ns = adec_u64(&d);
+	s->account = adec_strdup(&d, 1024);
+	s->source = adec_strdup(&d, 256);
+	s->messages = adec_varint(&d);
+	s->bytes = adec_varint(&d);
+	s->folders = adec_varint(&d);
+	if (adec_finish(&d) != 0 || s->account == NULL || s->source == NULL) {
+		snap_info_release(s);
+		return ARCA_EFORMAT;
+	}
+	return 0;
+}
+
+int repo_commit_snapshot(struct repo *r, struct snap_info *s, struct arca_err *err)
+{
+	int rc = repo_flush(r, err);
+	if (rc)
+		return rc;
+	if (!repo_has_object(r, s->root))
+		return arca_err_set(err, ARCA_ESTATE, "snapshot root is not stored");
+	struct abuf p = ABUF_INIT;
+	rc = snap_info_encode(s, &p);
+	if (rc) {
+		abuf_release(&p);
+		return arca_err_set(err, rc, "out of memory");
+	}
+	struct idx_txn *t;
+	rc = idx_begin(r->ix, true, &t, err);
+	if (rc) {
+		abuf_release(&p);
+		return rc;
+	}
+	rc = log_append_txn(r, t, MLOG_SNAPSHOT, p.data, p.len, &s->seq, err);
+	for (size_t i = 0; i < r->cache_count && rc == 0; i++) {
+		rc = idx_file_put(t, r->file_keys.data + r->cache[i].off, r->cache[i].klen,
+				  &r->cache[i].f);
+		if (rc)
+			arca_err_set(err, rc, "index: cannot record the ingest cache");
+	}
+	abuf_release(&p);
+	if (rc) {
+		idx_abort(t);
+		return rc;
+	}
+	rc = idx_commit(t, err);
+	r->cache_count = 0;
+	abuf_reset(&r->file_keys);
+	return rc;
+}
+
+struct snaplist {
+	struct snap_info *v;
+	size_t n, cap;
+	int rc;
+};
+
+static int collect_snap(uint64_t seq, const uint8_t *payload, size_t len, void *ctx)
+{
+	struct snaplist *l = ctx;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 64;
+		struct snap_info *v = realloc(l->v, cap * sizeof(*v));
+		if (v == NULL)
+			return l->rc = ARCA_ENOMEM;
+		l->v = v;
+		l->cap = cap;
+	}
+	if (snap_info_decode(payload, len, &l->v[l->n]) != 0)
+		return l->rc = ARCA_ECORRUPT;
+	l->v[l->n++].seq = seq;
+	return 0;
+}
+
+int repo_snapshots(struct repo *r, struct snap_info **list_r, size_t *count_r,
+		   struct arca_err *err)
+{
+	struct idx_txn *t;
+	int rc = idx_begin(r->ix, false, &t, err);
+	if (rc)
+		return rc;
+	struct snaplist l = { 0 };
+	rc = idx_snap_foreach(t, collect_snap, &l);
+	idx_abort(t);
+	if (rc) {
+		snap_infos_free(l.v, l.n);
+		return arca_err_set(err, rc, "index: cannot list snapshots");
+	}
+	*list_r = l.v;
+	*count_r = l.n;
+	return 0;
+}
+
+void snap_infos_free(struct snap_info *list, size_t count)
+{
+	for (size_t i = 0; i < count; i++)
+		snap_info_release(&list[i]);
+	free(list);
+}
+
+/* ---- reading ---- */
+
+int repo_set_restore_key(struct repo *r, struct arca_restore_key *rk,
+			 struct arca_err *err)
+{
+	if (memcmp(rk->repo_id, r->pub.repo_id, ARCA_REPO_ID_LEN) != 0 ||
+	    memcmp(rk->box_pk, r->pub.box_pk, ARCA_BOX_PK_LEN) != 0) {
+		acrypto_restore_key_free(rk);
+		return arca_err_set(err, ARCA_EKEY, "this restore key belongs to another repository");
+	}
+	acrypto_restore_key_free(r->rk);
+	r->rk = rk;
+	struct arca_ingest_keys *ik = acrypto_ingest_keys_alloc();
+	uint8_t *secrets = sodium_malloc(32 + ARCA_SIGN_SK_LEN);
+	int rc = 0;
+	if (ik == NULL || secrets == NULL) {
+		rc = arca_err_set(err, ARCA_ENOMEM, "cannot allocate secure memory");
+	} else if (acrypto_seal_open(rk, r->sealed_secrets, CONFIG_SEALED_LEN, secrets) != 0) {
+		rc = arca_err_set(err, ARCA_ECORRUPT, "%s/config: sealed secrets do not open with the restore key", r->path);
+	} else {
+		memcpy(ik->id_key, secrets, 32);
+		memcpy(ik->sign_sk, secrets + 32, ARCA_SIGN_SK_LEN);
+		if (r->ik != NULL && sodium_memcmp(ik->id_key, r->ik->id_key, 32) != 0)
+			rc = arca_err_set(err, ARCA_ECORRUPT, "keys/ingest.key does not match the config");
+		if (rc == 0 && r->ik == NULL) {
+			r->ik = ik;
+			ik = NULL;
+			gear_init(r);
+		}
+	}
+	acrypto_ingest_keys_free(ik);
+	sodium_free(secrets);
+	return rc;
+}
+
+int repo_get(struct repo *r, const uint8_t id[ARCA_ID_LEN], uint8_t type,
+	     struct abuf *out, struct arca_err *err)
+{
+	char hex[2 * ARCA_ID_LEN + 1];
+	hex_encode(hex, id, ARCA_ID_LEN);
+	if (r->rk == NULL)
+		return arca_err_set(err, ARCA_EKEY, "reading objects needs the restore key");
+	struct idx_txn *t;
+	int rc = idx_begin(r->ix, false, &t, err);
+	if (rc)
+		return rc;
+	struct idx_obj o;
+	struct idx_pack p;
+	rc = idx_obj_get(t, id, &o);
+	if (rc == 0)
+		rc = idx_pack_get(t, o.pack, &p);
+	idx_abort(t);
+	if (rc == ARCA_ENOENT)
+		return arca_err_set(err, ARCA_ENOENT, "object %s is not in the repository", hex);
+	if (rc)
+		return arca_err_set(err, rc, "index: cannot look up object %s", hex);
+	if (o.type != type)
+		return arca_err_set(err, ARCA_ECORRUPT, "object %s has type %u, expected %u", hex, o.type, type);
+	char name[80];
+	pack_name(o.pack, name);
+	if (!r->key_valid || memcmp(r->key_pack, o.pack, ARCA_ID_LEN) != 0) {
+		r->key_valid = false;
+		if (acrypto_seal_open(r->rk, p.sealed_key, ARCA_SEALED_KEY_LEN, r->key) != 0)
+			return arca_err_set(err, ARCA_EKEY, "%s: the pack key does not open with this restore key", name);
+		memcpy(r->key_pack, o.pack, ARCA_ID_LEN);
+		r->key_valid = true;
+	}
+	struct pack_entry e = { .type = o.type, .comp = o.comp, .stored_len = o.stored_len,
+				.offset = o.offset, .raw_len = o.raw_len };
+	memcpy(e.id, id, ARCA_ID_LEN);
+	return pack_read_object(r->be, name, p.cipher, r->key, &e, r->ik, out, err);
+}
+
+int repo_get_stream(struct repo *r, uint8_t type, const uint8_t id[ARCA_ID_LEN],
+		    int fd, const char *what, uint64_t *size_r, struct arca_err *err)
+{
+	struct abuf b = ABUF_INIT, chunk = ABUF_INIT;
+	int rc = repo_get(r, id, type, &b, err);
+	uint64_t total = 0;
+	if (rc == 0 && type == OBJ_BLOB) {
+		rc = fs_write_all(fd, b.data, b.len, what, err);
+		total = b.len;
+	} else if (rc == 0 && type == OBJ_CHUNKLIST) {
+		struct adec d;
+		adec_init(&d, b.data, b.len);
+		if (adec_u8(&d) != 1)
+			rc = arca_err_set(err, ARCA_ECORRUPT, "chunk list of %s: unknown version", what);
+		while (rc == 0 && adec_left(&d) > 0) {
+			const uint8_t *cid = adec_raw(&d, ARCA_ID_LEN);
+			uint64_t len = adec_varint(&d);
+			if (d.failed) {
+				rc = arca_err_set(err, ARCA_ECORRUPT, "chunk list of %s is malformed", what);
+				break;
+			}
+			rc = repo_get(r, cid, OBJ_CHUNK, &chunk, err);
+			if (rc == 0 && chunk.len != len)
+				rc = arca_err_set(err, ARCA_ECORRUPT, "chunk of %s has the wrong length", what);
+			if (rc == 0)
+				rc = fs_write_all(fd, chunk.data, chunk.len, what, err);
+			total += len;
+		}
+	} else if (rc == 0) {
+		rc = arca_err_set(err, ARCA_EINVAL, "not a content type: %u", type);
+	}
+	abuf_release(&b);
+	abuf_release(&chunk);
+	if (rc == 0 && size_r)
+		*size_r = total;
+	return rc;
+}

@@ -1,0 +1,144 @@
+/*
+ * repo.h - an Arca repository: config, keys, packs, log and index together.
+ *
+ * On disk (local backend, docs/format/repository.md):
+ *   REPO/config               write-once: public keys, repository id
+ *   REPO/data/xx/<hash>.pack  write-once packs
+ *   REPO/log/<...>/<seq>      write-once log entries
+ *   REPO/keys/ingest.key      ingest secrets (vault host only, 0600)
+ *   REPO/index/               LMDB cache, rebuildable from log + packs
+ *   REPO/tmp/                 packs being written
+ *
+ * A repository opened for writing needs keys/ingest.key and never needs the
+ * restore key: it can add objects and snapshots but not read them back.
+ * Reading objects needs the restore key (repo_set_restore_key).
+ * Ownership: a struct repo owns everything it points to.  Not thread-safe.
+ */
+#ifndef ARCA_REPO_H
+#define ARCA_REPO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "arca_err.h"
+#include "buf.h"
+#include "crypto.h"
+#include "idx.h"
+#include "mlog.h"
+
+struct repo;
+
+#define CONFIG_MAGIC "ARCACONF"
+#define CONFIG_VERSION 1
+/* Messages up to this size are one object; larger ones are chunked. */
+#define REPO_BLOB_MAX (1u << 20)
+#define REPO_CHUNK_MIN (256u << 10)
+#define REPO_CHUNK_AVG_BITS 20           /* ~1 MiB average chunk */
+#define REPO_CHUNK_MAX (4u << 20)
+
+struct repo_create_opts {
+	const char *restore_key_path;   /* written, must not exist */
+	const char *passphrase;
+	bool fast_kdf;                  /* tests only */
+};
+
+int repo_create(const char *path, const struct repo_create_opts *o,
+		struct arca_err *err);
+
+enum repo_open_flags {
+	REPO_OPEN_READ = 0,
+	REPO_OPEN_WRITE = 1,    /* needs keys/ingest.key */
+	REPO_OPEN_NOSYNC = 2,   /* don't read the log into the index (verify) */
+};
+
+int repo_open(const char *path, int flags, struct repo **r_r, struct arca_err *err);
+/* Seals a pack still being written?  No: unsealed data is dropped; call
+ * repo_flush or repo_commit_snapshot first. */
+void repo_close(struct repo *r);
+
+const struct arca_public_keys *repo_public_keys(const struct repo *r);
+struct backend *repo_backend(struct repo *r);
+struct idx *repo_index(struct repo *r);
+const char *repo_path(const struct repo *r);
+/* Keys held, or NULL: ingest keys (from keys/ingest.key or, once the restore
+ * key is set, from the config) and the restore key. */
+const struct arca_ingest_keys *repo_ingest_keys(const struct repo *r);
+const struct arca_restore_key *repo_restore_key(const struct repo *r);
+/* Entries in the log as far as the index has read it. */
+uint64_t repo_log_count(const struct repo *r);
+
+/* Take in log entries written by others since we last looked. */
+int repo_sync(struct repo *r, struct arca_err *err);
+
+/* ---- writing ---- */
+
+/* Store an object (deduplicated by its id). *new_r says whether it was new. */
+int repo_put(struct repo *r, uint8_t type, const void *data, size_t len,
+	     uint8_t id_r[ARCA_ID_LEN], bool *new_r, struct arca_err *err);
+
+/* Store a message or file read from fd (size bytes, read sequentially, with
+ * bounded memory): one BLOB up to REPO_BLOB_MAX, else content-defined chunks
+ * and a CHUNKLIST.  *type_r gets OBJ_BLOB or OBJ_CHUNKLIST.  `what` names the
+ * file in errors.  Fails with ARCA_EFORMAT if the file changed size. */
+int repo_put_stream(struct repo *r, int fd, uint64_t size, const char *what,
+		    uint8_t *type_r, uint8_t id_r[ARCA_ID_LEN], struct arca_err *err);
+
+/* Seal the pack being written, store it, record it in the log. */
+int repo_flush(struct repo *r, struct arca_err *err);
+
+/* Ingest cache entries to record with the next snapshot. */
+int repo_file_cache_get(struct repo *r, const void *key, size_t klen,
+			struct idx_file *f);
+int repo_file_cache_add(struct repo *r, const void *key, size_t klen,
+			const struct idx_file *f);
+
+/* What a snapshot log entry says (the payload is plaintext: listing
+ * snapshots needs no key). */
+struct snap_info {
+	uint64_t seq;
+	uint8_t root[ARCA_ID_LEN];
+	uint64_t time_ns;
+	char *account;
+	char *source;
+	uint64_t messages;
+	uint64_t bytes;
+	uint64_t folders;
+};
+void snap_info_release(struct snap_info *s);
+int snap_info_encode(const struct snap_info *s, struct abuf *out);
+int snap_info_decode(const uint8_t *p, size_t len, struct snap_info *s);
+
+/* Flush, then log the snapshot (root object already stored) and record the
+ * pending ingest cache entries, atomically.  s->seq is set. */
+int repo_commit_snapshot(struct repo *r, struct snap_info *s, struct arca_err *err);
+
+/* Every snapshot, oldest first (array of count, caller frees with
+ * snap_infos_free). */
+int repo_snapshots(struct repo *r, struct snap_info **list_r, size_t *count_r,
+		   struct arca_err *err);
+void snap_infos_free(struct snap_info *list, size_t count);
+
+/* ---- reading (needs the restore key) ---- */
+
+/* Takes ownership of rk.  Also opens the ingest secrets sealed in the config,
+ * so reads check every object's id. */
+int repo_set_restore_key(struct repo *r, struct arca_restore_key *rk,
+			 struct arca_err *err);
+bool repo_has_object(struct repo *r, const uint8_t id[ARCA_ID_LEN]);
+/* Read one object; its type must be `type`. */
+int repo_get(struct repo *r, const uint8_t id[ARCA_ID_LEN], uint8_t type,
+	     struct abuf *out, struct arca_err *err);
+/* Write the content (BLOB or CHUNKLIST) to fd; *size_r gets its length. */
+int repo_get_stream(struct repo *r, uint8_t type, const uint8_t id[ARCA_ID_LEN],
+		    int fd, const char *what, uint64_t *size_r, struct arca_err *err);
+
+/* Counters since open, for progress and the final line. */
+struct repo_stats {
+	uint64_t objects_new, objects_dup;
+	uint64_t bytes_raw_new, bytes_stored_new;
+	uint64_t packs;
+};
+const struct repo_stats *repo_stats(const struct repo *r);
+
+#endif

@@ -1,0 +1,105 @@
+/*
+ * snapshot.h - the state of one account at one moment.
+ *
+ * A snapshot is a tree of objects (docs/format/objects.md): a SNAPSHOT root
+ * with the folder list (names, subscriptions, special-use, UIDVALIDITY, next
+ * UID, HIGHESTMODSEQ, keyword tables) and, per folder, FOLDER_PAGE objects of
+ * message records.  Pages are cut where a hash of the message's file name
+ * says so, so one changed message rewrites one page (~128 records), never a
+ * whole large folder; unchanged pages are the same objects and dedupe away.
+ */
+#ifndef ARCA_SNAPSHOT_H
+#define ARCA_SNAPSHOT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "arca_err.h"
+#include "crypto.h"
+#include "repo.h"
+
+#define SNAP_KEYWORDS_MAX 64          /* per folder */
+#define SNAP_FOLDERS_MAX 100000
+#define SNAP_MESSAGES_MAX 50000000
+#define SNAP_NAME_MAX 4096
+
+enum snap_folder_attr {
+	SNAP_FOLDER_SELECTABLE = 1,     /* holds messages (not only a parent) */
+	SNAP_FOLDER_SUBSCRIBED = 2,
+};
+
+struct snap_msg {
+	uint32_t uid;                   /* 0: not yet given a UID by the server */
+	uint64_t modseq;                /* 0: unknown */
+	uint8_t content_type;           /* OBJ_BLOB or OBJ_CHUNKLIST */
+	uint8_t content_id[ARCA_ID_LEN];
+	uint64_t size;
+	int64_t date_sec;               /* INTERNALDATE (Maildir: mtime) */
+	int32_t date_nsec;
+	uint32_t flags;                 /* bit (c - 'A') per Maildir flag letter */
+	uint64_t keywords;              /* bit i: the folder's keyword i */
+	char *base;                     /* Maildir file base name, "" if none */
+	char *uidlist_ext;              /* dovecot-uidlist extension fields, "" */
+	bool in_new;                    /* was in new/ (not yet seen by a client) */
+};
+
+struct snap_page_ref {
+	uint8_t id[ARCA_ID_LEN];
+	uint64_t count;
+};
+
+struct snap_folder {
+	char *name;                     /* UTF-8, '/' separated; "INBOX" */
+	uint32_t attrs;
+	char *special_use;              /* "\\Sent" etc. or "" */
+	uint32_t uidvalidity;
+	uint32_t nextuid;
+	uint64_t highestmodseq;
+	char *guid;                     /* hex or "" */
+	char *uidlist_extra;            /* other dovecot-uidlist header fields */
+	char *keywords[SNAP_KEYWORDS_MAX];
+	size_t nkeywords;
+	uint64_t message_count;         /* as recorded; msgs may not be loaded */
+	uint64_t bytes;
+	struct snap_page_ref *pages;
+	size_t npages;
+	struct snap_msg *msgs;          /* NULL until loaded or added */
+	size_t nmsgs, msgs_cap;
+};
+
+struct snapshot {
+	char *account;
+	uint64_t time_ns;
+	char *source;                   /* "maildir", "imap", ... */
+	uint8_t layout;                 /* enum maildir_layout of the source */
+	char **subscriptions;           /* the raw subscription list */
+	size_t nsubscriptions;
+	struct snap_folder *folders;
+	size_t nfolders, folders_cap;
+};
+
+struct snapshot *snapshot_new(const char *account, const char *source);
+void snapshot_free(struct snapshot *s);
+/* Appends a folder (name copied); returns it or NULL on ENOMEM. */
+struct snap_folder *snapshot_add_folder(struct snapshot *s, const char *name);
+int snapshot_add_subscription(struct snapshot *s, const char *name);
+/* Appends a message (strings copied). */
+int snap_folder_add_msg(struct snap_folder *f, const struct snap_msg *m);
+/* Index of keyword `name` in the folder's table, adding it; -1 when full. */
+int snap_folder_keyword(struct snap_folder *f, const char *name);
+
+/* Store pages and root; *root_r is the snapshot's id. Fills s totals. */
+int snapshot_store(struct repo *r, struct snapshot *s, uint8_t root_r[ARCA_ID_LEN],
+		   uint64_t *messages_r, uint64_t *bytes_r, struct arca_err *err);
+/* Read a root (pages not loaded). */
+int snapshot_load(struct repo *r, const uint8_t root[ARCA_ID_LEN],
+		  struct snapshot **s_r, struct arca_err *err);
+/* Load a folder's message records. */
+int snapshot_load_msgs(struct repo *r, struct snap_folder *f, struct arca_err *err);
+
+/* Codecs on bytes, for the fuzzers. */
+int snapshot_decode_root(const uint8_t *p, size_t len, struct snapshot **s_r);
+int snapshot_decode_page(const uint8_t *p, size_t len, struct snap_folder *f);
+
+#endif
