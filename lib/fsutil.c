@@ -55,6 +55,7 @@ int fs_write_all(int fd, const void *p, size_t n, const char *what,
 		 struct arca_err *err)
 {
 	const uint8_t *c = p;
+	fault_crash_point();
 	while (n > 0) {
 		if (fault_hit(FAULT_WRITE)) {
 			errno = ENOSPC;
@@ -147,6 +148,7 @@ int fs_write_file(const char *path, const void *data, size_t n, mode_t mode,
 	if (close(fd) != 0 && rc == 0)
 		rc = arca_err_errno(err, ARCA_EIO, errno, "close %s", tmp);
 	if (rc == 0) {
+		fault_crash_point();
 		if (exclusive) {
 			if (link(tmp, path) != 0) {
 				int e = errno;

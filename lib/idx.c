@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "faultinject.h"
 #include "fsutil.h"
 #include "banned.h"
 
@@ -104,6 +105,7 @@ int idx_begin(struct idx *ix, bool write, struct idx_txn **t_r, struct arca_err 
 
 int idx_commit(struct idx_txn *t, struct arca_err *err)
 {
+	fault_crash_point();
 	int mrc = mdb_txn_commit(t->txn);
 	free(t);
 	return mrc ? lmdb_err(err, mrc, "commit") : 0;

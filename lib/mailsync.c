@@ -115,6 +115,13 @@ static int ingest_folder(struct repo *r, const struct ingest_opts *o,
 	} else if (rc != ARCA_ENOENT) {
 		goto out;
 	}
+	/* Keep Dovecot's own numbering: keyword i of the snapshot is letter
+	 * 'a' + i whenever dovecot-keywords has no holes. */
+	for (int b = 0; b < MAILDIR_KEYWORDS_MAX; b++)
+		if (kw.names[b] != NULL && snap_folder_keyword(sf, kw.names[b]) < 0) {
+			rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
+			goto out;
+		}
 	rc = 0;
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		struct maildir_entry *e = &ents[i];
@@ -419,8 +426,15 @@ static int restore_folder(struct repo *r, const struct snapshot *s, struct snap_
 		goto out;
 	}
 	const char *fdir = (const char *)path.data;
+	/* A Maildir++ folder that exists only as a parent has no directory of
+	 * its own (its children's names imply it). */
+	if (!(f->attrs & SNAP_FOLDER_SELECTABLE)) {
+		if (s->layout != MAILDIR_LAYOUT_MAILDIRPP)
+			rc = mkdir_owned(fdir, o, err);
+		goto out;
+	}
 	rc = mkdir_owned(fdir, o, err);
-	if (rc || !(f->attrs & SNAP_FOLDER_SELECTABLE))
+	if (rc)
 		goto out;
 	static const char *const subdirs[] = { "cur", "new", "tmp" };
 	for (int i = 0; i < 3 && rc == 0; i++) {

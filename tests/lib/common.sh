@@ -1,0 +1,59 @@
+# common.sh - sourced by every integration test.
+# Provides: ARCA (the arca binary to test), test_tmpdir, check, test_done.
+# Each check prints a TAP line "ok - NAME" or "not ok - NAME" (tests/run counts them).
+: "${ARCA_ROOT:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
+# The ASan+UBSan build when it exists: integration tests find memory errors too.
+if [ -z "${ARCA:-}" ]; then
+	if [ -x "${ARCA_BIN_ASAN:-$ARCA_ROOT/build-asan}/arca/arca" ] && [ -z "${ARCA_NO_ASAN:-}" ]; then
+		ARCA=${ARCA_BIN_ASAN:-$ARCA_ROOT/build-asan}/arca/arca
+	else
+		ARCA=${ARCA_BIN:-$ARCA_ROOT/build}/arca/arca
+	fi
+fi
+ARCA_FAST=${ARCA_BIN:-$ARCA_ROOT/build}/arca/arca   # for loops where ASan is too slow
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
+_test_failed=0
+_test_dirs=()
+
+test_tmpdir() {
+	local d
+	d=$(mktemp -d "${TMPDIR:-/tmp}/arca-$1-XXXXXX")
+	_test_dirs+=("$d")
+	echo "$d"
+}
+
+_test_cleanup() {
+	[ -n "${KEEP_TMP:-}" ] && return
+	local d
+	for d in "${_test_dirs[@]}"; do rm -rf "$d"; done
+}
+trap _test_cleanup EXIT
+
+# check NAME COMMAND...: run COMMAND; ok if it exits 0.
+check() {
+	local name=$1; shift
+	if "$@" >"${TMPDIR:-/tmp}/arca-check.$$" 2>&1; then
+		echo "ok - $name"
+	else
+		echo "not ok - $name"
+		sed 's/^/    /' "${TMPDIR:-/tmp}/arca-check.$$" | tail -30
+		_test_failed=1
+	fi
+	rm -f "${TMPDIR:-/tmp}/arca-check.$$"
+}
+
+# check_fails NAME COMMAND...: ok if COMMAND exits non-zero.
+check_fails() {
+	local name=$1; shift
+	if "$@" >"${TMPDIR:-/tmp}/arca-check.$$" 2>&1; then
+		echo "not ok - $name (it succeeded)"
+		_test_failed=1
+	else
+		echo "ok - $name"
+	fi
+	rm -f "${TMPDIR:-/tmp}/arca-check.$$"
+}
+
+test_done() {
+	exit $_test_failed
+}
