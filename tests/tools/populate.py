@@ -293,6 +293,8 @@ def main(argv):
     p.add_argument('--messages-dir', required=True)
     p.add_argument('--count', type=int, default=50)
     p.add_argument('--seed', default='1')
+    p.add_argument('--lmtp-only', action='store_true',
+                   help='only deliver (no folders, flags or expunges)')
     o = p.parse_args(argv)
     try:
         accounts = [a for a in o.accounts.split(',') if a]
@@ -317,6 +319,8 @@ def main(argv):
                 with open(path, 'rb') as f:
                     lm.deliver(f.read(), [acct])
         lm.close()
+        if o.lmtp_only:
+            return 0
         # 2.. IMAP state
         c = ImapClient(o.host, o.imap_port)
         c.login('%s*%s' % (accounts[0], o.master_user), o.master_password)
