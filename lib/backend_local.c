@@ -73,6 +73,8 @@ static int local_put_file(struct backend *be, const char *name, const char *src,
 			  struct arca_err *err)
 {
 	struct backend_local *bl = (struct backend_local *)be;
+	if (src == NULL)
+		return arca_err_set(err, ARCA_EINVAL, "no file to store as %s", name);
 	int rc = check_name(name, err);
 	if (rc)
 		return rc;

@@ -591,7 +591,9 @@ static int find_by_base(int dfd, const char *base, size_t n, struct stat *st, ch
 			break;
 		}
 		if (rc != ARCA_ENOENT)
-			break; /* renamed again between readdir and open: keep looking */
+			break;
+		/* ENOENT: renamed again between readdir and open; keep looking
+		 * (the caller runs further rounds). */
 	}
 	closedir(d);
 	return rc;
