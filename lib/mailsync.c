@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,15 +68,180 @@ static int cache_key(struct abuf *k, const char *account, const char *folder,
 	return rc;
 }
 
+/* One message of a folder being ingested. */
+struct job {
+	struct maildir_entry *e;
+	struct snap_msg m;
+	char *key;               /* ingest cache key */
+	size_t klen;
+	bool need_read;          /* not found unchanged in the cache */
+	bool skip;               /* vanished or unreadable */
+};
+
+/* Shared by the reader threads of one folder.  Everything that touches the
+ * repository beyond repo_prepare happens under `lock`. */
+struct pool {
+	struct repo *r;
+	const struct ingest_opts *o;
+	const struct maildir_folder *mf;
+	struct ingest_result *res;
+	struct job *jobs;
+	size_t njobs;
+	size_t next;             /* next job to take, under lock */
+	pthread_mutex_t lock;
+	int rc;                  /* first fatal error */
+	struct arca_err err;
+};
+
+static int read_whole(int fd, uint8_t *buf, size_t want, size_t *got_r)
+{
+	size_t got = 0;
+	while (got < want) {
+		ssize_t k = read(fd, buf + got, want - got);
+		if (k < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (k == 0)
+			break;
+		got += (size_t)k;
+	}
+	*got_r = got;
+	return 0;
+}
+
+/* Read, hash and compress one message (in a reader thread), then store it
+ * (under the lock). */
+static void run_job(struct pool *p, struct job *j, struct repo_worker *w,
+		    struct repo_prepared *prep, uint8_t *buf)
+{
+	struct arca_err sub = { 0 };
+	char what[4096];
+	snprintf(what, sizeof(what), "%s/%s/%s", p->mf->path, j->e->in_new ? "new" : "cur",
+		 j->e->filename);
+	int fd = maildir_open_message(p->mf->path, j->e, &sub);
+	if (fd == ARCA_ENOENT) {
+		/* expunged while we looked */
+		pthread_mutex_lock(&p->lock);
+		j->skip = true;
+		p->res->files_skipped++;
+		pthread_mutex_unlock(&p->lock);
+		return;
+	}
+	int rc = 0;
+	bool unreadable = fd < 0;
+	if (!unreadable && j->e->size > REPO_BLOB_MAX) {
+		/* large: streamed in chunks, one at a time */
+		pthread_mutex_lock(&p->lock);
+		rc = repo_put_stream(p->r, fd, j->e->size, what, &j->m.content_type,
+				     j->m.content_id, &sub);
+		pthread_mutex_unlock(&p->lock);
+		if (rc == ARCA_EFORMAT || rc == ARCA_EIO)
+			unreadable = true;
+	} else if (!unreadable) {
+		size_t got = 0;
+		int e = read_whole(fd, buf, (size_t)j->e->size + 1, &got);
+		if (e < 0) {
+			arca_err_errno(&sub, ARCA_EIO, -e, "read %s", what);
+			unreadable = true;
+		} else if (got != j->e->size) {
+			arca_err_set(&sub, ARCA_EFORMAT, "%s changed size while being read (%llu -> %zu bytes)",
+				     what, (unsigned long long)j->e->size, got);
+			unreadable = true;
+		} else {
+			rc = repo_prepare(p->r, w, OBJ_BLOB, buf, got, prep, &sub);
+			if (rc == 0) {
+				j->m.content_type = OBJ_BLOB;
+				memcpy(j->m.content_id, prep->id, ARCA_ID_LEN);
+				pthread_mutex_lock(&p->lock);
+				rc = repo_put_prepared(p->r, prep, NULL, &sub);
+				pthread_mutex_unlock(&p->lock);
+			}
+		}
+	}
+	if (fd >= 0)
+		close(fd);
+	pthread_mutex_lock(&p->lock);
+	if (unreadable) {
+		warn(p->o, what, sub.msg);
+		j->skip = true;
+		p->res->files_skipped++;
+		p->res->unreadable++;
+	} else if (rc) {
+		if (p->rc == 0) {
+			p->rc = rc;
+			arca_err_set(&p->err, rc, "%s", sub.msg);
+		}
+	} else {
+		p->res->files_read++;
+		p->res->bytes_read += j->e->size;
+		struct idx_file cf = { .size = j->e->size, .mtime_sec = j->e->mtime_sec,
+				       .mtime_nsec = j->e->mtime_nsec,
+				       .content_type = j->m.content_type };
+		memcpy(cf.content_id, j->m.content_id, ARCA_ID_LEN);
+		if (repo_file_cache_add(p->r, j->key, j->klen, &cf) != 0 && p->rc == 0)
+			p->rc = arca_err_set(&p->err, ARCA_ENOMEM, "out of memory");
+		if (p->o->progress)
+			p->o->progress(p->o->ctx, 1, j->e->size);
+	}
+	pthread_mutex_unlock(&p->lock);
+}
+
+static void *reader_thread(void *arg)
+{
+	struct pool *p = arg;
+	struct repo_worker *w = repo_worker_new(p->r);
+	uint8_t *buf = malloc(REPO_BLOB_MAX + 1);
+	struct repo_prepared prep = { 0 };
+	if (w == NULL || buf == NULL) {
+		pthread_mutex_lock(&p->lock);
+		if (p->rc == 0)
+			p->rc = arca_err_set(&p->err, ARCA_ENOMEM, "out of memory");
+		pthread_mutex_unlock(&p->lock);
+	}
+	for (;;) {
+		pthread_mutex_lock(&p->lock);
+		struct job *j = NULL;
+		while (p->rc == 0 && w && buf && p->next < p->njobs) {
+			struct job *c = &p->jobs[p->next++];
+			if (c->need_read) {
+				j = c;
+				break;
+			}
+		}
+		pthread_mutex_unlock(&p->lock);
+		if (j == NULL)
+			break;
+		run_job(p, j, w, &prep, buf);
+	}
+	repo_prepared_release(&prep);
+	repo_worker_free(w);
+	free(buf);
+	return NULL;
+}
+
+static unsigned reader_count(void)
+{
+	const char *env = getenv("ARCA_THREADS");
+	long n = env ? strtol(env, NULL, 10) : sysconf(_SC_NPROCESSORS_ONLN);
+	if (n < 1)
+		n = 1;
+	if (n > 16)
+		n = 16;
+	return (unsigned)n;
+}
+
 static int ingest_folder(struct repo *r, const struct ingest_opts *o,
 			 const struct maildir_folder *mf, struct snap_folder *sf,
 			 struct ingest_result *res, struct arca_err *err)
 {
 	struct maildir_entry *ents = NULL;
 	size_t n = 0;
-	struct abuf buf = ABUF_INIT, key = ABUF_INIT, what = ABUF_INIT;
+	struct abuf buf = ABUF_INIT, key = ABUF_INIT;
 	struct uidlist ul;
 	struct maildir_keywords kw;
+	struct job *jobs = NULL;
 	uidlist_init(&ul);
 	keywords_init(&kw);
 	int rc = maildir_scan(mf->path, &ents, &n, err);
@@ -123,118 +289,111 @@ static int ingest_folder(struct repo *r, const struct ingest_opts *o,
 			goto out;
 		}
 	rc = 0;
-	for (size_t i = 0; i < n && rc == 0; i++) {
+	jobs = calloc(n ? n : 1, sizeof(*jobs));
+	if (jobs == NULL) {
+		rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
+		goto out;
+	}
+	/* Pass 1: names, UIDs, keywords and the ingest cache. */
+	size_t to_read = 0;
+	for (size_t i = 0; i < n; i++) {
 		struct maildir_entry *e = &ents[i];
+		struct job *j = &jobs[i];
 		struct maildir_name nm;
+		j->e = e;
 		memset(&sub, 0, sizeof(sub));
-		abuf_reset(&what);
-		abuf_printf(&what, "%s/%s/%s", mf->path, e->in_new ? "new" : "cur", e->filename);
-		abuf_cstr(&what);
 		if (maildir_name_parse(e->filename, &nm, &sub) != 0) {
 			/* not a Maildir message name: keep it whole as the base */
 			memset(&nm, 0, sizeof(nm));
 			nm.base = strdup(e->filename);
 			if (nm.base == NULL) {
 				rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
-				break;
+				goto out;
 			}
 		}
-		struct snap_msg m = { 0 };
-		m.base = nm.base;
-		m.flags = nm.flags;
-		m.in_new = e->in_new;
+		j->m.base = nm.base;   /* owned by the job from here */
+		j->m.flags = nm.flags;
+		j->m.in_new = e->in_new;
 		for (int b = 0; b < 26; b++) {
-			if (!(nm.keywords & (1u << b)))
+			/* a letter dovecot-keywords doesn't name: Dovecot ignores it too */
+			if (!(nm.keywords & (1u << b)) || kw.names[b] == NULL)
 				continue;
-			if (kw.names[b] == NULL) {
-				/* a letter dovecot-keywords doesn't name: Dovecot ignores it */
-				continue;
-			}
 			int k = snap_folder_keyword(sf, kw.names[b]);
 			if (k >= 0)
-				m.keywords |= 1ULL << k;
+				j->m.keywords |= 1ULL << k;
 		}
 		const struct uidlist_rec *ur = uidlist_find_base(&ul, nm.base);
 		if (ur != NULL) {
-			m.uid = ur->uid;
-			m.uidlist_ext = ur->ext;
+			j->m.uid = ur->uid;
+			j->m.uidlist_ext = ur->ext;
 		}
-		rc = cache_key(&key, o->account, sf->name, nm.base);
-		if (rc) {
+		j->m.size = e->size;
+		j->m.date_sec = e->mtime_sec;
+		j->m.date_nsec = e->mtime_nsec;
+		if (cache_key(&key, o->account, sf->name, nm.base) != 0 ||
+		    (j->key = malloc(key.len ? key.len : 1)) == NULL) {
 			rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
-			maildir_name_release(&nm);
-			break;
+			goto out;
 		}
+		memcpy(j->key, key.data, key.len);
+		j->klen = key.len;
 		struct idx_file cf;
 		if (repo_file_cache_get(r, key.data, key.len, &cf) == 0 &&
 		    cf.size == e->size && cf.mtime_sec == e->mtime_sec &&
 		    cf.mtime_nsec == e->mtime_nsec && repo_has_object(r, cf.content_id)) {
 			/* unchanged since the last ingest: not read again */
-			m.content_type = cf.content_type;
-			memcpy(m.content_id, cf.content_id, ARCA_ID_LEN);
+			j->m.content_type = cf.content_type;
+			memcpy(j->m.content_id, cf.content_id, ARCA_ID_LEN);
+			if (o->progress)
+				o->progress(o->ctx, 1, e->size);
 		} else {
-			int fd = maildir_open_message(mf->path, e, &sub);
-			if (fd == ARCA_ENOENT) {
-				res->files_skipped++;
-				maildir_name_release(&nm);
-				continue; /* expunged while we looked */
-			}
-			if (fd < 0) {
-				warn(o, (const char *)what.data, sub.msg);
-				res->files_skipped++;
-				res->unreadable++;
-				maildir_name_release(&nm);
-				continue;
-			}
-			rc = repo_put_stream(r, fd, e->size, (const char *)what.data,
-					     &m.content_type, m.content_id, &sub);
-			close(fd);
-			if (rc == ARCA_EFORMAT || rc == ARCA_EIO) {
-				/* changed under us or unreadable: say so, go on */
-				warn(o, (const char *)what.data, sub.msg);
-				res->files_skipped++;
-				res->unreadable++;
-				maildir_name_release(&nm);
-				rc = 0;
-				continue;
-			}
-			if (rc) {
-				arca_err_set(err, rc, "%s", sub.msg);
-				maildir_name_release(&nm);
-				break;
-			}
-			res->files_read++;
-			res->bytes_read += e->size;
-			cf.size = e->size;
-			cf.mtime_sec = e->mtime_sec;
-			cf.mtime_nsec = e->mtime_nsec;
-			cf.content_type = m.content_type;
-			memcpy(cf.content_id, m.content_id, ARCA_ID_LEN);
-			if (repo_file_cache_add(r, key.data, key.len, &cf) != 0) {
-				rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
-				maildir_name_release(&nm);
-				break;
-			}
+			j->need_read = true;
+			to_read++;
 		}
-		m.size = e->size;
-		m.date_sec = e->mtime_sec;
-		m.date_nsec = e->mtime_nsec;
-		rc = snap_folder_add_msg(sf, &m);
+	}
+	/* Pass 2: read what must be read, on every core. */
+	if (to_read > 0) {
+		struct pool p = { .r = r, .o = o, .mf = mf, .res = res, .jobs = jobs, .njobs = n };
+		pthread_mutex_init(&p.lock, NULL);
+		unsigned nt = reader_count();
+		if (nt > to_read)
+			nt = (unsigned)to_read;
+		pthread_t th[16];
+		unsigned started = 0;
+		for (; started < nt - 1; started++)
+			if (pthread_create(&th[started], NULL, reader_thread, &p) != 0)
+				break;
+		reader_thread(&p);   /* this thread reads too */
+		for (unsigned t = 0; t < started; t++)
+			pthread_join(th[t], NULL);
+		pthread_mutex_destroy(&p.lock);
+		if (p.rc) {
+			rc = arca_err_set(err, p.rc, "%s", p.err.msg);
+			goto out;
+		}
+	}
+	/* Pass 3: the records, in UID order. */
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		if (jobs[i].skip)
+			continue;
+		rc = snap_folder_add_msg(sf, &jobs[i].m);
 		if (rc)
 			arca_err_set(err, rc, "out of memory");
-		maildir_name_release(&nm);
-		if (o->progress)
-			o->progress(o->ctx, 1, m.size);
 	}
 	if (rc == 0 && sf->nmsgs > 1)
 		qsort(sf->msgs, sf->nmsgs, sizeof(*sf->msgs), cmp_msg);
 out:
+	if (jobs != NULL)
+		for (size_t i = 0; i < n; i++) {
+			free(jobs[i].m.base);
+			free(jobs[i].key);
+		}
+	free(jobs);
 	maildir_entries_free(ents, n);
 	uidlist_release(&ul);
 	keywords_release(&kw);
 	abuf_release(&buf);
 	abuf_release(&key);
-	abuf_release(&what);
 	return rc;
 }
 

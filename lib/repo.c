@@ -634,6 +634,97 @@ bool repo_has_object(struct repo *r, const uint8_t id[ARCA_ID_LEN])
 	return rc == 0;
 }
 
+struct repo_worker {
+	struct compressor *comp;
+};
+
+struct repo_worker *repo_worker_new(struct repo *r)
+{
+	(void)r;
+	struct repo_worker *w = calloc(1, sizeof(*w));
+	if (w == NULL)
+		return NULL;
+	w->comp = compressor_new(ZSTD_LEVEL);
+	if (w->comp == NULL) {
+		free(w);
+		return NULL;
+	}
+	return w;
+}
+
+void repo_worker_free(struct repo_worker *w)
+{
+	if (w == NULL)
+		return;
+	compressor_free(w->comp);
+	free(w);
+}
+
+void repo_prepared_release(struct repo_prepared *p)
+{
+	abuf_release(&p->data);
+}
+
+/* In the index already?  Reads only LMDB (safe from any thread). */
+static bool indexed(struct repo *r, const uint8_t id[ARCA_ID_LEN])
+{
+	struct idx_txn *t;
+	if (idx_begin(r->ix, false, &t, NULL) != 0)
+		return false;
+	struct idx_obj o;
+	int rc = idx_obj_get(t, id, &o);
+	idx_abort(t);
+	return rc == 0;
+}
+
+int repo_prepare(struct repo *r, struct repo_worker *w, uint8_t type,
+		 const void *data, size_t len, struct repo_prepared *p,
+		 struct arca_err *err)
+{
+	if (r->ik == NULL)
+		return arca_err_set(err, ARCA_ESTATE, "repository not opened for writing");
+	if (len > ARCA_OBJECT_MAX)
+		return arca_err_set(err, ARCA_ELIMIT, "object of %zu bytes is over the limit", len);
+	acrypto_object_id(r->ik, data, len, p->id);
+	p->type = type;
+	p->raw_len = len;
+	p->dup = indexed(r, p->id);
+	if (p->dup)
+		return 0;
+	int rc = compressor_run(w->comp, data, len, &p->data, &p->comp);
+	return rc ? arca_err_set(err, rc, "out of memory compressing") : 0;
+}
+
+int repo_put_prepared(struct repo *r, const struct repo_prepared *p,
+		      bool *new_r, struct arca_err *err)
+{
+	/* another worker may have stored the same content meanwhile */
+	if (p->dup || repo_has_object(r, p->id)) {
+		r->stats.objects_dup++;
+		if (new_r)
+			*new_r = false;
+		return 0;
+	}
+	int rc = need_writer(r, err);
+	if (rc)
+		return rc;
+	rc = pack_writer_add(r->pw, p->type, p->comp, p->id, p->data.data, p->data.len,
+			     p->raw_len, err);
+	if (rc)
+		return rc;
+	rc = idset_add(&r->pending, p->id);
+	if (rc)
+		return arca_err_set(err, rc, "out of memory");
+	r->stats.objects_new++;
+	r->stats.bytes_raw_new += p->raw_len;
+	r->stats.bytes_stored_new += p->data.len + PACK_ENTRY_HEADER_LEN + ARCA_AEAD_TAG_LEN;
+	if (new_r)
+		*new_r = true;
+	if (pack_writer_size(r->pw) >= PACK_TARGET_SIZE)
+		return repo_flush(r, err);
+	return 0;
+}
+
 static int put_with_id(struct repo *r, uint8_t type, const void *data, size_t len,
 		       const uint8_t id[ARCA_ID_LEN], bool *new_r, struct arca_err *err)
 {
@@ -643,27 +734,15 @@ static int put_with_id(struct repo *r, uint8_t type, const void *data, size_t le
 			*new_r = false;
 		return 0;
 	}
-	int rc = need_writer(r, err);
-	if (rc)
-		return rc;
+	struct repo_prepared p = { .type = type, .raw_len = len };
+	memcpy(p.id, id, ARCA_ID_LEN);
 	uint8_t comp;
-	rc = compressor_run(r->comp, data, len, &r->zbuf, &comp);
+	int rc = compressor_run(r->comp, data, len, &r->zbuf, &comp);
 	if (rc)
 		return arca_err_set(err, rc, "out of memory compressing");
-	rc = pack_writer_add(r->pw, type, comp, id, r->zbuf.data, r->zbuf.len, len, err);
-	if (rc)
-		return rc;
-	rc = idset_add(&r->pending, id);
-	if (rc)
-		return arca_err_set(err, rc, "out of memory");
-	r->stats.objects_new++;
-	r->stats.bytes_raw_new += len;
-	r->stats.bytes_stored_new += r->zbuf.len + PACK_ENTRY_HEADER_LEN + ARCA_AEAD_TAG_LEN;
-	if (new_r)
-		*new_r = true;
-	if (pack_writer_size(r->pw) >= PACK_TARGET_SIZE)
-		return repo_flush(r, err);
-	return 0;
+	p.comp = comp;
+	p.data = r->zbuf;   /* borrowed: not released here */
+	return repo_put_prepared(r, &p, new_r, err);
 }
 
 int repo_put(struct repo *r, uint8_t type, const void *data, size_t len,

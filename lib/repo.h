@@ -84,6 +84,31 @@ int repo_put(struct repo *r, uint8_t type, const void *data, size_t len,
 int repo_put_stream(struct repo *r, int fd, uint64_t size, const char *what,
 		    uint8_t *type_r, uint8_t id_r[ARCA_ID_LEN], struct arca_err *err);
 
+/*
+ * Parallel ingest: workers compute ids and compress on their own
+ * (repo_prepare is thread-safe: it reads only the keys and the index), then
+ * hand the result to repo_put_prepared, which the caller serializes (one
+ * thread at a time, e.g. under a mutex) together with every other repo_*
+ * call.  Each worker thread has its own struct repo_worker.
+ */
+struct repo_worker;
+struct repo_prepared {
+	uint8_t id[ARCA_ID_LEN];
+	uint8_t type;
+	uint8_t comp;
+	bool dup;               /* already in the index: nothing to store */
+	uint64_t raw_len;
+	struct abuf data;       /* stored form; owned, reused across calls */
+};
+struct repo_worker *repo_worker_new(struct repo *r);
+void repo_worker_free(struct repo_worker *w);
+int repo_prepare(struct repo *r, struct repo_worker *w, uint8_t type,
+		 const void *data, size_t len, struct repo_prepared *p,
+		 struct arca_err *err);
+int repo_put_prepared(struct repo *r, const struct repo_prepared *p,
+		      bool *new_r, struct arca_err *err);
+void repo_prepared_release(struct repo_prepared *p);
+
 /* Seal the pack being written, store it, record it in the log. */
 int repo_flush(struct repo *r, struct arca_err *err);
 
