@@ -47,7 +47,8 @@ int compressor_run(struct compressor *c, const void *in, size_t len,
 		*comp_r = ARCA_COMP_ZSTD;
 		return 0;
 	}
-	memcpy(out->data, in, len);
+	if (len)
+		memcpy(out->data, in, len);
 	out->len = len;
 	*comp_r = ARCA_COMP_NONE;
 	return 0;
@@ -68,7 +69,8 @@ int decompress_object(uint8_t comp, const void *in, size_t len,
 		if (len != raw_len)
 			return arca_err_set(err, ARCA_ECORRUPT, "stored length %zu != %llu",
 					    len, (unsigned long long)raw_len);
-		memcpy(out->data, in, len);
+		if (len)
+			memcpy(out->data, in, len);
 		out->len = len;
 		return 0;
 	case ARCA_COMP_ZSTD: {

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,8 +132,10 @@ int fs_write_file(const char *path, const void *data, size_t n, mode_t mode,
 		free(tmp);
 		return arca_err_set(err, ARCA_ENOMEM, "out of memory");
 	}
-	static unsigned counter;
-	snprintf(tmp, tlen, "%s.tmp.%ld.%u", path, (long)getpid(), counter++);
+	/* unique per process and thread: ingest writes from several threads */
+	static atomic_uint counter;
+	snprintf(tmp, tlen, "%s.tmp.%ld.%u", path, (long)getpid(),
+		 atomic_fetch_add(&counter, 1));
 	int rc = 0;
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
 	if (fd < 0) {

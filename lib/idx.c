@@ -103,6 +103,25 @@ int idx_begin(struct idx *ix, bool write, struct idx_txn **t_r, struct arca_err 
 	return 0;
 }
 
+int idx_read_begin(struct idx *ix, struct idx_txn **cache, struct arca_err *err)
+{
+	if (*cache == NULL)
+		return idx_begin(ix, false, cache, err);
+	int mrc = mdb_txn_renew((*cache)->txn);
+	return mrc ? lmdb_err(err, mrc, "renew read transaction") : 0;
+}
+
+void idx_read_end(struct idx_txn *t)
+{
+	if (t != NULL)
+		mdb_txn_reset(t->txn);
+}
+
+void idx_read_free(struct idx_txn *t)
+{
+	idx_abort(t);   /* aborting a reset read transaction is allowed */
+}
+
 int idx_commit(struct idx_txn *t, struct arca_err *err)
 {
 	fault_crash_point();

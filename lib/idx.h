@@ -56,6 +56,16 @@ int idx_begin(struct idx *ix, bool write, struct idx_txn **t_r, struct arca_err 
 int idx_commit(struct idx_txn *t, struct arca_err *err);
 void idx_abort(struct idx_txn *t);
 
+/*
+ * Cheap repeated reads: a read transaction kept per thread and renewed for
+ * each lookup (LMDB's reset/renew keeps the reader slot, so no lock is taken;
+ * a fresh mdb_txn_begin per lookup serializes threads on the reader table).
+ * *cache starts NULL; idx_read_end after each use; idx_read_free at the end.
+ */
+int idx_read_begin(struct idx *ix, struct idx_txn **cache, struct arca_err *err);
+void idx_read_end(struct idx_txn *t);
+void idx_read_free(struct idx_txn *t);
+
 /* Gets return 0, ARCA_ENOENT, or an error. */
 int idx_obj_get(struct idx_txn *t, const uint8_t id[ARCA_ID_LEN], struct idx_obj *o);
 int idx_obj_put(struct idx_txn *t, const uint8_t id[ARCA_ID_LEN], const struct idx_obj *o);

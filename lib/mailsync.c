@@ -132,11 +132,9 @@ static void run_job(struct pool *p, struct job *j, struct repo_worker *w,
 	int rc = 0;
 	bool unreadable = fd < 0;
 	if (!unreadable && j->e->size > REPO_BLOB_MAX) {
-		/* large: streamed in chunks, one at a time */
-		pthread_mutex_lock(&p->lock);
-		rc = repo_put_stream(p->r, fd, j->e->size, what, &j->m.content_type,
-				     j->m.content_id, &sub);
-		pthread_mutex_unlock(&p->lock);
+		/* large: streamed in chunks */
+		rc = repo_put_stream_mt(p->r, w, &p->lock, fd, j->e->size, what,
+					&j->m.content_type, j->m.content_id, &sub);
 		if (rc == ARCA_EFORMAT || rc == ARCA_EIO)
 			unreadable = true;
 	} else if (!unreadable) {
@@ -200,20 +198,21 @@ static void *reader_thread(void *arg)
 			p->rc = arca_err_set(&p->err, ARCA_ENOMEM, "out of memory");
 		pthread_mutex_unlock(&p->lock);
 	}
+	/* Jobs are taken a batch at a time: fewer trips through the lock. */
+	enum { BATCH = 16 };
 	for (;;) {
 		pthread_mutex_lock(&p->lock);
-		struct job *j = NULL;
-		while (p->rc == 0 && w && buf && p->next < p->njobs) {
-			struct job *c = &p->jobs[p->next++];
-			if (c->need_read) {
-				j = c;
-				break;
-			}
+		size_t first = p->next, last = first;
+		if (p->rc == 0 && w && buf) {
+			last = first + BATCH < p->njobs ? first + BATCH : p->njobs;
+			p->next = last;
 		}
 		pthread_mutex_unlock(&p->lock);
-		if (j == NULL)
+		if (first == last)
 			break;
-		run_job(p, j, w, &prep, buf);
+		for (size_t i = first; i < last; i++)
+			if (p->jobs[i].need_read)
+				run_job(p, &p->jobs[i], w, &prep, buf);
 	}
 	repo_prepared_release(&prep);
 	repo_worker_free(w);

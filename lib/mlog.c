@@ -76,6 +76,9 @@ int mlog_state_decode(const uint8_t *p, size_t len, struct mlog_state *st)
 	if (len != 8 + ARCA_ID_LEN + n * ARCA_ID_LEN)
 		return ARCA_EFORMAT;
 	memcpy(st->last_hash, p + 8, ARCA_ID_LEN);
+	static const uint8_t zero[ARCA_ID_LEN];
+	if (st->count == 0 && memcmp(st->last_hash, zero, ARCA_ID_LEN) != 0)
+		return ARCA_EFORMAT;
 	memcpy(st->frontier, p + 8 + ARCA_ID_LEN, n * ARCA_ID_LEN);
 	return 0;
 }
@@ -107,6 +110,8 @@ int mlog_parse(const uint8_t *data, size_t len,
 	if (version != MLOG_VERSION)
 		return arca_err_set(err, ARCA_EVERSION, "log entry version %u is not supported", version);
 	e->kind = data[12];
+	if (e->kind > MLOG_SNAPSHOT)
+		return arca_err_set(err, ARCA_EVERSION, "log entry kind %u is not known to this version", e->kind);
 	if (data[13] || data[14] || data[15])
 		return arca_err_set(err, ARCA_ECORRUPT, "reserved bytes are not zero");
 	e->seq = get_u64le(data + 16);

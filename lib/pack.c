@@ -328,8 +328,9 @@ int pack_read_index(struct backend *be, const char *name, uint64_t size,
 		return arca_err_set(err, rc, "pack %s: %s", name, sub.msg);
 	uint64_t toff = get_u64le(f);
 	uint32_t tlen = get_u32le(f + 8), count = get_u32le(f + 12);
+	/* compare without sums that could wrap around */
 	if (memcmp(f + 16, PACK_FOOTER_MAGIC, 8) != 0 || toff < PACK_HEADER_LEN ||
-	    toff + tlen + PACK_FOOTER_LEN != size ||
+	    toff > size - PACK_FOOTER_LEN || tlen != size - PACK_FOOTER_LEN - toff ||
 	    (uint64_t)count * PACK_TRAILER_ENTRY_LEN != tlen)
 		return arca_err_set(err, ARCA_ECORRUPT, "pack %s: bad footer", name);
 	uint8_t *t = malloc(tlen ? tlen : 1);

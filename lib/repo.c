@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,6 +64,7 @@ struct repo {
 	uint8_t *key;                   /* sodium_malloc */
 	bool key_valid;
 	struct repo_stats stats;
+	struct idx_txn *rtxn;           /* renewed per lookup (idx_read_begin) */
 };
 
 static uint64_t now_ns(void)
@@ -201,6 +203,7 @@ static void repo_free(struct repo *r)
 	if (r == NULL)
 		return;
 	pack_writer_free(r->pw);
+	idx_read_free(r->rtxn);
 	idset_free(&r->pending);
 	compressor_free(r->comp);
 	abuf_release(&r->zbuf);
@@ -621,21 +624,27 @@ int repo_flush(struct repo *r, struct arca_err *err)
 	return rc;
 }
 
+/* In the index?  `cache` is the calling thread's read transaction. */
+static bool indexed(struct repo *r, struct idx_txn **cache, const uint8_t id[ARCA_ID_LEN])
+{
+	if (idx_read_begin(r->ix, cache, NULL) != 0)
+		return false;
+	struct idx_obj o;
+	int rc = idx_obj_get(*cache, id, &o);
+	idx_read_end(*cache);
+	return rc == 0;
+}
+
 bool repo_has_object(struct repo *r, const uint8_t id[ARCA_ID_LEN])
 {
 	if (idset_has(&r->pending, id))
 		return true;
-	struct idx_txn *t;
-	if (idx_begin(r->ix, false, &t, NULL) != 0)
-		return false;
-	struct idx_obj o;
-	int rc = idx_obj_get(t, id, &o);
-	idx_abort(t);
-	return rc == 0;
+	return indexed(r, &r->rtxn, id);
 }
 
 struct repo_worker {
 	struct compressor *comp;
+	struct idx_txn *rtxn;
 };
 
 struct repo_worker *repo_worker_new(struct repo *r)
@@ -657,24 +666,13 @@ void repo_worker_free(struct repo_worker *w)
 	if (w == NULL)
 		return;
 	compressor_free(w->comp);
+	idx_read_free(w->rtxn);
 	free(w);
 }
 
 void repo_prepared_release(struct repo_prepared *p)
 {
 	abuf_release(&p->data);
-}
-
-/* In the index already?  Reads only LMDB (safe from any thread). */
-static bool indexed(struct repo *r, const uint8_t id[ARCA_ID_LEN])
-{
-	struct idx_txn *t;
-	if (idx_begin(r->ix, false, &t, NULL) != 0)
-		return false;
-	struct idx_obj o;
-	int rc = idx_obj_get(t, id, &o);
-	idx_abort(t);
-	return rc == 0;
 }
 
 int repo_prepare(struct repo *r, struct repo_worker *w, uint8_t type,
@@ -688,7 +686,7 @@ int repo_prepare(struct repo *r, struct repo_worker *w, uint8_t type,
 	acrypto_object_id(r->ik, data, len, p->id);
 	p->type = type;
 	p->raw_len = len;
-	p->dup = indexed(r, p->id);
+	p->dup = indexed(r, &w->rtxn, p->id);
 	if (p->dup)
 		return 0;
 	int rc = compressor_run(w->comp, data, len, &p->data, &p->comp);
@@ -792,8 +790,49 @@ static size_t chunk_cut(const struct repo *r, const uint8_t *p, size_t n)
 	return end;
 }
 
+static int repo_put_stream_locked(struct repo *r, struct repo_worker *w, pthread_mutex_t *lock,
+				  struct repo_prepared *prep, int fd, uint64_t size,
+				  const char *what, uint8_t *type_r,
+				  uint8_t id_r[ARCA_ID_LEN], struct arca_err *err);
+
+/* Store one object, from a reader thread when w and lock are given (the
+ * hashing and compression then run outside the lock). */
+static int put_obj(struct repo *r, struct repo_worker *w, pthread_mutex_t *lock,
+		   struct repo_prepared *prep, uint8_t type, const void *data,
+		   size_t len, uint8_t id_r[ARCA_ID_LEN], struct arca_err *err)
+{
+	if (w == NULL)
+		return repo_put(r, type, data, len, id_r, NULL, err);
+	int rc = repo_prepare(r, w, type, data, len, prep, err);
+	if (rc)
+		return rc;
+	memcpy(id_r, prep->id, ARCA_ID_LEN);
+	pthread_mutex_lock(lock);
+	rc = repo_put_prepared(r, prep, NULL, err);
+	pthread_mutex_unlock(lock);
+	return rc;
+}
+
 int repo_put_stream(struct repo *r, int fd, uint64_t size, const char *what,
 		    uint8_t *type_r, uint8_t id_r[ARCA_ID_LEN], struct arca_err *err)
+{
+	return repo_put_stream_mt(r, NULL, NULL, fd, size, what, type_r, id_r, err);
+}
+
+int repo_put_stream_mt(struct repo *r, struct repo_worker *w, pthread_mutex_t *lock,
+		       int fd, uint64_t size, const char *what, uint8_t *type_r,
+		       uint8_t id_r[ARCA_ID_LEN], struct arca_err *err)
+{
+	struct repo_prepared prep = { 0 };
+	int rc = repo_put_stream_locked(r, w, lock, &prep, fd, size, what, type_r, id_r, err);
+	repo_prepared_release(&prep);
+	return rc;
+}
+
+static int repo_put_stream_locked(struct repo *r, struct repo_worker *w, pthread_mutex_t *lock,
+				  struct repo_prepared *prep, int fd, uint64_t size,
+				  const char *what, uint8_t *type_r,
+				  uint8_t id_r[ARCA_ID_LEN], struct arca_err *err)
 {
 	if (r->ik == NULL)
 		return arca_err_set(err, ARCA_ESTATE, "repository not opened for writing");
@@ -810,7 +849,7 @@ int repo_put_stream(struct repo *r, int fd, uint64_t size, const char *what,
 					  what, (unsigned long long)size, got);
 		if (rc == 0) {
 			*type_r = OBJ_BLOB;
-			rc = repo_put(r, OBJ_BLOB, buf, got, id_r, NULL, err);
+			rc = put_obj(r, w, lock, prep, OBJ_BLOB, buf, got, id_r, err);
 		}
 		free(buf);
 		return rc;
@@ -840,7 +879,7 @@ int repo_put_stream(struct repo *r, int fd, uint64_t size, const char *what,
 			break;
 		size_t cut = eof && have <= REPO_CHUNK_MIN ? have : chunk_cut(r, win, have);
 		uint8_t cid[ARCA_ID_LEN];
-		rc = repo_put(r, OBJ_CHUNK, win, cut, cid, NULL, err);
+		rc = put_obj(r, w, lock, prep, OBJ_CHUNK, win, cut, cid, err);
 		if (rc)
 			break;
 		rc = abuf_add(&list, cid, ARCA_ID_LEN);
@@ -863,7 +902,7 @@ int repo_put_stream(struct repo *r, int fd, uint64_t size, const char *what,
 		rc = arca_err_set(err, ARCA_ELIMIT, "%s is too large", what);
 	if (rc == 0) {
 		*type_r = OBJ_CHUNKLIST;
-		rc = repo_put(r, OBJ_CHUNKLIST, list.data, list.len, id_r, NULL, err);
+		rc = put_obj(r, w, lock, prep, OBJ_CHUNKLIST, list.data, list.len, id_r, err);
 	}
 	(void)nchunks;
 	free(win);
@@ -874,11 +913,10 @@ int repo_put_stream(struct repo *r, int fd, uint64_t size, const char *what,
 int repo_file_cache_get(struct repo *r, const void *key, size_t klen,
 			struct idx_file *f)
 {
-	struct idx_txn *t;
-	if (idx_begin(r->ix, false, &t, NULL) != 0)
+	if (idx_read_begin(r->ix, &r->rtxn, NULL) != 0)
 		return ARCA_EIO;
-	int rc = idx_file_get(t, key, klen, f);
-	idx_abort(t);
+	int rc = idx_file_get(r->rtxn, key, klen, f);
+	idx_read_end(r->rtxn);
 	return rc;
 }
 

@@ -17,6 +17,7 @@
 #ifndef ARCA_REPO_H
 #define ARCA_REPO_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -108,6 +109,11 @@ int repo_prepare(struct repo *r, struct repo_worker *w, uint8_t type,
 int repo_put_prepared(struct repo *r, const struct repo_prepared *p,
 		      bool *new_r, struct arca_err *err);
 void repo_prepared_release(struct repo_prepared *p);
+/* repo_put_stream from a reader thread: reads, hashes and compresses
+ * outside `lock`, stores under it. */
+int repo_put_stream_mt(struct repo *r, struct repo_worker *w, pthread_mutex_t *lock,
+		       int fd, uint64_t size, const char *what, uint8_t *type_r,
+		       uint8_t id_r[ARCA_ID_LEN], struct arca_err *err);
 
 /* Seal the pack being written, store it, record it in the log. */
 int repo_flush(struct repo *r, struct arca_err *err);
