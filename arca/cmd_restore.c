@@ -1,6 +1,9 @@
 /* arca restore maildir --repo REPO --account ACCOUNT --restore-key KEYFILE
  *      [--snapshot ID | --at TIME] [--force] [--owner UID:GID] DEST */
+#include <errno.h>
 #include <getopt.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,17 +17,194 @@
 
 static const char USAGE[] =
 	"arca restore maildir --repo REPO --account ACCOUNT --restore-key KEYFILE\n"
-	"                     [--snapshot ID | --at TIME] [--force] [--owner UID:GID] DEST\n\n"
+	"                     [--snapshot ID | --at TIME] [--force] [--owner UID:GID] DEST\n"
+	"arca restore maildir --repo REPO --restore-key KEYFILE --pattern PATTERN\n"
+	"                     [--account ACCOUNT ...] [--at TIME] [--jobs N] [--force] [--owner UID:GID]\n\n"
 	"Writes the account's Maildir as it was in the snapshot (default: the latest;\n"
 	"--at: the last one at or before TIME, RFC 3339) into DEST, with\n"
 	"dovecot-uidlist, dovecot-keywords and subscriptions, so Dovecot serves the\n"
 	"same UIDVALIDITY, UIDs, flags, keywords and dates.  DEST must be empty or\n"
-	"absent unless --force.";
+	"absent unless --force.\n"
+	"With --pattern, every account (or each --account given) is restored to\n"
+	"PATTERN with %u the whole address, %n the local part and %d the domain, e.g.\n"
+	"/srv/mail/%d/%n/Maildir, by --jobs processes at once (default: one per CPU);\n"
+	"the passphrase is asked once.";
 
 static void on_warn(void *ctx, const char *what, const char *why)
 {
 	(void)ctx;
 	fprintf(stderr, "%s: warning: %s: %s\n", cli_prog, what, why);
+}
+
+/* PATTERN with %u, %n, %d replaced for one account. */
+static int expand(const char *pattern, const char *account, struct abuf *out)
+{
+	const char *at = strrchr(account, '@');
+	size_t nlen = at ? (size_t)(at - account) : strlen(account);
+	const char *dom = at ? at + 1 : "";
+	abuf_reset(out);
+	int rc = 0;
+	for (const char *p = pattern; *p && rc == 0; p++) {
+		if (p[0] == '%' && p[1] == 'u') {
+			rc = abuf_add(out, account, strlen(account));
+			p++;
+		} else if (p[0] == '%' && p[1] == 'n') {
+			rc = abuf_add(out, account, nlen);
+			p++;
+		} else if (p[0] == '%' && p[1] == 'd') {
+			rc = abuf_add(out, dom, strlen(dom));
+			p++;
+		} else {
+			rc = abuf_add(out, p, 1);
+		}
+	}
+	return rc ? rc : abuf_cstr(out);
+}
+
+static int restore_one(struct repo *r, const struct snap_info *si, struct restore_opts *ro)
+{
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	struct arca_err err = { 0 };
+	struct restore_result res;
+	int rc = restore_maildir(r, si->root, ro, &res, &err);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	char hex[2 * ARCA_ID_LEN + 1], t[40];
+	hex_encode(hex, si->root, ARCA_ID_LEN);
+	cli_format_time(si->time_ns, t);
+	if (rc)
+		fprintf(stderr, "%s: restoring %s (snapshot %.16s) into %s: %s\n", cli_prog,
+			si->account, hex, ro->dest, err.msg[0] ? err.msg : arca_strerror(rc));
+	else
+		printf("restored %s from snapshot %.16s (%s): %llu folders, %llu messages (%.1f MiB) into %s in %.2f s\n",
+		       si->account, hex, t, (unsigned long long)res.folders,
+		       (unsigned long long)res.messages, (double)res.bytes / 1048576.0, ro->dest,
+		       (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+	fflush(stdout);
+	return rc ? 1 : 0;
+}
+
+/*
+ * Many accounts: the passphrase is asked and the key derived once, then
+ * worker processes (each with its own repository handle: an LMDB handle may
+ * not cross fork) restore a share of the accounts each.
+ */
+static int restore_many(const char *repo, const char *keyfile, const char *pattern,
+			char **accounts, size_t naccounts, const char *at, int jobs,
+			struct restore_opts *ro)
+{
+	struct repo *r;
+	int rc = cli_open_repo(repo, REPO_OPEN_READ, keyfile, &r);
+	if (rc)
+		return rc;
+	struct arca_err err = { 0 };
+	struct snap_info *list = NULL, *picks = NULL;
+	size_t n = 0, npicks = 0;
+	if (repo_snapshots(r, &list, &n, &err) != 0) {
+		repo_close(r);
+		return cli_fail(&err);
+	}
+	/* the distinct accounts, in order of first appearance */
+	char **names = calloc(n + naccounts + 1, sizeof(char *));
+	picks = calloc(n + naccounts + 1, sizeof(*picks));
+	if (names == NULL || picks == NULL) {
+		free(names);
+		free(picks);
+		snap_infos_free(list, n);
+		repo_close(r);
+		return cli_failf("out of memory");
+	}
+	size_t nnames = 0;
+	for (size_t i = 0; i < naccounts; i++)
+		names[nnames++] = accounts[i];
+	if (naccounts == 0)
+		for (size_t i = 0; i < n; i++) {
+			size_t k = 0;
+			while (k < nnames && strcmp(names[k], list[i].account) != 0)
+				k++;
+			if (k == nnames)
+				names[nnames++] = list[i].account;
+		}
+	for (size_t k = 0; k < nnames && rc == 0; k++) {
+		rc = cli_pick_snapshot(r, names[k], NULL, at, &picks[npicks]);
+		if (rc == 0)
+			npicks++;
+	}
+	const struct arca_restore_key *rk0 = repo_restore_key(r);
+	struct arca_restore_key *rk = acrypto_restore_key_alloc();
+	if (rk != NULL && rk0 != NULL)
+		memcpy(rk, rk0, sizeof(*rk));
+	repo_close(r);
+	snap_infos_free(list, n);
+	free(names);
+	if (rc || rk == NULL) {
+		snap_infos_free(picks, npicks);
+		acrypto_restore_key_free(rk);
+		return rc ? rc : cli_failf("out of memory");
+	}
+	if (jobs < 1)
+		jobs = (int)sysconf(_SC_NPROCESSORS_ONLN);
+	if (jobs < 1)
+		jobs = 1;
+	if ((size_t)jobs > npicks)
+		jobs = (int)(npicks ? npicks : 1);
+	fflush(stdout);
+	fflush(stderr);
+	pid_t pids[64];
+	int started = 0, failures = 0;
+	if (jobs > 64)
+		jobs = 64;
+	for (int w = 0; w < jobs; w++) {
+		pid_t pid = fork();
+		if (pid < 0) {
+			failures++;
+			break;
+		}
+		if (pid == 0) {
+			struct repo *cr;
+			struct arca_err cerr = { 0 };
+			int crc = repo_open(repo, REPO_OPEN_READ, &cr, &cerr);
+			struct arca_restore_key *ck = crc ? NULL : acrypto_restore_key_alloc();
+			if (ck != NULL) {
+				memcpy(ck, rk, sizeof(*ck));
+				crc = repo_set_restore_key(cr, ck, &cerr);
+			} else if (crc == 0) {
+				crc = arca_err_set(&cerr, ARCA_ENOMEM, "out of memory");
+			}
+			if (crc) {
+				cli_fail(&cerr);
+				_exit(1);
+			}
+			int fails = 0;
+			struct abuf dest = ABUF_INIT;
+			for (size_t i = (size_t)w; i < npicks; i += (size_t)jobs) {
+				if (expand(pattern, picks[i].account, &dest) != 0) {
+					fails++;
+					continue;
+				}
+				struct restore_opts o = *ro;
+				o.dest = (const char *)dest.data;
+				fails += restore_one(cr, &picks[i], &o);
+			}
+			abuf_release(&dest);
+			repo_close(cr);
+			fflush(stdout);
+			_exit(fails ? 1 : 0);
+		}
+		pids[started++] = pid;
+	}
+	for (int i = 0; i < started; i++) {
+		int status;
+		while (waitpid(pids[i], &status, 0) < 0 && errno == EINTR)
+			;
+		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+			failures++;
+	}
+	snap_infos_free(picks, npicks);
+	acrypto_restore_key_free(rk);
+	if (failures)
+		return cli_failf("%d of %d restore workers reported failures (see above)", failures, jobs);
+	return 0;
 }
 
 int cmd_restore(int argc, char **argv)
@@ -37,6 +217,8 @@ int cmd_restore(int argc, char **argv)
 		{ "at", required_argument, NULL, 't' },
 		{ "force", no_argument, NULL, 'f' },
 		{ "owner", required_argument, NULL, 'o' },
+		{ "pattern", required_argument, NULL, 'p' },
+		{ "jobs", required_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -49,17 +231,26 @@ int cmd_restore(int argc, char **argv)
 	}
 	argc--;
 	argv++;
-	const char *repo = NULL, *account = NULL, *keyfile = NULL, *snap = NULL, *at = NULL;
+	const char *repo = NULL, *keyfile = NULL, *snap = NULL, *at = NULL, *pattern = NULL;
+	char *accounts[256];
+	size_t naccounts = 0;
+	int jobs = 0;
 	struct restore_opts ro = { .owner_uid = -1, .owner_gid = -1, .warn = on_warn };
 	int c;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
 		case 'r': repo = optarg; break;
-		case 'a': account = optarg; break;
+		case 'a':
+			if (naccounts == sizeof(accounts) / sizeof(accounts[0]))
+				return cli_failf("too many --account options (use --pattern without --account for all)");
+			accounts[naccounts++] = optarg;
+			break;
 		case 'k': keyfile = optarg; break;
 		case 's': snap = optarg; break;
 		case 't': at = optarg; break;
 		case 'f': ro.force = true; break;
+		case 'p': pattern = optarg; break;
+		case 'j': jobs = atoi(optarg); break;
 		case 'o':
 			if (sscanf(optarg, "%d:%d", &ro.owner_uid, &ro.owner_gid) != 2 ||
 			    ro.owner_uid < 0 || ro.owner_gid < 0)
@@ -69,8 +260,14 @@ int cmd_restore(int argc, char **argv)
 		default: return cli_usage(USAGE);
 		}
 	}
-	if (repo == NULL || account == NULL || keyfile == NULL || optind + 1 != argc ||
-	    (snap != NULL && at != NULL))
+	if (repo == NULL || keyfile == NULL || (snap != NULL && at != NULL))
+		return cli_usage(USAGE);
+	if (pattern != NULL) {
+		if (optind != argc || snap != NULL)
+			return cli_usage(USAGE);
+		return restore_many(repo, keyfile, pattern, accounts, naccounts, at, jobs, &ro);
+	}
+	if (naccounts != 1 || optind + 1 != argc)
 		return cli_usage(USAGE);
 	ro.dest = argv[optind];
 	struct repo *r;
@@ -78,29 +275,11 @@ int cmd_restore(int argc, char **argv)
 	if (rc)
 		return rc;
 	struct snap_info si;
-	rc = cli_pick_snapshot(r, account, snap, at, &si);
-	if (rc) {
-		repo_close(r);
-		return rc;
+	rc = cli_pick_snapshot(r, accounts[0], snap, at, &si);
+	if (rc == 0) {
+		rc = restore_one(r, &si, &ro);
+		snap_info_release(&si);
 	}
-	struct timespec t0, t1;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	struct arca_err err = { 0 };
-	struct restore_result res;
-	rc = restore_maildir(r, si.root, &ro, &res, &err);
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	char hex[2 * ARCA_ID_LEN + 1], t[40];
-	hex_encode(hex, si.root, ARCA_ID_LEN);
-	cli_format_time(si.time_ns, t);
-	if (rc)
-		fprintf(stderr, "%s: restoring %s (snapshot %.16s) into %s: %s\n", cli_prog,
-			account, hex, ro.dest, err.msg[0] ? err.msg : arca_strerror(rc));
-	else
-		printf("restored %s from snapshot %.16s (%s): %llu folders, %llu messages (%.1f MiB) into %s in %.2f s\n",
-		       account, hex, t, (unsigned long long)res.folders,
-		       (unsigned long long)res.messages, (double)res.bytes / 1048576.0, ro.dest,
-		       (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
-	snap_info_release(&si);
 	repo_close(r);
-	return rc ? 1 : 0;
+	return rc;
 }
