@@ -14,6 +14,11 @@
 struct backend_local {
 	struct backend be;
 	char *dir;
+	/* The last object read by range stays open: restore and verify read
+	 * runs of objects from one pack.  Stored files never change, so a
+	 * cached descriptor can't go stale. */
+	char *open_name;
+	int open_fd;
 };
 
 /* Names come from our own code, but a damaged log could carry anything:
@@ -127,15 +132,28 @@ static int local_get_range(struct backend *be, const char *name, uint64_t off,
 	char *path = local_path(bl, name);
 	if (path == NULL)
 		return arca_err_set(err, ARCA_ENOMEM, "out of memory");
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		int e = errno;
-		rc = arca_err_errno(err, e == ENOENT ? ARCA_ENOENT : ARCA_EIO, e,
-				    "open %s", path);
-	} else {
-		rc = fs_pread_exact(fd, out, n, off, path, err);
-		close(fd);
+	if (bl->open_name == NULL || strcmp(bl->open_name, name) != 0) {
+		if (bl->open_fd >= 0)
+			close(bl->open_fd);
+		free(bl->open_name);
+		bl->open_name = NULL;
+		bl->open_fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (bl->open_fd < 0) {
+			int e = errno;
+			rc = arca_err_errno(err, e == ENOENT ? ARCA_ENOENT : ARCA_EIO, e,
+					    "open %s", path);
+			free(path);
+			return rc;
+		}
+		bl->open_name = strdup(name);
+		if (bl->open_name == NULL) {
+			close(bl->open_fd);
+			bl->open_fd = -1;
+			free(path);
+			return arca_err_set(err, ARCA_ENOMEM, "out of memory");
+		}
 	}
+	rc = fs_pread_exact(bl->open_fd, out, n, off, path, err);
 	free(path);
 	return rc;
 }
@@ -223,6 +241,9 @@ static int local_list(struct backend *be, const char *prefix,
 static void local_close(struct backend *be)
 {
 	struct backend_local *bl = (struct backend_local *)be;
+	if (bl->open_fd >= 0)
+		close(bl->open_fd);
+	free(bl->open_name);
 	free(bl->dir);
 	free(bl);
 }
@@ -246,6 +267,7 @@ int backend_local_open(const char *dir, struct backend **be_r,
 		return arca_err_set(err, ARCA_ENOMEM, "out of memory");
 	}
 	bl->be.ops = &local_ops;
+	bl->open_fd = -1;
 	*be_r = &bl->be;
 	return 0;
 }

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,8 +122,23 @@ char *fs_dirname(const char *path)
 	return strndup(path, (size_t)(slash - path));
 }
 
+static int write_file(const char *path, const void *data, size_t n, mode_t mode,
+		      int exclusive, bool sync, struct arca_err *err);
+
 int fs_write_file(const char *path, const void *data, size_t n, mode_t mode,
 		  int exclusive, struct arca_err *err)
+{
+	return write_file(path, data, n, mode, exclusive, true, err);
+}
+
+int fs_write_file_nosync(const char *path, const void *data, size_t n, mode_t mode,
+			 struct arca_err *err)
+{
+	return write_file(path, data, n, mode, 0, false, err);
+}
+
+static int write_file(const char *path, const void *data, size_t n, mode_t mode,
+		      int exclusive, bool sync, struct arca_err *err)
 {
 	char *dir = fs_dirname(path);
 	size_t tlen = strlen(path) + 64;
@@ -144,7 +160,7 @@ int fs_write_file(const char *path, const void *data, size_t n, mode_t mode,
 		goto out;
 	}
 	rc = fs_write_all(fd, data, n, tmp, err);
-	if (rc == 0 && (fault_hit(FAULT_FSYNC) || fsync(fd) != 0)) {
+	if (rc == 0 && sync && (fault_hit(FAULT_FSYNC) || fsync(fd) != 0)) {
 		int e = errno ? errno : EIO;
 		rc = arca_err_errno(err, arca_errno_code(e), e, "fsync %s", tmp);
 	}
@@ -166,7 +182,7 @@ int fs_write_file(const char *path, const void *data, size_t n, mode_t mode,
 	}
 	if (rc != 0)
 		unlink(tmp);
-	else
+	else if (sync)
 		rc = fs_fsync_dir(dir, err);
 out:
 	free(dir);

@@ -38,6 +38,10 @@ int fs_pread_exact(int fd, void *p, size_t n, uint64_t off, const char *what,
  */
 int fs_write_file(const char *path, const void *data, size_t n, mode_t mode,
 		  int exclusive, struct arca_err *err);
+/* The same without any fsync, for callers that make a whole tree durable at
+ * once (restore ends with one syncfs). */
+int fs_write_file_nosync(const char *path, const void *data, size_t n, mode_t mode,
+			 struct arca_err *err);
 
 /* Read a whole regular file of at most `max` bytes into out (reset first). */
 int fs_read_file(const char *path, size_t max, struct abuf *out,

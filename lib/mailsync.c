@@ -172,6 +172,10 @@ static void run_job(struct pool *p, struct job *j, struct repo_worker *w,
 			arca_err_set(&p->err, rc, "%s", sub.msg);
 		}
 	} else {
+		/* size and date from the fstat of the file just read */
+		j->m.size = j->e->size;
+		j->m.date_sec = j->e->mtime_sec;
+		j->m.date_nsec = j->e->mtime_nsec;
 		p->res->files_read++;
 		p->res->bytes_read += j->e->size;
 		struct idx_file cf = { .size = j->e->size, .mtime_sec = j->e->mtime_sec,
@@ -243,7 +247,9 @@ static int ingest_folder(struct repo *r, const struct ingest_opts *o,
 	struct job *jobs = NULL;
 	uidlist_init(&ul);
 	keywords_init(&kw);
-	int rc = maildir_scan(mf->path, &ents, &n, err);
+	/* Names only: a message already in the cache is recognized by its
+	 * name, without a stat (the cheap incremental path). */
+	int rc = maildir_scan_names(mf->path, false, &ents, &n, err);
 	if (rc)
 		goto out;
 	/* dovecot-uidlist after the scan: files delivered meanwhile are more
@@ -326,9 +332,6 @@ static int ingest_folder(struct repo *r, const struct ingest_opts *o,
 			j->m.uid = ur->uid;
 			j->m.uidlist_ext = ur->ext;
 		}
-		j->m.size = e->size;
-		j->m.date_sec = e->mtime_sec;
-		j->m.date_nsec = e->mtime_nsec;
 		if (cache_key(&key, o->account, sf->name, nm.base) != 0 ||
 		    (j->key = malloc(key.len ? key.len : 1)) == NULL) {
 			rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
@@ -337,14 +340,21 @@ static int ingest_folder(struct repo *r, const struct ingest_opts *o,
 		memcpy(j->key, key.data, key.len);
 		j->klen = key.len;
 		struct idx_file cf;
+		uint64_t name_size;
+		bool name_has_size = maildir_name_size(nm.base, &name_size);
 		if (repo_file_cache_get(r, key.data, key.len, &cf) == 0 &&
-		    cf.size == e->size && cf.mtime_sec == e->mtime_sec &&
-		    cf.mtime_nsec == e->mtime_nsec && repo_has_object(r, cf.content_id)) {
+		    (!name_has_size || name_size == cf.size) &&
+		    (!e->stat_valid || (cf.size == e->size && cf.mtime_sec == e->mtime_sec &&
+					cf.mtime_nsec == e->mtime_nsec)) &&
+		    repo_has_object(r, cf.content_id)) {
 			/* unchanged since the last ingest: not read again */
 			j->m.content_type = cf.content_type;
 			memcpy(j->m.content_id, cf.content_id, ARCA_ID_LEN);
+			j->m.size = cf.size;
+			j->m.date_sec = cf.mtime_sec;
+			j->m.date_nsec = cf.mtime_nsec;
 			if (o->progress)
-				o->progress(o->ctx, 1, e->size);
+				o->progress(o->ctx, 1, cf.size);
 		} else {
 			j->need_read = true;
 			to_read++;
@@ -507,13 +517,24 @@ static int mkdir_owned(const char *path, const struct restore_opts *o,
 	return rc;
 }
 
+int restore_sync(const char *dest, struct arca_err *err)
+{
+	int fd = open(dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int rc = 0;
+	if (fd < 0 || syncfs(fd) != 0)
+		rc = arca_err_errno(err, ARCA_EIO, errno, "sync %s", dest);
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
 static int write_control(const char *dir, const char *name, const struct abuf *data,
 			 const struct restore_opts *o, struct arca_err *err)
 {
 	char *p = fs_join(dir, name);
 	if (p == NULL)
 		return arca_err_set(err, ARCA_ENOMEM, "out of memory");
-	int rc = fs_write_file(p, data->data, data->len, 0600, 0, err);
+	int rc = fs_write_file_nosync(p, data->data, data->len, 0600, err);
 	if (rc == 0 && o->owner_uid >= 0 &&
 	    chown(p, (uid_t)o->owner_uid, (gid_t)o->owner_gid) != 0)
 		rc = arca_err_errno(err, ARCA_EIO, errno, "chown %s", p);
@@ -521,10 +542,15 @@ static int write_control(const char *dir, const char *name, const struct abuf *d
 	return rc;
 }
 
+/*
+ * Each message is written straight to its final name: the destination is a
+ * new directory that no server uses yet, and the restore ends with one
+ * syncfs, so a temporary name and rename per message would only cost time.
+ * An interrupted restore is re-run with --force, which rewrites the files.
+ */
 static int restore_msg(struct repo *r, const char *fdir, const struct snap_msg *m,
 		       uint32_t letters, const struct restore_opts *o,
-		       struct abuf *name, struct abuf *tmp, struct abuf *final,
-		       struct arca_err *err)
+		       struct abuf *name, struct abuf *final, struct arca_err *err)
 {
 	abuf_reset(name);
 	int rc;
@@ -534,18 +560,20 @@ static int restore_msg(struct repo *r, const char *fdir, const struct snap_msg *
 		rc = maildir_name_format(m->base, m->flags, letters, name);
 	if (rc == 0)
 		rc = abuf_cstr(name);
-	abuf_reset(tmp);
 	abuf_reset(final);
-	rc = rc ? rc : abuf_printf(tmp, "%s/tmp/%s", fdir, (const char *)name->data);
 	rc = rc ? rc : abuf_printf(final, "%s/%s/%s", fdir, m->in_new ? "new" : "cur",
 				   (const char *)name->data);
 	if (rc)
 		return arca_err_set(err, ARCA_ENOMEM, "out of memory");
-	const char *tpath = (const char *)tmp->data, *fpath = (const char *)final->data;
-	int fd = open(tpath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	const char *fpath = (const char *)final->data;
+	/* --force replaces a file by a new one: truncating it in place would
+	 * also change every hard link to it (Dovecot's COPY makes links). */
+	if (o->force && unlink(fpath) != 0 && errno != ENOENT)
+		return arca_err_errno(err, ARCA_EIO, errno, "replace %s", fpath);
+	int fd = open(fpath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0) {
 		int e = errno;
-		return arca_err_errno(err, arca_errno_code(e), e, "create %s", tpath);
+		return arca_err_errno(err, arca_errno_code(e), e, "create %s", fpath);
 	}
 	uint64_t size;
 	rc = repo_get_stream(r, m->content_type, m->content_id, fd, fpath, &size, err);
@@ -554,15 +582,17 @@ static int restore_msg(struct repo *r, const char *fdir, const struct snap_msg *
 				  fpath, (unsigned long long)size, (unsigned long long)m->size);
 	struct timespec ts[2] = { { m->date_sec, m->date_nsec }, { m->date_sec, m->date_nsec } };
 	if (rc == 0 && futimens(fd, ts) != 0)
-		rc = arca_err_errno(err, ARCA_EIO, errno, "set the date of %s", tpath);
+		rc = arca_err_errno(err, ARCA_EIO, errno, "set the date of %s", fpath);
 	if (rc == 0 && o->owner_uid >= 0 && fchown(fd, (uid_t)o->owner_uid, (gid_t)o->owner_gid) != 0)
-		rc = arca_err_errno(err, ARCA_EIO, errno, "chown %s", tpath);
+		rc = arca_err_errno(err, ARCA_EIO, errno, "chown %s", fpath);
+	/* start writing it back now, without waiting, so the disk works while
+	 * we create the next files and the final syncfs has little left */
+	if (rc == 0)
+		sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
 	if (close(fd) != 0 && rc == 0)
-		rc = arca_err_errno(err, ARCA_EIO, errno, "close %s", tpath);
-	if (rc == 0 && rename(tpath, fpath) != 0)
-		rc = arca_err_errno(err, ARCA_EIO, errno, "rename to %s", fpath);
+		rc = arca_err_errno(err, ARCA_EIO, errno, "close %s", fpath);
 	if (rc)
-		unlink(tpath);
+		unlink(fpath);   /* never leave a wrong message behind */
 	return rc;
 }
 
@@ -634,7 +664,7 @@ static int restore_folder(struct repo *r, const struct snapshot *s, struct snap_
 		for (size_t k = 0; k < f->nkeywords && k < MAILDIR_KEYWORDS_MAX; k++)
 			if (m->keywords & (1ULL << k))
 				letters |= 1u << k;
-		rc = restore_msg(r, fdir, m, letters, o, &name, &tmp, &final, err);
+		rc = restore_msg(r, fdir, m, letters, o, &name, &final, err);
 		if (rc == 0 && m->uid != 0 && uidlist_add(&ul, m->uid, m->base, m->uidlist_ext) != 0)
 			rc = arca_err_set(err, ARCA_ECORRUPT, "folder %s: UIDs out of order", f->name);
 		res->messages++;
@@ -704,8 +734,9 @@ int restore_maildir(struct repo *r, const uint8_t root[ARCA_ID_LEN],
 		abuf_release(&data);
 	}
 	/* One syncfs instead of an fsync per message: restore is re-runnable,
-	 * so only the end needs to be durable. */
-	if (rc == 0) {
+	 * so only the end needs to be durable (callers restoring many accounts
+	 * sync once at the very end instead). */
+	if (rc == 0 && !o->no_sync) {
 		int fd = open(o->dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (fd < 0 || syncfs(fd) != 0)
 			rc = arca_err_errno(err, ARCA_EIO, errno, "sync %s", o->dest);

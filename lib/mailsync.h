@@ -43,10 +43,14 @@ int ingest_maildir(struct repo *r, const struct ingest_opts *o,
 struct restore_opts {
 	const char *dest;
 	bool force;                   /* allow a non-empty destination */
+	bool no_sync;                 /* caller syncs (restore_sync) at the end */
 	int owner_uid, owner_gid;     /* -1: leave as is */
 	ingest_warn_fn *warn;
 	void *ctx;
 };
+
+/* Make everything written under dest durable (one syncfs). */
+int restore_sync(const char *dest, struct arca_err *err);
 
 struct restore_result {
 	uint64_t folders, messages, bytes;

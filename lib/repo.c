@@ -952,6 +952,9 @@ void snap_info_release(struct snap_info *s)
 int snap_info_encode(const struct snap_info *s, struct abuf *out)
 {
 	abuf_reset(out);
+	/* the same limits snap_info_decode applies: never log what can't be read */
+	if (strlen(s->account) > 1024 || strlen(s->source) > 256)
+		return ARCA_ELIMIT;
 	int rc = abuf_add_u8(out, 1); /* payload version */
 	rc = rc ? rc : abuf_add(out, s->root, ARCA_ID_LEN);
 	rc = rc ? rc : abuf_add_u64(out, s->time_ns);
@@ -993,9 +996,15 @@ int repo_commit_snapshot(struct repo *r, struct snap_info *s, struct arca_err *e
 		return arca_err_set(err, ARCA_ESTATE, "snapshot root is not stored");
 	struct abuf p = ABUF_INIT;
 	rc = snap_info_encode(s, &p);
+	struct snap_info check;
+	if (rc == 0 && snap_info_decode(p.data, p.len, &check) == 0)
+		snap_info_release(&check);   /* a record the log's readers accept */
+	else if (rc == 0)
+		rc = ARCA_ELIMIT;
 	if (rc) {
 		abuf_release(&p);
-		return arca_err_set(err, rc, "out of memory");
+		return arca_err_set(err, rc, rc == ARCA_ELIMIT ? "account name %.64s... is too long" : "out of memory",
+				    s->account);
 	}
 	struct idx_txn *t;
 	rc = idx_begin(r->ix, true, &t, err);
@@ -1092,7 +1101,11 @@ int repo_set_restore_key(struct repo *r, struct arca_restore_key *rk,
 	} else {
 		memcpy(ik->id_key, secrets, 32);
 		memcpy(ik->sign_sk, secrets + 32, ARCA_SIGN_SK_LEN);
-		if (r->ik != NULL && sodium_memcmp(ik->id_key, r->ik->id_key, 32) != 0)
+		uint8_t pk[ARCA_SIGN_PK_LEN];
+		crypto_sign_ed25519_sk_to_pk(pk, ik->sign_sk);
+		if (memcmp(pk, r->pub.sign_pk, ARCA_SIGN_PK_LEN) != 0)
+			rc = arca_err_set(err, ARCA_ECORRUPT, "%s/config: the sealed signing key does not match the public one", r->path);
+		else if (r->ik != NULL && sodium_memcmp(ik->id_key, r->ik->id_key, 32) != 0)
 			rc = arca_err_set(err, ARCA_ECORRUPT, "keys/ingest.key does not match the config");
 		if (rc == 0 && r->ik == NULL) {
 			r->ik = ik;
@@ -1102,6 +1115,10 @@ int repo_set_restore_key(struct repo *r, struct arca_restore_key *rk,
 	}
 	acrypto_ingest_keys_free(ik);
 	sodium_free(secrets);
+	if (rc) {
+		acrypto_restore_key_free(r->rk);
+		r->rk = NULL;
+	}
 	return rc;
 }
 

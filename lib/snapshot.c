@@ -144,6 +144,9 @@ static int64_t unzigzag(uint64_t v)
 
 static int encode_msg(struct abuf *b, const struct snap_msg *m)
 {
+	/* never write what the reader would refuse */
+	if (strlen(m->base) > SNAP_FIELD_MAX || strlen(m->uidlist_ext) > SNAP_FIELD_MAX)
+		return ARCA_ELIMIT;
 	int rc = abuf_add_varint(b, m->uid);
 	rc = rc ? rc : abuf_add_varint(b, m->modseq);
 	rc = rc ? rc : abuf_add_u8(b, m->content_type);
@@ -188,6 +191,10 @@ static int store_pages(struct repo *r, struct snap_folder *f, struct arca_err *e
 		abuf_reset(&body);
 		for (size_t j = start; j <= i && rc == 0; j++)
 			rc = encode_msg(&body, &f->msgs[j]);
+		if (rc == ARCA_ELIMIT) {
+			arca_err_set(err, rc, "folder %s: a file name or dovecot-uidlist field is too long", f->name);
+			break;
+		}
 		abuf_reset(&page);
 		rc = rc ? rc : abuf_add_u8(&page, PAGE_VERSION);
 		rc = rc ? rc : abuf_add_varint(&page, i + 1 - start);
@@ -215,8 +222,29 @@ static int store_pages(struct repo *r, struct snap_folder *f, struct arca_err *e
 	return rc;
 }
 
+static bool root_fits(const struct snapshot *s)
+{
+	if (strlen(s->account) > SNAP_ACCOUNT_MAX || strlen(s->source) > 256)
+		return false;
+	for (size_t i = 0; i < s->nsubscriptions; i++)
+		if (strlen(s->subscriptions[i]) > SNAP_NAME_MAX)
+			return false;
+	for (size_t i = 0; i < s->nfolders; i++) {
+		const struct snap_folder *f = &s->folders[i];
+		if (strlen(f->name) > SNAP_NAME_MAX || strlen(f->special_use) > 64 ||
+		    strlen(f->guid) > 64 || strlen(f->uidlist_extra) > SNAP_FIELD_MAX)
+			return false;
+		for (size_t k = 0; k < f->nkeywords; k++)
+			if (strlen(f->keywords[k]) > 256)
+				return false;
+	}
+	return true;
+}
+
 static int encode_root(const struct snapshot *s, struct abuf *b)
 {
+	if (!root_fits(s))
+		return ARCA_ELIMIT;
 	int rc = abuf_add_u8(b, SNAP_VERSION);
 	rc = rc ? rc : abuf_add_str(b, s->account);
 	rc = rc ? rc : abuf_add_u64(b, s->time_ns);
@@ -263,7 +291,9 @@ int snapshot_store(struct repo *r, struct snapshot *s, uint8_t root_r[ARCA_ID_LE
 	}
 	struct abuf b = ABUF_INIT;
 	int rc = encode_root(s, &b);
-	if (rc)
+	if (rc == ARCA_ELIMIT)
+		rc = arca_err_set(err, rc, "account %.64s: a name or field is longer than a snapshot can hold", s->account);
+	else if (rc)
 		rc = arca_err_set(err, rc, "out of memory");
 	else if (b.len > ARCA_OBJECT_MAX)
 		rc = arca_err_set(err, ARCA_ELIMIT, "account %s has too many folders for one snapshot", s->account);
@@ -285,10 +315,12 @@ int snapshot_decode_root(const uint8_t *p, size_t len, struct snapshot **s_r)
 	if (s == NULL)
 		return ARCA_ENOMEM;
 	int rc = ARCA_EFORMAT;
-	s->account = adec_strdup(&d, SNAP_NAME_MAX);
+	s->account = adec_strdup(&d, SNAP_ACCOUNT_MAX);
 	s->time_ns = adec_u64(&d);
 	s->source = adec_strdup(&d, 256);
 	s->layout = adec_u8(&d);
+	if (s->layout > 2)    /* enum maildir_layout */
+		goto fail;
 	uint64_t nsubs = adec_varint(&d);
 	if (d.failed || s->account == NULL || s->source == NULL || nsubs > SNAP_FOLDERS_MAX ||
 	    nsubs > adec_left(&d))
@@ -314,7 +346,10 @@ int snapshot_decode_root(const uint8_t *p, size_t len, struct snapshot **s_r)
 			rc = ARCA_ENOMEM;
 			goto fail;
 		}
-		f->attrs = (uint32_t)adec_varint(&d);
+		uint64_t attrs = adec_varint(&d);
+		if (attrs & ~(uint64_t)(SNAP_FOLDER_SELECTABLE | SNAP_FOLDER_SUBSCRIBED))
+			goto fail;   /* bits this version doesn't know */
+		f->attrs = (uint32_t)attrs;
 		free(f->special_use);
 		f->special_use = adec_strdup(&d, 64);
 		f->uidvalidity = adec_u32(&d);
@@ -323,7 +358,7 @@ int snapshot_decode_root(const uint8_t *p, size_t len, struct snapshot **s_r)
 		free(f->guid);
 		f->guid = adec_strdup(&d, 64);
 		free(f->uidlist_extra);
-		f->uidlist_extra = adec_strdup(&d, SNAP_NAME_MAX);
+		f->uidlist_extra = adec_strdup(&d, SNAP_FIELD_MAX);
 		uint64_t nk = adec_varint(&d);
 		if (d.failed || !f->special_use || !f->guid || !f->uidlist_extra ||
 		    nk > SNAP_KEYWORDS_MAX)
@@ -346,6 +381,8 @@ int snapshot_decode_root(const uint8_t *p, size_t len, struct snapshot **s_r)
 		for (; f->npages < np; f->npages++) {
 			adec_fixed(&d, f->pages[f->npages].id, ARCA_ID_LEN);
 			f->pages[f->npages].count = adec_varint(&d);
+			if (f->pages[f->npages].count == 0)
+				goto fail;
 			sum += f->pages[f->npages].count;
 		}
 		if (d.failed || sum != f->message_count)
@@ -383,8 +420,8 @@ int snapshot_decode_page(const uint8_t *p, size_t len, struct snap_folder *f)
 		uint64_t flags = adec_varint(&d);
 		m.flags = (uint32_t)flags;
 		m.keywords = adec_varint(&d);
-		char *base = adec_strdup(&d, SNAP_NAME_MAX);
-		char *ext = adec_strdup(&d, SNAP_NAME_MAX);
+		char *base = adec_strdup(&d, SNAP_FIELD_MAX);
+		char *ext = adec_strdup(&d, SNAP_FIELD_MAX);
 		uint8_t in_new = adec_u8(&d);
 		int rc = 0;
 		if (d.failed || uid > UINT32_MAX || nsec >= 1000000000u || flags >> 26 ||
@@ -414,7 +451,7 @@ int snapshot_load(struct repo *r, const uint8_t root[ARCA_ID_LEN],
 		if (rc) {
 			char hex[2 * ARCA_ID_LEN + 1];
 			hex_encode(hex, root, ARCA_ID_LEN);
-			arca_err_set(err, ARCA_ECORRUPT, "snapshot %s is malformed", hex);
+			rc = arca_err_set(err, ARCA_ECORRUPT, "snapshot %s is malformed", hex);
 		}
 	}
 	abuf_release(&b);
@@ -435,5 +472,13 @@ int snapshot_load_msgs(struct repo *r, struct snap_folder *f, struct arca_err *e
 			rc = arca_err_set(err, ARCA_ECORRUPT, "folder %s: a message page is malformed", f->name);
 	}
 	abuf_release(&b);
+	if (rc) {
+		/* never leave a partly loaded folder that looks complete */
+		for (size_t i = 0; i < f->nmsgs; i++)
+			msg_release(&f->msgs[i]);
+		free(f->msgs);
+		f->msgs = NULL;
+		f->nmsgs = f->msgs_cap = 0;
+	}
 	return rc;
 }

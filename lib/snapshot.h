@@ -22,7 +22,9 @@
 #define SNAP_KEYWORDS_MAX 64          /* per folder */
 #define SNAP_FOLDERS_MAX 100000
 #define SNAP_MESSAGES_MAX 50000000
-#define SNAP_NAME_MAX 4096
+#define SNAP_NAME_MAX 4096            /* account, folder and subscription names */
+#define SNAP_FIELD_MAX 16384          /* dovecot-uidlist fields, file base names */
+#define SNAP_ACCOUNT_MAX 1024         /* also the log payload's limit */
 
 enum snap_folder_attr {
 	SNAP_FOLDER_SELECTABLE = 1,     /* holds messages (not only a parent) */

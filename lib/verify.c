@@ -346,13 +346,22 @@ static int check_snapshot(struct vctx *v, const struct snap_info *si, struct arc
 				}
 				struct adec d;
 				adec_init(&d, b.data, b.len);
-				adec_u8(&d);
+				uint64_t total = 0;
+				if (adec_u8(&d) != 1) {
+					problem(v, true, "snapshot %s of %s: message in %s has a chunk list of unknown version",
+						hex, si->account, f->name);
+					continue;
+				}
 				while (!d.failed && adec_left(&d) > 0) {
 					const uint8_t *cid = adec_raw(&d, ARCA_ID_LEN);
-					adec_varint(&d);
-					if (cid)
+					total += adec_varint(&d);
+					if (cid && !d.failed)
 						need_obj(v, si, cid, OBJ_CHUNK, "chunk");
 				}
+				if (d.failed || total != msg->size)
+					problem(v, true, "snapshot %s of %s: message %s in %s has a %s chunk list",
+						hex, si->account, msg->base, f->name,
+						d.failed ? "malformed" : "wrong-length");
 			}
 		}
 	}

@@ -257,6 +257,7 @@ struct maildir_entry {
 	int64_t mtime_sec;
 	int32_t mtime_nsec;
 	uint64_t ino;
+	bool stat_valid;    /* size, mtime and ino were read (see maildir_scan_names) */
 };
 /* Every regular file in cur/ and new/ (skips tmp/, dot files, symlinks and
  * anything not regular; a missing cur/ or new/ is empty; a file that vanishes
@@ -264,6 +265,13 @@ struct maildir_entry {
  * MAILDIR_RECORDS_MAX files. */
 int maildir_scan(const char *folder_path, struct maildir_entry **entries_r,
 		 size_t *count_r, struct arca_err *err);
+/* The same, but without want_stat only the names are read (readdir's file
+ * type keeps regular files): the cheap listing for incremental ingest, which
+ * recognizes an unchanged message by its name (Maildir files never change
+ * content; a flag change is a rename that keeps the base name). */
+int maildir_scan_names(const char *folder_path, bool want_stat,
+		       struct maildir_entry **entries_r, size_t *count_r,
+		       struct arca_err *err);
 void maildir_entries_free(struct maildir_entry *e, size_t count);
 /*
  * Opens a message for reading even if Dovecot renamed it since the scan:

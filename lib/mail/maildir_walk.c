@@ -441,8 +441,8 @@ static void entry_set_stat(struct maildir_entry *e, const struct stat *st)
 	e->ino = (uint64_t)st->st_ino;
 }
 
-static int scan_sub(const char *folder, const char *sub, bool in_new, struct elist *l,
-		    struct arca_err *err)
+static int scan_sub(const char *folder, const char *sub, bool in_new, bool want_stat,
+		    struct elist *l, struct arca_err *err)
 {
 	char *path = join_path(folder, sub);
 	if (path == NULL)
@@ -470,13 +470,18 @@ static int scan_sub(const char *folder, const char *sub, bool in_new, struct eli
 		if (de->d_name[0] == '.')
 			continue;
 		struct stat st;
-		if (fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+		/* Without want_stat, the directory entry's type is enough to keep
+		 * a regular file; stat only when the filesystem doesn't say. */
+		bool do_stat = want_stat || de->d_type == DT_UNKNOWN;
+		if (!do_stat && de->d_type != DT_REG)
+			continue;
+		if (do_stat && fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
 			if (errno == ENOENT)
 				continue; /* renamed or expunged since readdir */
 			rc = arca_err_errno(err, ARCA_EIO, errno, "stat %s/%s", path, de->d_name);
 			break;
 		}
-		if (!S_ISREG(st.st_mode))
+		if (do_stat && !S_ISREG(st.st_mode))
 			continue;
 		if (l->n >= MAILDIR_RECORDS_MAX) {
 			rc = arca_err_set(err, ARCA_ELIMIT, "%s: more than %u messages", folder,
@@ -501,7 +506,9 @@ static int scan_sub(const char *folder, const char *sub, bool in_new, struct eli
 			break;
 		}
 		e->in_new = in_new;
-		entry_set_stat(e, &st);
+		if (do_stat)
+			entry_set_stat(e, &st);
+		e->stat_valid = do_stat;
 		l->n++;
 	}
 	if (rc == 0 && errno != 0)
@@ -523,12 +530,19 @@ static int cmp_entry(const void *a, const void *b)
 int maildir_scan(const char *folder_path, struct maildir_entry **entries_r, size_t *count_r,
 		 struct arca_err *err)
 {
+	return maildir_scan_names(folder_path, true, entries_r, count_r, err);
+}
+
+int maildir_scan_names(const char *folder_path, bool want_stat,
+		       struct maildir_entry **entries_r, size_t *count_r,
+		       struct arca_err *err)
+{
 	*entries_r = NULL;
 	*count_r = 0;
 	struct elist l = { NULL, 0, 0 };
-	int rc = scan_sub(folder_path, "cur", false, &l, err);
+	int rc = scan_sub(folder_path, "cur", false, want_stat, &l, err);
 	if (rc == 0)
-		rc = scan_sub(folder_path, "new", true, &l, err);
+		rc = scan_sub(folder_path, "new", true, want_stat, &l, err);
 	if (rc) {
 		maildir_entries_free(l.v, l.n);
 		return rc;
@@ -653,6 +667,7 @@ done:
 	}
 	entry->in_new = found_new;
 	entry_set_stat(entry, &st);
+	entry->stat_valid = true;
 out:
 	for (int i = 0; i < 2; i++)
 		if (dfds[i] >= 0)
