@@ -11,7 +11,7 @@
 
 struct idx {
 	MDB_env *env;
-	MDB_dbi obj, pack, snap, file, meta;
+	MDB_dbi obj, pack, snap, file, meta, dict;
 };
 
 struct idx_txn {
@@ -65,6 +65,7 @@ int idx_open(const char *dir, struct idx **ix_r, struct arca_err *err)
 		mrc = mrc ? mrc : mdb_dbi_open(txn, "snap", MDB_CREATE, &ix->snap);
 		mrc = mrc ? mrc : mdb_dbi_open(txn, "file", MDB_CREATE, &ix->file);
 		mrc = mrc ? mrc : mdb_dbi_open(txn, "meta", MDB_CREATE, &ix->meta);
+		mrc = mrc ? mrc : mdb_dbi_open(txn, "dict", MDB_CREATE, &ix->dict);
 		if (mrc == 0)
 			mrc = mdb_txn_commit(txn);
 		else
@@ -291,6 +292,53 @@ int idx_file_put(struct idx_txn *t, const void *key, size_t klen, const struct i
 	p[20] = f->content_type;
 	memcpy(p + 21, f->content_id, ARCA_ID_LEN);
 	return put(t, t->ix->file, key, klen, p, sizeof(p));
+}
+
+int idx_dict_put(struct idx_txn *t, uint32_t dict_id, const uint8_t id[ARCA_ID_LEN])
+{
+	uint8_t k[4] = { (uint8_t)(dict_id >> 24), (uint8_t)(dict_id >> 16),
+			 (uint8_t)(dict_id >> 8), (uint8_t)dict_id };
+	return put(t, t->ix->dict, k, 4, id, ARCA_ID_LEN);
+}
+
+int idx_dict_get(struct idx_txn *t, uint32_t dict_id, uint8_t id_r[ARCA_ID_LEN])
+{
+	uint8_t k[4] = { (uint8_t)(dict_id >> 24), (uint8_t)(dict_id >> 16),
+			 (uint8_t)(dict_id >> 8), (uint8_t)dict_id };
+	MDB_val v;
+	int rc = get(t, t->ix->dict, k, 4, &v);
+	if (rc)
+		return rc;
+	if (v.mv_size != ARCA_ID_LEN)
+		return ARCA_ECORRUPT;
+	memcpy(id_r, v.mv_data, ARCA_ID_LEN);
+	return 0;
+}
+
+int idx_dict_foreach(struct idx_txn *t,
+		     int (*fn)(uint32_t dict_id, const uint8_t id[ARCA_ID_LEN], void *ctx),
+		     void *ctx)
+{
+	MDB_cursor *c;
+	if (mdb_cursor_open(t->txn, t->ix->dict, &c) != 0)
+		return ARCA_EIO;
+	MDB_val k, v;
+	int rc = 0;
+	int mrc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+	while (mrc == 0 && rc == 0) {
+		if (k.mv_size != 4 || v.mv_size != ARCA_ID_LEN) {
+			rc = ARCA_ECORRUPT;
+			break;
+		}
+		const uint8_t *p = k.mv_data;
+		rc = fn((uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3],
+			v.mv_data, ctx);
+		mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+	}
+	mdb_cursor_close(c);
+	if (rc == 0 && mrc != MDB_NOTFOUND)
+		rc = ARCA_EIO;
+	return rc;
 }
 
 size_t idx_obj_count(struct idx_txn *t)

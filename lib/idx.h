@@ -81,6 +81,13 @@ int idx_snap_foreach(struct idx_txn *t,
 int idx_file_get(struct idx_txn *t, const void *key, size_t klen, struct idx_file *f);
 int idx_file_put(struct idx_txn *t, const void *key, size_t klen, const struct idx_file *f);
 
+/* Dictionaries: zstd dictionary id -> the object holding it. */
+int idx_dict_put(struct idx_txn *t, uint32_t dict_id, const uint8_t id[ARCA_ID_LEN]);
+int idx_dict_get(struct idx_txn *t, uint32_t dict_id, uint8_t id_r[ARCA_ID_LEN]);
+int idx_dict_foreach(struct idx_txn *t,
+		     int (*fn)(uint32_t dict_id, const uint8_t id[ARCA_ID_LEN], void *ctx),
+		     void *ctx);
+
 /* Counts for status output. */
 size_t idx_obj_count(struct idx_txn *t);
 

@@ -111,6 +111,24 @@ static int read_whole(int fd, uint8_t *buf, size_t want, size_t *got_r)
 	return 0;
 }
 
+/* This thread offered the last sample: train (outside the lock, the other
+ * readers go on meanwhile) and install the dictionary (under it).  Too few
+ * distinct samples to train on is no error: mail is stored without one. */
+static int train_dict(struct pool *p, struct arca_err *err)
+{
+	struct abuf dict = ABUF_INIT;
+	int rc = repo_dict_build(p->r, &dict);
+	if (rc == 0) {
+		pthread_mutex_lock(&p->lock);
+		rc = repo_dict_install(p->r, &dict, err);
+		pthread_mutex_unlock(&p->lock);
+	} else {
+		rc = 0;
+	}
+	abuf_release(&dict);
+	return rc;
+}
+
 /* Read, hash and compress one message (in a reader thread), then store it
  * (under the lock). */
 static void run_job(struct pool *p, struct job *j, struct repo_worker *w,
@@ -148,7 +166,10 @@ static void run_job(struct pool *p, struct job *j, struct repo_worker *w,
 				     what, (unsigned long long)j->e->size, got);
 			unreadable = true;
 		} else {
-			rc = repo_prepare(p->r, w, OBJ_BLOB, buf, got, prep, &sub);
+			if (repo_dict_offer(p->r, buf, got))
+				rc = train_dict(p, &sub);
+			if (rc == 0)
+				rc = repo_prepare(p->r, w, OBJ_BLOB, buf, got, prep, &sub);
 			if (rc == 0) {
 				j->m.content_type = OBJ_BLOB;
 				memcpy(j->m.content_id, prep->id, ARCA_ID_LEN);

@@ -31,6 +31,7 @@ enum mlog_kind {
 	MLOG_INIT = 0,       /* first entry: hash of the config file */
 	MLOG_PACK = 1,       /* a sealed pack: hash, size, object count */
 	MLOG_SNAPSHOT = 2,   /* a snapshot: root id, account, time, counts */
+	MLOG_DICT = 3,       /* a zstd dictionary: its object id and zstd id */
 };
 
 /* A parsed entry; payload points into the caller's buffer. */

@@ -289,7 +289,7 @@ int pack_parse_trailer(const uint8_t *p, size_t len, uint64_t trailer_off,
 		    e->stored_len < ARCA_AEAD_TAG_LEN ||
 		    e->stored_len > ARCA_OBJECT_MAX + ARCA_AEAD_TAG_LEN ||
 		    e->raw_len > ARCA_OBJECT_MAX || e->type < OBJ_BLOB ||
-		    e->type > OBJ_SNAPSHOT || e->comp > ARCA_COMP_ZSTD) {
+		    e->type > OBJ_DICT || e->comp > ARCA_COMP_ZSTD_DICT) {
 			free(es);
 			return arca_err_set(err, ARCA_ECORRUPT, "trailer entry %zu is inconsistent", i);
 		}

@@ -39,6 +39,7 @@ enum obj_type {
 	OBJ_CHUNKLIST = 3,   /* the ordered chunk ids of a large message */
 	OBJ_FOLDER_PAGE = 4, /* message records of a folder */
 	OBJ_SNAPSHOT = 5,    /* a snapshot's root */
+	OBJ_DICT = 6,        /* a zstd dictionary (docs/format/objects.md) */
 };
 
 struct pack_entry {

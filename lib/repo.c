@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,6 +66,14 @@ struct repo {
 	bool key_valid;
 	struct repo_stats stats;
 	struct idx_txn *rtxn;           /* renewed per lookup (idx_read_begin) */
+
+	/* this run's dictionary: samples until trained, then the dictionary */
+	pthread_mutex_t dict_lock;
+	struct abuf dict_samples;
+	size_t *dict_sizes;
+	unsigned dict_nsamples;
+	bool dict_training;             /* samples taken by a trainer */
+	_Atomic(struct zdict *) dict;
 };
 
 static uint64_t now_ns(void)
@@ -204,6 +213,10 @@ static void repo_free(struct repo *r)
 		return;
 	pack_writer_free(r->pw);
 	idx_read_free(r->rtxn);
+	zdict_free(atomic_load(&r->dict));
+	abuf_release(&r->dict_samples);
+	free(r->dict_sizes);
+	pthread_mutex_destroy(&r->dict_lock);
 	idset_free(&r->pending);
 	compressor_free(r->comp);
 	abuf_release(&r->zbuf);
@@ -234,6 +247,7 @@ static struct repo *repo_alloc(const char *path)
 	r->key = sodium_malloc(ARCA_PACK_KEY_LEN);
 	r->cipher = acrypto_best_cipher();
 	mlog_state_init(&r->log);
+	pthread_mutex_init(&r->dict_lock, NULL);
 	if (r->path == NULL || r->tmpdir == NULL || r->key == NULL) {
 		repo_free(r);
 		return NULL;
@@ -475,6 +489,12 @@ static int apply_entry(const struct mlog_entry *e, void *vctx)
 			return arca_err_set(c->err, rc, "index: cannot record %s", pname);
 		return 0;
 	}
+	case MLOG_DICT: {
+		if (e->payload_len != ARCA_ID_LEN + 4)
+			return arca_err_set(c->err, ARCA_ECORRUPT, "%s: malformed dictionary record", name);
+		int rc = idx_dict_put(c->t, get_u32le(e->payload + ARCA_ID_LEN), e->payload);
+		return rc ? arca_err_set(c->err, rc, "index: cannot record %s", name) : 0;
+	}
 	case MLOG_SNAPSHOT: {
 		struct snap_info s;
 		if (snap_info_decode(e->payload, e->payload_len, &s) != 0)
@@ -574,6 +594,72 @@ static int need_writer(struct repo *r, struct arca_err *err)
 		return arca_err_set(err, ARCA_ESTATE, "repository not opened for writing");
 	if (r->pw == NULL)
 		return pack_writer_new(r->tmpdir, r->cipher, &r->pub, &r->pw, err);
+	return 0;
+}
+
+bool repo_dict_offer(struct repo *r, const void *data, size_t len)
+{
+	if (len == 0 || len > ZDICT_SAMPLE_MAX || atomic_load(&r->dict) != NULL)
+		return false;
+	bool train = false;
+	pthread_mutex_lock(&r->dict_lock);
+	if (!r->dict_training && r->dict_nsamples < ZDICT_SAMPLES) {
+		if (r->dict_sizes == NULL)
+			r->dict_sizes = calloc(ZDICT_SAMPLES, sizeof(size_t));
+		if (r->dict_sizes != NULL && abuf_add(&r->dict_samples, data, len) == 0) {
+			r->dict_sizes[r->dict_nsamples++] = len;
+			if (r->dict_nsamples == ZDICT_SAMPLES)
+				train = r->dict_training = true;
+		}
+	}
+	pthread_mutex_unlock(&r->dict_lock);
+	return train;
+}
+
+int repo_dict_build(struct repo *r, struct abuf *dict_r)
+{
+	/* a zstd dictionary id: random, outside the range zstd reserves */
+	uint32_t id = 32768 + randombytes_uniform(0x7fffffffu - 32768);
+	int rc = zdict_train(r->dict_samples.data, r->dict_sizes, r->dict_nsamples, id,
+			     ZSTD_LEVEL, dict_r);
+	/* the samples are message text: drop them as soon as they served */
+	sodium_memzero(r->dict_samples.data, r->dict_samples.len);
+	abuf_release(&r->dict_samples);
+	return rc;
+}
+
+int repo_dict_install(struct repo *r, const struct abuf *dict, struct arca_err *err)
+{
+	struct zdict *z = zdict_new(dict->data, dict->len, ZSTD_LEVEL);
+	if (z == NULL)
+		return arca_err_set(err, ARCA_ENOMEM, "cannot load the trained dictionary");
+	uint8_t payload[ARCA_ID_LEN + 4];
+	bool fresh;
+	int rc = repo_put(r, OBJ_DICT, dict->data, dict->len, payload, &fresh, err);
+	/* its own pack, logged before any object compressed with it */
+	rc = rc ? rc : repo_flush(r, err);
+	if (rc) {
+		zdict_free(z);
+		return rc;
+	}
+	put_u32le(payload + ARCA_ID_LEN, zdict_id(z));
+	struct idx_txn *t;
+	rc = idx_begin(r->ix, true, &t, err);
+	if (rc) {
+		zdict_free(z);
+		return rc;
+	}
+	uint64_t seq;
+	rc = log_append_txn(r, t, MLOG_DICT, payload, sizeof(payload), &seq, err);
+	if (rc)
+		idx_abort(t);
+	else
+		rc = idx_commit(t, err);
+	if (rc) {
+		zdict_free(z);
+		return rc;
+	}
+	atomic_store(&r->dict, z);
 	return 0;
 }
 
@@ -689,7 +775,8 @@ int repo_prepare(struct repo *r, struct repo_worker *w, uint8_t type,
 	p->dup = indexed(r, &w->rtxn, p->id);
 	if (p->dup)
 		return 0;
-	int rc = compressor_run(w->comp, data, len, &p->data, &p->comp);
+	const struct zdict *d = type == OBJ_BLOB ? atomic_load(&r->dict) : NULL;
+	int rc = compressor_run(w->comp, d, data, len, &p->data, &p->comp);
 	return rc ? arca_err_set(err, rc, "out of memory compressing") : 0;
 }
 
@@ -735,7 +822,8 @@ static int put_with_id(struct repo *r, uint8_t type, const void *data, size_t le
 	struct repo_prepared p = { .type = type, .raw_len = len };
 	memcpy(p.id, id, ARCA_ID_LEN);
 	uint8_t comp;
-	int rc = compressor_run(r->comp, data, len, &r->zbuf, &comp);
+	const struct zdict *d = type == OBJ_BLOB ? atomic_load(&r->dict) : NULL;
+	int rc = compressor_run(r->comp, d, data, len, &r->zbuf, &comp);
 	if (rc)
 		return arca_err_set(err, rc, "out of memory compressing");
 	p.comp = comp;
@@ -1081,6 +1169,54 @@ void snap_infos_free(struct snap_info *list, size_t count)
 
 /* ---- reading ---- */
 
+struct dict_ids {
+	uint8_t (*ids)[ARCA_ID_LEN];
+	size_t n, cap;
+};
+
+static int collect_dict(uint32_t dict_id, const uint8_t id[ARCA_ID_LEN], void *ctx)
+{
+	struct dict_ids *d = ctx;
+	(void)dict_id;
+	if (d->n == d->cap) {
+		size_t cap = d->cap ? d->cap * 2 : 8;
+		void *v = realloc(d->ids, cap * ARCA_ID_LEN);
+		if (v == NULL)
+			return ARCA_ENOMEM;
+		d->ids = v;
+		d->cap = cap;
+	}
+	memcpy(d->ids[d->n++], id, ARCA_ID_LEN);
+	return 0;
+}
+
+/* Readers register every dictionary of the repository: there are few (one
+ * per large ingest run) and any object may need one. */
+static int load_dicts(struct repo *r, struct arca_err *err)
+{
+	struct dict_ids d = { 0 };
+	struct idx_txn *t;
+	int rc = idx_begin(r->ix, false, &t, err);
+	if (rc)
+		return rc;
+	rc = idx_dict_foreach(t, collect_dict, &d);
+	idx_abort(t);
+	if (rc)
+		rc = arca_err_set(err, rc, "index: cannot list dictionaries");
+	struct abuf b = ABUF_INIT;
+	for (size_t i = 0; i < d.n && rc == 0; i++) {
+		rc = repo_get(r, d.ids[i], OBJ_DICT, &b, err);
+		if (rc == 0 && zdict_register(b.data, b.len) != 0) {
+			char hex[2 * ARCA_ID_LEN + 1];
+			hex_encode(hex, d.ids[i], ARCA_ID_LEN);
+			rc = arca_err_set(err, ARCA_ECORRUPT, "dictionary %s is not a zstd dictionary", hex);
+		}
+	}
+	abuf_release(&b);
+	free(d.ids);
+	return rc;
+}
+
 int repo_set_restore_key(struct repo *r, struct arca_restore_key *rk,
 			 struct arca_err *err)
 {
@@ -1115,6 +1251,8 @@ int repo_set_restore_key(struct repo *r, struct arca_restore_key *rk,
 	}
 	acrypto_ingest_keys_free(ik);
 	sodium_free(secrets);
+	if (rc == 0)
+		rc = load_dicts(r, err);
 	if (rc) {
 		acrypto_restore_key_free(r->rk);
 		r->rk = NULL;

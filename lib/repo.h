@@ -115,6 +115,19 @@ int repo_put_stream_mt(struct repo *r, struct repo_worker *w, pthread_mutex_t *l
 		       int fd, uint64_t size, const char *what, uint8_t *type_r,
 		       uint8_t id_r[ARCA_ID_LEN], struct arca_err *err);
 
+/*
+ * The zstd dictionary of this run (docs/format/objects.md): writers offer
+ * small messages as samples (thread-safe); when repo_dict_offer returns true
+ * the caller trains (repo_dict_build, thread-safe, outside any lock) and then
+ * installs it (repo_dict_install, serialized like repo_put), after which
+ * messages are compressed with it.  The dictionary lives only in memory on
+ * the ingest host (it is made of message text) and in the repository
+ * encrypted like any object.
+ */
+bool repo_dict_offer(struct repo *r, const void *data, size_t len);
+int repo_dict_build(struct repo *r, struct abuf *dict_r);
+int repo_dict_install(struct repo *r, const struct abuf *dict, struct arca_err *err);
+
 /* Seal the pack being written, store it, record it in the log. */
 int repo_flush(struct repo *r, struct arca_err *err);
 

@@ -7,6 +7,7 @@
 
 #include "backend.h"
 #include "buf.h"
+#include "compress.h"
 #include "mlog.h"
 #include "pack.h"
 #include "snapshot.h"
@@ -162,6 +163,9 @@ static int check_log(struct vctx *v, struct arca_err *err)
 				continue;
 			}
 			v->snaps[v->nsnaps++].seq = e.seq;
+		} else if (e.kind == MLOG_DICT) {
+			if (e.payload_len != ARCA_ID_LEN + 4)
+				problem(v, true, "%s: malformed dictionary record", name);
 		} else if (e.kind == MLOG_INIT) {
 			if (e.seq != 0)
 				problem(v, true, "%s: a second INIT entry", name);
@@ -265,6 +269,12 @@ static int check_pack(struct vctx *v, size_t i, struct arca_err *err)
 			if (pack_read_object(be, name, hdr.cipher, key, &es[k],
 					     repo_ingest_keys(v->r), &out, &sub) != 0) {
 				problem(v, true, "%s/%s", repo_path(v->r), sub.msg);
+				ok = false;
+			} else if (es[k].type == OBJ_DICT && zdict_register(out.data, out.len) != 0) {
+				/* packs are checked in log order, and a dictionary's
+				 * pack comes before any object that uses it */
+				problem(v, true, "%s/%s: object %zu is not a zstd dictionary",
+					repo_path(v->r), name, k);
 				ok = false;
 			}
 		}

@@ -118,7 +118,7 @@ static int build_pack(struct fixture *f, enum arca_cipher cipher, struct obj *ob
 	for (size_t i = 0; rc == 0 && i < n; i++) {
 		uint8_t comp;
 		acrypto_object_id(f->ik, objs[i].data, objs[i].len, objs[i].id);
-		rc = compressor_run(c, objs[i].data, objs[i].len, &out, &comp);
+		rc = compressor_run(c, NULL, objs[i].data, objs[i].len, &out, &comp);
 		if (rc == 0)
 			rc = pack_writer_add(pw, objs[i].type, comp, objs[i].id, out.data,
 					     out.len, objs[i].len, &err);
@@ -502,10 +502,10 @@ static void test_parse_header_strict(void)
 	t[34] = 1;
 	CHECK(pack_parse_trailer(t, 56, 112 + 48 + 16, &es, &n, NULL) == ARCA_ECORRUPT);
 	t[34] = 0;
-	t[33] = 2;
+	t[33] = 3;   /* compression bytes 0-2 are defined */
 	CHECK(pack_parse_trailer(t, 56, 112 + 48 + 16, &es, &n, NULL) == ARCA_ECORRUPT);
 	t[33] = 0;
-	t[32] = 6;
+	t[32] = 7;   /* object types 1-6 are defined */
 	CHECK(pack_parse_trailer(t, 56, 112 + 48 + 16, &es, &n, NULL) == ARCA_ECORRUPT);
 	t[32] = 1;
 	put_u32le(t + 36, 15);

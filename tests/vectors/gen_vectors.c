@@ -115,7 +115,7 @@ int main(int argc, char **argv)
 	for (int i = 0; i < VK_OBJECTS; i++) {
 		uint8_t type = vk_object(i, &obj), comp;
 		acrypto_object_id(ik, obj.data, obj.len, id);
-		if (compressor_run(cz, obj.data, obj.len, &b, &comp) != 0 ||
+		if (compressor_run(cz, NULL, obj.data, obj.len, &b, &comp) != 0 ||
 		    pack_writer_add(pw, type, comp, id, b.data, b.len, obj.len, &err) != 0)
 			die("pack add", &err);
 	}
