@@ -8,5 +8,6 @@ int cmd_snapshots(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_ls(int argc, char **argv);
+int cmd_diff(int argc, char **argv);
 
 #endif

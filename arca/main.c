@@ -18,6 +18,7 @@ static const struct {
 	{ "ingest", cmd_ingest, "snapshot mailboxes into the repository (ingest maildir)" },
 	{ "snapshots", cmd_snapshots, "list snapshots" },
 	{ "ls", cmd_ls, "list the folders or messages of a snapshot" },
+	{ "diff", cmd_diff, "what changed in an account between two snapshots" },
 	{ "restore", cmd_restore, "restore a snapshot (restore maildir)" },
 	{ "verify", cmd_verify, "check the repository for damage" },
 };
