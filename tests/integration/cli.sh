@@ -1,0 +1,91 @@
+#!/bin/bash
+# The arca command line as issue 2 spells it: every command and its checks.
+set -u
+. "$(dirname "$0")/../lib/common.sh"
+T=$(test_tmpdir cli)
+A=$ARCA
+export ARCA_PASSPHRASE=cli-test-passphrase ARCA_TEST_FAST_KDF=1
+PY=/usr/bin/python3
+
+check "arca --help lists the commands" bash -c "'$A' --help | grep -q restore"
+for c in init ingest snapshots ls diff restore verify; do
+	check "arca $c --help" bash -c "'$A' $c --help | grep -q usage || '$A' $c --help | grep -q 'arca $c'"
+done
+check_fails "an unknown command is refused" "$A" frobnicate
+"$A" restore maildir >/dev/null 2>&1; check "a usage error exits 2" test $? -eq 2
+
+check "init" "$A" init --repo "$T/repo" --restore-key "$T/rk"
+check_fails "init refuses an existing repository" "$A" init --repo "$T/repo" --restore-key "$T/rk2"
+check_fails "init refuses to overwrite a restore key" "$A" init --repo "$T/other" --restore-key "$T/rk"
+check "the restore key file is private (0600)" test "$(stat -c %a "$T/rk")" = 600
+check "keys/ingest.key is private (0600)" test "$(stat -c %a "$T/repo/keys/ingest.key")" = 600
+
+$PY "$ARCA_ROOT/tests/tools/mkmaildir.py" "$T/mail/example.test/alice/Maildir" --messages 60 --seed 1 --big 1
+$PY "$ARCA_ROOT/tests/tools/mkmaildir.py" "$T/mail/example.test/bob/Maildir" --messages 40 --seed 2 --big 0
+$PY "$ARCA_ROOT/tests/tools/mkmaildir.py" "$T/mail/other.test/carol/Maildir" --messages 30 --seed 3 --big 0 --layout fs
+
+check "ingest one account (issue's form)" "$A" ingest maildir --repo "$T/repo" --account alice@example.test "$T/mail/example.test/alice/Maildir"
+check "ingest every account by pattern" "$A" ingest maildir --repo "$T/repo" --pattern "$T/mail/%d/%n/Maildir" --json
+"$A" snapshots --repo "$T/repo" --json >"$T/snaps.json"
+check "snapshots --json: 4 snapshots with id, account, RFC 3339 time with fractions, sorted" $PY - "$T/snaps.json" <<'PYEOF'
+import json, re, sys
+s = json.load(open(sys.argv[1]))
+assert len(s) == 4, s
+for x in s:
+    assert re.fullmatch(r'[0-9a-f]{64}', x['id']), x
+    assert re.fullmatch(r'\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z', x['time']), x
+assert [x['time'] for x in s] == sorted(x['time'] for x in s)
+assert sorted(x['account'] for x in s) == ['alice@example.test', 'alice@example.test', 'bob@example.test', 'carol@other.test']
+PYEOF
+check "snapshots --account filters" bash -c "'$A' snapshots --repo '$T/repo' --account bob@example.test --json | grep -c '\"id\"' | grep -qx 1"
+
+# a change, then a third snapshot of alice
+md=$T/mail/example.test/alice/Maildir
+f=$(ls "$md/cur" | head -1); mv "$md/cur/$f" "$md/cur/${f%%:2,*}:2,FS"
+gone=$(ls "$md/cur" | sed -n 3p)
+rm "$md/cur/$gone"   # an expunge, as Dovecot does it: the file and its uidlist record
+grep -v -F ":${gone%%:2,*}" "$md/dovecot-uidlist" >"$T/ul" && cat "$T/ul" >"$md/dovecot-uidlist"
+sleep 0.01
+check "ingest after a change" "$A" ingest maildir --repo "$T/repo" --account alice@example.test "$md"
+first=$($PY -c "import json,sys; print([x for x in json.load(open(sys.argv[1])) if x['account']=='alice@example.test'][0]['id'])" "$T/snaps.json")
+t1=$($PY -c "import json,sys; print([x for x in json.load(open(sys.argv[1])) if x['account']=='alice@example.test'][0]['time'])" "$T/snaps.json")
+check "diff between the first and the last snapshot" bash -c \
+	"'$A' diff --repo '$T/repo' --account alice@example.test --restore-key '$T/rk' ${first:0:12} 2099-01-01T00:00:00Z | tail -1 | grep -q '0 added, 1 removed, 1 changed'"
+check "ls lists folders with UIDVALIDITY" bash -c \
+	"'$A' ls --repo '$T/repo' --account alice@example.test --restore-key '$T/rk' | grep -q 'uidvalidity='"
+
+# restore by --snapshot and by --at: the old state comes back exactly
+cp -a "$md" "$T/alice-now"
+check "restore --snapshot ID (a prefix)" "$A" restore maildir --repo "$T/repo" --account alice@example.test \
+	--restore-key "$T/rk" --snapshot "${first:0:10}" "$T/r1"
+check "restore --at TIME picks the snapshot of that time" "$A" restore maildir --repo "$T/repo" \
+	--account alice@example.test --restore-key "$T/rk" --at "$t1" "$T/r2"
+check "both give the same Maildir" $PY "$ARCA_ROOT/tests/tools/treecmp.py" "$T/r1" "$T/r2"
+check "the latest snapshot restores the current Maildir exactly" "$A" restore maildir --repo "$T/repo" \
+	--account alice@example.test --restore-key "$T/rk" "$T/r3"
+check "... compared" $PY "$ARCA_ROOT/tests/tools/treecmp.py" "$T/alice-now" "$T/r3"
+check_fails "restore refuses a non-empty destination" "$A" restore maildir --repo "$T/repo" \
+	--account alice@example.test --restore-key "$T/rk" "$T/r3"
+check "restore --force writes into it" "$A" restore maildir --repo "$T/repo" \
+	--account alice@example.test --restore-key "$T/rk" --force "$T/r3"
+check "... and it is still exact" $PY "$ARCA_ROOT/tests/tools/treecmp.py" "$T/alice-now" "$T/r3"
+check_fails "restore of an unknown account fails" "$A" restore maildir --repo "$T/repo" \
+	--account nobody@example.test --restore-key "$T/rk" "$T/r4"
+check_fails "a bad --at is refused" "$A" restore maildir --repo "$T/repo" \
+	--account alice@example.test --restore-key "$T/rk" --at yesterday "$T/r5"
+check_fails "--at before the first snapshot finds nothing" "$A" restore maildir --repo "$T/repo" \
+	--account alice@example.test --restore-key "$T/rk" --at 2001-01-01T00:00:00Z "$T/r6"
+
+check "restore --pattern: every account at once" "$A" restore maildir --repo "$T/repo" \
+	--restore-key "$T/rk" --pattern "$T/all/%d/%n/Maildir"
+for a in example.test/alice example.test/bob other.test/carol; do
+	check "  $a exact" $PY "$ARCA_ROOT/tests/tools/treecmp.py" "$T/mail/$a/Maildir" "$T/all/$a/Maildir"
+done
+
+ARCA_PASSPHRASE=wrong-passphrase "$A" restore maildir --repo "$T/repo" --account bob@example.test \
+	--restore-key "$T/rk" "$T/r7" 2>"$T/err"
+check "a wrong passphrase is refused with a clear message" grep -q "wrong passphrase" "$T/err"
+check "nothing was written with a wrong passphrase" test ! -e "$T/r7"
+check "verify" "$A" verify --repo "$T/repo" --restore-key "$T/rk"
+check "verify --json says ok" bash -c "'$A' verify --repo '$T/repo' --json | grep -q '\"ok\":true'"
+test_done
