@@ -9,6 +9,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "repo.h"
+
 #include "buf.h"
 #include "cli.h"
 #include "commands.h"
@@ -54,12 +56,58 @@ static void on_progress(void *ctx, uint64_t messages, uint64_t bytes)
 		(unsigned long long)p->messages, (double)p->bytes / 1048576.0);
 }
 
+/* Snapshots are committed in batches (a few fsyncs for many accounts);
+ * each account's line is printed once its snapshot is committed. */
+struct batch {
+	char **lines;
+	size_t n, cap;
+	struct timespec last;
+	int warnings;
+};
+
+static void batch_add(struct batch *b, char *line)
+{
+	if (b->n == b->cap) {
+		size_t cap = b->cap ? b->cap * 2 : 16;
+		char **v = realloc(b->lines, cap * sizeof(*v));
+		if (v == NULL) {
+			free(line);
+			return;
+		}
+		b->lines = v;
+		b->cap = cap;
+	}
+	b->lines[b->n++] = line;
+}
+
+static int batch_commit(struct repo *r, struct batch *b, bool force)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (!force && repo_staged_count(r) < 32 && now.tv_sec - b->last.tv_sec < 10)
+		return 0;
+	b->last = now;
+	struct arca_err err = { 0 };
+	int rc = repo_commit_staged(r, NULL, NULL, &err);
+	for (size_t i = 0; i < b->n; i++) {
+		if (rc == 0 && b->lines[i][0] != '\0')
+			fputs(b->lines[i], stdout);
+		free(b->lines[i]);
+	}
+	b->n = 0;
+	fflush(stdout);
+	if (rc)
+		return cli_fail(&err);
+	return 0;
+}
+
 static int ingest_one(struct repo *r, const char *account, const char *maildir,
-		      enum maildir_layout layout, bool json, bool quiet, int *warnings)
+		      enum maildir_layout layout, bool json, bool quiet, struct batch *b)
 {
 	struct progress p = { .account = account, .show = !quiet && cli_isatty() };
 	struct ingest_opts o = { .account = account, .maildir = maildir, .layout = layout,
-				 .warn = on_warn, .progress = on_progress, .ctx = &p };
+				 .warn = on_warn, .progress = on_progress, .ctx = &p,
+				 .stage_only = true };
 	struct ingest_result res;
 	struct arca_err err = { 0 };
 	struct timespec t0, t1;
@@ -79,34 +127,43 @@ static int ingest_one(struct repo *r, const char *account, const char *maildir,
 	char hex[2 * ARCA_ID_LEN + 1], t[40];
 	hex_encode(hex, res.info.root, ARCA_ID_LEN);
 	cli_format_time(res.info.time_ns, t);
-	if (json) {
-		printf("{\"id\":\"%s\",\"account\":", hex);
-		cli_json_str(stdout, account);
-		printf(",\"time\":\"%s\",\"folders\":%llu,\"messages\":%llu,\"bytes\":%llu,"
-		       "\"files_read\":%llu,\"bytes_read\":%llu,\"skipped\":%llu,"
-		       "\"unreadable\":%llu,\"stored_bytes\":%llu,\"seconds\":%.3f}\n",
-		       t, (unsigned long long)res.info.folders, (unsigned long long)res.info.messages,
-		       (unsigned long long)res.info.bytes, (unsigned long long)res.files_read,
-		       (unsigned long long)res.bytes_read, (unsigned long long)res.files_skipped,
-		       (unsigned long long)res.unreadable,
-		       (unsigned long long)(st->bytes_stored_new - before.bytes_stored_new), secs);
-	} else if (!quiet) {
-		printf("snapshot %.16s of %s: %llu folders, %llu messages (%.1f MiB); read %llu (%.1f MiB), "
-		       "stored %.1f MiB new, %.2f s\n",
-		       hex, account, (unsigned long long)res.info.folders,
-		       (unsigned long long)res.info.messages, (double)res.info.bytes / 1048576.0,
-		       (unsigned long long)res.files_read, (double)res.bytes_read / 1048576.0,
-		       (double)(st->bytes_stored_new - before.bytes_stored_new) / 1048576.0, secs);
+	char *line = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&line, &len);
+	if (f == NULL) {
+		snap_info_release(&res.info);
+		return cli_failf("out of memory");
 	}
+	if (json) {
+		fprintf(f, "{\"id\":\"%s\",\"account\":", hex);
+		cli_json_str(f, account);
+		fprintf(f, ",\"time\":\"%s\",\"folders\":%llu,\"messages\":%llu,\"bytes\":%llu,"
+			"\"files_read\":%llu,\"bytes_read\":%llu,\"skipped\":%llu,"
+			"\"unreadable\":%llu,\"stored_bytes\":%llu,\"seconds\":%.3f}\n",
+			t, (unsigned long long)res.info.folders, (unsigned long long)res.info.messages,
+			(unsigned long long)res.info.bytes, (unsigned long long)res.files_read,
+			(unsigned long long)res.bytes_read, (unsigned long long)res.files_skipped,
+			(unsigned long long)res.unreadable,
+			(unsigned long long)(st->bytes_stored_new - before.bytes_stored_new), secs);
+	} else if (!quiet) {
+		fprintf(f, "snapshot %.16s of %s: %llu folders, %llu messages (%.1f MiB); read %llu (%.1f MiB), "
+			"stored %.1f MiB new, %.2f s\n",
+			hex, account, (unsigned long long)res.info.folders,
+			(unsigned long long)res.info.messages, (double)res.info.bytes / 1048576.0,
+			(unsigned long long)res.files_read, (double)res.bytes_read / 1048576.0,
+			(double)(st->bytes_stored_new - before.bytes_stored_new) / 1048576.0, secs);
+	}
+	fclose(f);
+	batch_add(b, line);
 	if (res.unreadable)
-		*warnings += 1;
+		b->warnings++;
 	snap_info_release(&res.info);
 	return 0;
 }
 
 /* Expand %d and %n to '*', glob, and read the account back from each match. */
 static int ingest_pattern(struct repo *r, const char *pattern, enum maildir_layout layout,
-			  bool json, bool quiet, int *warnings)
+			  bool json, bool quiet, struct batch *b)
 {
 	struct abuf g = ABUF_INIT;
 	int di = -1, ni = -1, idx = 0;
@@ -172,7 +229,11 @@ static int ingest_pattern(struct repo *r, const char *pattern, enum maildir_layo
 			snprintf(account, sizeof(account), "%s@%s", fields[ni], fields[di]);
 		else
 			snprintf(account, sizeof(account), "%s", fields[ni]);
-		failures += ingest_one(r, account, gl.gl_pathv[i], layout, json, quiet, warnings);
+		failures += ingest_one(r, account, gl.gl_pathv[i], layout, json, quiet, b);
+		if (batch_commit(r, b, false) != 0) {
+			failures++;
+			break;
+		}
 	}
 	globfree(&gl);
 	abuf_release(&g);
@@ -233,13 +294,18 @@ int cmd_ingest(int argc, char **argv)
 	int rc = cli_open_repo(repo, REPO_OPEN_WRITE, NULL, &r);
 	if (rc)
 		return rc;
-	int warnings = 0;
+	struct batch b = { 0 };
+	clock_gettime(CLOCK_MONOTONIC, &b.last);
 	if (one)
-		rc = ingest_one(r, account, argv[optind], layout, json, quiet, &warnings);
+		rc = ingest_one(r, account, argv[optind], layout, json, quiet, &b);
 	else
-		rc = ingest_pattern(r, pattern, layout, json, quiet, &warnings);
+		rc = ingest_pattern(r, pattern, layout, json, quiet, &b);
+	/* what succeeded is committed even when another account failed */
+	if (batch_commit(r, &b, true) != 0)
+		rc = 1;
+	free(b.lines);
 	repo_close(r);
-	if (rc == 0 && warnings)
+	if (rc == 0 && b.warnings)
 		return EXIT_WARNINGS;
 	return rc;
 }

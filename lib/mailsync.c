@@ -70,6 +70,7 @@ static int cache_key(struct abuf *k, const char *account, const char *folder,
 
 /* One message of a folder being ingested. */
 struct job {
+	const char *dir;         /* the folder's directory */
 	struct maildir_entry *e;
 	struct snap_msg m;
 	char *key;               /* ingest cache key */
@@ -83,9 +84,8 @@ struct job {
 struct pool {
 	struct repo *r;
 	const struct ingest_opts *o;
-	const struct maildir_folder *mf;
 	struct ingest_result *res;
-	struct job *jobs;
+	struct job **jobs;       /* every message to read, of every folder */
 	size_t njobs;
 	size_t next;             /* next job to take, under lock */
 	pthread_mutex_t lock;
@@ -136,9 +136,9 @@ static void run_job(struct pool *p, struct job *j, struct repo_worker *w,
 {
 	struct arca_err sub = { 0 };
 	char what[4096];
-	snprintf(what, sizeof(what), "%s/%s/%s", p->mf->path, j->e->in_new ? "new" : "cur",
+	snprintf(what, sizeof(what), "%s/%s/%s", j->dir, j->e->in_new ? "new" : "cur",
 		 j->e->filename);
-	int fd = maildir_open_message(p->mf->path, j->e, &sub);
+	int fd = maildir_open_message(j->dir, j->e, &sub);
 	if (fd == ARCA_ENOENT) {
 		/* expunged while we looked */
 		pthread_mutex_lock(&p->lock);
@@ -236,8 +236,7 @@ static void *reader_thread(void *arg)
 		if (first == last)
 			break;
 		for (size_t i = first; i < last; i++)
-			if (p->jobs[i].need_read)
-				run_job(p, &p->jobs[i], w, &prep, buf);
+			run_job(p, p->jobs[i], w, &prep, buf);
 	}
 	repo_prepared_release(&prep);
 	repo_worker_free(w);
@@ -245,32 +244,61 @@ static void *reader_thread(void *arg)
 	return NULL;
 }
 
+/* Readers spend much of their time waiting for the disk (messages are small
+ * files, read once): four per CPU keep it busy on a cold cache, and the CPU
+ * work (hashing, compressing) still fills every core.  Measured on 20
+ * accounts x 2,000 messages, cold cache, 2 CPUs: 2 readers 12.3 s, 8 readers
+ * 8.8 s, 16 readers 9.0 s. */
 static unsigned reader_count(void)
 {
 	const char *env = getenv("ARCA_THREADS");
-	long n = env ? strtol(env, NULL, 10) : sysconf(_SC_NPROCESSORS_ONLN);
+	long n = env ? strtol(env, NULL, 10) : 4 * sysconf(_SC_NPROCESSORS_ONLN);
 	if (n < 1)
 		n = 1;
-	if (n > 16)
-		n = 16;
+	if (n > 64)
+		n = 64;
 	return (unsigned)n;
 }
 
-static int ingest_folder(struct repo *r, const struct ingest_opts *o,
-			 const struct maildir_folder *mf, struct snap_folder *sf,
-			 struct ingest_result *res, struct arca_err *err)
-{
-	struct maildir_entry *ents = NULL;
-	size_t n = 0;
-	struct abuf buf = ABUF_INIT, key = ABUF_INIT;
-	struct uidlist ul;
+/* One folder from its listing to its records; the messages to read are read
+ * for all folders of the account at once (read_jobs). */
+struct folder_work {
+	const struct maildir_folder *mf;
+	struct snap_folder *sf;
+	struct maildir_entry *ents;
+	size_t n;
+	struct job *jobs;
+	size_t sf_index;
+	struct uidlist ul;       /* the records' uidlist_ext point into it */
 	struct maildir_keywords kw;
-	struct job *jobs = NULL;
-	uidlist_init(&ul);
-	keywords_init(&kw);
+	size_t to_read;
+};
+
+static void folder_work_release(struct folder_work *fw)
+{
+	if (fw->jobs != NULL)
+		for (size_t i = 0; i < fw->n; i++) {
+			free(fw->jobs[i].m.base);
+			free(fw->jobs[i].key);
+		}
+	free(fw->jobs);
+	maildir_entries_free(fw->ents, fw->n);
+	uidlist_release(&fw->ul);
+	keywords_release(&fw->kw);
+}
+
+/* Pass 1: names, UIDs, keywords, and what the ingest cache already has. */
+static int folder_prepare(struct repo *r, const struct ingest_opts *o, struct folder_work *fw,
+			  struct arca_err *err)
+{
+	const struct maildir_folder *mf = fw->mf;
+	struct snap_folder *sf = fw->sf;
+	struct abuf buf = ABUF_INIT, key = ABUF_INIT;
+	uidlist_init(&fw->ul);
+	keywords_init(&fw->kw);
 	/* Names only: a message already in the cache is recognized by its
 	 * name, without a stat (the cheap incremental path). */
-	int rc = maildir_scan_names(mf->path, false, &ents, &n, err);
+	int rc = maildir_scan_names(mf->path, false, &fw->ents, &fw->n, err);
 	if (rc)
 		goto out;
 	/* dovecot-uidlist after the scan: files delivered meanwhile are more
@@ -278,17 +306,17 @@ static int ingest_folder(struct repo *r, const struct ingest_opts *o,
 	struct arca_err sub = { 0 };
 	rc = read_optional(mf->path, "dovecot-uidlist", &buf, err);
 	if (rc == 0) {
-		rc = uidlist_parse(buf.data, buf.len, &ul, &sub);
+		rc = uidlist_parse(buf.data, buf.len, &fw->ul, &sub);
 		if (rc) {
 			arca_err_set(err, rc, "%s/dovecot-uidlist: %s", mf->path, sub.msg);
 			goto out;
 		}
-		sf->uidvalidity = ul.uidvalidity;
-		sf->nextuid = uidlist_next_uid(&ul);
+		sf->uidvalidity = fw->ul.uidvalidity;
+		sf->nextuid = uidlist_next_uid(&fw->ul);
 		free(sf->guid);
-		sf->guid = strdup(ul.guid);
+		sf->guid = strdup(fw->ul.guid);
 		free(sf->uidlist_extra);
-		sf->uidlist_extra = strdup(ul.header_extra);
+		sf->uidlist_extra = strdup(fw->ul.header_extra);
 		if (sf->guid == NULL || sf->uidlist_extra == NULL) {
 			rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
 			goto out;
@@ -299,7 +327,7 @@ static int ingest_folder(struct repo *r, const struct ingest_opts *o,
 	rc = read_optional(mf->path, "dovecot-keywords", &buf, err);
 	if (rc == 0) {
 		memset(&sub, 0, sizeof(sub));
-		rc = keywords_parse(buf.data, buf.len, &kw, &sub);
+		rc = keywords_parse(buf.data, buf.len, &fw->kw, &sub);
 		if (rc) {
 			arca_err_set(err, rc, "%s/dovecot-keywords: %s", mf->path, sub.msg);
 			goto out;
@@ -310,23 +338,24 @@ static int ingest_folder(struct repo *r, const struct ingest_opts *o,
 	/* Keep Dovecot's own numbering: keyword i of the snapshot is letter
 	 * 'a' + i whenever dovecot-keywords has no holes. */
 	for (int b = 0; b < MAILDIR_KEYWORDS_MAX; b++)
-		if (kw.names[b] != NULL && snap_folder_keyword(sf, kw.names[b]) < 0) {
+		if (fw->kw.names[b] != NULL && snap_folder_keyword(sf, fw->kw.names[b]) < 0) {
 			rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
 			goto out;
 		}
 	rc = 0;
-	jobs = calloc(n ? n : 1, sizeof(*jobs));
-	if (jobs == NULL) {
+	fw->jobs = calloc(fw->n ? fw->n : 1, sizeof(*fw->jobs));
+	if (fw->jobs == NULL) {
 		rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
 		goto out;
 	}
 	/* Pass 1: names, UIDs, keywords and the ingest cache. */
 	size_t to_read = 0;
-	for (size_t i = 0; i < n; i++) {
-		struct maildir_entry *e = &ents[i];
-		struct job *j = &jobs[i];
+	for (size_t i = 0; i < fw->n; i++) {
+		struct maildir_entry *e = &fw->ents[i];
+		struct job *j = &fw->jobs[i];
 		struct maildir_name nm;
 		j->e = e;
+		j->dir = mf->path;
 		memset(&sub, 0, sizeof(sub));
 		if (maildir_name_parse(e->filename, &nm, &sub) != 0) {
 			/* not a Maildir message name: keep it whole as the base */
@@ -342,13 +371,13 @@ static int ingest_folder(struct repo *r, const struct ingest_opts *o,
 		j->m.in_new = e->in_new;
 		for (int b = 0; b < 26; b++) {
 			/* a letter dovecot-keywords doesn't name: Dovecot ignores it too */
-			if (!(nm.keywords & (1u << b)) || kw.names[b] == NULL)
+			if (!(nm.keywords & (1u << b)) || fw->kw.names[b] == NULL)
 				continue;
-			int k = snap_folder_keyword(sf, kw.names[b]);
+			int k = snap_folder_keyword(sf, fw->kw.names[b]);
 			if (k >= 0)
 				j->m.keywords |= 1ULL << k;
 		}
-		const struct uidlist_rec *ur = uidlist_find_base(&ul, nm.base);
+		const struct uidlist_rec *ur = uidlist_find_base(&fw->ul, nm.base);
 		if (ur != NULL) {
 			j->m.uid = ur->uid;
 			j->m.uidlist_ext = ur->ext;
@@ -381,49 +410,64 @@ static int ingest_folder(struct repo *r, const struct ingest_opts *o,
 			to_read++;
 		}
 	}
-	/* Pass 2: read what must be read, on every core. */
-	if (to_read > 0) {
-		struct pool p = { .r = r, .o = o, .mf = mf, .res = res, .jobs = jobs, .njobs = n };
-		pthread_mutex_init(&p.lock, NULL);
-		unsigned nt = reader_count();
-		if (nt > to_read)
-			nt = (unsigned)to_read;
-		pthread_t th[16];
-		unsigned started = 0;
-		for (; started < nt - 1; started++)
-			if (pthread_create(&th[started], NULL, reader_thread, &p) != 0)
-				break;
-		reader_thread(&p);   /* this thread reads too */
-		for (unsigned t = 0; t < started; t++)
-			pthread_join(th[t], NULL);
-		pthread_mutex_destroy(&p.lock);
-		if (p.rc) {
-			rc = arca_err_set(err, p.rc, "%s", p.err.msg);
-			goto out;
-		}
-	}
-	/* Pass 3: the records, in UID order. */
-	for (size_t i = 0; i < n && rc == 0; i++) {
-		if (jobs[i].skip)
+	fw->to_read = to_read;
+out:
+
+	abuf_release(&buf);
+	abuf_release(&key);
+	return rc;
+}
+
+/* Pass 2: read what must be read, every folder's at once, on every core. */
+static int read_jobs(struct repo *r, const struct ingest_opts *o, struct folder_work *fws,
+		     size_t nfw, struct ingest_result *res, struct arca_err *err)
+{
+	size_t total = 0;
+	for (size_t f = 0; f < nfw; f++)
+		total += fws[f].to_read;
+	if (total == 0)
+		return 0;
+	struct job **list = malloc(total * sizeof(*list));
+	if (list == NULL)
+		return arca_err_set(err, ARCA_ENOMEM, "out of memory");
+	size_t k = 0;
+	for (size_t f = 0; f < nfw; f++)
+		for (size_t i = 0; i < fws[f].n; i++)
+			if (fws[f].jobs[i].need_read)
+				list[k++] = &fws[f].jobs[i];
+	struct pool p = { .r = r, .o = o, .res = res, .jobs = list, .njobs = k };
+	pthread_mutex_init(&p.lock, NULL);
+	unsigned nt = reader_count();
+	if (nt > k)
+		nt = (unsigned)k;
+	pthread_t th[64];
+	unsigned started = 0;
+	for (; started + 1 < nt; started++)
+		if (pthread_create(&th[started], NULL, reader_thread, &p) != 0)
+			break;
+	reader_thread(&p);   /* this thread reads too */
+	for (unsigned t = 0; t < started; t++)
+		pthread_join(th[t], NULL);
+	pthread_mutex_destroy(&p.lock);
+	free(list);
+	if (p.rc)
+		return arca_err_set(err, p.rc, "%s", p.err.msg);
+	return 0;
+}
+
+/* Pass 3: the folder's records, in UID order. */
+static int folder_finish(struct folder_work *fw, struct arca_err *err)
+{
+	int rc = 0;
+	for (size_t i = 0; i < fw->n && rc == 0; i++) {
+		if (fw->jobs[i].skip)
 			continue;
-		rc = snap_folder_add_msg(sf, &jobs[i].m);
+		rc = snap_folder_add_msg(fw->sf, &fw->jobs[i].m);
 		if (rc)
 			arca_err_set(err, rc, "out of memory");
 	}
-	if (rc == 0 && sf->nmsgs > 1)
-		qsort(sf->msgs, sf->nmsgs, sizeof(*sf->msgs), cmp_msg);
-out:
-	if (jobs != NULL)
-		for (size_t i = 0; i < n; i++) {
-			free(jobs[i].m.base);
-			free(jobs[i].key);
-		}
-	free(jobs);
-	maildir_entries_free(ents, n);
-	uidlist_release(&ul);
-	keywords_release(&kw);
-	abuf_release(&buf);
-	abuf_release(&key);
+	if (rc == 0 && fw->sf->nmsgs > 1)
+		qsort(fw->sf->msgs, fw->sf->nmsgs, sizeof(*fw->sf->msgs), cmp_msg);
 	return rc;
 }
 
@@ -467,6 +511,10 @@ int ingest_maildir(struct repo *r, const struct ingest_opts *o,
 	rc = 0;
 	for (size_t i = 0; i < subs.count && rc == 0; i++)
 		rc = snapshot_add_subscription(s, subs.names[i]);
+	struct folder_work *fws = calloc(nf ? nf : 1, sizeof(*fws));
+	size_t nfw = 0;
+	if (fws == NULL)
+		rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
 	for (size_t i = 0; i < nf && rc == 0; i++) {
 		struct snap_folder *sf = snapshot_add_folder(s, folders[i].name);
 		if (sf == NULL) {
@@ -478,9 +526,23 @@ int ingest_maildir(struct repo *r, const struct ingest_opts *o,
 				sf->attrs |= SNAP_FOLDER_SUBSCRIBED;
 		if (folders[i].selectable) {
 			sf->attrs |= SNAP_FOLDER_SELECTABLE;
-			rc = ingest_folder(r, o, &folders[i], sf, res, err);
+			fws[nfw].mf = &folders[i];
+			fws[nfw].sf_index = s->nfolders - 1;
+			nfw++;
 		}
 	}
+	/* snapshot_add_folder may move the folders: take pointers now */
+	for (size_t f = 0; f < nfw && rc == 0; f++) {
+		fws[f].sf = &s->folders[fws[f].sf_index];
+		rc = folder_prepare(r, o, &fws[f], err);
+	}
+	if (rc == 0)
+		rc = read_jobs(r, o, fws, nfw, res, err);
+	for (size_t f = 0; f < nfw && rc == 0; f++)
+		rc = folder_finish(&fws[f], err);
+	for (size_t f = 0; f < nfw; f++)
+		folder_work_release(&fws[f]);
+	free(fws);
 	if (rc)
 		goto out;
 	rc = snapshot_store(r, s, res->info.root, &res->info.messages, &res->info.bytes, err);
@@ -494,7 +556,8 @@ int ingest_maildir(struct repo *r, const struct ingest_opts *o,
 		rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
 		goto out;
 	}
-	rc = repo_commit_snapshot(r, &res->info, err);
+	rc = o->stage_only ? repo_stage_snapshot(r, &res->info, err)
+			   : repo_commit_snapshot(r, &res->info, err);
 out:
 	if (rc)
 		snap_info_release(&res->info);

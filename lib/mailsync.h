@@ -27,6 +27,7 @@ struct ingest_opts {
 	ingest_warn_fn *warn;
 	ingest_progress_fn *progress;
 	void *ctx;
+	bool stage_only;              /* leave the commit to repo_commit_staged */
 };
 
 struct ingest_result {

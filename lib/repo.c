@@ -74,6 +74,10 @@ struct repo {
 	unsigned dict_nsamples;
 	bool dict_training;             /* samples taken by a trainer */
 	_Atomic(struct zdict *) dict;
+
+	/* snapshots stored but not yet logged (encoded log payloads) */
+	struct abuf *staged;
+	size_t nstaged, staged_cap;
 };
 
 static uint64_t now_ns(void)
@@ -214,6 +218,9 @@ static void repo_free(struct repo *r)
 	pack_writer_free(r->pw);
 	idx_read_free(r->rtxn);
 	zdict_free(atomic_load(&r->dict));
+	for (size_t i = 0; i < r->nstaged; i++)
+		abuf_release(&r->staged[i]);
+	free(r->staged);
 	abuf_release(&r->dict_samples);
 	free(r->dict_sizes);
 	pthread_mutex_destroy(&r->dict_lock);
@@ -1075,47 +1082,100 @@ int snap_info_decode(const uint8_t *p, size_t len, struct snap_info *s)
 	return 0;
 }
 
-int repo_commit_snapshot(struct repo *r, struct snap_info *s, struct arca_err *err)
+int repo_stage_snapshot(struct repo *r, const struct snap_info *s, struct arca_err *err)
 {
-	int rc = repo_flush(r, err);
-	if (rc)
-		return rc;
 	if (!repo_has_object(r, s->root))
 		return arca_err_set(err, ARCA_ESTATE, "snapshot root is not stored");
 	struct abuf p = ABUF_INIT;
-	rc = snap_info_encode(s, &p);
+	int rc = snap_info_encode(s, &p);
 	struct snap_info check;
 	if (rc == 0 && snap_info_decode(p.data, p.len, &check) == 0)
 		snap_info_release(&check);   /* a record the log's readers accept */
 	else if (rc == 0)
 		rc = ARCA_ELIMIT;
+	if (rc == 0 && r->nstaged == r->staged_cap) {
+		size_t cap = r->staged_cap ? r->staged_cap * 2 : 16;
+		struct abuf *v = realloc(r->staged, cap * sizeof(*v));
+		if (v == NULL)
+			rc = ARCA_ENOMEM;
+		else {
+			r->staged = v;
+			r->staged_cap = cap;
+		}
+	}
 	if (rc) {
 		abuf_release(&p);
 		return arca_err_set(err, rc, rc == ARCA_ELIMIT ? "account name %.64s... is too long" : "out of memory",
 				    s->account);
 	}
+	r->staged[r->nstaged++] = p;
+	return 0;
+}
+
+size_t repo_staged_count(const struct repo *r)
+{
+	return r->nstaged;
+}
+
+int repo_commit_staged(struct repo *r,
+		       void (*done)(void *ctx, const struct snap_info *s), void *ctx,
+		       struct arca_err *err)
+{
+	if (r->nstaged == 0 && r->cache_count == 0)
+		return 0;
+	/* the packs first: every object a snapshot names is logged before it */
+	int rc = repo_flush(r, err);
+	if (rc)
+		return rc;
 	struct idx_txn *t;
 	rc = idx_begin(r->ix, true, &t, err);
-	if (rc) {
-		abuf_release(&p);
+	if (rc)
 		return rc;
-	}
-	rc = log_append_txn(r, t, MLOG_SNAPSHOT, p.data, p.len, &s->seq, err);
+	uint64_t *seqs = calloc(r->nstaged ? r->nstaged : 1, sizeof(uint64_t));
+	if (seqs == NULL)
+		rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
+	/* One index transaction for the whole batch: a few fsyncs for many
+	 * accounts instead of a few per account. */
+	for (size_t i = 0; i < r->nstaged && rc == 0; i++)
+		rc = log_append_txn(r, t, MLOG_SNAPSHOT, r->staged[i].data, r->staged[i].len,
+				    &seqs[i], err);
 	for (size_t i = 0; i < r->cache_count && rc == 0; i++) {
 		rc = idx_file_put(t, r->file_keys.data + r->cache[i].off, r->cache[i].klen,
 				  &r->cache[i].f);
 		if (rc)
 			arca_err_set(err, rc, "index: cannot record the ingest cache");
 	}
-	abuf_release(&p);
 	if (rc) {
 		idx_abort(t);
+		free(seqs);
 		return rc;
 	}
 	rc = idx_commit(t, err);
+	for (size_t i = 0; i < r->nstaged; i++) {
+		struct snap_info si;
+		if (rc == 0 && done != NULL && snap_info_decode(r->staged[i].data, r->staged[i].len, &si) == 0) {
+			si.seq = seqs[i];
+			done(ctx, &si);
+			snap_info_release(&si);
+		}
+		abuf_release(&r->staged[i]);
+	}
+	r->nstaged = 0;
 	r->cache_count = 0;
 	abuf_reset(&r->file_keys);
+	free(seqs);
 	return rc;
+}
+
+static void note_seq(void *ctx, const struct snap_info *s)
+{
+	*(uint64_t *)ctx = s->seq;
+}
+
+int repo_commit_snapshot(struct repo *r, struct snap_info *s, struct arca_err *err)
+{
+	int rc = repo_stage_snapshot(r, s, err);
+	return rc ? rc : repo_commit_staged(r, note_seq, &s->seq, err);
 }
 
 struct snaplist {

@@ -156,6 +156,15 @@ int snap_info_decode(const uint8_t *p, size_t len, struct snap_info *s);
 /* Flush, then log the snapshot (root object already stored) and record the
  * pending ingest cache entries, atomically.  s->seq is set. */
 int repo_commit_snapshot(struct repo *r, struct snap_info *s, struct arca_err *err);
+/* The same in batches: stage snapshots (roots already stored), then commit
+ * them all, with the pending ingest cache, in one index transaction.  `done`
+ * (may be NULL) is called for each committed snapshot, seq set.  Nothing
+ * staged is in the repository until the commit returns 0. */
+int repo_stage_snapshot(struct repo *r, const struct snap_info *s, struct arca_err *err);
+size_t repo_staged_count(const struct repo *r);
+int repo_commit_staged(struct repo *r,
+		       void (*done)(void *ctx, const struct snap_info *s), void *ctx,
+		       struct arca_err *err);
 
 /* Every snapshot, oldest first (array of count, caller frees with
  * snap_infos_free). */
