@@ -341,6 +341,25 @@ int idx_dict_foreach(struct idx_txn *t,
 	return rc;
 }
 
+int idx_cache_get(struct idx_txn *t, const void *key, size_t klen, struct abuf *out)
+{
+	if (klen == 0 || klen > 511)
+		return ARCA_ENOENT;
+	MDB_val v;
+	int rc = get(t, t->ix->file, key, klen, &v);
+	if (rc)
+		return rc;
+	abuf_reset(out);
+	return abuf_add(out, v.mv_data, v.mv_size);
+}
+
+int idx_cache_put(struct idx_txn *t, const void *key, size_t klen, const void *val, size_t vlen)
+{
+	if (klen == 0 || klen > 511)
+		return 0;   /* too long a name for LMDB: simply not cached */
+	return put(t, t->ix->file, key, klen, val, vlen);
+}
+
 size_t idx_obj_count(struct idx_txn *t)
 {
 	MDB_stat st;

@@ -81,6 +81,10 @@ int idx_snap_foreach(struct idx_txn *t,
 int idx_file_get(struct idx_txn *t, const void *key, size_t klen, struct idx_file *f);
 int idx_file_put(struct idx_txn *t, const void *key, size_t klen, const struct idx_file *f);
 
+/* Raw values in the ingest cache table (folder records, any length). */
+int idx_cache_get(struct idx_txn *t, const void *key, size_t klen, struct abuf *out);
+int idx_cache_put(struct idx_txn *t, const void *key, size_t klen, const void *val, size_t vlen);
+
 /* Dictionaries: zstd dictionary id -> the object holding it. */
 int idx_dict_put(struct idx_txn *t, uint32_t dict_id, const uint8_t id[ARCA_ID_LEN]);
 int idx_dict_get(struct idx_txn *t, uint32_t dict_id, uint8_t id_r[ARCA_ID_LEN]);

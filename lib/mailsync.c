@@ -269,6 +269,9 @@ struct folder_work {
 	size_t n;
 	struct job *jobs;
 	size_t sf_index;
+	uint8_t state[64];       /* dir_state() before the listing */
+	bool stable;             /* nothing changed in the 2 s before it */
+	bool reused;             /* unchanged since the last snapshot: not listed */
 	struct uidlist ul;       /* the records' uidlist_ext point into it */
 	struct maildir_keywords kw;
 	size_t to_read;
@@ -471,6 +474,109 @@ static int folder_finish(struct folder_work *fw, struct arca_err *err)
 	return rc;
 }
 
+/*
+ * Unchanged folders.  Every change Dovecot makes to a folder's messages
+ * changes the modification time of cur/ or new/ (a delivery, a flag change's
+ * rename, an expunge) or rewrites dovecot-uidlist / dovecot-keywords.  When
+ * none of these four changed since the last snapshot, the folder's record and
+ * pages are reused without even listing it.  The state is only trusted when
+ * the directories had been quiet for 2 s before we looked, so a change within
+ * the same timestamp tick as our look can't hide.
+ */
+#define FOLDER_QUIET_NS 2000000000LL
+
+static void dir_state(const char *dir, uint8_t out[64], int64_t *newest_r)
+{
+	static const char *const names[4] = { "cur", "new", "dovecot-uidlist", "dovecot-keywords" };
+	*newest_r = 0;
+	for (int i = 0; i < 4; i++) {
+		char path[4096];
+		struct stat st;
+		int64_t mt = 0;
+		uint64_t size = 0;
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+		if (lstat(path, &st) == 0) {
+			mt = (int64_t)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
+			size = (uint64_t)st.st_size ^ ((uint64_t)st.st_ino << 32);
+		}
+		put_u64le(out + 16 * i, (uint64_t)mt);
+		put_u64le(out + 16 * i + 8, size);
+		if (mt > *newest_r)
+			*newest_r = mt;
+	}
+}
+
+static int folder_cache_key(struct abuf *k, const char *account, const char *folder)
+{
+	/* "\0F\0" can't begin a message key, which starts with the account */
+	abuf_reset(k);
+	int rc = abuf_add(k, "\0F\0", 3);
+	rc = rc ? rc : abuf_add(k, account, strlen(account) + 1);
+	rc = rc ? rc : abuf_add(k, folder, strlen(folder));
+	return rc;
+}
+
+/* Take the folder's last record when its state is the recorded one. */
+static bool folder_reuse(struct repo *r, const struct ingest_opts *o, struct folder_work *fw)
+{
+	struct abuf key = ABUF_INIT, val = ABUF_INIT;
+	bool ok = false;
+	struct snapshot *tmp = NULL;
+	if (!fw->stable || folder_cache_key(&key, o->account, fw->sf->name) != 0 ||
+	    repo_cache_get(r, key.data, key.len, &val) != 0 || val.len < 64 ||
+	    memcmp(val.data, fw->state, 64) != 0)
+		goto out;
+	tmp = snapshot_new(o->account, "cache");
+	if (tmp == NULL || snap_folder_decode(val.data + 64, val.len - 64, tmp) != 0 ||
+	    tmp->nfolders != 1 || strcmp(tmp->folders[0].name, fw->sf->name) != 0)
+		goto out;
+	struct snap_folder *c = &tmp->folders[0], *f = fw->sf;
+	for (size_t i = 0; i < c->npages; i++)
+		if (!repo_has_object(r, c->pages[i].id))
+			goto out;
+	/* move the record over; names and attributes stay as listed now */
+	f->uidvalidity = c->uidvalidity;
+	f->nextuid = c->nextuid;
+	f->highestmodseq = c->highestmodseq;
+	char *t;
+	t = f->guid; f->guid = c->guid; c->guid = t;
+	t = f->uidlist_extra; f->uidlist_extra = c->uidlist_extra; c->uidlist_extra = t;
+	for (size_t k = 0; k < c->nkeywords; k++) {
+		f->keywords[k] = c->keywords[k];
+		c->keywords[k] = NULL;
+	}
+	f->nkeywords = c->nkeywords;
+	c->nkeywords = 0;
+	f->message_count = c->message_count;
+	f->bytes = c->bytes;
+	f->pages = c->pages;
+	f->npages = c->npages;
+	c->pages = NULL;
+	c->npages = 0;
+	f->pages_reused = true;
+	ok = true;
+out:
+	snapshot_free(tmp);
+	abuf_release(&key);
+	abuf_release(&val);
+	return ok;
+}
+
+/* After the snapshot is stored: remember listed folders that were quiet. */
+static int folder_remember(struct repo *r, const struct ingest_opts *o, const struct folder_work *fw)
+{
+	if (fw->reused || !fw->stable)
+		return 0;
+	struct abuf key = ABUF_INIT, val = ABUF_INIT;
+	int rc = folder_cache_key(&key, o->account, fw->sf->name);
+	rc = rc ? rc : abuf_add(&val, fw->state, 64);
+	rc = rc ? rc : snap_folder_encode(fw->sf, &val);
+	rc = rc ? rc : repo_cache_add(r, key.data, key.len, val.data, val.len);
+	abuf_release(&key);
+	abuf_release(&val);
+	return rc;
+}
+
 int ingest_maildir(struct repo *r, const struct ingest_opts *o,
 		   struct ingest_result *res, struct arca_err *err)
 {
@@ -534,18 +640,28 @@ int ingest_maildir(struct repo *r, const struct ingest_opts *o,
 	/* snapshot_add_folder may move the folders: take pointers now */
 	for (size_t f = 0; f < nfw && rc == 0; f++) {
 		fws[f].sf = &s->folders[fws[f].sf_index];
-		rc = folder_prepare(r, o, &fws[f], err);
+		int64_t newest;
+		dir_state(fws[f].mf->path, fws[f].state, &newest);
+		fws[f].stable = newest < (int64_t)t0 - FOLDER_QUIET_NS;
+		fws[f].reused = folder_reuse(r, o, &fws[f]);
+		if (!fws[f].reused)
+			rc = folder_prepare(r, o, &fws[f], err);
 	}
 	if (rc == 0)
 		rc = read_jobs(r, o, fws, nfw, res, err);
 	for (size_t f = 0; f < nfw && rc == 0; f++)
-		rc = folder_finish(&fws[f], err);
+		if (!fws[f].reused)
+			rc = folder_finish(&fws[f], err);
+	if (rc == 0)
+		rc = snapshot_store(r, s, res->info.root, &res->info.messages, &res->info.bytes, err);
+	for (size_t f = 0; f < nfw && rc == 0; f++) {
+		rc = folder_remember(r, o, &fws[f]);
+		if (rc)
+			arca_err_set(err, rc, "out of memory");
+	}
 	for (size_t f = 0; f < nfw; f++)
 		folder_work_release(&fws[f]);
 	free(fws);
-	if (rc)
-		goto out;
-	rc = snapshot_store(r, s, res->info.root, &res->info.messages, &res->info.bytes, err);
 	if (rc)
 		goto out;
 	res->info.time_ns = t0;
@@ -669,9 +785,7 @@ static int restore_msg(struct repo *r, const char *fdir, const struct snap_msg *
 		rc = arca_err_errno(err, ARCA_EIO, errno, "set the date of %s", fpath);
 	if (rc == 0 && o->owner_uid >= 0 && fchown(fd, (uid_t)o->owner_uid, (gid_t)o->owner_gid) != 0)
 		rc = arca_err_errno(err, ARCA_EIO, errno, "chown %s", fpath);
-	/* start writing it back now, without waiting, so the disk works while
-	 * we create the next files and the final syncfs has little left */
-	if (rc == 0)
+	if (rc == 0 && getenv("ARCA_EARLY_WRITEBACK"))
 		sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
 	if (close(fd) != 0 && rc == 0)
 		rc = arca_err_errno(err, ARCA_EIO, errno, "close %s", fpath);

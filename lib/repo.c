@@ -75,6 +75,9 @@ struct repo {
 	bool dict_training;             /* samples taken by a trainer */
 	_Atomic(struct zdict *) dict;
 
+	/* raw cache records waiting for the next commit: key, then value */
+	struct abuf raw_cache;          /* [u32 klen][u32 vlen][key][val]... */
+
 	/* snapshots stored but not yet logged (encoded log payloads) */
 	struct abuf *staged;
 	size_t nstaged, staged_cap;
@@ -221,6 +224,7 @@ static void repo_free(struct repo *r)
 	for (size_t i = 0; i < r->nstaged; i++)
 		abuf_release(&r->staged[i]);
 	free(r->staged);
+	abuf_release(&r->raw_cache);
 	abuf_release(&r->dict_samples);
 	free(r->dict_sizes);
 	pthread_mutex_destroy(&r->dict_lock);
@@ -1037,6 +1041,24 @@ int repo_file_cache_add(struct repo *r, const void *key, size_t klen,
 	return 0;
 }
 
+int repo_cache_get(struct repo *r, const void *key, size_t klen, struct abuf *out)
+{
+	if (idx_read_begin(r->ix, &r->rtxn, NULL) != 0)
+		return ARCA_EIO;
+	int rc = idx_cache_get(r->rtxn, key, klen, out);
+	idx_read_end(r->rtxn);
+	return rc;
+}
+
+int repo_cache_add(struct repo *r, const void *key, size_t klen, const void *val, size_t vlen)
+{
+	int rc = abuf_add_u32(&r->raw_cache, (uint32_t)klen);
+	rc = rc ? rc : abuf_add_u32(&r->raw_cache, (uint32_t)vlen);
+	rc = rc ? rc : abuf_add(&r->raw_cache, key, klen);
+	rc = rc ? rc : abuf_add(&r->raw_cache, val, vlen);
+	return rc;
+}
+
 void snap_info_release(struct snap_info *s)
 {
 	free(s->account);
@@ -1121,7 +1143,7 @@ int repo_commit_staged(struct repo *r,
 		       void (*done)(void *ctx, const struct snap_info *s), void *ctx,
 		       struct arca_err *err)
 {
-	if (r->nstaged == 0 && r->cache_count == 0)
+	if (r->nstaged == 0 && r->cache_count == 0 && r->raw_cache.len == 0)
 		return 0;
 	/* the packs first: every object a snapshot names is logged before it */
 	int rc = repo_flush(r, err);
@@ -1145,6 +1167,14 @@ int repo_commit_staged(struct repo *r,
 		if (rc)
 			arca_err_set(err, rc, "index: cannot record the ingest cache");
 	}
+	for (size_t off = 0; off + 8 <= r->raw_cache.len && rc == 0;) {
+		uint32_t kl = get_u32le(r->raw_cache.data + off), vl = get_u32le(r->raw_cache.data + off + 4);
+		const uint8_t *k = r->raw_cache.data + off + 8;
+		rc = idx_cache_put(t, k, kl, k + kl, vl);
+		if (rc)
+			arca_err_set(err, rc, "index: cannot record the ingest cache");
+		off += 8 + (size_t)kl + vl;
+	}
 	if (rc) {
 		idx_abort(t);
 		free(seqs);
@@ -1163,6 +1193,7 @@ int repo_commit_staged(struct repo *r,
 	r->nstaged = 0;
 	r->cache_count = 0;
 	abuf_reset(&r->file_keys);
+	abuf_reset(&r->raw_cache);
 	free(seqs);
 	return rc;
 }
@@ -1327,16 +1358,15 @@ int repo_get(struct repo *r, const uint8_t id[ARCA_ID_LEN], uint8_t type,
 	hex_encode(hex, id, ARCA_ID_LEN);
 	if (r->rk == NULL)
 		return arca_err_set(err, ARCA_EKEY, "reading objects needs the restore key");
-	struct idx_txn *t;
-	int rc = idx_begin(r->ix, false, &t, err);
+	int rc = idx_read_begin(r->ix, &r->rtxn, err);
 	if (rc)
 		return rc;
 	struct idx_obj o;
 	struct idx_pack p;
-	rc = idx_obj_get(t, id, &o);
+	rc = idx_obj_get(r->rtxn, id, &o);
 	if (rc == 0)
-		rc = idx_pack_get(t, o.pack, &p);
-	idx_abort(t);
+		rc = idx_pack_get(r->rtxn, o.pack, &p);
+	idx_read_end(r->rtxn);
 	if (rc == ARCA_ENOENT)
 		return arca_err_set(err, ARCA_ENOENT, "object %s is not in the repository", hex);
 	if (rc)

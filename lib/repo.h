@@ -137,6 +137,11 @@ int repo_file_cache_get(struct repo *r, const void *key, size_t klen,
 int repo_file_cache_add(struct repo *r, const void *key, size_t klen,
 			const struct idx_file *f);
 
+/* Raw ingest cache records (e.g. unchanged folders), recorded with the next
+ * snapshot commit like repo_file_cache_add. */
+int repo_cache_get(struct repo *r, const void *key, size_t klen, struct abuf *out);
+int repo_cache_add(struct repo *r, const void *key, size_t klen, const void *val, size_t vlen);
+
 /* What a snapshot log entry says (the payload is plaintext: listing
  * snapshots needs no key). */
 struct snap_info {

@@ -175,6 +175,8 @@ static bool page_cut_after(const struct snap_msg *m)
 
 static int store_pages(struct repo *r, struct snap_folder *f, struct arca_err *err)
 {
+	if (f->pages_reused)
+		return 0;   /* unchanged since the last snapshot: same page objects */
 	struct abuf page = ABUF_INIT, body = ABUF_INIT;
 	free(f->pages);
 	f->pages = NULL;
@@ -241,6 +243,29 @@ static bool root_fits(const struct snapshot *s)
 	return true;
 }
 
+int snap_folder_encode(const struct snap_folder *f, struct abuf *b)
+{
+	int rc = abuf_add_str(b, f->name);
+	rc = rc ? rc : abuf_add_varint(b, f->attrs);
+	rc = rc ? rc : abuf_add_str(b, f->special_use);
+	rc = rc ? rc : abuf_add_u32(b, f->uidvalidity);
+	rc = rc ? rc : abuf_add_u32(b, f->nextuid);
+	rc = rc ? rc : abuf_add_u64(b, f->highestmodseq);
+	rc = rc ? rc : abuf_add_str(b, f->guid);
+	rc = rc ? rc : abuf_add_str(b, f->uidlist_extra);
+	rc = rc ? rc : abuf_add_varint(b, f->nkeywords);
+	for (size_t k = 0; k < f->nkeywords && rc == 0; k++)
+		rc = abuf_add_str(b, f->keywords[k]);
+	rc = rc ? rc : abuf_add_varint(b, f->message_count);
+	rc = rc ? rc : abuf_add_varint(b, f->bytes);
+	rc = rc ? rc : abuf_add_varint(b, f->npages);
+	for (size_t p = 0; p < f->npages && rc == 0; p++) {
+		rc = abuf_add(b, f->pages[p].id, ARCA_ID_LEN);
+		rc = rc ? rc : abuf_add_varint(b, f->pages[p].count);
+	}
+	return rc;
+}
+
 static int encode_root(const struct snapshot *s, struct abuf *b)
 {
 	if (!root_fits(s))
@@ -254,27 +279,8 @@ static int encode_root(const struct snapshot *s, struct abuf *b)
 	for (size_t i = 0; i < s->nsubscriptions && rc == 0; i++)
 		rc = abuf_add_str(b, s->subscriptions[i]);
 	rc = rc ? rc : abuf_add_varint(b, s->nfolders);
-	for (size_t i = 0; i < s->nfolders && rc == 0; i++) {
-		const struct snap_folder *f = &s->folders[i];
-		rc = abuf_add_str(b, f->name);
-		rc = rc ? rc : abuf_add_varint(b, f->attrs);
-		rc = rc ? rc : abuf_add_str(b, f->special_use);
-		rc = rc ? rc : abuf_add_u32(b, f->uidvalidity);
-		rc = rc ? rc : abuf_add_u32(b, f->nextuid);
-		rc = rc ? rc : abuf_add_u64(b, f->highestmodseq);
-		rc = rc ? rc : abuf_add_str(b, f->guid);
-		rc = rc ? rc : abuf_add_str(b, f->uidlist_extra);
-		rc = rc ? rc : abuf_add_varint(b, f->nkeywords);
-		for (size_t k = 0; k < f->nkeywords && rc == 0; k++)
-			rc = abuf_add_str(b, f->keywords[k]);
-		rc = rc ? rc : abuf_add_varint(b, f->message_count);
-		rc = rc ? rc : abuf_add_varint(b, f->bytes);
-		rc = rc ? rc : abuf_add_varint(b, f->npages);
-		for (size_t p = 0; p < f->npages && rc == 0; p++) {
-			rc = abuf_add(b, f->pages[p].id, ARCA_ID_LEN);
-			rc = rc ? rc : abuf_add_varint(b, f->pages[p].count);
-		}
-	}
+	for (size_t i = 0; i < s->nfolders && rc == 0; i++)
+		rc = snap_folder_encode(&s->folders[i], b);
 	return rc;
 }
 
@@ -303,6 +309,73 @@ int snapshot_store(struct repo *r, struct snapshot *s, uint8_t root_r[ARCA_ID_LE
 	*messages_r = msgs;
 	*bytes_r = bytes;
 	return rc;
+}
+
+/* One folder record (the root's and the ingest cache's), appended to s. */
+static int decode_folder(struct adec *d, struct snapshot *s)
+{
+	int rc = ARCA_EFORMAT;
+	char *name = adec_strdup(d, SNAP_NAME_MAX);
+	if (name == NULL)
+		return ARCA_EFORMAT;
+	struct snap_folder *f = snapshot_add_folder(s, name);
+	free(name);
+	if (f == NULL)
+		return ARCA_ENOMEM;
+	{
+		uint64_t attrs = adec_varint(d);
+		if (attrs & ~(uint64_t)(SNAP_FOLDER_SELECTABLE | SNAP_FOLDER_SUBSCRIBED))
+			goto fail;   /* bits this version doesn't know */
+		f->attrs = (uint32_t)attrs;
+		free(f->special_use);
+		f->special_use = adec_strdup(d, 64);
+		f->uidvalidity = adec_u32(d);
+		f->nextuid = adec_u32(d);
+		f->highestmodseq = adec_u64(d);
+		free(f->guid);
+		f->guid = adec_strdup(d, 64);
+		free(f->uidlist_extra);
+		f->uidlist_extra = adec_strdup(d, SNAP_FIELD_MAX);
+		uint64_t nk = adec_varint(d);
+		if (d->failed || !f->special_use || !f->guid || !f->uidlist_extra ||
+		    nk > SNAP_KEYWORDS_MAX)
+			goto fail;
+		for (; f->nkeywords < nk; f->nkeywords++)
+			if ((f->keywords[f->nkeywords] = adec_strdup(d, 256)) == NULL)
+				goto fail;
+		f->message_count = adec_varint(d);
+		f->bytes = adec_varint(d);
+		uint64_t np = adec_varint(d);
+		if (d->failed || f->message_count > SNAP_MESSAGES_MAX ||
+		    np > f->message_count || np * (ARCA_ID_LEN + 1) > adec_left(d))
+			goto fail;
+		f->pages = calloc(np ? np : 1, sizeof(*f->pages));
+		if (f->pages == NULL) {
+			rc = ARCA_ENOMEM;
+			goto fail;
+		}
+		uint64_t sum = 0;
+		for (; f->npages < np; f->npages++) {
+			adec_fixed(d, f->pages[f->npages].id, ARCA_ID_LEN);
+			f->pages[f->npages].count = adec_varint(d);
+			if (f->pages[f->npages].count == 0)
+				goto fail;
+			sum += f->pages[f->npages].count;
+		}
+		if (d->failed || sum != f->message_count)
+			goto fail;
+	}
+	return 0;
+fail:
+	return rc;
+}
+
+int snap_folder_decode(const uint8_t *p, size_t len, struct snapshot *s)
+{
+	struct adec d;
+	adec_init(&d, p, len);
+	int rc = decode_folder(&d, s);
+	return rc ? rc : adec_finish(&d);
 }
 
 int snapshot_decode_root(const uint8_t *p, size_t len, struct snapshot **s_r)
@@ -337,56 +410,11 @@ int snapshot_decode_root(const uint8_t *p, size_t len, struct snapshot **s_r)
 	if (d.failed || nf > SNAP_FOLDERS_MAX || nf > adec_left(&d))
 		goto fail;
 	for (uint64_t i = 0; i < nf; i++) {
-		char *name = adec_strdup(&d, SNAP_NAME_MAX);
-		if (name == NULL)
-			goto fail;
-		struct snap_folder *f = snapshot_add_folder(s, name);
-		free(name);
-		if (f == NULL) {
-			rc = ARCA_ENOMEM;
+		int frc = decode_folder(&d, s);
+		if (frc) {
+			rc = frc;
 			goto fail;
 		}
-		uint64_t attrs = adec_varint(&d);
-		if (attrs & ~(uint64_t)(SNAP_FOLDER_SELECTABLE | SNAP_FOLDER_SUBSCRIBED))
-			goto fail;   /* bits this version doesn't know */
-		f->attrs = (uint32_t)attrs;
-		free(f->special_use);
-		f->special_use = adec_strdup(&d, 64);
-		f->uidvalidity = adec_u32(&d);
-		f->nextuid = adec_u32(&d);
-		f->highestmodseq = adec_u64(&d);
-		free(f->guid);
-		f->guid = adec_strdup(&d, 64);
-		free(f->uidlist_extra);
-		f->uidlist_extra = adec_strdup(&d, SNAP_FIELD_MAX);
-		uint64_t nk = adec_varint(&d);
-		if (d.failed || !f->special_use || !f->guid || !f->uidlist_extra ||
-		    nk > SNAP_KEYWORDS_MAX)
-			goto fail;
-		for (; f->nkeywords < nk; f->nkeywords++)
-			if ((f->keywords[f->nkeywords] = adec_strdup(&d, 256)) == NULL)
-				goto fail;
-		f->message_count = adec_varint(&d);
-		f->bytes = adec_varint(&d);
-		uint64_t np = adec_varint(&d);
-		if (d.failed || f->message_count > SNAP_MESSAGES_MAX ||
-		    np > f->message_count || np * (ARCA_ID_LEN + 1) > adec_left(&d))
-			goto fail;
-		f->pages = calloc(np ? np : 1, sizeof(*f->pages));
-		if (f->pages == NULL) {
-			rc = ARCA_ENOMEM;
-			goto fail;
-		}
-		uint64_t sum = 0;
-		for (; f->npages < np; f->npages++) {
-			adec_fixed(&d, f->pages[f->npages].id, ARCA_ID_LEN);
-			f->pages[f->npages].count = adec_varint(&d);
-			if (f->pages[f->npages].count == 0)
-				goto fail;
-			sum += f->pages[f->npages].count;
-		}
-		if (d.failed || sum != f->message_count)
-			goto fail;
 	}
 	if (adec_finish(&d) != 0)
 		goto fail;

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "arca_err.h"
+#include "buf.h"
 #include "crypto.h"
 #include "repo.h"
 
@@ -66,6 +67,7 @@ struct snap_folder {
 	uint64_t bytes;
 	struct snap_page_ref *pages;
 	size_t npages;
+	bool pages_reused;              /* pages taken over unchanged (ingest cache) */
 	struct snap_msg *msgs;          /* NULL until loaded or added */
 	size_t nmsgs, msgs_cap;
 };
@@ -99,6 +101,11 @@ int snapshot_load(struct repo *r, const uint8_t root[ARCA_ID_LEN],
 		  struct snapshot **s_r, struct arca_err *err);
 /* Load a folder's message records. */
 int snapshot_load_msgs(struct repo *r, struct snap_folder *f, struct arca_err *err);
+
+/* One folder's record without its messages (the form inside the root),
+ * for the ingest cache of unchanged folders; decode appends to s. */
+int snap_folder_encode(const struct snap_folder *f, struct abuf *out);
+int snap_folder_decode(const uint8_t *p, size_t len, struct snapshot *s);
 
 /* Codecs on bytes, for the fuzzers. */
 int snapshot_decode_root(const uint8_t *p, size_t len, struct snapshot **s_r);

@@ -82,6 +82,25 @@ for a in example.test/alice example.test/bob other.test/carol; do
 	check "  $a exact" $PY "$ARCA_ROOT/tests/tools/treecmp.py" "$T/mail/$a/Maildir" "$T/all/$a/Maildir"
 done
 
+# Unchanged folders are taken over without listing them; any change in one
+# (a delivery, a flag change, an expunge) must still be seen.
+bob=$T/mail/example.test/bob/Maildir
+quiet() {  # age the folders (not the messages: their mtime is their date)
+	find "$bob" \( -type d -o -name 'dovecot-*' -o -name subscriptions \) -exec touch -h -d "$1" {} +
+}
+quiet '2 hours ago'
+check "ingest of quiet folders" "$A" ingest maildir --repo "$T/repo" --account bob@example.test "$bob"
+check "again: nothing read" bash -c "'$A' ingest maildir --repo '$T/repo' --account bob@example.test --json '$bob' | grep -q '\"files_read\":0'"
+printf 'Subject: late\n\nlate mail\n' >"$bob/.Sent/new/1999999999.M1P1.testhost"
+f=$(ls "$bob/cur" | head -1); mv "$bob/cur/$f" "$bob/cur/${f%%:2,*}:2,RS"   # a flag change
+check "a delivery and a rename in quiet folders are seen" bash -c \
+	"'$A' ingest maildir --repo '$T/repo' --account bob@example.test --json '$bob' | grep -q '\"files_read\":1'"
+quiet '1 hour ago'
+check "and the next ingest (folders quiet again)" "$A" ingest maildir --repo "$T/repo" --account bob@example.test "$bob"
+check "restore of reused folders" "$A" restore maildir --repo "$T/repo" --account bob@example.test \
+	--restore-key "$T/rk" "$T/bob-out"
+check "  exact, with the late mail and the rename" $PY "$ARCA_ROOT/tests/tools/treecmp.py" "$bob" "$T/bob-out"
+
 ARCA_PASSPHRASE=wrong-passphrase "$A" restore maildir --repo "$T/repo" --account bob@example.test \
 	--restore-key "$T/rk" "$T/r7" 2>"$T/err"
 check "a wrong passphrase is refused with a clear message" grep -q "wrong passphrase" "$T/err"
