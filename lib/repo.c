@@ -199,6 +199,18 @@ static int config_decode(struct repo *r, const uint8_t *p, size_t len,
 	return 0;
 }
 
+int repo_config_parse(const uint8_t *p, size_t len, struct arca_public_keys *pub_r,
+		      struct arca_err *err)
+{
+	struct repo tmp;
+	memset(&tmp, 0, sizeof(tmp));
+	tmp.path = (char *)"config";
+	int rc = config_decode(&tmp, p, len, err);
+	if (rc == 0)
+		*pub_r = tmp.pub;
+	return rc;
+}
+
 /* Chunk boundaries depend on a table derived from the secret id key, so
  * chunk sizes reveal nothing an outsider could match against known files. */
 static void gear_init(struct repo *r)

@@ -47,6 +47,11 @@ struct repo_create_opts {
 int repo_create(const char *path, const struct repo_create_opts *o,
 		struct arca_err *err);
 
+/* Parse a `config` file's bytes (docs/format/repository.md); for fuzzing and
+ * tools.  Checks magic, version, length and the id algorithm. */
+int repo_config_parse(const uint8_t *p, size_t len, struct arca_public_keys *pub_r,
+		      struct arca_err *err);
+
 enum repo_open_flags {
 	REPO_OPEN_READ = 0,
 	REPO_OPEN_WRITE = 1,    /* needs keys/ingest.key */
