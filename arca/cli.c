@@ -38,6 +38,20 @@ int cli_usage(const char *usage)
 	return EXIT_USAGE;
 }
 
+int cli_subcommand(int *argc, char ***argv, const char *sub, const char *usage)
+{
+	if (*argc >= 2 && strcmp((*argv)[1], sub) == 0) {
+		(*argc)--;
+		(*argv)++;
+		return -1;
+	}
+	if (*argc >= 2 && strcmp((*argv)[1], "--help") == 0) {
+		puts(usage);
+		return 0;
+	}
+	return cli_usage(usage);
+}
+
 bool cli_isatty(void)
 {
 	return isatty(STDERR_FILENO) != 0;

@@ -22,6 +22,9 @@ extern const char *cli_prog;   /* "arca ingest", for messages */
 int cli_fail(const struct arca_err *err);
 int cli_failf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int cli_usage(const char *usage);
+/* For "arca CMD SUB ...": checks argv[1] is SUB and shifts it off.  Returns
+ * -1 to go on, else the exit code (help printed, or a usage error). */
+int cli_subcommand(int *argc, char ***argv, const char *sub, const char *usage);
 
 /* Passphrase from ARCA_PASSPHRASE, else prompted on the terminal (twice
  * when `confirm`).  Caller frees with cli_passphrase_free. */

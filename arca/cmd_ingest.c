@@ -252,15 +252,9 @@ int cmd_ingest(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	if (argc < 2 || strcmp(argv[1], "maildir") != 0) {
-		if (argc >= 2 && strcmp(argv[1], "--help") == 0) {
-			puts(USAGE);
-			return 0;
-		}
-		return cli_usage(USAGE);
-	}
-	argc--;
-	argv++;
+	int sub = cli_subcommand(&argc, &argv, "maildir", USAGE);
+	if (sub >= 0)
+		return sub;
 	const char *repo = NULL, *account = NULL, *pattern = NULL;
 	enum maildir_layout layout = MAILDIR_LAYOUT_AUTO;
 	bool json = false, quiet = false;

@@ -229,15 +229,9 @@ int cmd_restore(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	if (argc < 2 || strcmp(argv[1], "maildir") != 0) {
-		if (argc >= 2 && strcmp(argv[1], "--help") == 0) {
-			puts(USAGE);
-			return 0;
-		}
-		return cli_usage(USAGE);
-	}
-	argc--;
-	argv++;
+	int sub = cli_subcommand(&argc, &argv, "maildir", USAGE);
+	if (sub >= 0)
+		return sub;
 	const char *repo = NULL, *keyfile = NULL, *snap = NULL, *at = NULL, *pattern = NULL;
 	char *accounts[256];
 	size_t naccounts = 0;

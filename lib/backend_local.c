@@ -36,6 +36,19 @@ static char *local_path(struct backend_local *bl, const char *name)
 	return fs_join(bl->dir, name);
 }
 
+/* The checked name's path, or NULL with *rc_r and err set. */
+static char *checked_path(struct backend_local *bl, const char *name, int *rc_r,
+			  struct arca_err *err)
+{
+	*rc_r = check_name(name, err);
+	if (*rc_r)
+		return NULL;
+	char *path = local_path(bl, name);
+	if (path == NULL)
+		*rc_r = arca_err_set(err, ARCA_ENOMEM, "out of memory");
+	return path;
+}
+
 static int ensure_parent(const char *path, struct arca_err *err)
 {
 	char *dir = fs_dirname(path);
@@ -61,12 +74,10 @@ static int local_put(struct backend *be, const char *name, const void *data,
 		     size_t n, struct arca_err *err)
 {
 	struct backend_local *bl = (struct backend_local *)be;
-	int rc = check_name(name, err);
-	if (rc)
-		return rc;
-	char *path = local_path(bl, name);
+	int rc;
+	char *path = checked_path(bl, name, &rc, err);
 	if (path == NULL)
-		return arca_err_set(err, ARCA_ENOMEM, "out of memory");
+		return rc;
 	rc = ensure_parent(path, err);
 	if (rc == 0)
 		rc = fs_write_file(path, data, n, 0444, 1, err);
@@ -111,12 +122,10 @@ static int local_get(struct backend *be, const char *name, size_t max,
 		     struct abuf *out, struct arca_err *err)
 {
 	struct backend_local *bl = (struct backend_local *)be;
-	int rc = check_name(name, err);
-	if (rc)
-		return rc;
-	char *path = local_path(bl, name);
+	int rc;
+	char *path = checked_path(bl, name, &rc, err);
 	if (path == NULL)
-		return arca_err_set(err, ARCA_ENOMEM, "out of memory");
+		return rc;
 	rc = fs_read_file(path, max, out, err);
 	free(path);
 	return rc;
@@ -126,12 +135,10 @@ static int local_get_range(struct backend *be, const char *name, uint64_t off,
 			   size_t n, void *out, struct arca_err *err)
 {
 	struct backend_local *bl = (struct backend_local *)be;
-	int rc = check_name(name, err);
-	if (rc)
-		return rc;
-	char *path = local_path(bl, name);
+	int rc;
+	char *path = checked_path(bl, name, &rc, err);
 	if (path == NULL)
-		return arca_err_set(err, ARCA_ENOMEM, "out of memory");
+		return rc;
 	if (bl->open_name == NULL || strcmp(bl->open_name, name) != 0) {
 		if (bl->open_fd >= 0)
 			close(bl->open_fd);
@@ -162,12 +169,10 @@ static int local_size(struct backend *be, const char *name, uint64_t *size_r,
 		      struct arca_err *err)
 {
 	struct backend_local *bl = (struct backend_local *)be;
-	int rc = check_name(name, err);
-	if (rc)
-		return rc;
-	char *path = local_path(bl, name);
+	int rc;
+	char *path = checked_path(bl, name, &rc, err);
 	if (path == NULL)
-		return arca_err_set(err, ARCA_ENOMEM, "out of memory");
+		return rc;
 	struct stat st;
 	if (stat(path, &st) != 0) {
 		int e = errno;
