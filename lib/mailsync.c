@@ -785,8 +785,6 @@ static int restore_msg(struct repo *r, const char *fdir, const struct snap_msg *
 		rc = arca_err_errno(err, ARCA_EIO, errno, "set the date of %s", fpath);
 	if (rc == 0 && o->owner_uid >= 0 && fchown(fd, (uid_t)o->owner_uid, (gid_t)o->owner_gid) != 0)
 		rc = arca_err_errno(err, ARCA_EIO, errno, "chown %s", fpath);
-	if (rc == 0 && getenv("ARCA_EARLY_WRITEBACK"))
-		sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
 	if (close(fd) != 0 && rc == 0)
 		rc = arca_err_errno(err, ARCA_EIO, errno, "close %s", fpath);
 	if (rc)
@@ -933,7 +931,9 @@ int restore_maildir(struct repo *r, const uint8_t root[ARCA_ID_LEN],
 	}
 	/* One syncfs instead of an fsync per message: restore is re-runnable,
 	 * so only the end needs to be durable (callers restoring many accounts
-	 * sync once at the very end instead). */
+	 * sync once at the very end instead).  Starting writeback per file
+	 * (sync_file_range) was measured slower: 7.4-10.3 s against 5.3-5.8 s
+	 * for 40,000 messages, each a separate disk request on this VM. */
 	if (rc == 0 && !o->no_sync) {
 		int fd = open(o->dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (fd < 0 || syncfs(fd) != 0)
