@@ -121,6 +121,9 @@ int cli_open_repo(const char *path, int flags, const char *keyfile, struct repo 
 	struct repo *r;
 	if (repo_open(path, flags, &r, &err) != 0)
 		return cli_fail(&err);
+	const char *w = repo_warnings(r);
+	if (w != NULL)
+		fprintf(stderr, "%s: warning: %s", cli_prog, w);
 	if (keyfile != NULL) {
 		char *pass = cli_passphrase(false);
 		if (pass == NULL) {

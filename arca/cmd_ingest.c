@@ -89,6 +89,8 @@ static int batch_commit(struct repo *r, struct batch *b, bool force)
 	b->last = now;
 	struct arca_err err = { 0 };
 	int rc = repo_commit_staged(r, NULL, NULL, &err);
+	if (rc && b->n == 0 && err.msg[0] == '\0')
+		return 1;   /* nothing of this batch was lost; the error is reported */
 	for (size_t i = 0; i < b->n; i++) {
 		if (rc == 0 && b->lines[i][0] != '\0')
 			fputs(b->lines[i], stdout);

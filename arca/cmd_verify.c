@@ -45,19 +45,47 @@ int cmd_verify(int argc, char **argv)
 	/* The index is a cache: open without reading the log into it, so a
 	 * damaged log is reported by verify, not by opening. */
 	struct repo *r;
-	int rc = cli_open_repo(repo, REPO_OPEN_NOSYNC, keyfile, &r);
-	if (rc)
-		return rc;
+	struct arca_err oerr = { 0 };
+	if (repo_open(repo, REPO_OPEN_NOSYNC, &r, &oerr) != 0) {
+		/* a repository that can't even be opened is damaged, unless it
+		 * isn't there or isn't a repository at all */
+		bool damage = oerr.code == ARCA_ECORRUPT || oerr.code == ARCA_EFORMAT ||
+			      oerr.code == ARCA_EVERSION;
+		report(NULL, damage, oerr.msg);
+		return damage ? EXIT_DAMAGE : 1;
+	}
 	struct arca_err err = { 0 };
 	struct verify_result res;
 	uint64_t extra_errors = 0;
+	if (keyfile != NULL) {
+		char *pass = cli_passphrase(false);
+		if (pass == NULL) {
+			repo_close(r);
+			return cli_failf("no passphrase for %s (set ARCA_PASSPHRASE or run on a terminal)", keyfile);
+		}
+		struct arca_restore_key *rk;
+		int krc = keyfile_read(keyfile, pass, &rk, &err);
+		cli_passphrase_free(pass);
+		if (krc) {
+			repo_close(r);
+			return cli_fail(&err);   /* the key file, not the repository */
+		}
+		if (repo_set_restore_key(r, rk, &err) != 0) {
+			/* the key is fine but doesn't open this repository's config:
+			 * damage (the checks without the key still run and say more) */
+			report(NULL, true, err.msg);
+			extra_errors++;
+			arca_err_clear(&err);
+			keyfile = NULL;
+		}
+	}
 	if (keyfile != NULL && repo_sync(r, &err) != 0) {
 		/* objects are found through the index: say why it is incomplete */
 		report(NULL, true, err.msg);
 		extra_errors++;
 		arca_err_clear(&err);
 	}
-	rc = verify_repo(r, report, NULL, &res, &err);
+	int rc = verify_repo(r, report, NULL, &res, &err);
 	repo_close(r);
 	if (rc)
 		return cli_fail(&err);

@@ -86,6 +86,13 @@ int acrypto_generate(struct arca_public_keys *pub_r,
 	return 0;
 }
 
+bool acrypto_ingest_matches(const struct arca_ingest_keys *k, const struct arca_public_keys *pub)
+{
+	uint8_t pk[ARCA_SIGN_PK_LEN];
+	crypto_sign_ed25519_sk_to_pk(pk, k->sign_sk);
+	return memcmp(pk, pub->sign_pk, ARCA_SIGN_PK_LEN) == 0;
+}
+
 void acrypto_object_id(const struct arca_ingest_keys *k, const void *data,
 		      size_t len, uint8_t id_r[ARCA_ID_LEN])
 {

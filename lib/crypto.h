@@ -72,6 +72,9 @@ struct arca_restore_key *acrypto_restore_key_alloc(void);
 void acrypto_ingest_keys_free(struct arca_ingest_keys *k);
 void acrypto_restore_key_free(struct arca_restore_key *k);
 
+/* True when the ingest signing key is the one whose public half is pub's. */
+bool acrypto_ingest_matches(const struct arca_ingest_keys *k, const struct arca_public_keys *pub);
+
 /* Object id: keyed BLAKE2b-256 of the plaintext under the ingest id key. */
 void acrypto_object_id(const struct arca_ingest_keys *k, const void *data,
 		      size_t len, uint8_t id_r[ARCA_ID_LEN]);

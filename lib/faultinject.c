@@ -1,5 +1,6 @@
 #include "faultinject.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,7 +34,10 @@ bool fault_hit(enum fault_kind kind)
 		configure();
 	if (configured == 0 || target[kind] == 0)
 		return false;
-	return ++seen[kind] == target[kind];
+	if (++seen[kind] != target[kind])
+		return false;
+	errno = kind == FAULT_WRITE ? ENOSPC : EIO;   /* what the callers report */
+	return true;
 }
 
 void fault_crash_point(void)

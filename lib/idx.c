@@ -4,6 +4,7 @@
 #include <lmdb.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 
 #include "faultinject.h"
 #include "fsutil.h"
@@ -11,6 +12,7 @@
 
 struct idx {
 	MDB_env *env;
+	char *dir;
 	MDB_dbi obj, pack, snap, file, meta, dict;
 };
 
@@ -28,6 +30,18 @@ static int lmdb_err(struct arca_err *err, int rc, const char *what)
 	int code = rc == ENOSPC || rc == MDB_MAP_FULL ? ARCA_ENOSPC
 		 : rc == ENOMEM ? ARCA_ENOMEM : ARCA_EIO;
 	return arca_err_set(err, code, "index: %s: %s", what, mdb_strerror(rc));
+}
+
+/* LMDB reports a short write on a full disk as EIO: say which it was. */
+static int commit_err(struct idx *ix, struct arca_err *err, int rc)
+{
+	struct statvfs sv;
+	if ((rc == EIO || rc == ENOSPC) && ix->dir != NULL && statvfs(ix->dir, &sv) == 0 &&
+	    (uint64_t)sv.f_bavail * sv.f_frsize < (1u << 20))
+		return arca_err_set(err, ARCA_ENOSPC, "index %s/data.mdb: commit: No space left on device",
+				    ix->dir);
+	return arca_err_set(err, rc == ENOSPC ? ARCA_ENOSPC : ARCA_EIO, "index %s/data.mdb: commit: %s",
+			    ix->dir ? ix->dir : "", mdb_strerror(rc));
 }
 
 int idx_open(const char *dir, struct idx **ix_r, struct arca_err *err)
@@ -77,6 +91,7 @@ int idx_open(const char *dir, struct idx **ix_r, struct arca_err *err)
 		free(ix);
 		return code;
 	}
+	ix->dir = strdup(dir);
 	*ix_r = ix;
 	return 0;
 }
@@ -86,6 +101,7 @@ void idx_close(struct idx *ix)
 	if (ix == NULL)
 		return;
 	mdb_env_close(ix->env);
+	free(ix->dir);
 	free(ix);
 }
 
@@ -126,9 +142,10 @@ void idx_read_free(struct idx_txn *t)
 int idx_commit(struct idx_txn *t, struct arca_err *err)
 {
 	fault_crash_point();
+	struct idx *ix = t->ix;
 	int mrc = mdb_txn_commit(t->txn);
 	free(t);
-	return mrc ? lmdb_err(err, mrc, "commit") : 0;
+	return mrc ? commit_err(ix, err, mrc) : 0;
 }
 
 void idx_abort(struct idx_txn *t)

@@ -371,6 +371,8 @@ static int folder_prepare(struct repo *r, const struct ingest_opts *o, struct fo
 		}
 		j->m.base = nm.base;   /* owned by the job from here */
 		j->m.flags = nm.flags;
+		if (!nm.has_info && strchr(nm.base, ':') == NULL)
+			j->m.flags |= SNAP_MSG_NO_INFO;
 		j->m.in_new = e->in_new;
 		for (int b = 0; b < 26; b++) {
 			/* a letter dovecot-keywords doesn't name: Dovecot ignores it too */
@@ -590,9 +592,19 @@ int ingest_maildir(struct repo *r, const struct ingest_opts *o,
 	size_t nf = 0;
 	enum maildir_layout layout;
 	uint64_t t0 = now_ns();
-	int rc = maildir_list_folders(o->maildir, o->layout, &layout, &folders, &nf, err);
-	if (rc)
+	struct abuf skipped = ABUF_INIT;
+	int rc = maildir_list_folders_skipped(o->maildir, o->layout, &layout, &folders, &nf,
+					      &skipped, err);
+	if (rc) {
+		abuf_release(&skipped);
 		return rc;
+	}
+	for (size_t off = 0; off < skipped.len; off += strlen((const char *)skipped.data + off) + 1) {
+		warn(o, (const char *)skipped.data + off,
+		     "folder name is not valid modified UTF-7: this folder is NOT in the snapshot");
+		res->unreadable++;
+	}
+	abuf_release(&skipped);
 	struct snapshot *s = snapshot_new(o->account, "maildir");
 	struct abuf buf = ABUF_INIT;
 	struct subscriptions subs;
@@ -754,16 +766,26 @@ static int restore_msg(struct repo *r, const char *fdir, const struct snap_msg *
 {
 	abuf_reset(name);
 	int rc;
-	if (m->in_new && m->flags == 0 && letters == 0)
+	/* A name that was not a standard Maildir name was stored whole, as its
+	 * base: it goes back as it was. */
+	if ((m->flags & SNAP_MSG_NO_INFO) ||
+	    (m->flags == 0 && letters == 0 && (m->in_new || strchr(m->base, ':') != NULL)))
 		rc = abuf_add(name, m->base, strlen(m->base) + 1);
 	else
 		rc = maildir_name_format(m->base, m->flags, letters, name);
+	if (rc == ARCA_EFORMAT || rc == ARCA_EINVAL || rc == ARCA_ELIMIT) {
+		abuf_reset(name);
+		rc = abuf_add(name, m->base, strlen(m->base) + 1);
+	}
 	if (rc == 0)
 		rc = abuf_cstr(name);
-	abuf_reset(final);
-	rc = rc ? rc : abuf_printf(final, "%s/%s/%s", fdir, m->in_new ? "new" : "cur",
-				   (const char *)name->data);
 	if (rc)
+		return arca_err_set(err, ARCA_ENOMEM, "out of memory");
+	const char *nm = (const char *)name->data;
+	if (nm[0] == '\0' || strchr(nm, '/') != NULL || strcmp(nm, ".") == 0 || strcmp(nm, "..") == 0)
+		return arca_err_set(err, ARCA_EINVAL, "message name '%s' can't be a file name", nm);
+	abuf_reset(final);
+	if (abuf_printf(final, "%s/%s/%s", fdir, m->in_new ? "new" : "cur", nm) != 0)
 		return arca_err_set(err, ARCA_ENOMEM, "out of memory");
 	const char *fpath = (const char *)final->data;
 	/* --force replaces a file by a new one: truncating it in place would
@@ -860,7 +882,18 @@ static int restore_folder(struct repo *r, const struct snapshot *s, struct snap_
 		for (size_t k = 0; k < f->nkeywords && k < MAILDIR_KEYWORDS_MAX; k++)
 			if (m->keywords & (1ULL << k))
 				letters |= 1u << k;
-		rc = restore_msg(r, fdir, m, letters, o, &name, &final, err);
+		struct arca_err merr = { 0 };
+		rc = restore_msg(r, fdir, m, letters, o, &name, &final, &merr);
+		if (rc == ARCA_EINVAL) {
+			/* one unusable name doesn't stop the account's restore */
+			if (o->warn)
+				o->warn(o->ctx, f->name, merr.msg);
+			res->skipped++;
+			rc = 0;
+			continue;
+		}
+		if (rc)
+			arca_err_set(err, rc, "%s", merr.msg);
 		if (rc == 0 && m->uid != 0 && uidlist_add(&ul, m->uid, m->base, m->uidlist_ext) != 0)
 			rc = arca_err_set(err, ARCA_ECORRUPT, "folder %s: UIDs out of order", f->name);
 		res->messages++;

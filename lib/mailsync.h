@@ -55,6 +55,7 @@ int restore_sync(const char *dest, struct arca_err *err);
 
 struct restore_result {
 	uint64_t folders, messages, bytes;
+	uint64_t skipped;             /* messages whose names can't be files (warned) */
 };
 
 int restore_maildir(struct repo *r, const uint8_t root[ARCA_ID_LEN],

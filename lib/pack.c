@@ -25,6 +25,7 @@ struct pack_writer {
 	struct abuf ct;             /* scratch: header + ciphertext */
 	struct acrypto_hash_state hash;
 	bool finished;
+	bool failed;                /* a write failed: the file is unusable (LMDB's poisoned txn) */
 };
 
 static void encode_entry_header(uint8_t h[PACK_ENTRY_HEADER_LEN], uint8_t type,
@@ -44,9 +45,14 @@ static void encode_entry_header(uint8_t h[PACK_ENTRY_HEADER_LEN], uint8_t type,
 static int pw_write(struct pack_writer *pw, const void *p, size_t n,
 		    struct arca_err *err)
 {
+	if (pw->failed)
+		return arca_err_set(err, ARCA_ESTATE, "pack %s had a write error", pw->tmp_path);
 	int rc = fs_write_all(pw->fd, p, n, pw->tmp_path, err);
-	if (rc)
+	if (rc) {
+		/* part of it may be on disk: never seal or log this file */
+		pw->failed = true;
 		return rc;
+	}
 	acrypto_hash_update(&pw->hash, p, n);
 	pw->size += n;
 	return 0;
@@ -143,6 +149,11 @@ int pack_writer_add(struct pack_writer *pw, uint8_t type, uint8_t comp,
 	return 0;
 }
 
+bool pack_writer_failed(const struct pack_writer *pw)
+{
+	return pw->failed;
+}
+
 uint64_t pack_writer_size(const struct pack_writer *pw)
 {
 	return pw->size;
@@ -164,6 +175,8 @@ int pack_writer_finish(struct pack_writer *pw, uint8_t hash_r[ARCA_ID_LEN],
 {
 	if (pw->finished)
 		return arca_err_set(err, ARCA_ESTATE, "pack already sealed");
+	if (pw->failed)
+		return arca_err_set(err, ARCA_ESTATE, "pack %s had a write error; not sealed", pw->tmp_path);
 	sodium_free(pw->key);
 	pw->key = NULL;
 	struct abuf t = ABUF_INIT;
@@ -195,6 +208,7 @@ int pack_writer_finish(struct pack_writer *pw, uint8_t hash_r[ARCA_ID_LEN],
 	fault_crash_point();
 	if (fault_hit(FAULT_FSYNC) || fsync(pw->fd) != 0) {
 		int e = errno ? errno : EIO;
+		pw->failed = true;   /* never retry an fsync */
 		return arca_err_errno(err, arca_errno_code(e), e, "fsync %s", pw->tmp_path);
 	}
 	if (close(pw->fd) != 0) {

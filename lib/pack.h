@@ -71,6 +71,8 @@ int pack_writer_add(struct pack_writer *pw, uint8_t type, uint8_t comp,
 		    const uint8_t id[ARCA_ID_LEN], const void *data, size_t len,
 		    uint64_t raw_len, struct arca_err *err);
 uint64_t pack_writer_size(const struct pack_writer *pw);
+/* True once a write or fsync failed: the writer refuses everything after. */
+bool pack_writer_failed(const struct pack_writer *pw);
 size_t pack_writer_count(const struct pack_writer *pw);
 /* Entries added so far (valid until the next add or free). */
 const struct pack_entry *pack_writer_entries(const struct pack_writer *pw);

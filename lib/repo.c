@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sodium.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,6 +67,8 @@ struct repo {
 	bool key_valid;
 	struct repo_stats stats;
 	struct idx_txn *rtxn;           /* renewed per lookup (idx_read_begin) */
+	bool readonly;                  /* opened without REPO_OPEN_WRITE */
+	struct abuf warnings;           /* lines for the caller (repo_warnings) */
 
 	/* this run's dictionary: samples until trained, then the dictionary */
 	pthread_mutex_t dict_lock;
@@ -177,11 +180,11 @@ static int config_decode(struct repo *r, const uint8_t *p, size_t len,
 			 struct arca_err *err)
 {
 	if (len < 12 || memcmp(p, CONFIG_MAGIC, 8) != 0)
-		return arca_err_set(err, ARCA_EFORMAT, "%s is not an Arca repository (bad config)", r->path);
+		return arca_err_set(err, ARCA_EFORMAT, "%s/config: not an Arca repository config (bad magic)", r->path);
 	uint32_t v = get_u32le(p + 8);
 	if (v != CONFIG_VERSION)
 		return arca_err_set(err, ARCA_EVERSION,
-				    "%s: repository format version %u is not supported by this arca", r->path, v);
+				    "%s/config: repository format version %u is not supported by this arca", r->path, v);
 	if (len != CONFIG_LEN)
 		return arca_err_set(err, ARCA_ECORRUPT, "%s/config is damaged (length %zu)", r->path, len);
 	const uint8_t *q = p + 12;
@@ -237,6 +240,7 @@ static void repo_free(struct repo *r)
 		abuf_release(&r->staged[i]);
 	free(r->staged);
 	abuf_release(&r->raw_cache);
+	abuf_release(&r->warnings);
 	abuf_release(&r->dict_samples);
 	free(r->dict_sizes);
 	pthread_mutex_destroy(&r->dict_lock);
@@ -355,6 +359,26 @@ out:
 	return rc;
 }
 
+static void load_log_state(struct repo *r);
+
+static void repo_warn(struct repo *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void repo_warn(struct repo *r, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	char line[1024];
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	abuf_add(&r->warnings, line, strlen(line));
+	abuf_add(&r->warnings, "\n", 1);
+	abuf_cstr(&r->warnings);
+}
+
+const char *repo_warnings(const struct repo *r)
+{
+	return r->warnings.len ? (const char *)r->warnings.data : NULL;
+}
+
 int repo_open(const char *path, int flags, struct repo **r_r, struct arca_err *err)
 {
 	int rc = acrypto_setup();
@@ -364,6 +388,7 @@ int repo_open(const char *path, int flags, struct repo **r_r, struct arca_err *e
 	if (r == NULL)
 		return arca_err_set(err, ARCA_ENOMEM, "out of memory");
 	struct abuf cfg = ABUF_INIT;
+	r->readonly = !(flags & REPO_OPEN_WRITE);
 	rc = backend_local_open(path, &r->be, err);
 	if (rc)
 		goto fail;
@@ -385,7 +410,9 @@ int repo_open(const char *path, int flags, struct repo **r_r, struct arca_err *e
 		rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
 		goto fail;
 	}
-	if (access(ikpath, F_OK) == 0 || (flags & REPO_OPEN_WRITE))
+	/* Only writers need it; readers get the id key from the restore key,
+	 * and a damaged or foreign ingest key must not block a restore. */
+	if (flags & REPO_OPEN_WRITE)
 		rc = ingestkey_read(ikpath, r->pub.repo_id, &r->ik, err);
 	free(ikpath);
 	if (rc)
@@ -403,6 +430,8 @@ int repo_open(const char *path, int flags, struct repo **r_r, struct arca_err *e
 	rc = open_index(r, err);
 	if (rc == 0 && !(flags & REPO_OPEN_NOSYNC))
 		rc = repo_sync(r, err);
+	if (rc == 0 && (flags & REPO_OPEN_NOSYNC))
+		load_log_state(r);   /* how long the log was when the index last saw it */
 	if (rc)
 		goto fail;
 	abuf_release(&cfg);
@@ -412,6 +441,18 @@ fail:
 	abuf_release(&cfg);
 	repo_free(r);
 	return rc;
+}
+
+static void load_log_state(struct repo *r)
+{
+	struct idx_txn *t;
+	struct abuf b = ABUF_INIT;
+	if (idx_begin(r->ix, false, &t, NULL) != 0)
+		return;
+	if (idx_meta_get(t, "logstate", &b) == 0 && mlog_state_decode(b.data, b.len, &r->log) != 0)
+		mlog_state_init(&r->log);
+	idx_abort(t);
+	abuf_release(&b);
 }
 
 const struct arca_public_keys *repo_public_keys(const struct repo *r)
@@ -442,6 +483,11 @@ const struct arca_ingest_keys *repo_ingest_keys(const struct repo *r)
 const struct arca_restore_key *repo_restore_key(const struct repo *r)
 {
 	return r->rk;
+}
+
+const uint8_t *repo_config_hash(const struct repo *r)
+{
+	return r->config_hash;
 }
 
 uint64_t repo_log_count(const struct repo *r)
@@ -546,18 +592,40 @@ static int sync_in_txn(struct repo *r, struct idx_txn *t, struct arca_err *err)
 		rc = arca_err_set(err, rc, "index: cannot read the log state");
 	}
 	uint64_t start = r->log.count;
-	struct apply_ctx c = { r, t, err };
+	bool degraded = false;
 	while (rc == 0) {
 		struct mlog_entry e;
-		rc = mlog_read(r->be, r->log.count, r->pub.sign_pk, &b, &e, err);
+		struct arca_err sub = { 0 };
+		struct apply_ctx c = { r, t, &sub };
+		rc = mlog_read(r->be, r->log.count, r->pub.sign_pk, &b, &e, &sub);
 		if (rc == ARCA_ENOENT) {
 			rc = 0;
 			break;
 		}
-		rc = rc ? rc : mlog_state_apply(&r->log, &e, err);
-		rc = rc ? rc : apply_entry(&e, &c);
+		rc = rc ? rc : mlog_state_apply(&r->log, &e, &sub);
+		if (rc && r->readonly) {
+			/* A reader uses the log up to the damage: what it names
+			 * stays restorable.  Writers can't append after it. */
+			repo_warn(r, "%s (using the log before it; run arca verify)", sub.msg);
+			degraded = true;
+			rc = 0;
+			break;
+		}
+		if (rc == 0) {
+			rc = apply_entry(&e, &c);
+			if (rc && r->readonly && e.kind == MLOG_PACK) {
+				/* its objects stay unknown; everything else is usable */
+				repo_warn(r, "%s (its messages can't be restored; run arca verify)", sub.msg);
+				degraded = true;
+				rc = 0;
+			}
+		}
+		if (rc)
+			arca_err_set(err, rc, "%s", sub.msg);
 	}
-	if (rc == 0 && r->log.count != start) {
+	/* A degraded view is not saved as the log state: once the damage is
+	 * repaired, the next open reads those entries again. */
+	if (rc == 0 && r->log.count != start && !degraded) {
 		rc = mlog_state_encode(&r->log, &b);
 		rc = rc ? rc : idx_meta_put(t, "logstate", b.data, b.len);
 		if (rc)
@@ -690,6 +758,14 @@ int repo_flush(struct repo *r, struct arca_err *err)
 {
 	if (r->pw == NULL)
 		return 0;
+	if (pack_writer_failed(r->pw)) {
+		/* its objects were never logged: drop the file and forget them,
+		 * so a later put stores them again */
+		pack_writer_free(r->pw);
+		r->pw = NULL;
+		idset_clear(&r->pending);
+		return arca_err_set(err, ARCA_EIO, "a pack could not be written; nothing of it was kept");
+	}
 	if (pack_writer_count(r->pw) == 0) {
 		pack_writer_free(r->pw);
 		r->pw = NULL;
@@ -701,6 +777,12 @@ int repo_flush(struct repo *r, struct arca_err *err)
 	int rc = pack_writer_finish(r->pw, hash, &size, &tmp, err);
 	char name[80];
 	pack_name(hash, name);
+	if (rc == 0) {
+		/* what is logged must be exactly what was written */
+		struct stat st;
+		if (stat(tmp, &st) != 0 || (uint64_t)st.st_size != size)
+			rc = arca_err_set(err, ARCA_EIO, "pack %s is not the size written; not stored", tmp);
+	}
 	if (rc == 0) {
 		rc = r->be->ops->put_file(r->be, name, tmp, err);
 		if (rc == ARCA_EEXIST) /* same bytes already stored: impossible with random keys, but harmless */
@@ -1158,9 +1240,23 @@ int repo_commit_staged(struct repo *r,
 	if (r->nstaged == 0 && r->cache_count == 0 && r->raw_cache.len == 0)
 		return 0;
 	/* the packs first: every object a snapshot names is logged before it */
-	int rc = repo_flush(r, err);
-	if (rc)
-		return rc;
+	struct arca_err ferr = { 0 };
+	int rc = repo_flush(r, &ferr);
+	if (rc) {
+		/* Objects were lost with the failed pack: nothing staged may be
+		 * committed (it could name them), nor any cache entry. */
+		size_t lost = r->nstaged;
+		for (size_t i = 0; i < r->nstaged; i++)
+			abuf_release(&r->staged[i]);
+		r->nstaged = 0;
+		r->cache_count = 0;
+		abuf_reset(&r->file_keys);
+		abuf_reset(&r->raw_cache);
+		if (lost == 0)
+			return rc;   /* the caller already reported the write error */
+		return arca_err_set(err, rc, "%zu snapshot(s) of this run since the last commit were not saved: %s",
+				    lost, ferr.msg);
+	}
 	struct idx_txn *t;
 	rc = idx_begin(r->ix, true, &t, err);
 	if (rc)

@@ -73,6 +73,12 @@ const struct arca_ingest_keys *repo_ingest_keys(const struct repo *r);
 const struct arca_restore_key *repo_restore_key(const struct repo *r);
 /* Entries in the log as far as the index has read it. */
 uint64_t repo_log_count(const struct repo *r);
+/* BLAKE2b-256 of the config file as read (log entry 0 records it). */
+const uint8_t *repo_config_hash(const struct repo *r);
+
+/* Warnings gathered while opening read-only (damage the read could work
+ * around: a damaged log entry or pack), one per line; NULL if none. */
+const char *repo_warnings(const struct repo *r);
 
 /* Take in log entries written by others since we last looked. */
 int repo_sync(struct repo *r, struct arca_err *err);

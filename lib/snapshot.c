@@ -452,7 +452,7 @@ int snapshot_decode_page(const uint8_t *p, size_t len, struct snap_folder *f)
 		char *ext = adec_strdup(&d, SNAP_FIELD_MAX);
 		uint8_t in_new = adec_u8(&d);
 		int rc = 0;
-		if (d.failed || uid > UINT32_MAX || nsec >= 1000000000u || flags >> 26 ||
+		if (d.failed || uid > UINT32_MAX || nsec >= 1000000000u || flags >> 27 ||
 		    in_new > 1 || (m.content_type != OBJ_BLOB && m.content_type != OBJ_CHUNKLIST) ||
 		    (f->nkeywords < 64 && (m.keywords >> f->nkeywords) != 0))
 			rc = ARCA_EFORMAT;

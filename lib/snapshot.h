@@ -40,12 +40,17 @@ struct snap_msg {
 	uint64_t size;
 	int64_t date_sec;               /* INTERNALDATE (Maildir: mtime) */
 	int32_t date_nsec;
-	uint32_t flags;                 /* bit (c - 'A') per Maildir flag letter */
+	uint32_t flags;                 /* bit (c - 'A') per Maildir flag letter, and
+					   SNAP_MSG_NO_INFO */
 	uint64_t keywords;              /* bit i: the folder's keyword i */
 	char *base;                     /* Maildir file base name, "" if none */
 	char *uidlist_ext;              /* dovecot-uidlist extension fields, "" */
 	bool in_new;                    /* was in new/ (not yet seen by a client) */
 };
+
+/* In snap_msg.flags: the Maildir file name had no ":2," part (written back
+ * as the bare base name; Dovecot adds the info when it sees the file). */
+#define SNAP_MSG_NO_INFO (UINT32_C(1) << 26)
 
 struct snap_page_ref {
 	uint8_t id[ARCA_ID_LEN];

@@ -7,6 +7,8 @@
 
 #include "backend.h"
 #include "buf.h"
+#include "fsutil.h"
+#include <unistd.h>
 #include "compress.h"
 #include "mlog.h"
 #include "pack.h"
@@ -107,6 +109,16 @@ static int check_log(struct vctx *v, struct arca_err *err)
 	mlog_state_init(&st);
 	struct abuf b = ABUF_INIT;
 	int rc = 0;
+	/* Entry 0 records the config's hash.  Compare before checking its
+	 * signature: a damaged config (its signing key, say) would otherwise
+	 * show only as "bad signature" on the log. */
+	char first[48];
+	mlog_name(0, first);
+	if (v->be->ops->get(v->be, first, 4096, &b, NULL) == 0 && b.len >= 68 + ARCA_ID_LEN &&
+	    get_u32le(b.data + 64) == ARCA_ID_LEN &&
+	    memcmp(b.data + 68, repo_config_hash(v->r), ARCA_ID_LEN) != 0)
+		problem(v, true, "%s/config: does not match the hash recorded in %s (damaged or replaced)",
+			repo_path(v->r), first);
 	for (;;) {
 		struct mlog_entry e;
 		struct arca_err sub = { 0 };
@@ -169,6 +181,8 @@ static int check_log(struct vctx *v, struct arca_err *err)
 		} else if (e.kind == MLOG_INIT) {
 			if (e.seq != 0)
 				problem(v, true, "%s: a second INIT entry", name);
+			else if (e.payload_len != ARCA_ID_LEN)
+				problem(v, true, "%s: malformed init record", name);
 		} else {
 			problem(v, true, "%s: unknown entry kind %u", name, e.kind);
 		}
@@ -191,10 +205,13 @@ static int check_log(struct vctx *v, struct arca_err *err)
 	}
 	/* The index remembers how long the log was: a shorter log now means
 	 * entries at the end were deleted. */
-	if (repo_log_count(v->r) > st.count)
-		problem(v, true, "%s: the log has %llu entries but had %llu (entries at the end were removed)",
-			repo_path(v->r), (unsigned long long)st.count,
+	if (repo_log_count(v->r) > st.count) {
+		char name[48];
+		mlog_name(st.count, name);
+		problem(v, true, "%s/%s: missing: the log has %llu entries but had %llu (entries at the end were removed)",
+			repo_path(v->r), name, (unsigned long long)st.count,
 			(unsigned long long)repo_log_count(v->r));
+	}
 	return 0;
 }
 
@@ -387,6 +404,18 @@ int verify_repo(struct repo *r, verify_report_fn *report, void *ctx,
 {
 	memset(res, 0, sizeof(*res));
 	struct vctx v = { .r = r, .be = repo_backend(r), .report = report, .ctx = ctx, .res = res };
+	/* the vault host's ingest key, if here, must belong to this repository */
+	char *ikpath = fs_join(repo_path(r), "keys/ingest.key");
+	if (ikpath != NULL && access(ikpath, F_OK) == 0) {
+		struct arca_ingest_keys *ik = NULL;
+		struct arca_err sub = { 0 };
+		if (ingestkey_read(ikpath, repo_public_keys(r)->repo_id, &ik, &sub) != 0)
+			problem(&v, true, "%s", sub.msg);
+		else if (!acrypto_ingest_matches(ik, repo_public_keys(r)))
+			problem(&v, true, "%s: its signing key is not this repository's", ikpath);
+		acrypto_ingest_keys_free(ik);
+	}
+	free(ikpath);
 	int rc = check_log(&v, err);
 	for (size_t i = 0; i < v.npacks && rc == 0; i++)
 		rc = check_pack(&v, i, err);

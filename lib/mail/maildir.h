@@ -236,6 +236,13 @@ int maildir_list_folders(const char *root, enum maildir_layout layout,
 			 enum maildir_layout *layout_r,
 			 struct maildir_folder **folders_r, size_t *count_r,
 			 struct arca_err *err);
+/* The same, also filling `skipped` (may be NULL) with the paths, each ending
+ * in a NUL byte, of directories that look like folders but whose names are
+ * not valid modified UTF-7: their mail can't be stored under a folder name,
+ * and the caller must say so. */
+int maildir_list_folders_skipped(const char *root, enum maildir_layout layout,
+				 enum maildir_layout *layout_r, struct maildir_folder **folders_r,
+				 size_t *count_r, struct abuf *skipped, struct arca_err *err);
 void maildir_folders_free(struct maildir_folder *folders, size_t count);
 /*
  * Folder name -> directory under root (inverse of the walk): "INBOX" (any

@@ -133,7 +133,24 @@ int maildir_folder_path(const char *root, enum maildir_layout layout, const char
 struct flist {
 	struct maildir_folder *v;
 	size_t n, cap;
+	struct abuf *skipped;    /* directories that look like folders but whose
+				    names don't decode: NUL-separated paths */
 };
+
+/* A directory we can't turn into a folder name is reported, never silently
+ * dropped: its mail would be missing from the snapshot. */
+static void note_skipped(struct flist *l, int dfd, const char *dpath, const char *dn)
+{
+	if (l->skipped == NULL)
+		return;
+	int sub = openat(dfd, dn, DIR_FLAGS);
+	if (sub < 0)
+		return;   /* not a directory: not a folder either */
+	close(sub);
+	abuf_add(l->skipped, dpath, strlen(dpath));
+	abuf_add(l->skipped, "/", 1);
+	abuf_add(l->skipped, dn, strlen(dn) + 1);
+}
 
 static void flist_free(struct flist *l)
 {
@@ -230,7 +247,11 @@ static int list_pp(int rootfd, const char *root, struct flist *l, struct arca_er
 				break;
 			p = dot + 1;
 		}
-		if (!ok || strcmp((const char *)name.data, "INBOX") == 0)
+		if (!ok) {
+			note_skipped(l, rootfd, root, dn);
+			continue;
+		}
+		if (strcmp((const char *)name.data, "INBOX") == 0)
 			continue;
 		int sub = openat(rootfd, dn, DIR_FLAGS);
 		if (sub < 0)
@@ -268,8 +289,10 @@ static int list_fs(int dfd, const char *dpath, const char *prefix, unsigned dept
 		abuf_reset(&name);
 		if (*prefix && (abuf_add(&name, prefix, strlen(prefix)) || abuf_cstr(&name)))
 			continue;
-		if (!add_level(&name, dn, strlen(dn), &tmp, &dec))
+		if (!add_level(&name, dn, strlen(dn), &tmp, &dec)) {
+			note_skipped(l, dfd, dpath, dn);
 			continue;
+		}
 		int sub = openat(dfd, dn, DIR_FLAGS);
 		if (sub < 0)
 			continue; /* a symlink, a file, or gone since readdir */
@@ -384,6 +407,13 @@ int maildir_list_folders(const char *root, enum maildir_layout layout,
 			 enum maildir_layout *layout_r, struct maildir_folder **folders_r,
 			 size_t *count_r, struct arca_err *err)
 {
+	return maildir_list_folders_skipped(root, layout, layout_r, folders_r, count_r, NULL, err);
+}
+
+int maildir_list_folders_skipped(const char *root, enum maildir_layout layout,
+				 enum maildir_layout *layout_r, struct maildir_folder **folders_r,
+				 size_t *count_r, struct abuf *skipped, struct arca_err *err)
+{
 	*folders_r = NULL;
 	*count_r = 0;
 	int rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -396,7 +426,9 @@ int maildir_list_folders(const char *root, enum maildir_layout layout,
 		layout = detect_layout(rootfd);
 	if (layout_r)
 		*layout_r = layout;
-	struct flist l = { NULL, 0, 0 };
+	struct flist l = { NULL, 0, 0, skipped };
+	if (skipped != NULL)
+		abuf_reset(skipped);
 	int rc = flist_add(&l, mail_strndup("INBOX", 5), mail_strndup(root, strlen(root)),
 			   has_mail_dirs(rootfd));
 	if (rc)
@@ -472,17 +504,16 @@ static int scan_sub(const char *folder, const char *sub, bool in_new, bool want_
 		struct stat st;
 		/* Without want_stat, the directory entry's type is enough to keep
 		 * a regular file; stat only when the filesystem doesn't say. */
+		/* Anything else than a regular file (a symlink, FIFO, directory)
+		 * is listed too: opening it fails, and the caller says so,
+		 * instead of the message silently missing. */
 		bool do_stat = want_stat || de->d_type == DT_UNKNOWN;
-		if (!do_stat && de->d_type != DT_REG)
-			continue;
 		if (do_stat && fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
 			if (errno == ENOENT)
 				continue; /* renamed or expunged since readdir */
 			rc = arca_err_errno(err, ARCA_EIO, errno, "stat %s/%s", path, de->d_name);
 			break;
 		}
-		if (do_stat && !S_ISREG(st.st_mode))
-			continue;
 		if (l->n >= MAILDIR_RECORDS_MAX) {
 			rc = arca_err_set(err, ARCA_ELIMIT, "%s: more than %u messages", folder,
 					  MAILDIR_RECORDS_MAX);
@@ -563,11 +594,17 @@ void maildir_entries_free(struct maildir_entry *e, size_t count)
 
 /* Opens name in dfd as a regular file without following a symlink and
  * without blocking on a FIFO.  fd, or -errno-like ARCA code. */
+/* Why the last open failed, for the message (per thread: readers run in
+ * parallel). */
+static _Thread_local int open_errno;
+
 static int open_regular(int dfd, const char *name, struct stat *st)
 {
 	int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0)
+	if (fd < 0) {
+		open_errno = errno;
 		return errno == ENOENT ? ARCA_ENOENT : errno == ELOOP ? ARCA_EFORMAT : ARCA_EIO;
+	}
 	if (fstat(fd, st) != 0 || !S_ISREG(st->st_mode)) {
 		close(fd);
 		return ARCA_EFORMAT;
@@ -676,6 +713,8 @@ out:
 		arca_err_set(err, rc, "message %s in %s is gone", fn, folder_path);
 	else if (rc == ARCA_EFORMAT)
 		arca_err_set(err, rc, "message %s in %s is not a regular file", fn, folder_path);
+	else if (rc == ARCA_EIO && open_errno != 0)
+		arca_err_errno(err, rc, open_errno, "open message %s in %s", fn, folder_path);
 	else if (rc < 0)
 		arca_err_set(err, rc, "open message %s in %s: %s", fn, folder_path,
 			     arca_strerror(rc));

@@ -10,7 +10,6 @@
 set -u
 . "$(dirname "$0")/../lib/common.sh"
 T=$(test_tmpdir concurrent)
-_test_dirs+=("$T")   # test_tmpdir ran in a subshell: have the EXIT trap remove $T
 # Private copies: a rebuild while the test runs must not swap the binaries.
 # A: the last rounds and the four-at-once run (the ASan build when there is
 # one); F: the other rounds, set-up, checks.

@@ -13,7 +13,6 @@
 set -u
 . "$(dirname "$0")/../lib/common.sh"
 T=$(test_tmpdir faults)
-_test_dirs+=("$T")   # test_tmpdir ran in a subshell: have the EXIT trap remove $T
 # Private copies: a rebuild while the test runs must not swap the binaries.
 # A: runs that exercise error paths (the ASan build when there is one);
 # F: repetitive set-up, re-runs, LD_PRELOAD and memory measurements.

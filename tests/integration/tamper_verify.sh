@@ -14,7 +14,6 @@
 set -u
 . "$(dirname "$0")/../lib/common.sh"
 T=$(test_tmpdir tamper)
-_test_dirs+=("$T")   # test_tmpdir ran in a subshell: have the EXIT trap remove $T
 # Private copies: a rebuild while the test runs must not swap the binaries.
 # A: every verify and restore under test (the ASan build when there is one);
 # F: setting up.

@@ -13,19 +13,21 @@ fi
 ARCA_FAST=${ARCA_BIN:-$ARCA_ROOT/build}/arca/arca   # for loops where ASan is too slow
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 _test_failed=0
-_test_dirs=()
+# Every scratch directory lives under one root made here, in this shell:
+# test_tmpdir runs in $(...) subshells, which can't add to a list of ours.
+_test_root=$(mktemp -d "${TMPDIR:-/tmp}/arca-test-XXXXXX")
+chmod 755 "$_test_root"   # Dovecot's unprivileged processes must reach into it
 
 test_tmpdir() {
 	local d
-	d=$(mktemp -d "${TMPDIR:-/tmp}/arca-$1-XXXXXX")
-	_test_dirs+=("$d")
+	d=$(mktemp -d "$_test_root/$1-XXXXXX")
+	chmod 755 "$d"
 	echo "$d"
 }
 
 _test_cleanup() {
 	[ -n "${KEEP_TMP:-}" ] && return
-	local d
-	for d in "${_test_dirs[@]}"; do rm -rf "$d"; done
+	rm -rf "$_test_root"
 }
 trap _test_cleanup EXIT
 
