@@ -4,6 +4,7 @@
 #include <lmdb.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/statvfs.h>
 
 #include "faultinject.h"
@@ -145,7 +146,18 @@ int idx_commit(struct idx_txn *t, struct arca_err *err)
 	struct idx *ix = t->ix;
 	int mrc = mdb_txn_commit(t->txn);
 	free(t);
-	return mrc ? commit_err(ix, err, mrc) : 0;
+	if (mrc)
+		return commit_err(ix, err, mrc);
+	/* LMDB reads through a read-only map of the whole index: every page
+	 * ever looked at counts in our resident size though the kernel's page
+	 * cache holds it anyway.  Let go of them after each commit; pages are
+	 * faulted back in when read (any reader's pointers stay valid). */
+	MDB_envinfo info;
+	MDB_stat st;
+	if (mdb_env_info(ix->env, &info) == 0 && mdb_env_stat(ix->env, &st) == 0 &&
+	    info.me_mapaddr != NULL)
+		madvise(info.me_mapaddr, (size_t)(info.me_last_pgno + 1) * st.ms_psize, MADV_DONTNEED);
+	return 0;
 }
 
 void idx_abort(struct idx_txn *t)
