@@ -103,8 +103,10 @@ static int diff_folder(struct repo *r, struct snap_folder *a, struct snap_folder
 		emit(json, first, "uidvalidity", b->name, NULL);
 		c->uidvalidity++;
 	}
-	qsort(a->msgs, a->nmsgs, sizeof(*a->msgs), cmp_msgs);
-	qsort(b->msgs, b->nmsgs, sizeof(*b->msgs), cmp_msgs);
+	if (a->nmsgs > 1)
+		qsort(a->msgs, a->nmsgs, sizeof(*a->msgs), cmp_msgs);
+	if (b->nmsgs > 1)
+		qsort(b->msgs, b->nmsgs, sizeof(*b->msgs), cmp_msgs);
 	size_t i = 0, j = 0;
 	while (i < a->nmsgs || j < b->nmsgs) {
 		int k = i == a->nmsgs ? 1 : j == b->nmsgs ? -1 : cmp_key(&a->msgs[i], &b->msgs[j]);

@@ -28,7 +28,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int rc = decompress_object(comp, p, len, raw_len, &out, &err);
 	if (rc == 0) {
 		if (out.len != raw_len || raw_len > ARCA_OBJECT_MAX ||
-		    comp > ARCA_COMP_ZSTD || (comp == ARCA_COMP_NONE &&
+		    comp > ARCA_COMP_ZSTD_DICT || (comp == ARCA_COMP_NONE &&
 					      (len != raw_len || (len && memcmp(out.data, p, len) != 0))))
 			abort();
 	} else if (err.code != rc || err.msg[0] == '\0') {

@@ -74,7 +74,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			const struct snap_msg *m = &f->msgs[i];
 			if (m->base == NULL || m->uidlist_ext == NULL ||
 			    (m->content_type != OBJ_BLOB && m->content_type != OBJ_CHUNKLIST) ||
-			    m->date_nsec < 0 || m->date_nsec >= 1000000000 || m->flags >> 26 ||
+			    m->date_nsec < 0 || m->date_nsec >= 1000000000 || m->flags >> 27 ||
 			    (nk < 64 && m->keywords >> nk))
 				abort();
 		}

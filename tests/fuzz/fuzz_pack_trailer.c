@@ -21,8 +21,8 @@ static void check(const struct pack_entry *es, size_t n, uint64_t toff)
 	uint64_t expect = PACK_HEADER_LEN;
 	for (size_t i = 0; i < n; i++) {
 		if (es[i].offset != expect || es[i].stored_len < ARCA_AEAD_TAG_LEN ||
-		    es[i].raw_len > ARCA_OBJECT_MAX || es[i].comp > ARCA_COMP_ZSTD ||
-		    es[i].type < OBJ_BLOB || es[i].type > OBJ_SNAPSHOT)
+		    es[i].raw_len > ARCA_OBJECT_MAX || es[i].comp > ARCA_COMP_ZSTD_DICT ||
+		    es[i].type < OBJ_BLOB || es[i].type > OBJ_DICT)
 			abort();
 		expect += PACK_ENTRY_HEADER_LEN + (uint64_t)es[i].stored_len;
 	}
