@@ -26,6 +26,8 @@ struct pack_writer {
 	struct acrypto_hash_state hash;
 	bool finished;
 	bool failed;                /* a write failed: the file is unusable (LMDB's poisoned txn) */
+	int fail_code;
+	char fail_msg[ARCA_ERR_MSG_MAX];  /* repeated to every later caller */
 };
 
 static void encode_entry_header(uint8_t h[PACK_ENTRY_HEADER_LEN], uint8_t type,
@@ -46,12 +48,16 @@ static int pw_write(struct pack_writer *pw, const void *p, size_t n,
 		    struct arca_err *err)
 {
 	if (pw->failed)
-		return arca_err_set(err, ARCA_ESTATE, "pack %s had a write error", pw->tmp_path);
-	int rc = fs_write_all(pw->fd, p, n, pw->tmp_path, err);
+		return arca_err_set(err, pw->fail_code, "%s", pw->fail_msg);
+	struct arca_err sub = { 0 };
+	int rc = fs_write_all(pw->fd, p, n, pw->tmp_path, &sub);
 	if (rc) {
-		/* part of it may be on disk: never seal or log this file */
+		/* part of it may be on disk: never seal or log this file; and
+		 * whoever writes next (another reader thread) gets the cause */
 		pw->failed = true;
-		return rc;
+		pw->fail_code = rc;
+		snprintf(pw->fail_msg, sizeof(pw->fail_msg), "%s", sub.msg);
+		return arca_err_set(err, rc, "%s", sub.msg);
 	}
 	acrypto_hash_update(&pw->hash, p, n);
 	pw->size += n;
@@ -176,7 +182,7 @@ int pack_writer_finish(struct pack_writer *pw, uint8_t hash_r[ARCA_ID_LEN],
 	if (pw->finished)
 		return arca_err_set(err, ARCA_ESTATE, "pack already sealed");
 	if (pw->failed)
-		return arca_err_set(err, ARCA_ESTATE, "pack %s had a write error; not sealed", pw->tmp_path);
+		return arca_err_set(err, pw->fail_code, "%s", pw->fail_msg);
 	sodium_free(pw->key);
 	pw->key = NULL;
 	struct abuf t = ABUF_INIT;
@@ -209,7 +215,9 @@ int pack_writer_finish(struct pack_writer *pw, uint8_t hash_r[ARCA_ID_LEN],
 	if (fault_hit(FAULT_FSYNC) || fsync(pw->fd) != 0) {
 		int e = errno ? errno : EIO;
 		pw->failed = true;   /* never retry an fsync */
-		return arca_err_errno(err, arca_errno_code(e), e, "fsync %s", pw->tmp_path);
+		pw->fail_code = arca_errno_code(e);
+		snprintf(pw->fail_msg, sizeof(pw->fail_msg), "fsync %s: %s", pw->tmp_path, strerror(e));
+		return arca_err_set(err, pw->fail_code, "%s", pw->fail_msg);
 	}
 	if (close(pw->fd) != 0) {
 		pw->fd = -1;
