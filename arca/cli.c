@@ -125,23 +125,30 @@ int cli_open_repo(const char *path, int flags, const char *keyfile, struct repo 
 	if (w != NULL)
 		fprintf(stderr, "%s: warning: %s", cli_prog, w);
 	if (keyfile != NULL) {
-		char *pass = cli_passphrase(false);
-		if (pass == NULL) {
-			repo_close(r);
-			return cli_failf("no passphrase for %s (set ARCA_PASSPHRASE or run on a terminal)", keyfile);
-		}
 		struct arca_restore_key *rk;
-		int rc = keyfile_read(keyfile, pass, &rk, &err);
-		cli_passphrase_free(pass);
-		if (rc == 0)
-			rc = repo_set_restore_key(r, rk, &err);
+		int rc = cli_read_restore_key(keyfile, &rk);
 		if (rc) {
+			repo_close(r);
+			return rc;
+		}
+		if (repo_set_restore_key(r, rk, &err) != 0) {
 			repo_close(r);
 			return cli_fail(&err);
 		}
 	}
 	*r_r = r;
 	return 0;
+}
+
+int cli_read_restore_key(const char *keyfile, struct arca_restore_key **rk_r)
+{
+	char *pass = cli_passphrase(false);
+	if (pass == NULL)
+		return cli_failf("no passphrase for %s (set ARCA_PASSPHRASE or run on a terminal)", keyfile);
+	struct arca_err err = { 0 };
+	int rc = keyfile_read(keyfile, pass, rk_r, &err);
+	cli_passphrase_free(pass);
+	return rc ? cli_fail(&err) : 0;
 }
 
 void cli_format_time(uint64_t ns, char out[40])

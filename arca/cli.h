@@ -31,6 +31,10 @@ int cli_subcommand(int *argc, char ***argv, const char *sub, const char *usage);
 char *cli_passphrase(bool confirm);
 void cli_passphrase_free(char *p);
 
+/* The restore key from its file (passphrase as cli_passphrase); prints the
+ * error and returns 1 on failure. */
+int cli_read_restore_key(const char *keyfile, struct arca_restore_key **rk_r);
+
 /* Open a repository and, when keyfile is given, load the restore key. */
 int cli_open_repo(const char *path, int flags, const char *keyfile, struct repo **r_r);
 

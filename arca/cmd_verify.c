@@ -58,17 +58,10 @@ int cmd_verify(int argc, char **argv)
 	struct verify_result res;
 	uint64_t extra_errors = 0;
 	if (keyfile != NULL) {
-		char *pass = cli_passphrase(false);
-		if (pass == NULL) {
-			repo_close(r);
-			return cli_failf("no passphrase for %s (set ARCA_PASSPHRASE or run on a terminal)", keyfile);
-		}
 		struct arca_restore_key *rk;
-		int krc = keyfile_read(keyfile, pass, &rk, &err);
-		cli_passphrase_free(pass);
-		if (krc) {
+		if (cli_read_restore_key(keyfile, &rk) != 0) {
 			repo_close(r);
-			return cli_fail(&err);   /* the key file, not the repository */
+			return 1;   /* the key file, not the repository */
 		}
 		if (repo_set_restore_key(r, rk, &err) != 0) {
 			/* the key is fine but doesn't open this repository's config:
