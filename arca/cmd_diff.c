@@ -68,6 +68,22 @@ static void keyword_names(FILE *f, const struct snap_folder *fo, uint64_t kw)
 			fprintf(f, " %s", fo->keywords[k]);
 }
 
+/* Every keyword set in (fa, ka) is also set, by name, in (fb, kb). */
+static bool same_keywords(const struct snap_folder *fa, uint64_t ka,
+			  const struct snap_folder *fb, uint64_t kb)
+{
+	for (size_t i = 0; i < fa->nkeywords; i++) {
+		if (!(ka & (1ULL << i)))
+			continue;
+		bool found = false;
+		for (size_t l = 0; l < fb->nkeywords && !found; l++)
+			found = (kb & (1ULL << l)) && strcmp(fa->keywords[i], fb->keywords[l]) == 0;
+		if (!found)
+			return false;
+	}
+	return true;
+}
+
 struct counts {
 	uint64_t added, removed, changed, folders_added, folders_removed, uidvalidity;
 };
@@ -118,24 +134,9 @@ static int diff_folder(struct repo *r, struct snap_folder *a, struct snap_folder
 			c->added++;
 		} else {
 			const struct snap_msg *x = &a->msgs[i++], *y = &b->msgs[j++];
-			bool kw_same = true;
 			/* keyword tables may be numbered differently: compare names */
-			for (size_t k2 = 0; k2 < a->nkeywords && kw_same; k2++) {
-				bool in_x = x->keywords & (1ULL << k2);
-				int in_b = -1;
-				for (size_t l = 0; l < b->nkeywords; l++)
-					if (strcmp(b->keywords[l], a->keywords[k2]) == 0)
-						in_b = (int)l;
-				bool in_y = in_b >= 0 && (y->keywords & (1ULL << in_b));
-				kw_same = in_x == in_y;
-			}
-			uint64_t ykw_known = 0;
-			for (size_t l = 0; l < b->nkeywords; l++)
-				for (size_t k2 = 0; k2 < a->nkeywords; k2++)
-					if (strcmp(b->keywords[l], a->keywords[k2]) == 0)
-						ykw_known |= 1ULL << l;
-			if (y->keywords & ~ykw_known)
-				kw_same = false;
+			bool kw_same = same_keywords(a, x->keywords, b, y->keywords) &&
+				       same_keywords(b, y->keywords, a, x->keywords);
 			if (x->flags != y->flags || !kw_same ||
 			    memcmp(x->content_id, y->content_id, ARCA_ID_LEN) != 0) {
 				if (json) {

@@ -16,13 +16,6 @@
 #include "pack.h"
 #include "banned.h"
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static void warn(const struct ingest_opts *o, const char *what, const char *why)
 {
 	if (o->warn)
@@ -592,7 +585,7 @@ int ingest_maildir(struct repo *r, const struct ingest_opts *o,
 	struct maildir_folder *folders = NULL;
 	size_t nf = 0;
 	enum maildir_layout layout;
-	uint64_t t0 = now_ns();
+	uint64_t t0 = arca_now_ns();
 	struct abuf skipped = ABUF_INIT;
 	int rc = maildir_list_folders_skipped(o->maildir, o->layout, &layout, &folders, &nf,
 					      &skipped, err);
@@ -819,7 +812,7 @@ static int restore_folder(struct repo *r, const struct snapshot *s, struct snap_
 			  const struct restore_opts *o, struct restore_result *res,
 			  struct arca_err *err)
 {
-	struct abuf path = ABUF_INIT, sub = ABUF_INIT, name = ABUF_INIT, tmp = ABUF_INIT,
+	struct abuf path = ABUF_INIT, sub = ABUF_INIT, name = ABUF_INIT,
 		    final = ABUF_INIT, data = ABUF_INIT;
 	struct uidlist ul;
 	struct maildir_keywords kw;
@@ -919,7 +912,6 @@ out:
 	abuf_release(&path);
 	abuf_release(&sub);
 	abuf_release(&name);
-	abuf_release(&tmp);
 	abuf_release(&final);
 	abuf_release(&data);
 	return rc;

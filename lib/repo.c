@@ -86,7 +86,7 @@ struct repo {
 	size_t nstaged, staged_cap;
 };
 
-static uint64_t now_ns(void)
+uint64_t arca_now_ns(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
@@ -171,7 +171,7 @@ static int config_encode(const struct arca_public_keys *pub,
 	rc = rc ? rc : abuf_add(out, pub->sign_pk, ARCA_SIGN_PK_LEN);
 	rc = rc ? rc : abuf_add_u8(out, CONFIG_ID_BLAKE2B);
 	rc = rc ? rc : abuf_add(out, "\0\0\0", 3);
-	rc = rc ? rc : abuf_add_u64(out, now_ns());
+	rc = rc ? rc : abuf_add_u64(out, arca_now_ns());
 	rc = rc ? rc : abuf_add(out, sealed, sizeof(sealed));
 	return rc;
 }
@@ -349,7 +349,7 @@ int repo_create(const char *path, const struct repo_create_opts *o,
 		goto out;
 	uint64_t seq;
 	rc = mlog_append(r->be, &r->log, r->ik, r->pub.sign_pk, MLOG_INIT,
-			 r->config_hash, ARCA_ID_LEN, now_ns(), NULL, NULL, &seq, err);
+			 r->config_hash, ARCA_ID_LEN, arca_now_ns(), NULL, NULL, &seq, err);
 out:
 	acrypto_restore_key_free(rk);
 	abuf_release(&cfg);
@@ -662,7 +662,7 @@ static int log_append_txn(struct repo *r, struct idx_txn *t, uint8_t kind,
 		return rc;
 	struct apply_ctx c = { r, t, err };
 	rc = mlog_append(r->be, &r->log, r->ik, r->pub.sign_pk, kind, payload, len,
-			 now_ns(), apply_entry, &c, seq_r, err);
+			 arca_now_ns(), apply_entry, &c, seq_r, err);
 	if (rc)
 		return rc;
 	struct mlog_entry e = { .seq = *seq_r, .kind = kind, .payload = payload,
@@ -1055,7 +1055,7 @@ static int repo_put_stream_locked(struct repo *r, struct repo_worker *w, pthread
 		return arca_err_set(err, ARCA_ENOMEM, "out of memory");
 	}
 	size_t have = 0;
-	uint64_t total = 0, nchunks = 0;
+	uint64_t total = 0;
 	bool eof = false;
 	rc = abuf_add(&list, "\x01", 1); /* chunklist format version */
 	while (rc == 0) {
@@ -1082,7 +1082,6 @@ static int repo_put_stream_locked(struct repo *r, struct repo_worker *w, pthread
 			break;
 		}
 		total += cut;
-		nchunks++;
 		memmove(win, win + cut, have - cut);
 		have -= cut;
 		if (total > size)
@@ -1097,7 +1096,6 @@ static int repo_put_stream_locked(struct repo *r, struct repo_worker *w, pthread
 		*type_r = OBJ_CHUNKLIST;
 		rc = put_obj(r, w, lock, prep, OBJ_CHUNKLIST, list.data, list.len, id_r, err);
 	}
-	(void)nchunks;
 	free(win);
 	abuf_release(&list);
 	return rc;

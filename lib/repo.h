@@ -30,6 +30,9 @@
 
 struct repo;
 
+/* Wall-clock time in nanoseconds since the epoch (snapshot and log times). */
+uint64_t arca_now_ns(void);
+
 #define CONFIG_MAGIC "ARCACONF"
 #define CONFIG_VERSION 1
 /* Messages up to this size are one object; larger ones are chunked. */
