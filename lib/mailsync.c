@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -81,6 +82,8 @@ struct pool {
 	struct job **jobs;       /* every message to read, of every folder */
 	size_t njobs;
 	size_t next;             /* next job to take, under lock */
+	bool readers_done;       /* under lock: the prefetcher stops */
+	pthread_cond_t moved;    /* `next` advanced or readers_done set */
 	pthread_mutex_t lock;
 	int rc;                  /* first fatal error */
 	struct arca_err err;
@@ -224,6 +227,7 @@ static void *reader_thread(void *arg)
 		if (p->rc == 0 && w && buf) {
 			last = first + BATCH < p->njobs ? first + BATCH : p->njobs;
 			p->next = last;
+			pthread_cond_signal(&p->moved);
 		}
 		pthread_mutex_unlock(&p->lock);
 		if (first == last)
@@ -234,6 +238,59 @@ static void *reader_thread(void *arg)
 	repo_prepared_release(&prep);
 	repo_worker_free(w);
 	free(buf);
+	return NULL;
+}
+
+/*
+ * The prefetcher keeps the kernel reading ahead of the readers: it opens
+ * each message a window ahead, asks for it with POSIX_FADV_WILLNEED and
+ * closes it again, so the disk always has a queue of requests and a reader
+ * mostly finds its message in the page cache.  Measured on 20 accounts x
+ * 2,000 messages (558 MiB), cold cache, reading every file once: one reader
+ * 4.2 s, two `cat`s 7.8 s, one reader with a 64-file read-ahead window 2.1 s.
+ * Only the first PREFETCH_MAX_FILE bytes of a large message are asked for:
+ * those are streamed in chunks anyway.
+ */
+enum { PREFETCH_WINDOW = 256 };
+#define PREFETCH_MAX_FILE (4u << 20)
+
+static void prefetch_one(const struct job *j)
+{
+	char path[PATH_MAX];
+	int n = snprintf(path, sizeof(path), "%s/%s/%s", j->dir, j->e->in_new ? "new" : "cur",
+			 j->e->filename);
+	if (n <= 0 || (size_t)n >= sizeof(path))
+		return;
+	/* O_NONBLOCK: never hang on a FIFO someone put in the Maildir. */
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return;   /* renamed or gone: the reader will follow it */
+	uint64_t len = j->e->size < PREFETCH_MAX_FILE ? j->e->size : PREFETCH_MAX_FILE;
+	(void)posix_fadvise(fd, 0, (off_t)len, POSIX_FADV_WILLNEED);
+	close(fd);
+}
+
+static void *prefetch_thread(void *arg)
+{
+	struct pool *p = arg;
+	size_t ahead = 0;
+	pthread_mutex_lock(&p->lock);
+	while (!p->readers_done && p->rc == 0 && ahead < p->njobs) {
+		if (ahead < p->next)
+			ahead = p->next;   /* the readers overtook us */
+		size_t limit = p->next + PREFETCH_WINDOW;
+		if (limit > p->njobs)
+			limit = p->njobs;
+		if (ahead >= limit) {
+			pthread_cond_wait(&p->moved, &p->lock);
+			continue;
+		}
+		pthread_mutex_unlock(&p->lock);
+		for (; ahead < limit; ahead++)
+			prefetch_one(p->jobs[ahead]);
+		pthread_mutex_lock(&p->lock);
+	}
+	pthread_mutex_unlock(&p->lock);
 	return NULL;
 }
 
@@ -436,6 +493,10 @@ static int read_jobs(struct repo *r, const struct ingest_opts *o, struct folder_
 				list[k++] = &fws[f].jobs[i];
 	struct pool p = { .r = r, .o = o, .res = res, .jobs = list, .njobs = k };
 	pthread_mutex_init(&p.lock, NULL);
+	pthread_cond_init(&p.moved, NULL);
+	pthread_t pf;
+	/* Without a prefetcher the readers still get everything, only slower. */
+	bool have_pf = k > 1 && pthread_create(&pf, NULL, prefetch_thread, &p) == 0;
 	unsigned nt = reader_count();
 	if (nt > k)
 		nt = (unsigned)k;
@@ -447,6 +508,14 @@ static int read_jobs(struct repo *r, const struct ingest_opts *o, struct folder_
 	reader_thread(&p);   /* this thread reads too */
 	for (unsigned t = 0; t < started; t++)
 		pthread_join(th[t], NULL);
+	if (have_pf) {
+		pthread_mutex_lock(&p.lock);
+		p.readers_done = true;
+		pthread_cond_signal(&p.moved);
+		pthread_mutex_unlock(&p.lock);
+		pthread_join(pf, NULL);
+	}
+	pthread_cond_destroy(&p.moved);
 	pthread_mutex_destroy(&p.lock);
 	free(list);
 	if (p.rc)

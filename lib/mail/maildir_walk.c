@@ -11,6 +11,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -663,6 +665,20 @@ int maildir_open_message(const char *folder_path, struct maildir_entry *entry,
 	struct stat st;
 	char *found = NULL;
 	bool found_new = false;
+	/* The common case, the file where it was listed: one open, no
+	 * directory handles (this runs once per message read). */
+	char direct[PATH_MAX];
+	int dl = snprintf(direct, sizeof(direct), "%s/%s/%s", folder_path,
+			  subs[entry->in_new ? 1 : 0], fn);
+	if (dl > 0 && (size_t)dl < sizeof(direct)) {
+		rc = open_regular(AT_FDCWD, direct, &st);
+		if (rc >= 0) {
+			found_new = entry->in_new;
+			goto done;
+		}
+		if (rc != ARCA_ENOENT)
+			goto out;
+	}
 	for (int i = 0; i < 2; i++) {
 		char *p = join_path(folder_path, subs[i]);
 		if (p == NULL) {
