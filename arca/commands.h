@@ -9,5 +9,6 @@ int cmd_restore(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_ls(int argc, char **argv);
 int cmd_diff(int argc, char **argv);
+int cmd_journal(int argc, char **argv);
 
 #endif

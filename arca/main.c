@@ -20,6 +20,7 @@ static const struct {
 	{ "ls", cmd_ls, "list the folders or messages of a snapshot" },
 	{ "diff", cmd_diff, "what changed in an account between two snapshots" },
 	{ "restore", cmd_restore, "restore a snapshot (restore maildir)" },
+	{ "journal", cmd_journal, "list the messages arcad journaled" },
 	{ "verify", cmd_verify, "check the repository for damage" },
 };
 

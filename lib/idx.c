@@ -14,7 +14,7 @@
 struct idx {
 	MDB_env *env;
 	char *dir;
-	MDB_dbi obj, pack, snap, file, meta, dict;
+	MDB_dbi obj, pack, snap, file, meta, dict, jrnl;
 };
 
 struct idx_txn {
@@ -81,6 +81,7 @@ int idx_open(const char *dir, struct idx **ix_r, struct arca_err *err)
 		mrc = mrc ? mrc : mdb_dbi_open(txn, "file", MDB_CREATE, &ix->file);
 		mrc = mrc ? mrc : mdb_dbi_open(txn, "meta", MDB_CREATE, &ix->meta);
 		mrc = mrc ? mrc : mdb_dbi_open(txn, "dict", MDB_CREATE, &ix->dict);
+		mrc = mrc ? mrc : mdb_dbi_open(txn, "jrnl", MDB_CREATE, &ix->jrnl);
 		if (mrc == 0)
 			mrc = mdb_txn_commit(txn);
 		else
@@ -395,4 +396,34 @@ size_t idx_obj_count(struct idx_txn *t)
 	if (mdb_stat(t->txn, t->ix->obj, &st) != 0)
 		return 0;
 	return st.ms_entries;
+}
+
+int idx_jrnl_put(struct idx_txn *t, const void *key, size_t klen, const void *val, size_t vlen)
+{
+	if (klen == 0 || klen > 511)
+		return ARCA_ELIMIT;
+	return put(t, t->ix->jrnl, key, klen, val, vlen);
+}
+
+int idx_jrnl_foreach(struct idx_txn *t, const void *prefix, size_t plen,
+		     int (*fn)(const uint8_t *key, size_t klen, const uint8_t *val,
+			       size_t vlen, void *ctx),
+		     void *ctx)
+{
+	MDB_cursor *c;
+	if (mdb_cursor_open(t->txn, t->ix->jrnl, &c) != 0)
+		return ARCA_EIO;
+	MDB_val k = { .mv_size = plen, .mv_data = (void *)prefix }, v;
+	int rc = 0;
+	int mrc = mdb_cursor_get(c, &k, &v, plen ? MDB_SET_RANGE : MDB_FIRST);
+	while (mrc == 0 && rc == 0) {
+		if (k.mv_size < plen || memcmp(k.mv_data, prefix, plen) != 0)
+			break;
+		rc = fn(k.mv_data, k.mv_size, v.mv_data, v.mv_size, ctx);
+		mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+	}
+	mdb_cursor_close(c);
+	if (rc == 0 && mrc != 0 && mrc != MDB_NOTFOUND)
+		rc = ARCA_EIO;
+	return rc;
 }

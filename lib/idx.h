@@ -95,4 +95,14 @@ int idx_dict_foreach(struct idx_txn *t,
 /* Counts for status output. */
 size_t idx_obj_count(struct idx_txn *t);
 
+/* Journal records (docs/format/journal.md): key = account, NUL, time and
+ * position; value = the record's plaintext form.  foreach visits keys
+ * starting with prefix (all when plen is 0) in key order; fn returning
+ * non-zero stops and is returned. */
+int idx_jrnl_put(struct idx_txn *t, const void *key, size_t klen, const void *val, size_t vlen);
+int idx_jrnl_foreach(struct idx_txn *t, const void *prefix, size_t plen,
+		     int (*fn)(const uint8_t *key, size_t klen, const uint8_t *val,
+			       size_t vlen, void *ctx),
+		     void *ctx);
+
 #endif

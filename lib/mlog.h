@@ -32,6 +32,7 @@ enum mlog_kind {
 	MLOG_PACK = 1,       /* a sealed pack: hash, size, object count */
 	MLOG_SNAPSHOT = 2,   /* a snapshot: root id, account, time, counts */
 	MLOG_DICT = 3,       /* a zstd dictionary: its object id and zstd id */
+	MLOG_JOURNAL = 4,    /* a sealed journal segment: pack record + commit marks */
 };
 
 /* A parsed entry; payload points into the caller's buffer. */

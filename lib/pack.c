@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "buf.h"
@@ -112,6 +113,20 @@ int pack_writer_new(const char *tmpdir, enum arca_cipher cipher,
 	return 0;
 }
 
+/* Room for one more trailer entry. */
+static int pw_grow(struct pack_writer *pw, struct arca_err *err)
+{
+	if (pw->count < pw->cap)
+		return 0;
+	size_t cap = pw->cap ? pw->cap * 2 : 256;
+	struct pack_entry *e = realloc(pw->entries, cap * sizeof(*e));
+	if (e == NULL)
+		return arca_err_set(err, ARCA_ENOMEM, "out of memory");
+	pw->entries = e;
+	pw->cap = cap;
+	return 0;
+}
+
 int pack_writer_add(struct pack_writer *pw, uint8_t type, uint8_t comp,
 		    const uint8_t id[ARCA_ID_LEN], const void *data, size_t len,
 		    uint64_t raw_len, struct arca_err *err)
@@ -120,14 +135,9 @@ int pack_writer_add(struct pack_writer *pw, uint8_t type, uint8_t comp,
 		return arca_err_set(err, ARCA_ESTATE, "pack already sealed");
 	if (len > ARCA_OBJECT_MAX || raw_len > ARCA_OBJECT_MAX)
 		return arca_err_set(err, ARCA_ELIMIT, "object too large for a pack");
-	if (pw->count == pw->cap) {
-		size_t cap = pw->cap ? pw->cap * 2 : 256;
-		struct pack_entry *e = realloc(pw->entries, cap * sizeof(*e));
-		if (e == NULL)
-			return arca_err_set(err, ARCA_ENOMEM, "out of memory");
-		pw->entries = e;
-		pw->cap = cap;
-	}
+	int rc = pw_grow(pw, err);
+	if (rc)
+		return rc;
 	uint32_t stored_len = (uint32_t)(len + ARCA_AEAD_TAG_LEN);
 	abuf_reset(&pw->ct);
 	if (abuf_reserve(&pw->ct, PACK_ENTRY_HEADER_LEN + stored_len) != 0)
@@ -137,7 +147,7 @@ int pack_writer_add(struct pack_writer *pw, uint8_t type, uint8_t comp,
 	/* The entry's offset is its nonce: unique within the pack, and the
 	 * pack key is used for no other pack. */
 	uint64_t offset = pw->size;
-	int rc = acrypto_aead_encrypt(pw->cipher, pw->key, offset, h,
+	rc = acrypto_aead_encrypt(pw->cipher, pw->key, offset, h,
 				      PACK_ENTRY_HEADER_LEN, data, len,
 				      h + PACK_ENTRY_HEADER_LEN);
 	if (rc)
@@ -175,6 +185,30 @@ const struct pack_entry *pack_writer_entries(const struct pack_writer *pw)
 	return pw->entries;
 }
 
+/* Trailer (one 56-byte record per entry) and footer, appended to t. */
+static int encode_tail(const struct pack_entry *es, size_t count, uint64_t trailer_off,
+		       struct abuf *t)
+{
+	int rc = 0;
+	size_t start = t->len;
+	for (size_t i = 0; i < count && rc == 0; i++) {
+		const struct pack_entry *e = &es[i];
+		rc = abuf_add(t, e->id, ARCA_ID_LEN);
+		rc = rc ? rc : abuf_add_u8(t, e->type);
+		rc = rc ? rc : abuf_add_u8(t, e->comp);
+		rc = rc ? rc : abuf_add_u16(t, 0);
+		rc = rc ? rc : abuf_add_u32(t, e->stored_len);
+		rc = rc ? rc : abuf_add_u64(t, e->offset);
+		rc = rc ? rc : abuf_add_u64(t, e->raw_len);
+	}
+	uint32_t trailer_len = (uint32_t)(t->len - start);
+	rc = rc ? rc : abuf_add_u64(t, trailer_off);
+	rc = rc ? rc : abuf_add_u32(t, trailer_len);
+	rc = rc ? rc : abuf_add_u32(t, (uint32_t)count);
+	rc = rc ? rc : abuf_add(t, PACK_FOOTER_MAGIC, 8);
+	return rc;
+}
+
 int pack_writer_finish(struct pack_writer *pw, uint8_t hash_r[ARCA_ID_LEN],
 		       uint64_t *size_r, const char **tmp_path_r,
 		       struct arca_err *err)
@@ -186,23 +220,7 @@ int pack_writer_finish(struct pack_writer *pw, uint8_t hash_r[ARCA_ID_LEN],
 	sodium_free(pw->key);
 	pw->key = NULL;
 	struct abuf t = ABUF_INIT;
-	uint64_t trailer_off = pw->size;
-	int rc = 0;
-	for (size_t i = 0; i < pw->count && rc == 0; i++) {
-		const struct pack_entry *e = &pw->entries[i];
-		rc = abuf_add(&t, e->id, ARCA_ID_LEN);
-		rc = rc ? rc : abuf_add_u8(&t, e->type);
-		rc = rc ? rc : abuf_add_u8(&t, e->comp);
-		rc = rc ? rc : abuf_add_u16(&t, 0);
-		rc = rc ? rc : abuf_add_u32(&t, e->stored_len);
-		rc = rc ? rc : abuf_add_u64(&t, e->offset);
-		rc = rc ? rc : abuf_add_u64(&t, e->raw_len);
-	}
-	uint32_t trailer_len = (uint32_t)t.len;
-	rc = rc ? rc : abuf_add_u64(&t, trailer_off);
-	rc = rc ? rc : abuf_add_u32(&t, trailer_len);
-	rc = rc ? rc : abuf_add_u32(&t, (uint32_t)pw->count);
-	rc = rc ? rc : abuf_add(&t, PACK_FOOTER_MAGIC, 8);
+	int rc = encode_tail(pw->entries, pw->count, pw->size, &t);
 	if (rc) {
 		abuf_release(&t);
 		return arca_err_set(err, rc, "out of memory");
@@ -229,6 +247,15 @@ int pack_writer_finish(struct pack_writer *pw, uint8_t hash_r[ARCA_ID_LEN],
 	*tmp_path_r = pw->tmp_path;
 	pw->finished = true;
 	return 0;
+}
+
+void pack_writer_forget(struct pack_writer *pw)
+{
+	if (pw == NULL)
+		return;
+	free(pw->tmp_path);
+	pw->tmp_path = NULL;   /* so free leaves the file */
+	pack_writer_free(pw);
 }
 
 void pack_writer_free(struct pack_writer *pw)
@@ -306,12 +333,15 @@ int pack_parse_trailer(const uint8_t *p, size_t len, uint64_t trailer_off,
 		e->stored_len = get_u32le(q + 36);
 		e->offset = get_u64le(q + 40);
 		e->raw_len = get_u64le(q + 48);
-		/* entries are contiguous from the header to the trailer */
+		/* entries are contiguous from the header to the trailer;
+		 * journal commit marks are plaintext (docs/format/journal.md) */
+		bool mark = e->type == PACK_MARK_TYPE;
 		if (q[34] || q[35] || e->offset != expect ||
-		    e->stored_len < ARCA_AEAD_TAG_LEN ||
-		    e->stored_len > ARCA_OBJECT_MAX + ARCA_AEAD_TAG_LEN ||
-		    e->raw_len > ARCA_OBJECT_MAX || e->type < OBJ_BLOB ||
-		    e->type > OBJ_DICT || e->comp > ARCA_COMP_ZSTD_DICT) {
+		    (mark ? e->stored_len > PACK_MARK_MAX || e->raw_len != e->stored_len || e->comp != 0
+			  : e->stored_len < ARCA_AEAD_TAG_LEN ||
+			    e->stored_len > ARCA_OBJECT_MAX + ARCA_AEAD_TAG_LEN ||
+			    e->raw_len > ARCA_OBJECT_MAX || e->type < OBJ_BLOB ||
+			    e->type > OBJ_TYPE_MAX || e->comp > ARCA_COMP_ZSTD_DICT)) {
 			free(es);
 			return arca_err_set(err, ARCA_ECORRUPT, "trailer entry %zu is inconsistent", i);
 		}
@@ -436,5 +466,230 @@ int pack_read_object(struct backend *be, const char *name, uint8_t cipher,
 		}
 	}
 	free(buf);
+	return rc;
+}
+
+/* ---- journal segments: commit marks, sync, recovery ---- */
+
+/* The check of a mark at offset `off`: BLAKE2b-256 of the pack's bytes
+ * before it, the mark header's first 16 bytes and the payload.  `prefix` is
+ * the running hash of bytes [0, off). */
+static void mark_check(const struct acrypto_hash_state *prefix, const uint8_t h16[16],
+		       const void *payload, size_t len, uint8_t out[ARCA_ID_LEN])
+{
+	struct acrypto_hash_state st = *prefix;
+	acrypto_hash_update(&st, h16, 16);
+	acrypto_hash_update(&st, payload, len);
+	acrypto_hash_final(&st, out);
+}
+
+int pack_writer_mark(struct pack_writer *pw, const void *payload, size_t len,
+		     struct arca_err *err)
+{
+	if (pw->finished)
+		return arca_err_set(err, ARCA_ESTATE, "pack already sealed");
+	if (len > PACK_MARK_MAX)
+		return arca_err_set(err, ARCA_ELIMIT, "commit mark of %zu bytes is over the limit", len);
+	uint8_t h[PACK_ENTRY_HEADER_LEN];
+	uint8_t check[ARCA_ID_LEN];
+	encode_entry_header(h, PACK_MARK_TYPE, 0, (uint32_t)len, len, check);
+	mark_check(&pw->hash, h, payload, len, check);
+	memcpy(h + 16, check, ARCA_ID_LEN);
+	uint64_t offset = pw->size;
+	int rc = pw_grow(pw, err);
+	rc = rc ? rc : pw_write(pw, h, sizeof(h), err);
+	rc = rc ? rc : pw_write(pw, payload, len, err);
+	if (rc)
+		return rc;
+	struct pack_entry *e = &pw->entries[pw->count++];
+	memcpy(e->id, check, ARCA_ID_LEN);
+	e->type = PACK_MARK_TYPE;
+	e->comp = 0;
+	e->stored_len = (uint32_t)len;
+	e->offset = offset;
+	e->raw_len = len;
+	return 0;
+}
+
+int pack_writer_sync(struct pack_writer *pw, struct arca_err *err)
+{
+	if (pw->failed)
+		return arca_err_set(err, pw->fail_code, "%s", pw->fail_msg);
+	if (fault_hit(FAULT_FSYNC) || fdatasync(pw->fd) != 0) {
+		int e = errno ? errno : EIO;
+		pw->failed = true;   /* never retry an fsync */
+		pw->fail_code = arca_errno_code(e);
+		snprintf(pw->fail_msg, sizeof(pw->fail_msg), "fsync %s: %s", pw->tmp_path, strerror(e));
+		return arca_err_set(err, pw->fail_code, "%s", pw->fail_msg);
+	}
+	return 0;
+}
+
+const char *pack_writer_path(const struct pack_writer *pw)
+{
+	return pw->tmp_path;
+}
+
+void pack_recovered_release(struct pack_recovered *pr)
+{
+	abuf_release(&pr->marks);
+	memset(pr, 0, sizeof(*pr));
+}
+
+static int add_entry(struct pack_entry **es, size_t *n, size_t *cap, const uint8_t *h,
+		     uint64_t off)
+{
+	if (*n == *cap) {
+		size_t nc = *cap ? *cap * 2 : 256;
+		struct pack_entry *ne = realloc(*es, nc * sizeof(*ne));
+		if (ne == NULL)
+			return ARCA_ENOMEM;
+		*es = ne;
+		*cap = nc;
+	}
+	struct pack_entry *e = &(*es)[(*n)++];
+	memcpy(e->id, h + 16, ARCA_ID_LEN);
+	e->type = h[0];
+	e->comp = h[1];
+	e->stored_len = get_u32le(h + 4);
+	e->offset = off;
+	e->raw_len = get_u64le(h + 8);
+	return 0;
+}
+
+int pack_recover(const char *path, struct pack_recovered *pr, struct arca_err *err)
+{
+	memset(pr, 0, sizeof(*pr));
+	int fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return arca_err_errno(err, arca_errno_code(errno), errno, "open %s", path);
+	struct stat st;
+	int rc = 0;
+	uint8_t *buf = NULL;
+	struct pack_entry *es = NULL;
+	size_t n = 0, cap = 0, good_n = 0;
+	uint64_t good_end = 0;
+	struct abuf tail = ABUF_INIT;
+	if (fstat(fd, &st) != 0) {
+		rc = arca_err_errno(err, ARCA_EIO, errno, "stat %s", path);
+		goto out;
+	}
+	if ((uint64_t)st.st_size > PACK_RECOVER_MAX) {
+		rc = arca_err_set(err, ARCA_ELIMIT, "%s: %lld bytes, too large for a journal segment",
+				  path, (long long)st.st_size);
+		goto out;
+	}
+	size_t size = (size_t)st.st_size;
+	buf = malloc(size ? size : 1);
+	if (buf == NULL) {
+		rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
+		goto out;
+	}
+	size_t got = 0;
+	while (got < size) {
+		ssize_t k = pread(fd, buf + got, size - got, (off_t)got);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0) {
+			rc = arca_err_errno(err, ARCA_EIO, k < 0 ? errno : EIO, "read %s", path);
+			goto out;
+		}
+		got += (size_t)k;
+	}
+	struct pack_header hdr;
+	if (size < PACK_HEADER_LEN || pack_parse_header(buf, PACK_HEADER_LEN, &hdr, NULL) != 0) {
+		/* torn before the header was complete: nothing was committed */
+		pr->empty = true;
+		goto out;
+	}
+	struct acrypto_hash_state run;
+	acrypto_hash_init(&run);
+	acrypto_hash_update(&run, buf, PACK_HEADER_LEN);
+	uint64_t off = PACK_HEADER_LEN;
+	while (off + PACK_ENTRY_HEADER_LEN <= size) {
+		const uint8_t *h = buf + off;
+		uint8_t type = h[0], comp = h[1];
+		uint32_t slen = get_u32le(h + 4);
+		uint64_t raw = get_u64le(h + 8);
+		uint64_t end = off + PACK_ENTRY_HEADER_LEN + slen;
+		if (end > size || h[2] != 0 || h[3] != 0)
+			break;   /* torn or garbage: the end of what was written */
+		if (type == PACK_MARK_TYPE) {
+			uint8_t check[ARCA_ID_LEN];
+			if (comp != 0 || raw != slen || slen > PACK_MARK_MAX)
+				break;
+			mark_check(&run, h, h + PACK_ENTRY_HEADER_LEN, slen, check);
+			if (sodium_memcmp(check, h + 16, ARCA_ID_LEN) != 0)
+				break;
+			if (add_entry(&es, &n, &cap, h, off) != 0) {
+				rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
+				goto out;
+			}
+			/* a commit point: everything so far was acknowledged */
+			if (abuf_add_u32(&pr->marks, slen) != 0 ||
+			    abuf_add(&pr->marks, h + PACK_ENTRY_HEADER_LEN, slen) != 0) {
+				rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
+				goto out;
+			}
+			good_end = end;
+			good_n = n;
+		} else {
+			if (type < OBJ_BLOB || type > OBJ_TYPE_MAX || comp > ARCA_COMP_ZSTD_DICT ||
+			    slen < ARCA_AEAD_TAG_LEN || slen > ARCA_OBJECT_MAX + ARCA_AEAD_TAG_LEN ||
+			    raw > ARCA_OBJECT_MAX)
+				break;
+			if (add_entry(&es, &n, &cap, h, off) != 0) {
+				rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
+				goto out;
+			}
+		}
+		acrypto_hash_update(&run, h, end - off);
+		off = end;
+	}
+	if (good_end == 0) {
+		pr->empty = true;
+		goto out;
+	}
+	/* Cut what follows the last commit (never acknowledged), seal. */
+	rc = encode_tail(es, good_n, good_end, &tail);
+	if (rc) {
+		rc = arca_err_set(err, rc, "out of memory");
+		goto out;
+	}
+	if (ftruncate(fd, (off_t)good_end) != 0) {
+		rc = arca_err_errno(err, arca_errno_code(errno), errno, "truncate %s", path);
+		goto out;
+	}
+	size_t put = 0;
+	while (put < tail.len) {
+		ssize_t k = pwrite(fd, tail.data + put, tail.len - put, (off_t)(good_end + put));
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0) {
+			rc = arca_err_errno(err, arca_errno_code(k < 0 ? errno : ENOSPC),
+					    k < 0 ? errno : ENOSPC, "write %s", path);
+			goto out;
+		}
+		put += (size_t)k;
+	}
+	if (fsync(fd) != 0) {
+		rc = arca_err_errno(err, arca_errno_code(errno), errno, "fsync %s", path);
+		goto out;
+	}
+	struct acrypto_hash_state fh;
+	acrypto_hash_init(&fh);
+	acrypto_hash_update(&fh, buf, (size_t)good_end);
+	acrypto_hash_update(&fh, tail.data, tail.len);
+	acrypto_hash_final(&fh, pr->hash);
+	pr->size = good_end + tail.len;
+	pr->count = good_n;
+	pr->dropped = size - good_end;
+out:
+	abuf_release(&tail);
+	free(es);
+	free(buf);
+	close(fd);
+	if (rc)
+		abuf_release(&pr->marks);
 	return rc;
 }

@@ -20,6 +20,7 @@
 
 #include "arca_err.h"
 #include "backend.h"
+#include "buf.h"
 #include "crypto.h"
 
 #define PACK_MAGIC "ARCAPACK"
@@ -40,7 +41,9 @@ enum obj_type {
 	OBJ_FOLDER_PAGE = 4, /* message records of a folder */
 	OBJ_SNAPSHOT = 5,    /* a snapshot's root */
 	OBJ_DICT = 6,        /* a zstd dictionary (docs/format/objects.md) */
+	OBJ_JOURNAL = 7,     /* a journaled message's envelope (docs/format/journal.md) */
 };
+#define OBJ_TYPE_MAX 7
 
 struct pack_entry {
 	uint8_t id[ARCA_ID_LEN];
@@ -83,6 +86,37 @@ int pack_writer_finish(struct pack_writer *pw, uint8_t hash_r[ARCA_ID_LEN],
 		       struct arca_err *err);
 /* Frees; removes the temporary file if it is still there. */
 void pack_writer_free(struct pack_writer *pw);
+/* Frees but leaves the temporary file (a journal segment to recover). */
+void pack_writer_forget(struct pack_writer *pw);
+
+/* ---- journal segments (docs/format/journal.md) ----
+ * A segment is a pack written in the open: after each group of messages the
+ * writer appends a commit mark (an entry header with type PACK_MARK_TYPE,
+ * its id field a BLAKE2b-256 check of every byte before it, followed by a
+ * plaintext payload) and syncs.  Marks are not in the trailer.  After a
+ * crash, pack_recover keeps everything up to the last valid mark, cuts the
+ * rest (never acknowledged) and seals the file. */
+#define PACK_MARK_TYPE 0x80
+#define PACK_MARK_MAX (1u << 20)
+#define PACK_RECOVER_MAX (1ull << 30)
+int pack_writer_mark(struct pack_writer *pw, const void *payload, size_t len,
+		     struct arca_err *err);
+/* fdatasync; a failure poisons the writer (never retried). */
+int pack_writer_sync(struct pack_writer *pw, struct arca_err *err);
+const char *pack_writer_path(const struct pack_writer *pw);
+
+struct pack_recovered {
+	bool empty;              /* nothing committed: the file can go */
+	uint8_t hash[ARCA_ID_LEN];
+	uint64_t size;
+	size_t count;            /* objects kept */
+	uint64_t dropped;        /* bytes cut after the last commit mark */
+	struct abuf marks;       /* each kept mark: u32le length + payload */
+};
+/* Seals the segment at `path` in place (see above).  On success with
+ * !empty, the file is a complete pack named by ->hash. */
+int pack_recover(const char *path, struct pack_recovered *pr, struct arca_err *err);
+void pack_recovered_release(struct pack_recovered *pr);
 
 /* ---- reading ---- */
 

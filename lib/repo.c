@@ -1,4 +1,5 @@
 #include "repo.h"
+#include "journal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -41,6 +42,7 @@ struct cache_rec {
 struct repo {
 	char *path;
 	char *tmpdir;
+	bool journal_mode;          /* packs are journal segments: sealed only by repo_flush_journal */
 	struct backend *be;
 	struct idx *ix;
 	struct arca_public_keys pub;
@@ -522,6 +524,7 @@ static int apply_entry(const struct mlog_entry *e, void *vctx)
 			return arca_err_set(c->err, ARCA_ECORRUPT,
 					    "%s: the log does not belong to this config", name);
 		return 0;
+	case MLOG_JOURNAL:
 	case MLOG_PACK: {
 		struct adec d;
 		adec_init(&d, e->payload, e->payload_len);
@@ -529,7 +532,12 @@ static int apply_entry(const struct mlog_entry *e, void *vctx)
 		adec_fixed(&d, hash, ARCA_ID_LEN);
 		uint64_t size = adec_u64(&d);
 		uint32_t count = adec_u32(&d);
-		if (adec_finish(&d) != 0 || e->seq == 0)
+		size_t marks_at = ARCA_ID_LEN + 12;
+		if (e->kind == MLOG_JOURNAL) {
+			if (d.failed || e->payload_len < marks_at || e->seq == 0 ||
+			    journal_marks_check(e->payload + marks_at, e->payload_len - marks_at) != 0)
+				return arca_err_set(c->err, ARCA_ECORRUPT, "%s: malformed journal record", name);
+		} else if (adec_finish(&d) != 0 || e->seq == 0)
 			return arca_err_set(c->err, ARCA_ECORRUPT, "%s: malformed pack record", name);
 		char pname[80];
 		pack_name(hash, pname);
@@ -547,6 +555,8 @@ static int apply_entry(const struct mlog_entry *e, void *vctx)
 		memcpy(ip.sealed_key, hdr.sealed_key, ARCA_SEALED_KEY_LEN);
 		rc = idx_pack_put(c->t, hash, &ip);
 		for (size_t i = 0; i < n && rc == 0; i++) {
+			if (es[i].type == PACK_MARK_TYPE)
+				continue;   /* a journal commit mark, not an object */
 			struct idx_obj o = { .offset = es[i].offset, .stored_len = es[i].stored_len,
 					     .raw_len = es[i].raw_len, .type = es[i].type,
 					     .comp = es[i].comp };
@@ -554,6 +564,9 @@ static int apply_entry(const struct mlog_entry *e, void *vctx)
 			rc = idx_obj_put(c->t, es[i].id, &o);
 		}
 		free(es);
+		if (rc == 0 && e->kind == MLOG_JOURNAL)
+			rc = journal_marks_index(c->t, e->seq, e->payload + marks_at,
+						 e->payload_len - marks_at);
 		if (rc)
 			return arca_err_set(c->err, rc, "index: cannot record %s", pname);
 		return 0;
@@ -754,6 +767,154 @@ int repo_dict_install(struct repo *r, const struct abuf *dict, struct arca_err *
 	return 0;
 }
 
+/* Log a sealed pack: MLOG_PACK, or MLOG_JOURNAL with the segment's commit
+ * marks (`marks`, NULL for a plain pack). */
+static int log_pack(struct repo *r, const uint8_t hash[ARCA_ID_LEN], uint64_t size,
+		    size_t count, const struct abuf *marks, struct arca_err *err)
+{
+	struct abuf payload = ABUF_INIT;
+	int rc = abuf_add(&payload, hash, ARCA_ID_LEN);
+	rc = rc ? rc : abuf_add_u64(&payload, size);
+	rc = rc ? rc : abuf_add_u32(&payload, (uint32_t)count);
+	if (marks != NULL)
+		rc = rc ? rc : abuf_add(&payload, marks->data, marks->len);
+	if (rc) {
+		abuf_release(&payload);
+		return arca_err_set(err, rc, "out of memory");
+	}
+	struct idx_txn *t;
+	rc = idx_begin(r->ix, true, &t, err);
+	if (rc == 0) {
+		uint64_t seq;
+		rc = log_append_txn(r, t, marks ? MLOG_JOURNAL : MLOG_PACK, payload.data,
+				    payload.len, &seq, err);
+		if (rc)
+			idx_abort(t);
+		else
+			rc = idx_commit(t, err);
+	}
+	abuf_release(&payload);
+	if (rc == 0)
+		r->stats.packs++;
+	return rc;
+}
+
+int repo_set_journal_dir(struct repo *r, const char *dir, struct arca_err *err)
+{
+	if (r->pw != NULL)
+		return arca_err_set(err, ARCA_ESTATE, "a pack is being written");
+	char *d = strdup(dir);
+	if (d == NULL)
+		return arca_err_set(err, ARCA_ENOMEM, "out of memory");
+	free(r->tmpdir);
+	r->tmpdir = d;
+	r->journal_mode = true;
+	return 0;
+}
+
+uint64_t repo_pack_size(const struct repo *r)
+{
+	return r->pw ? pack_writer_size(r->pw) : 0;
+}
+
+int repo_commit_mark(struct repo *r, const void *payload, size_t len, struct arca_err *err)
+{
+	if (!r->journal_mode)
+		return arca_err_set(err, ARCA_ESTATE, "not a journal repository handle");
+	int rc = need_writer(r, err);
+	rc = rc ? rc : pack_writer_mark(r->pw, payload, len, err);
+	fault_crash_point();
+	return rc ? rc : pack_writer_sync(r->pw, err);
+}
+
+void repo_journal_abandon(struct repo *r)
+{
+	if (r->pw == NULL)
+		return;
+	/* The file stays for repo_seal_segment: what was committed in it
+	 * was acknowledged. */
+	pack_writer_forget(r->pw);
+	r->pw = NULL;
+	idset_clear(&r->pending);
+}
+
+const char *repo_journal_segment(const struct repo *r)
+{
+	return r->pw ? pack_writer_path(r->pw) : NULL;
+}
+
+int repo_seal_segment(struct repo *r, const char *path, struct abuf *marks_r,
+		      uint64_t *dropped_r, struct arca_err *err)
+{
+	struct pack_recovered pr;
+	int rc = pack_recover(path, &pr, err);
+	if (rc)
+		return rc;
+	*dropped_r = pr.dropped;
+	if (pr.empty) {
+		pack_recovered_release(&pr);
+		/* nothing in it was ever acknowledged */
+		if (unlink(path) != 0 && errno != ENOENT)
+			return arca_err_errno(err, ARCA_EIO, errno, "remove %s", path);
+		return 0;
+	}
+	char name[80];
+	pack_name(pr.hash, name);
+	rc = r->be->ops->put_file(r->be, name, path, err);
+	if (rc == ARCA_EEXIST) {
+		/* sealed before, and the log entry may be missing: logging it
+		 * again would be a duplicate, so look */
+		unlink(path);
+		rc = 0;
+		struct idx_txn *t;
+		if (idx_begin(r->ix, false, &t, err) == 0) {
+			struct idx_pack ip;
+			bool known = idx_pack_get(t, pr.hash, &ip) == 0;
+			idx_abort(t);
+			if (known) {
+				abuf_add(marks_r, pr.marks.data, pr.marks.len);
+				pack_recovered_release(&pr);
+				return 0;
+			}
+		}
+	}
+	if (rc == 0)
+		rc = log_pack(r, pr.hash, pr.size, pr.count, &pr.marks, err);
+	if (rc == 0 && abuf_add(marks_r, pr.marks.data, pr.marks.len) != 0)
+		rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
+	pack_recovered_release(&pr);
+	return rc;
+}
+
+int repo_flush_journal(struct repo *r, const struct abuf *marks, struct arca_err *err)
+{
+	if (r->pw == NULL)
+		return 0;
+	if (pack_writer_failed(r->pw))
+		return arca_err_set(err, ARCA_EIO, "the journal segment could not be written");
+	uint8_t hash[ARCA_ID_LEN];
+	uint64_t size;
+	const char *tmp;
+	int rc = pack_writer_finish(r->pw, hash, &size, &tmp, err);
+	if (rc) {
+		repo_journal_abandon(r);
+		return rc;
+	}
+	char name[80];
+	pack_name(hash, name);
+	rc = r->be->ops->put_file(r->be, name, tmp, err);
+	size_t count = pack_writer_count(r->pw);
+	if (rc) {
+		repo_journal_abandon(r);
+		return rc;
+	}
+	pack_writer_free(r->pw);
+	r->pw = NULL;
+	idset_clear(&r->pending);
+	fault_crash_point();
+	return log_pack(r, hash, size, count, marks, err);
+}
+
 int repo_flush(struct repo *r, struct arca_err *err)
 {
 	if (r->pw == NULL)
@@ -795,24 +956,7 @@ int repo_flush(struct repo *r, struct arca_err *err)
 	if (rc)
 		return rc;
 	fault_crash_point();
-	uint8_t payload[ARCA_ID_LEN + 12];
-	memcpy(payload, hash, ARCA_ID_LEN);
-	put_u64le(payload + ARCA_ID_LEN, size);
-	put_u32le(payload + ARCA_ID_LEN + 8, (uint32_t)count);
-	struct idx_txn *t;
-	rc = idx_begin(r->ix, true, &t, err);
-	if (rc)
-		return rc;
-	uint64_t seq;
-	rc = log_append_txn(r, t, MLOG_PACK, payload, sizeof(payload), &seq, err);
-	if (rc) {
-		idx_abort(t);
-		return rc;
-	}
-	rc = idx_commit(t, err);
-	if (rc == 0)
-		r->stats.packs++;
-	return rc;
+	return log_pack(r, hash, size, count, NULL, err);
 }
 
 /* In the index?  `cache` is the calling thread's read transaction. */
@@ -910,7 +1054,7 @@ int repo_put_prepared(struct repo *r, const struct repo_prepared *p,
 	r->stats.bytes_stored_new += p->data.len + PACK_ENTRY_HEADER_LEN + ARCA_AEAD_TAG_LEN;
 	if (new_r)
 		*new_r = true;
-	if (pack_writer_size(r->pw) >= PACK_TARGET_SIZE)
+	if (!r->journal_mode && pack_writer_size(r->pw) >= PACK_TARGET_SIZE)
 		return repo_flush(r, err);
 	return 0;
 }
@@ -1097,6 +1241,44 @@ static int repo_put_stream_locked(struct repo *r, struct repo_worker *w, pthread
 		rc = put_obj(r, w, lock, prep, OBJ_CHUNKLIST, list.data, list.len, id_r, err);
 	}
 	free(win);
+	abuf_release(&list);
+	return rc;
+}
+
+int repo_put_content(struct repo *r, const void *data, size_t len, uint8_t *type_r,
+		     uint8_t id_r[ARCA_ID_LEN], struct arca_err *err)
+{
+	if (r->ik == NULL)
+		return arca_err_set(err, ARCA_ESTATE, "repository not opened for writing");
+	if (len <= REPO_BLOB_MAX) {
+		*type_r = OBJ_BLOB;
+		return repo_put(r, OBJ_BLOB, data, len, id_r, NULL, err);
+	}
+	/* The same cuts as repo_put_stream (its window holds up to
+	 * REPO_CHUNK_MAX bytes of what remains), so the same ids. */
+	const uint8_t *p = data;
+	struct abuf list = ABUF_INIT;
+	int rc = abuf_add(&list, "\x01", 1); /* chunklist format version */
+	size_t pos = 0;
+	while (rc == 0 && pos < len) {
+		size_t have = len - pos < REPO_CHUNK_MAX ? len - pos : REPO_CHUNK_MAX;
+		size_t cut = chunk_cut(r, p + pos, have);
+		uint8_t cid[ARCA_ID_LEN];
+		rc = repo_put(r, OBJ_CHUNK, p + pos, cut, cid, NULL, err);
+		if (rc)
+			break;
+		rc = abuf_add(&list, cid, ARCA_ID_LEN);
+		rc = rc ? rc : abuf_add_varint(&list, cut);
+		if (rc)
+			arca_err_set(err, rc, "out of memory");
+		pos += cut;
+	}
+	if (rc == 0 && list.len > ARCA_OBJECT_MAX)
+		rc = arca_err_set(err, ARCA_ELIMIT, "message of %zu bytes is too large", len);
+	if (rc == 0) {
+		*type_r = OBJ_CHUNKLIST;
+		rc = repo_put(r, OBJ_CHUNKLIST, list.data, list.len, id_r, NULL, err);
+	}
 	abuf_release(&list);
 	return rc;
 }

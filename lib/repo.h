@@ -145,6 +145,35 @@ int repo_dict_install(struct repo *r, const struct abuf *dict, struct arca_err *
 /* Seal the pack being written, store it, record it in the log. */
 int repo_flush(struct repo *r, struct arca_err *err);
 
+/*
+ * Journal mode (arcad's store process, docs/format/journal.md): packs are
+ * written in `dir` as journal segments and sealed only by
+ * repo_flush_journal.  After objects are put, repo_commit_mark appends a
+ * commit mark with `payload` and fdatasyncs: from then on those objects
+ * survive a crash (repo_seal_segment finds them).  A failure poisons the
+ * segment: call repo_journal_abandon (the file stays, for
+ * repo_seal_segment) and never acknowledge what was not committed.
+ */
+int repo_set_journal_dir(struct repo *r, const char *dir, struct arca_err *err);
+int repo_commit_mark(struct repo *r, const void *payload, size_t len, struct arca_err *err);
+/* Seal the segment, store it, log it as MLOG_JOURNAL with `marks` (the
+ * concatenated u32le length + payload of every mark written to it). */
+int repo_flush_journal(struct repo *r, const struct abuf *marks, struct arca_err *err);
+void repo_journal_abandon(struct repo *r);
+/* Path of the segment being written, or NULL. */
+const char *repo_journal_segment(const struct repo *r);
+/* Bytes in the pack being written (0 if none). */
+uint64_t repo_pack_size(const struct repo *r);
+/* Recover a segment left by a crash or an abandoned write: keep what its
+ * last valid commit mark covers, seal, store and log it; appends its marks
+ * to *marks_r.  An empty segment is removed.  *dropped_r = bytes cut. */
+int repo_seal_segment(struct repo *r, const char *path, struct abuf *marks_r,
+		      uint64_t *dropped_r, struct arca_err *err);
+/* Store a whole message held in memory: one BLOB up to REPO_BLOB_MAX, else
+ * content-defined chunks and a CHUNKLIST (the same ids as repo_put_stream). */
+int repo_put_content(struct repo *r, const void *data, size_t len, uint8_t *type_r,
+		     uint8_t id_r[ARCA_ID_LEN], struct arca_err *err);
+
 /* Ingest cache entries to record with the next snapshot. */
 int repo_file_cache_get(struct repo *r, const void *key, size_t klen,
 			struct idx_file *f);

@@ -20,9 +20,13 @@ static void check(const struct pack_entry *es, size_t n, uint64_t toff)
 {
 	uint64_t expect = PACK_HEADER_LEN;
 	for (size_t i = 0; i < n; i++) {
-		if (es[i].offset != expect || es[i].stored_len < ARCA_AEAD_TAG_LEN ||
+		if (es[i].type == PACK_MARK_TYPE) {
+			if (es[i].offset != expect || es[i].stored_len > PACK_MARK_MAX ||
+			    es[i].comp != 0 || es[i].raw_len != es[i].stored_len)
+				abort();
+		} else if (es[i].offset != expect || es[i].stored_len < ARCA_AEAD_TAG_LEN ||
 		    es[i].raw_len > ARCA_OBJECT_MAX || es[i].comp > ARCA_COMP_ZSTD_DICT ||
-		    es[i].type < OBJ_BLOB || es[i].type > OBJ_DICT)
+		    es[i].type < OBJ_BLOB || es[i].type > OBJ_TYPE_MAX)
 			abort();
 		expect += PACK_ENTRY_HEADER_LEN + (uint64_t)es[i].stored_len;
 	}

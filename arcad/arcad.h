@@ -1,0 +1,62 @@
+/*
+ * arcad.h - the vault daemon's settings and its processes.
+ *
+ *   arcad (parent)  = the store: opens the repository with the ingest key,
+ *                     writes the journal, group-commits, answers per recipient
+ *   listener (child)= LMTP on the network: no keys, no repository, dropped
+ *                     privileges, chrooted; hands each message over a
+ *                     socketpair (ipc.h)
+ * The listener is forked before the repository is opened, so its memory
+ * never held a key.
+ */
+#ifndef ARCAD_H
+#define ARCAD_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define ARCAD_LISTEN_MAX 8
+
+struct arcad_config {
+	char *repo;
+	char *listen[ARCAD_LISTEN_MAX];   /* "ADDR:PORT", "[v6]:PORT" or "unix:PATH" */
+	int nlisten;
+	char *journal_domain;             /* default journal.invalid */
+	char *user;                       /* the listener runs as this user */
+	char *allow;                      /* client allow-list: CIDRs, comma-separated */
+	char *hostname;                   /* in the greeting */
+	uint64_t max_message_size;        /* bytes (SIZE) */
+	unsigned max_recipients;          /* per message */
+	unsigned max_sessions;            /* at once, all clients */
+	unsigned max_sessions_per_client;
+	unsigned rate_per_client;         /* messages per minute per client address */
+	uint64_t quota_account_day;       /* bytes journaled per account per UTC day; 0: none */
+	uint64_t quota_total_day;         /* bytes journaled per UTC day; 0: none */
+	uint64_t disk_reserve;            /* free bytes kept on the repository's disk */
+	uint64_t seal_bytes;              /* seal a journal segment this big */
+	unsigned seal_seconds;            /* or this old */
+	unsigned idle_timeout;            /* seconds a session may stay silent */
+	bool foreground;
+	bool syslog;
+	char *pidfile;
+};
+
+void arcad_config_defaults(struct arcad_config *c);
+/* Reads an ini file (libinih): [arcad] keys named like the long options. */
+int arcad_config_file(struct arcad_config *c, const char *path, char *errbuf, size_t errlen);
+int arcad_config_set(struct arcad_config *c, const char *key, const char *value,
+		     char *errbuf, size_t errlen);
+void arcad_config_release(struct arcad_config *c);
+
+/* Logging to stderr and/or syslog, with the process's role as prefix. */
+void arcad_log_init(const char *role, bool use_syslog);
+void arcad_log(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The store process (returns the exit status). */
+int store_run(const struct arcad_config *c, int ipc_fd, volatile sig_atomic_t *stop);
+/* The listener process (returns the exit status). */
+int listener_run(const struct arcad_config *c, const int *fds, int nfds, int ipc_fd,
+		 volatile sig_atomic_t *stop);
+
+#endif
