@@ -12,6 +12,7 @@
 #include "buf.h"
 #include "cli.h"
 #include "commands.h"
+#include "journal.h"
 #include "mailsync.h"
 #include "banned.h"
 
@@ -19,7 +20,8 @@ static const char USAGE[] =
 	"arca restore maildir --repo REPO --account ACCOUNT --restore-key KEYFILE\n"
 	"                     [--snapshot ID | --at TIME] [--force] [--owner UID:GID] DEST\n"
 	"arca restore maildir --repo REPO --restore-key KEYFILE --pattern PATTERN\n"
-	"                     [--account ACCOUNT ...] [--at TIME] [--jobs N] [--force] [--owner UID:GID]\n\n"
+	"                     [--account ACCOUNT ...] [--at TIME] [--jobs N] [--force] [--owner UID:GID]\n"
+	"                     [--no-journal]\n\n"
 	"Writes the account's Maildir as it was in the snapshot (default: the latest;\n"
 	"--at: the last one at or before TIME, RFC 3339) into DEST, with\n"
 	"dovecot-uidlist, dovecot-keywords and subscriptions, so Dovecot serves the\n"
@@ -28,7 +30,11 @@ static const char USAGE[] =
 	"With --pattern, every account (or each --account given) is restored to\n"
 	"PATTERN with %u the whole address, %n the local part and %d the domain, e.g.\n"
 	"/srv/mail/%d/%n/Maildir, by --jobs processes at once (default: one per CPU);\n"
-	"the passphrase is asked once.";
+	"the passphrase is asked once.\n"
+	"Mail that arcad journaled for the account after the snapshot (and not in\n"
+	"it) is added: mail in to INBOX, unseen; mail out to Sent.  An account known\n"
+	"only from the journal gets an INBOX of its journaled mail.  --at also bounds\n"
+	"the journal; --no-journal restores the snapshot alone.";
 
 static void on_warn(void *ctx, const char *what, const char *why)
 {
@@ -67,7 +73,10 @@ static int restore_one(struct repo *r, const struct snap_info *si, struct restor
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	struct arca_err err = { 0 };
 	struct restore_result res;
-	int rc = restore_maildir(r, si->root, ro, &res, &err);
+	static const uint8_t zero[ARCA_ID_LEN];
+	bool journal_only = memcmp(si->root, zero, ARCA_ID_LEN) == 0;
+	ro->account = si->account;
+	int rc = restore_maildir(r, journal_only ? NULL : si->root, ro, &res, &err);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	char hex[2 * ARCA_ID_LEN + 1], t[40];
 	hex_encode(hex, si->root, ARCA_ID_LEN);
@@ -75,13 +84,81 @@ static int restore_one(struct repo *r, const struct snap_info *si, struct restor
 	if (rc)
 		fprintf(stderr, "%s: restoring %s (snapshot %.16s) into %s: %s\n", cli_prog,
 			si->account, hex, ro->dest, err.msg[0] ? err.msg : arca_strerror(rc));
+	else if (journal_only)
+		printf("restored %s from the journal only (no snapshot): %llu messages (%.1f MiB) into %s in %.2f s\n",
+		       si->account, (unsigned long long)res.journal_added, (double)res.bytes / 1048576.0,
+		       ro->dest, (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
 	else
-		printf("restored %s from snapshot %.16s (%s): %llu folders, %llu messages (%.1f MiB) into %s in %.2f s\n",
+		printf("restored %s from snapshot %.16s (%s): %llu folders, %llu messages (%.1f MiB; %llu from the journal, %llu journaled already in it) into %s in %.2f s\n",
 		       si->account, hex, t, (unsigned long long)res.folders,
-		       (unsigned long long)res.messages, (double)res.bytes / 1048576.0, ro->dest,
+		       (unsigned long long)res.messages, (double)res.bytes / 1048576.0,
+		       (unsigned long long)res.journal_added, (unsigned long long)res.journal_dup, ro->dest,
 		       (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
 	fflush(stdout);
 	return rc ? 1 : 0;
+}
+
+/* Distinct accounts in the journal (records at or before until_ns). */
+struct jaccts {
+	char **names;
+	size_t n, cap;
+	uint64_t until;
+};
+
+static int jacct_one(const struct journal_rec *rec, void *ctx)
+{
+	struct jaccts *j = ctx;
+	if (rec->time_ns > j->until)
+		return 0;
+	/* records come in account order: a new account differs from the last */
+	if (j->n > 0 && strcmp(j->names[j->n - 1], rec->account) == 0)
+		return 0;
+	if (j->n == j->cap) {
+		size_t cap = j->cap ? j->cap * 2 : 64;
+		char **nn = realloc(j->names, cap * sizeof(*nn));
+		if (nn == NULL)
+			return ARCA_ENOMEM;
+		j->names = nn;
+		j->cap = cap;
+	}
+	j->names[j->n] = strdup(rec->account);
+	if (j->names[j->n] == NULL)
+		return ARCA_ENOMEM;
+	j->n++;
+	return 0;
+}
+
+static void jaccts_free(struct jaccts *j)
+{
+	for (size_t i = 0; i < j->n; i++)
+		free(j->names[i]);
+	free(j->names);
+}
+
+static bool bsearch_names(char **names, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(names[i], name) == 0)
+			return true;
+	return false;
+}
+
+static bool has_snapshot(const struct snap_info *list, size_t n, const char *account)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(list[i].account, account) == 0)
+			return true;
+	return false;
+}
+
+/* An account with no snapshot but journaled mail restores from the
+ * journal alone: a snap_info with a zero root stands for that. */
+static int journal_only_pick(const char *account, struct snap_info *si)
+{
+	memset(si, 0, sizeof(*si));
+	si->account = strdup(account);
+	si->source = strdup("journal");
+	return si->account && si->source ? 0 : cli_failf("out of memory");
 }
 
 /*
@@ -125,11 +202,48 @@ static int restore_many(const char *repo, const char *keyfile, const char *patte
 			if (k == nnames)
 				names[nnames++] = list[i].account;
 		}
+	/* accounts the journal knows (and no snapshot does) */
+	struct jaccts ja = { .until = ro->journal_until };
+	if (!ro->no_journal && journal_list(r, NULL, 0, jacct_one, &ja, &err) != 0) {
+		jaccts_free(&ja);
+		free(names);
+		free(picks);
+		snap_infos_free(list, n);
+		repo_close(r);
+		return cli_fail(&err);
+	}
+	size_t jonly = 0;
+	for (size_t i = 0; i < ja.n; i++)
+		if (!has_snapshot(list, n, ja.names[i]) &&
+		    (naccounts == 0 || bsearch_names(accounts, naccounts, ja.names[i])))
+			jonly++;
+	struct snap_info *np = realloc(picks, (nnames + jonly + 1) * sizeof(*picks));
+	if (np == NULL) {
+		rc = cli_failf("out of memory");
+	} else {
+		picks = np;
+	}
 	for (size_t k = 0; k < nnames && rc == 0; k++) {
+		if (!has_snapshot(list, n, names[k]) && !ro->no_journal) {
+			bool in_journal = false;
+			for (size_t i = 0; i < ja.n && !in_journal; i++)
+				in_journal = strcmp(ja.names[i], names[k]) == 0;
+			if (in_journal)
+				continue;   /* picked below */
+		}
 		rc = cli_pick_snapshot(r, names[k], NULL, at, &picks[npicks]);
 		if (rc == 0)
 			npicks++;
 	}
+	for (size_t i = 0; i < ja.n && rc == 0; i++) {
+		if (has_snapshot(list, n, ja.names[i]) ||
+		    (naccounts != 0 && !bsearch_names(accounts, naccounts, ja.names[i])))
+			continue;
+		rc = journal_only_pick(ja.names[i], &picks[npicks]);
+		if (rc == 0)
+			npicks++;
+	}
+	jaccts_free(&ja);
 	const struct arca_restore_key *rk0 = repo_restore_key(r);
 	struct arca_restore_key *rk = acrypto_restore_key_alloc();
 	if (rk != NULL && rk0 != NULL)
@@ -226,6 +340,7 @@ int cmd_restore(int argc, char **argv)
 		{ "owner", required_argument, NULL, 'o' },
 		{ "pattern", required_argument, NULL, 'p' },
 		{ "jobs", required_argument, NULL, 'j' },
+		{ "no-journal", no_argument, NULL, 'J' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -236,7 +351,8 @@ int cmd_restore(int argc, char **argv)
 	char *accounts[256];
 	size_t naccounts = 0;
 	int jobs = 0;
-	struct restore_opts ro = { .owner_uid = -1, .owner_gid = -1, .warn = on_warn };
+	struct restore_opts ro = { .owner_uid = -1, .owner_gid = -1, .warn = on_warn,
+				   .journal_until = UINT64_MAX };
 	int c;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
@@ -252,6 +368,7 @@ int cmd_restore(int argc, char **argv)
 		case 'f': ro.force = true; break;
 		case 'p': pattern = optarg; break;
 		case 'j': jobs = atoi(optarg); break;
+		case 'J': ro.no_journal = true; break;
 		case 'o':
 			if (sscanf(optarg, "%d:%d", &ro.owner_uid, &ro.owner_gid) != 2 ||
 			    ro.owner_uid < 0 || ro.owner_gid < 0)
@@ -263,6 +380,8 @@ int cmd_restore(int argc, char **argv)
 	}
 	if (repo == NULL || keyfile == NULL || (snap != NULL && at != NULL))
 		return cli_usage(USAGE);
+	if (at != NULL && cli_parse_time(at, &ro.journal_until) != 0)
+		return cli_failf("--at %s: not a time (use RFC 3339, e.g. 2026-11-28T06:00:00Z)", at);
 	if (pattern != NULL) {
 		if (optind != argc || snap != NULL)
 			return cli_usage(USAGE);
@@ -276,7 +395,18 @@ int cmd_restore(int argc, char **argv)
 	if (rc)
 		return rc;
 	struct snap_info si;
-	rc = cli_pick_snapshot(r, accounts[0], snap, at, &si);
+	struct arca_err err = { 0 };
+	struct snap_info *list = NULL;
+	size_t n = 0;
+	bool any = repo_snapshots(r, &list, &n, &err) == 0 && has_snapshot(list, n, accounts[0]);
+	snap_infos_free(list, n);
+	struct jaccts ja = { .until = ro.journal_until };
+	if (!any && snap == NULL && !ro.no_journal &&
+	    journal_list(r, accounts[0], 0, jacct_one, &ja, &err) == 0 && ja.n > 0)
+		rc = journal_only_pick(accounts[0], &si);
+	else
+		rc = cli_pick_snapshot(r, accounts[0], snap, at, &si);
+	jaccts_free(&ja);
 	if (rc == 0) {
 		rc = restore_one(r, &si, &ro);
 		snap_info_release(&si);

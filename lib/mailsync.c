@@ -15,6 +15,7 @@
 #include "buf.h"
 #include "fsutil.h"
 #include "pack.h"
+#include "journal_restore.h"
 #include "banned.h"
 
 static void warn(const struct ingest_opts *o, const char *what, const char *why)
@@ -878,8 +879,8 @@ static int restore_msg(struct repo *r, const char *fdir, const struct snap_msg *
 }
 
 static int restore_folder(struct repo *r, const struct snapshot *s, struct snap_folder *f,
-			  const struct restore_opts *o, struct restore_result *res,
-			  struct arca_err *err)
+			  const struct restore_opts *o, struct mkeys *keys, int64_t keys_from_sec,
+			  struct restore_result *res, struct arca_err *err)
 {
 	struct abuf path = ABUF_INIT, sub = ABUF_INIT, name = ABUF_INIT,
 		    final = ABUF_INIT, data = ABUF_INIT;
@@ -957,6 +958,10 @@ static int restore_folder(struct repo *r, const struct snapshot *s, struct snap_
 		}
 		if (rc)
 			arca_err_set(err, rc, "%s", merr.msg);
+		/* recent messages: remember their keys, so journaled copies of
+		 * them are not added again (read back from the page cache) */
+		if (rc == 0 && keys != NULL && m->date_sec >= keys_from_sec)
+			rc = mkeys_add_file(keys, (const char *)final.data, err);
 		if (rc == 0 && m->uid != 0 && uidlist_add(&ul, m->uid, m->base, m->uidlist_ext) != 0)
 			rc = arca_err_set(err, ARCA_ECORRUPT, "folder %s: UIDs out of order", f->name);
 		res->messages++;
@@ -986,6 +991,80 @@ out:
 	return rc;
 }
 
+/* A folder's Maildir directories (cur, new, tmp; maildirfolder in a
+ * Maildir++ subfolder), for mail the snapshot did not have. */
+static int make_folder(const char *dest, enum maildir_layout layout, const char *name,
+		       const struct restore_opts *o, struct abuf *path, struct arca_err *err)
+{
+	abuf_reset(path);
+	int rc = maildir_folder_path(dest, layout, name, path);
+	rc = rc ? rc : abuf_cstr(path);
+	if (rc)
+		return arca_err_set(err, rc, "folder %s cannot be stored in a Maildir", name);
+	char *fdir = strdup((const char *)path->data);
+	if (fdir == NULL)
+		return arca_err_set(err, ARCA_ENOMEM, "out of memory");
+	rc = mkdir_owned(fdir, o, err);
+	static const char *const subdirs[] = { "cur", "new", "tmp" };
+	struct abuf sub = ABUF_INIT;
+	for (int i = 0; i < 3 && rc == 0; i++) {
+		abuf_reset(&sub);
+		abuf_printf(&sub, "%s/%s", fdir, subdirs[i]);
+		struct stat st;
+		if (stat((const char *)sub.data, &st) != 0)
+			rc = mkdir_owned((const char *)sub.data, o, err);
+	}
+	if (rc == 0 && layout == MAILDIR_LAYOUT_MAILDIRPP && strcmp(name, "INBOX") != 0) {
+		abuf_reset(&sub);
+		rc = write_control(fdir, "maildirfolder", &sub, o, err);
+	}
+	abuf_release(&sub);
+	free(fdir);
+	return rc;
+}
+
+/* Journaled mail that arrived after the snapshot: INBOX (in), Sent (out). */
+static int restore_journal(struct repo *r, const struct snapshot *s, const struct journal_rec *recs,
+			   size_t n, struct mkeys *keys, const struct restore_opts *o,
+			   struct restore_result *res, struct arca_err *err)
+{
+	enum maildir_layout layout = s ? (enum maildir_layout)s->layout : MAILDIR_LAYOUT_MAILDIRPP;
+	const char *sent = NULL;
+	for (size_t i = 0; s && i < s->nfolders && sent == NULL; i++)
+		if (s->folders[i].special_use && strstr(s->folders[i].special_use, "\\Sent") != NULL)
+			sent = s->folders[i].name;
+	if (sent == NULL)
+		sent = "Sent";
+	struct abuf inbox = ABUF_INIT, outbox = ABUF_INIT;
+	int rc = make_folder(o->dest, layout, "INBOX", o, &inbox, err);
+	bool have_out = false;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		const char *fdir = (const char *)inbox.data;
+		if (recs[i].direction == JOURNAL_DIR_OUT) {
+			if (!have_out) {
+				rc = make_folder(o->dest, layout, sent, o, &outbox, err);
+				if (rc)
+					break;
+				have_out = true;
+			}
+			fdir = (const char *)outbox.data;
+		}
+		bool added = false;
+		rc = journal_restore_message(r, &recs[i], fdir, o->owner_uid, o->owner_gid, keys,
+					     &added, err);
+		if (rc == 0 && added) {
+			res->journal_added++;
+			res->messages++;
+			res->bytes += recs[i].size;
+		} else if (rc == 0) {
+			res->journal_dup++;
+		}
+	}
+	abuf_release(&inbox);
+	abuf_release(&outbox);
+	return rc;
+}
+
 int restore_maildir(struct repo *r, const uint8_t root[ARCA_ID_LEN],
 		    const struct restore_opts *o, struct restore_result *res,
 		    struct arca_err *err)
@@ -1000,12 +1079,30 @@ int restore_maildir(struct repo *r, const uint8_t root[ARCA_ID_LEN],
 				    "%s is not empty; restore into a new directory (or pass --force to write into it)",
 				    o->dest);
 	struct snapshot *s = NULL;
-	rc = snapshot_load(r, root, &s, err);
-	if (rc)
-		return rc;
-	rc = mkdir_owned(o->dest, o, err);
-	for (size_t i = 0; i < s->nfolders && rc == 0; i++) {
-		rc = restore_folder(r, s, &s->folders[i], o, res, err);
+	if (root != NULL) {
+		rc = snapshot_load(r, root, &s, err);
+		if (rc)
+			return rc;
+	}
+	/* journaled mail since (shortly before) the snapshot */
+	struct journal_rec *recs = NULL;
+	size_t nrecs = 0;
+	struct mkeys keys;
+	mkeys_init(&keys);
+	if (o->account != NULL && !o->no_journal) {
+		uint64_t t = s ? s->time_ns : 0;
+		uint64_t since = t > JOURNAL_RESTORE_SLACK_NS ? t - JOURNAL_RESTORE_SLACK_NS : 0;
+		rc = journal_restore_collect(r, o->account, since, &recs, &nrecs, err);
+		/* a point-in-time restore stops at its time */
+		while (nrecs > 0 && recs[nrecs - 1].time_ns > o->journal_until)
+			nrecs--;
+	}
+	/* snapshot messages delivered from an hour before the first record
+	 * may be the same mail */
+	int64_t keys_from = nrecs ? (int64_t)(recs[0].time_ns / 1000000000ull) - 3600 : 0;
+	rc = rc ? rc : mkdir_owned(o->dest, o, err);
+	for (size_t i = 0; s && i < s->nfolders && rc == 0; i++) {
+		rc = restore_folder(r, s, &s->folders[i], o, nrecs ? &keys : NULL, keys_from, res, err);
 		/* drop the records once written: bounded memory per folder */
 		struct snap_folder *f = &s->folders[i];
 		for (size_t m = 0; m < f->nmsgs; m++) {
@@ -1016,7 +1113,7 @@ int restore_maildir(struct repo *r, const uint8_t root[ARCA_ID_LEN],
 		f->msgs = NULL;
 		f->nmsgs = f->msgs_cap = 0;
 	}
-	if (rc == 0 && s->nsubscriptions > 0) {
+	if (rc == 0 && s && s->nsubscriptions > 0) {
 		struct subscriptions subs = { s->subscriptions, s->nsubscriptions, s->nsubscriptions };
 		struct abuf data = ABUF_INIT;
 		rc = subscriptions_format(&subs, &data);
@@ -1024,6 +1121,8 @@ int restore_maildir(struct repo *r, const uint8_t root[ARCA_ID_LEN],
 			: write_control(o->dest, "subscriptions", &data, o, err);
 		abuf_release(&data);
 	}
+	if (rc == 0 && (nrecs > 0 || s == NULL))
+		rc = restore_journal(r, s, recs, nrecs, &keys, o, res, err);
 	/* One syncfs instead of an fsync per message: restore is re-runnable,
 	 * so only the end needs to be durable (callers restoring many accounts
 	 * sync once at the very end instead).  Starting writeback per file
@@ -1036,6 +1135,8 @@ int restore_maildir(struct repo *r, const uint8_t root[ARCA_ID_LEN],
 		if (fd >= 0)
 			close(fd);
 	}
+	free(recs);
+	mkeys_release(&keys);
 	snapshot_free(s);
 	return rc;
 }

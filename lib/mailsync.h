@@ -46,6 +46,9 @@ struct restore_opts {
 	bool force;                   /* allow a non-empty destination */
 	bool no_sync;                 /* caller syncs (restore_sync) at the end */
 	int owner_uid, owner_gid;     /* -1: leave as is */
+	const char *account;          /* whose journaled mail to add (NULL: none) */
+	bool no_journal;              /* the snapshot alone */
+	uint64_t journal_until;       /* journaled mail up to this time (ns; 0: none) */
 	ingest_warn_fn *warn;
 	void *ctx;
 };
@@ -56,8 +59,13 @@ int restore_sync(const char *dest, struct arca_err *err);
 struct restore_result {
 	uint64_t folders, messages, bytes;
 	uint64_t skipped;             /* messages whose names can't be files (warned) */
+	uint64_t journal_added;       /* journaled messages added (journal_restore.h) */
+	uint64_t journal_dup;         /* journaled messages the snapshot already held */
 };
 
+/* Restore snapshot `root` (NULL: an account known only from the journal:
+ * an empty Maildir plus its journaled mail) into o->dest, then add the
+ * journaled mail of o->account that the snapshot lacks. */
 int restore_maildir(struct repo *r, const uint8_t root[ARCA_ID_LEN],
 		    const struct restore_opts *o, struct restore_result *res,
 		    struct arca_err *err);
