@@ -67,6 +67,7 @@ static int parse_size(const char *v, uint64_t *out)
 	case 'm': case 'M': mul = 1ull << 20; end++; break;
 	case 'g': case 'G': mul = 1ull << 30; end++; break;
 	case 't': case 'T': mul = 1ull << 40; end++; break;
+	case 'p': case 'P': mul = 1ull << 50; end++; break;
 	}
 	if (*end != '\0' || (n && mul > UINT64_MAX / n))
 		return -1;

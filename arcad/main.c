@@ -147,6 +147,7 @@ int main(int argc, char **argv)
 			v = argv[i] + 9;
 		if (v && arcad_config_file(&c, v, err, sizeof(err)) != 0) {
 			fprintf(stderr, "arcad: %s\n", err);
+			arcad_config_release(&c);
 			return 2;
 		}
 	}
@@ -181,6 +182,7 @@ int main(int argc, char **argv)
 		case 0:
 			if (arcad_config_set(&c, opts[idx].name, optarg, err, sizeof(err)) != 0) {
 				fprintf(stderr, "arcad: %s\n", err);
+				arcad_config_release(&c);
 				return 2;
 			}
 			break;
@@ -194,9 +196,11 @@ int main(int argc, char **argv)
 			break;
 		case 'h':
 			usage(stdout);
+			arcad_config_release(&c);
 			return 0;
 		default:
 			usage(stderr);
+			arcad_config_release(&c);
 			return 2;
 		}
 	}
@@ -204,6 +208,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "arcad: %s\n", optind != argc ? "unexpected arguments"
 				 : c.repo == NULL ? "--repo is required" : "--journal-listen is required");
 		usage(stderr);
+		arcad_config_release(&c);
 		return 2;
 	}
 	int fds[ARCAD_LISTEN_MAX];
@@ -211,6 +216,9 @@ int main(int argc, char **argv)
 		fds[i] = bind_one(c.listen[i], err, sizeof(err));
 		if (fds[i] < 0) {
 			fprintf(stderr, "arcad: %s\n", err);
+			while (i-- > 0)
+				close(fds[i]);
+			arcad_config_release(&c);
 			return 1;
 		}
 	}

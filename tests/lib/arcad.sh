@@ -1,0 +1,78 @@
+# arcad.sh - start and stop a private arcad for tests (sourced after common.sh).
+#   arcad_start DIR REPO PORT [extra arcad options...]   (also listens on DIR/lmtp.sock)
+#   arcad_stop DIR            SIGTERM, wait; returns arcad's exit status
+#   arcad_kill DIR            SIGKILL (crash), wait
+# The ASan build is used when present, like ARCA.
+if [ -z "${ARCAD:-}" ]; then
+	if [ -x "${ARCA_BIN_ASAN:-$ARCA_ROOT/build-asan}/arcad/arcad" ] && [ -z "${ARCA_NO_ASAN:-}" ]; then
+		ARCAD=${ARCA_BIN_ASAN:-$ARCA_ROOT/build-asan}/arcad/arcad
+	else
+		ARCAD=${ARCA_BIN:-$ARCA_ROOT/build}/arcad/arcad
+	fi
+fi
+ARCAD_FAST=${ARCA_BIN:-$ARCA_ROOT/build}/arcad/arcad
+
+# Prints N free TCP ports on 127.0.0.1 (random, below the ephemeral range).
+arcad_free_ports() {
+	python3 - "$1" <<'PY'
+import random, socket, sys
+n = int(sys.argv[1])
+lo = int(open('/proc/sys/net/ipv4/ip_local_port_range').read().split()[0])
+ports = []
+while len(ports) < n:
+    p = random.randint(20000, lo - 1)
+    if p in ports:
+        continue
+    s = socket.socket()
+    try:
+        s.bind(('127.0.0.1', p))
+        ports.append(p)
+    except OSError:
+        pass
+    finally:
+        s.close()
+print(' '.join(map(str, ports)))
+PY
+}
+
+arcad_start() {
+	local dir=$1 repo=$2 port=$3; shift 3
+	mkdir -p "$dir"
+	"${ARCAD_BIN:-$ARCAD}" --repo "$repo" --journal-listen "127.0.0.1:$port" \
+		--journal-listen "unix:$dir/lmtp.sock" --foreground --disk-reserve 10M "$@" \
+		>>"$dir/arcad.log" 2>&1 &
+	echo $! >"$dir/arcad.pid"
+	local i
+	for i in $(seq 100); do
+		if grep -q "store ready" "$dir/arcad.log" 2>/dev/null &&
+			python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 1).close()" 2>/dev/null; then
+			return 0
+		fi
+		kill -0 "$(cat "$dir/arcad.pid")" 2>/dev/null || break
+		sleep 0.05
+	done
+	echo "arcad did not start:" >&2
+	tail -20 "$dir/arcad.log" >&2
+	return 1
+}
+
+arcad_stop() {
+	local dir=$1 pid rc
+	pid=$(cat "$dir/arcad.pid" 2>/dev/null) || return 0
+	kill -TERM "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	rc=$?
+	rm -f "$dir/arcad.pid"
+	return $rc
+}
+
+arcad_kill() {
+	local dir=$1 pid
+	pid=$(cat "$dir/arcad.pid" 2>/dev/null) || return 0
+	# the whole process group: the store and its listener
+	pkill -KILL -P "$pid" 2>/dev/null
+	kill -KILL "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	rm -f "$dir/arcad.pid"
+	return 0
+}
