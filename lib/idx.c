@@ -417,7 +417,7 @@ int idx_jrnl_foreach(struct idx_txn *t, const void *prefix, size_t plen,
 	int rc = 0;
 	int mrc = mdb_cursor_get(c, &k, &v, plen ? MDB_SET_RANGE : MDB_FIRST);
 	while (mrc == 0 && rc == 0) {
-		if (k.mv_size < plen || memcmp(k.mv_data, prefix, plen) != 0)
+		if (plen > 0 && (k.mv_size < plen || memcmp(k.mv_data, prefix, plen) != 0))
 			break;
 		rc = fn(k.mv_data, k.mv_size, v.mv_data, v.mv_size, ctx);
 		mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);

@@ -95,7 +95,7 @@ static bool message_id(const uint8_t *p, size_t hlen, char *out, size_t cap)
 		size_t e = i;
 		while (e < hlen && p[e] != '\n')
 			e++;
-		if (e - i > 11 && strncasecmp((const char *)p + i, "Message-ID:", 11) == 0) {
+		if (e - i >= 11 && strncasecmp((const char *)p + i, "Message-ID:", 11) == 0) {
 			size_t o = 0;
 			size_t j = i + 11;
 			/* the value, with continuation lines */
