@@ -84,8 +84,8 @@ enum lmtp_perr {
 	LMTP_PE_COUNT
 };
 
-/* The reply line for a kind (no CRLF; never NULL; an out-of-range kind gets
- * "500 5.5.2 Syntax error"). */
+/* The reply line for a kind (no CRLF; never NULL).  LMTP_PE_NONE gives
+ * "250 2.0.0 OK", an out-of-range kind "500 5.5.2 Syntax error". */
 const char *lmtp_reply_for(int kind);
 
 /* ---- command lines ----------------------------------------------------- */
@@ -95,10 +95,10 @@ const char *lmtp_reply_for(int kind);
  * before the LF is part of the terminator.  RFC 5321 wants CRLF; a bare LF
  * is accepted for command lines (not for DATA) and reported in bare_lf.
  * A line whose content (terminator excluded) is longer than LMTP_CMD_MAX is
- * discarded whole, however long, with at most LMTP_LINE_MAX bytes looked at
- * per call while no LF is in sight, so the caller's read buffer never needs
- * more than LMTP_LINE_MAX bytes.  Zero-initialise (or lmtp_lines_init) once
- * per connection.
+ * discarded whole, however long: with LMTP_LINE_MAX bytes and no LF in
+ * sight, the bytes are consumed and dropping goes on until the next LF, so
+ * the caller's read buffer never needs more than LMTP_LINE_MAX bytes.
+ * Zero-initialise (or lmtp_lines_init) once per connection.
  */
 struct lmtp_lines {
 	bool skipping;  /* inside an overlong line, dropping bytes to its LF */
@@ -306,6 +306,7 @@ struct lmtp_bdat {
 	bool last;            /* the current chunk was announced LAST */
 	bool done;            /* the LAST chunk has been read */
 	/* private */
+	uint64_t taken;       /* bytes read over all chunks */
 	bool in_chunk;
 	bool prev_cr;
 	uint64_t line_len;
@@ -352,7 +353,8 @@ enum journal_dir {
  * valid UTF-8, no control characters, kept as is.  DOMAIN: a host name
  * (labels of letters, digits, '-' and UTF-8, 1..63 bytes, no '-' at either
  * end, at most LMTP_DOMAIN_MAX bytes in all) or an address literal
- * ([192.0.2.1], [IPv6:2001:db8::1]); ASCII letters are lower-cased.
+ * ([192.0.2.1], [IPv6:2001:db8::1]); its ASCII letters are lower-cased
+ * (an IPv6 literal's tag is written "IPv6:").
  * Writes "LOCAL@domain" (NUL-terminated) to account_r and the direction to
  * dir_r.  Returns 0, ARCA_ENOENT (not a journal address: wrong domain or no
  * '='), ARCA_EFORMAT (a bad LOCAL or DOMAIN), ARCA_ELIMIT (account longer
