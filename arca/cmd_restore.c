@@ -4,6 +4,7 @@
 #include <getopt.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,12 +43,26 @@ static void on_warn(void *ctx, const char *what, const char *why)
 	fprintf(stderr, "%s: warning: %s: %s\n", cli_prog, what, why);
 }
 
-/* PATTERN with %u, %n, %d replaced for one account. */
+/* A name that can be one path component: not empty, ".", "..", nor
+ * holding '/' (account names from the journal come from the mail server,
+ * and a quoted local part may hold anything). */
+static bool component_ok(const char *p, size_t n)
+{
+	if (n == 0 || memchr(p, '/', n) != NULL || memchr(p, '\0', n) != NULL)
+		return false;
+	return !(n == 1 && p[0] == '.') && !(n == 2 && p[0] == '.' && p[1] == '.');
+}
+
+/* PATTERN with %u, %n, %d replaced for one account.  ARCA_EINVAL when the
+ * account can't be a directory name. */
 static int expand(const char *pattern, const char *account, struct abuf *out)
 {
 	const char *at = strrchr(account, '@');
 	size_t nlen = at ? (size_t)(at - account) : strlen(account);
 	const char *dom = at ? at + 1 : "";
+	if (!component_ok(account, strlen(account)) || !component_ok(account, nlen) ||
+	    (at && !component_ok(dom, strlen(dom))))
+		return ARCA_EINVAL;
 	abuf_reset(out);
 	int rc = 0;
 	for (const char *p = pattern; *p && rc == 0; p++) {
@@ -293,6 +308,8 @@ static int restore_many(const char *repo, const char *keyfile, const char *patte
 			struct abuf dest = ABUF_INIT;
 			for (size_t i = (size_t)w; i < npicks; i += (size_t)jobs) {
 				if (expand(pattern, picks[i].account, &dest) != 0) {
+					fprintf(stderr, "%s: account \"%s\" can't be a directory name in %s; restore it with --account and a DEST of your choice\n",
+						cli_prog, picks[i].account, pattern);
 					fails++;
 					continue;
 				}

@@ -40,6 +40,9 @@ struct arcad_config {
 	bool foreground;
 	bool syslog;
 	char *pidfile;
+	char *tls_cert;                   /* PEM chain: STARTTLS offered when set */
+	char *tls_key;                    /* PEM private key */
+	bool tls_required;                /* refuse MAIL before STARTTLS */
 };
 
 void arcad_config_defaults(struct arcad_config *c);

@@ -39,6 +39,8 @@ void arcad_config_release(struct arcad_config *c)
 	free(c->allow);
 	free(c->hostname);
 	free(c->pidfile);
+	free(c->tls_cert);
+	free(c->tls_key);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -128,6 +130,12 @@ int arcad_config_set(struct arcad_config *c, const char *key, const char *v,
 		bad = set_str(&c->hostname, v);
 	else if (!strcmp(key, "pidfile"))
 		bad = set_str(&c->pidfile, v);
+	else if (!strcmp(key, "tls-cert"))
+		bad = set_str(&c->tls_cert, v);
+	else if (!strcmp(key, "tls-key"))
+		bad = set_str(&c->tls_key, v);
+	else if (!strcmp(key, "tls-required"))
+		bad = parse_bool(v, &c->tls_required);
 	else if (!strcmp(key, "max-message-size"))
 		bad = parse_size(v, &c->max_message_size) || c->max_message_size > (256ull << 20) ||
 		      c->max_message_size == 0;

@@ -32,6 +32,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #include "ipc.h"
 #include "journal.h"
 #include "lmtp.h"
@@ -47,6 +50,9 @@ enum sstate {
 	S_WAIT,         /* message handed to the store, waiting for its verdict */
 	S_CLOSING,      /* flush out, then close */
 };
+
+/* TLS on a session: none yet, handshake running, established. */
+enum tls_state { TLS_NONE, TLS_HANDSHAKE, TLS_ON };
 
 struct session {
 	int fd;
@@ -69,6 +75,9 @@ struct session {
 	struct abuf body;
 	uint64_t txn;
 	time_t last;
+	SSL *ssl;
+	enum tls_state tls;
+	bool tls_want_write;     /* the last TLS call wants the socket writable */
 };
 
 /* Per-client-address message rate (token bucket) and session count. */
@@ -100,6 +109,7 @@ struct listener {
 	char why[IPC_TEXT_MAX];
 	uint64_t next_txn;
 	const char *hostname;
+	SSL_CTX *tls;            /* NULL: no STARTTLS offered */
 };
 
 static double now_s(void)
@@ -275,6 +285,8 @@ static void session_free(struct listener *l, struct session *s)
 	struct client *c = client_get(l, s->ip);
 	if (c->sessions > 0)
 		c->sessions--;
+	if (s->ssl != NULL)
+		SSL_free(s->ssl);
 	close(s->fd);
 	txn_reset(s);
 	abuf_release(&s->in);
@@ -315,6 +327,27 @@ static void message_done(struct listener *l, struct session *s, const char *bad)
 	s->state = S_WAIT;
 }
 
+/* A refused recipient: logged, at most 20 lines a minute (a client trying
+ * addresses must not flood the log), then a count of those not logged. */
+static void refused_rcpt(struct listener *l, struct session *s, const char *why)
+{
+	static double window;
+	static unsigned logged, dropped;
+	double t = now_s();
+	if (t - window > 60.0) {
+		if (dropped)
+			arcad_log(LOG_WARNING, "%u more refused recipients not logged", dropped);
+		window = t;
+		logged = dropped = 0;
+	}
+	if (logged++ < 20)
+		arcad_log(LOG_WARNING, "refused recipient from %s (not a journal address, the copy is lost unless the mail server keeps it): %s",
+			  s->peer, why);
+	else
+		dropped++;
+	(void)l;
+}
+
 static void do_command(struct listener *l, struct session *s, const char *line, size_t len)
 {
 	static struct lmtp_cmd cmd;
@@ -338,6 +371,8 @@ static void do_command(struct listener *l, struct session *s, const char *line, 
 		reply(s, "250-8BITMIME");
 		reply(s, "250-SMTPUTF8");
 		reply(s, "250-CHUNKING");
+		if (l->tls != NULL && s->tls == TLS_NONE)
+			reply(s, "250-STARTTLS");
 		reply(s, size);
 		reply(s, "250 BINARYMIME");
 		return;
@@ -349,6 +384,10 @@ static void do_command(struct listener *l, struct session *s, const char *line, 
 		}
 		if (s->have_mail) {
 			reply(s, "503 5.5.1 Nested MAIL command");
+			return;
+		}
+		if (l->c->tls_required && s->tls != TLS_ON) {
+			reply(s, "530 5.7.0 Must issue a STARTTLS command first");
 			return;
 		}
 		if (!l->accepting) {
@@ -400,6 +439,9 @@ static void do_command(struct listener *l, struct session *s, const char *line, 
 		enum journal_dir dir;
 		if (journal_addr_map(cmd.path.addr, l->c->journal_domain, account, sizeof(account),
 				     &dir, &e) != 0) {
+			/* Postfix sends journal copies with NOTIFY=NEVER: a refused
+			 * copy bounces to nobody, so say it here (rate-limited) */
+			refused_rcpt(l, s, e.msg);
 			reply(s, lmtp_reply_for(LMTP_PE_NOT_JOURNAL));
 			return;
 		}
@@ -419,6 +461,11 @@ static void do_command(struct listener *l, struct session *s, const char *line, 
 		return;
 	}
 	case LMTP_DATA:
+		if (s->flags & JOURNAL_F_BINARYMIME) {
+			/* RFC 3030 3: BINARYMIME content comes only with BDAT */
+			reply(s, "503 5.5.1 BODY=BINARYMIME requires BDAT");
+			return;
+		}
 		if (s->bdat_mode) {
 			reply(s, "503 5.5.1 DATA after BDAT");
 			return;
@@ -465,7 +512,18 @@ static void do_command(struct listener *l, struct session *s, const char *line, 
 		s->state = S_CLOSING;
 		return;
 	case LMTP_STARTTLS:
-		reply(s, "502 5.5.1 STARTTLS is not offered here (use a unix socket or a trusted network)");
+		if (l->tls == NULL) {
+			reply(s, "502 5.5.1 STARTTLS is not offered here");
+			return;
+		}
+		if (s->tls != TLS_NONE) {
+			reply(s, "503 5.5.1 TLS is already on");
+			return;
+		}
+		txn_reset(s);
+		s->lhlo = false;   /* RFC 3207 4.2: forget everything said before */
+		reply(s, "220 2.0.0 Ready to start TLS");
+		s->tls = TLS_HANDSHAKE;   /* begins once the 220 is out */
 		return;
 	default:
 		reply(s, lmtp_reply_for(LMTP_PE_UNKNOWN_VERB));
@@ -527,6 +585,15 @@ static void process(struct listener *l, struct session *s)
 			do_command(l, s, (const char *)p, ll);
 		else
 			s->state = S_CLOSING;
+		if (s->tls == TLS_HANDSHAKE) {
+			/* plaintext after STARTTLS would be taken as if it came
+			 * through TLS (CVE-2011-0411): drop the connection */
+			if (off < s->in.len) {
+				s->state = S_CLOSING;
+				s->tls = TLS_NONE;
+			}
+			break;
+		}
 	}
 	if (off > 0) {
 		memmove(s->in.data, s->in.data + off, s->in.len - off);
@@ -637,11 +704,50 @@ static void accept_one(struct listener *l, int lfd)
 	reply(s, greet);
 }
 
+/* Start the handshake once the 220 reply is out. */
+static bool tls_step(struct listener *l, struct session *s)
+{
+	if (s->ssl == NULL) {
+		s->ssl = SSL_new(l->tls);
+		if (s->ssl == NULL || SSL_set_fd(s->ssl, s->fd) != 1)
+			return false;
+	}
+	ERR_clear_error();
+	int r = SSL_accept(s->ssl);
+	if (r == 1) {
+		s->tls = TLS_ON;
+		s->tls_want_write = false;
+		s->last = time(NULL);
+		return true;
+	}
+	int e = SSL_get_error(s->ssl, r);
+	if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+		s->tls_want_write = e == SSL_ERROR_WANT_WRITE;
+		return true;
+	}
+	return false;   /* a failed handshake ends the session */
+}
+
 /* Write what we can; false when the session is finished. */
-static bool flush_out(struct session *s)
+static bool flush_out(struct listener *l, struct session *s)
 {
 	while (s->out.len > 0) {
-		ssize_t k = write(s->fd, s->out.data, s->out.len);
+		ssize_t k;
+		if (s->tls == TLS_ON) {
+			ERR_clear_error();
+			int r = SSL_write(s->ssl, s->out.data, (int)(s->out.len > INT32_MAX ? INT32_MAX : s->out.len));
+			if (r <= 0) {
+				int e = SSL_get_error(s->ssl, r);
+				if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
+					s->tls_want_write = e == SSL_ERROR_WANT_WRITE;
+					return true;
+				}
+				return false;
+			}
+			k = r;
+		} else {
+			k = write(s->fd, s->out.data, s->out.len);
+		}
 		if (k > 0) {
 			memmove(s->out.data, s->out.data + k, s->out.len - (size_t)k);
 			s->out.len -= (size_t)k;
@@ -653,14 +759,45 @@ static bool flush_out(struct session *s)
 			return true;
 		return false;
 	}
+	if (s->tls == TLS_HANDSHAKE && s->state != S_CLOSING)
+		return tls_step(l, s);
 	return s->state != S_CLOSING;
 }
 
 static bool read_in(struct session *s)
 {
+	if (s->tls == TLS_HANDSHAKE)
+		return true;   /* tls_step reads */
 	if (abuf_reserve(&s->in, READ_CHUNK) != 0)
 		return false;
-	ssize_t k = read(s->fd, s->in.data + s->in.len, READ_CHUNK);
+	ssize_t k;
+	if (s->tls == TLS_ON) {
+		/* all that TLS has decrypted: poll can't see what OpenSSL holds */
+		size_t got = 0;
+		for (;;) {
+			ERR_clear_error();
+			int r = SSL_read(s->ssl, s->in.data + s->in.len + got, (int)(READ_CHUNK - got));
+			if (r <= 0) {
+				int e = SSL_get_error(s->ssl, r);
+				if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+					s->tls_want_write = e == SSL_ERROR_WANT_WRITE;
+					break;
+				}
+				if (got > 0)
+					break;
+				return false;
+			}
+			got += (size_t)r;
+			if (got == READ_CHUNK || SSL_pending(s->ssl) == 0)
+				break;
+		}
+		s->in.len += got;
+		if (got > 0)
+			s->last = time(NULL);
+		return true;
+	} else {
+		k = read(s->fd, s->in.data + s->in.len, READ_CHUNK);
+	}
 	if (k > 0) {
 		s->in.len += (size_t)k;
 		s->last = time(NULL);
@@ -669,6 +806,30 @@ static bool read_in(struct session *s)
 	if (k < 0 && (errno == EAGAIN || errno == EINTR))
 		return true;
 	return false;   /* EOF or error */
+}
+
+/* Certificate and key, read before the chroot. */
+static int tls_setup(struct listener *l, const struct arcad_config *c)
+{
+	if (c->tls_cert == NULL && c->tls_key == NULL)
+		return 0;
+	if (c->tls_cert == NULL || c->tls_key == NULL) {
+		arcad_log(LOG_ERR, "TLS needs both --tls-cert and --tls-key");
+		return -1;
+	}
+	l->tls = SSL_CTX_new(TLS_server_method());
+	if (l->tls == NULL || SSL_CTX_set_min_proto_version(l->tls, TLS1_2_VERSION) != 1 ||
+	    SSL_CTX_use_certificate_chain_file(l->tls, c->tls_cert) != 1 ||
+	    SSL_CTX_use_PrivateKey_file(l->tls, c->tls_key, SSL_FILETYPE_PEM) != 1 ||
+	    SSL_CTX_check_private_key(l->tls) != 1) {
+		char e[256];
+		ERR_error_string_n(ERR_get_error(), e, sizeof(e));
+		arcad_log(LOG_ERR, "TLS certificate %s / key %s: %s", c->tls_cert, c->tls_key, e);
+		return -1;
+	}
+	SSL_CTX_set_mode(l->tls, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	SSL_CTX_set_options(l->tls, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+	return 0;
 }
 
 /* Unprivileged user, empty root, no new privileges. */
@@ -733,8 +894,12 @@ int listener_run(const struct arcad_config *c, const int *fds, int nfds, int ipc
 		arcad_log(LOG_ERR, "bad --allow list: %s", c->allow);
 		return 2;
 	}
-	if (drop_privileges(c) != 0)
+	if (tls_setup(&l, c) != 0)
 		return 1;
+	if (drop_privileges(c) != 0) {
+		SSL_CTX_free(l.tls);
+		return 1;
+	}
 	fcntl(ipc_fd, F_SETFL, fcntl(ipc_fd, F_GETFL) | O_NONBLOCK);
 	for (int i = 0; i < nfds; i++)
 		fcntl(fds[i], F_SETFL, fcntl(fds[i], F_GETFL) | O_NONBLOCK);
@@ -757,6 +922,10 @@ int listener_run(const struct arcad_config *c, const int *fds, int nfds, int ipc
 			if (s->state != S_WAIT && s->state != S_CLOSING)
 				ev |= POLLIN;
 			if (s->out.len > 0 || s->state == S_CLOSING)
+				ev |= POLLOUT;
+			if (s->tls == TLS_HANDSHAKE)
+				ev = s->out.len > 0 || s->tls_want_write ? POLLOUT : POLLIN;
+			else if (s->tls == TLS_ON && s->tls_want_write)
 				ev |= POLLOUT;
 			pf[1 + nfds + i] = (struct pollfd){ .fd = s->fd, .events = ev };
 		}
@@ -786,11 +955,11 @@ int listener_run(const struct arcad_config *c, const int *fds, int nfds, int ipc
 				}
 			}
 			if (alive)
-				alive = flush_out(s);
+				alive = flush_out(&l, s);
 			if (alive && s->state != S_WAIT &&
 			    time(NULL) - s->last > (time_t)c->idle_timeout) {
 				reply(s, "421 4.4.2 Idle too long, closing");
-				flush_out(s);
+				flush_out(&l, s);
 				alive = false;
 			}
 			if (!alive) {
@@ -815,12 +984,13 @@ int listener_run(const struct arcad_config *c, const int *fds, int nfds, int ipc
 	for (size_t i = 0; i < l.nss; i++) {
 		if (l.ss[i]->state != S_WAIT && l.ss[i]->state != S_DATA) {
 			reply(l.ss[i], "421 4.3.2 arcad shutting down");
-			flush_out(l.ss[i]);
+			flush_out(&l, l.ss[i]);
 		}
 		session_free(&l, l.ss[i]);
 	}
 	free(l.ss);
 	free(pf);
+	SSL_CTX_free(l.tls);
 	ipc_reader_release(&l.rd);
 	abuf_release(&l.strings);
 	for (int i = 0; i < nfds; i++)

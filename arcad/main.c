@@ -61,6 +61,8 @@ static void usage(FILE *f)
 		"  --seal-size BYTES           seal a journal segment this big (16M)\n"
 		"  --seal-seconds N            or this old (60)\n"
 		"  --idle-timeout N            seconds a silent session is kept (300)\n"
+		"  --tls-cert FILE --tls-key FILE   offer STARTTLS (PEM; read before dropping privileges)\n"
+		"  --tls-required yes          refuse MAIL before STARTTLS\n"
 		"  --foreground                don't detach (for systemd); --syslog also log to syslog\n"
 		"  --pidfile FILE\n");
 }
@@ -171,6 +173,9 @@ int main(int argc, char **argv)
 		{ "seal-seconds", required_argument, NULL, 0 },
 		{ "idle-timeout", required_argument, NULL, 0 },
 		{ "pidfile", required_argument, NULL, 0 },
+		{ "tls-cert", required_argument, NULL, 0 },
+		{ "tls-key", required_argument, NULL, 0 },
+		{ "tls-required", required_argument, NULL, 0 },
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "syslog", no_argument, NULL, 's' },
 		{ "help", no_argument, NULL, 'h' },

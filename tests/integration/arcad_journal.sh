@@ -43,6 +43,12 @@ check "an overlong line: 500 5.5.2, and the session goes on (NOOP 250)" \
 	bash -c 'grep -q "^500 5.5.2" <<<"$1" && grep -q "^250 2.0.0" <<<"$1"' _ "$out"
 check "unknown verb 500, HELO refused, bad MAIL 501, RCPT before MAIL 503, QUIT 221" \
 	bash -c 'for c in "^500 5.5.1" "^501 5.1.7" "^503" "^221"; do grep -q "$c" <<<"$1" || exit 1; done' _ "$out"
+out=$(printf 'LHLO x\r\nMAIL FROM:<a@b> BODY=BINARYMIME\r\nRCPT TO:<alice=example.test@%s>\r\nDATA\r\nQUIT\r\n' "$J" |
+	timeout 5 $SEND 127.0.0.1:$P1 --raw)
+check "BODY=BINARYMIME then DATA: 503 (RFC 3030 wants BDAT)" grep -q '^503 5.5.1 BODY=BINARYMIME' <<<"$out"
+sleep 0.2
+check "a refused journal address is logged (Postfix would drop the copy silently)" \
+	grep -q "refused recipient from 127.0.0.1" "$T/d/arcad.log"
 out=$(printf 'LHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<alice=example.test@%s>\r\nDATA\r\nSub: nul\r\n\r\na\0b\r\n.\r\nQUIT\r\n' "$J" |
 	timeout 5 $SEND 127.0.0.1:$P1 --raw)
 check "a message with a NUL byte is journaled as received" grep -q '^250 2.0.0 journaled' <<<"$out"
@@ -91,6 +97,37 @@ check "a second arcad on the same repository is refused (journal lock)" bash -c 
 	rc=$?; kill $p; wait $p
 	[ $rc -ne 0 ] && grep -q "another process writes the journal" "$4/third.log"' _ "$ARCAD_FAST" "$R" "$P2" "$T" "$P3"
 
+# --- STARTTLS and a config file ----------------------------------------------
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$T/tls.key" -out "$T/tls.crt" -days 2 \
+	-subj /CN=vault.test >/dev/null 2>&1
+cat >"$T/arcad.conf" <<CONF
+[arcad]
+# the same settings as flags, read with libinih
+repo = $R
+journal-domain = journal.invalid
+tls-cert = $T/tls.crt
+tls-key = $T/tls.key
+tls-required = yes
+seal-seconds = 1
+CONF
+check "arcad starts from --config (flags add the listeners)" arcad_start "$T/d" "$R" "$P1" --config "$T/arcad.conf"
+out=$($SEND 127.0.0.1:$P1 --starttls "$T/tls.crt" --to tls=example.test@$J --count 2 --body $'Subject: tls %N\r\n\r\nover TLS\r\n')
+check "STARTTLS: a verified TLS session, messages journaled" \
+	bash -c 'grep -q "^tls TLSv1\.[23]" <<<"$1" && [ $(grep -c " 250 " <<<"$1") = 2 ]' _ "$out"
+out=$($SEND 127.0.0.1:$P1 --to tls=example.test@$J --body $'Subject: plain\r\n\r\nx\r\n')
+check "--tls-required: MAIL without STARTTLS gets 530 5.7.0" grep -q '^MAIL 530 5.7.0' <<<"$out"
+out=$(printf 'LHLO x\r\nSTARTTLS\r\nMAIL FROM:<a@b>\r\n' | timeout 5 $SEND 127.0.0.1:$P1 --raw)
+check "plaintext pipelined after STARTTLS is not taken (CVE-2011-0411): connection dropped" \
+	bash -c 'grep -q "^220 2.0.0 Ready to start TLS" <<<"$1" && ! grep -q "^250 2.1.0" <<<"$1"' _ "$out"
+arcad_stop "$T/d"
+cat >"$T/bad.conf" <<CONF
+[arcad]
+max-message-size = lots
+CONF
+check_fails "a config file with a bad value is refused" "$ARCAD_FAST" --config "$T/bad.conf" --repo "$R" --journal-listen 127.0.0.1:$P2
+check "... naming the file, the line and the setting" \
+	bash -c '"$1" --config "$2" --repo "$3" --journal-listen 127.0.0.1:$4 2>&1 | grep -q "bad.conf, line 2: bad value for max-message-size"' _ "$ARCAD_FAST" "$T/bad.conf" "$R" "$P2"
+
 # --- privilege separation --------------------------------------------------
 arcad_start "$T/d" "$R" "$P1" >/dev/null
 store=$(cat "$T/d/arcad.pid")
@@ -122,7 +159,9 @@ for round in 1 2 3 4 5; do
 	( $SEND 127.0.0.1:$P1 --to crash=example.test@$J --count 400 --pipeline \
 		--body "Subject: crash $round %N"$'\r\nMessage-ID: <c'$round'-%N@example.test>\r\n\r\nbody\r\n' >"$T/crash.$round" ) &
 	sender=$!
-	sleep 0.$((RANDOM % 9 + 1))
+	# kill at a random moment once mail flows (acknowledgements seen)
+	for _ in $(seq 100); do grep -q ' 250 ' "$T/crash.$round" 2>/dev/null && break; sleep 0.05; done
+	sleep 0.$((RANDOM % 5))
 	arcad_kill "$T/d"
 	wait $sender
 	acked=$((acked + $(grep -c ' 250 ' "$T/crash.$round")))
@@ -167,6 +206,14 @@ check "the journaled message is written as Dovecot's LMTP would (Return-Path, De
 	bash -c 'head -1 "$1" | grep -q "^Return-Path: <x@example.test>$" && sed -n 2p "$1" | grep -q "^Delivered-To: merge@example.test$" && ! grep -q $'"'"'\r'"'"' "$1"' _ "$f"
 $ARCA restore maildir --repo "$R" --account merge@example.test --restore-key "$K" --no-journal "$T/r2" >/dev/null 2>&1
 check "--no-journal restores the snapshot alone" test ! -e "$T/r2/new" -o -z "$(ls "$T/r2/new" 2>/dev/null)"
+arcad_start "$T/d" "$R" "$P1" >/dev/null
+$SEND 127.0.0.1:$P1 --to '"../../evil=example.test"'"@$J" --body $'Subject: x\r\n\r\nx\r\n' >"$T/evil.out"
+arcad_stop "$T/d"
+check "a journal account with '/' in its local part is journaled (as the mail server said)" grep -q ' 250 ' "$T/evil.out"
+mkdir -p "$T/all/x/y"
+$ARCA restore maildir --repo "$R" --restore-key "$K" --pattern "$T/all/x/y/%d/%n" >"$T/all.out" 2>&1
+check "restore --pattern refuses to turn it into a path (nothing written outside the pattern)" \
+	bash -c 'grep -q "can.t be a directory name" "$2" && [ ! -e "$1/all/x/evil" ] && [ ! -e "$1/all/evil" ] && [ -d "$1/all/x/y/example.test/merge" ]' _ "$T" "$T/all.out"
 $ARCA restore maildir --repo "$R" --account only@example.test --restore-key "$K" "$T/r3" >"$T/r3.out" 2>&1
 check "an account known only from the journal restores to an INBOX of its mail" \
 	bash -c 'grep -q "from the journal only" "$2" && ls "$1/new" | grep -c . | grep -qx 1' _ "$T/r3" "$T/r3.out"

@@ -38,13 +38,17 @@ PY
 arcad_start() {
 	local dir=$1 repo=$2 port=$3; shift 3
 	mkdir -p "$dir"
+	# the log accumulates over restarts: wait for one more "store ready"
+	local before
+	before=$(grep -c "store ready" "$dir/arcad.log" 2>/dev/null)
+	before=${before:-0}
 	"${ARCAD_BIN:-$ARCAD}" --repo "$repo" --journal-listen "127.0.0.1:$port" \
 		--journal-listen "unix:$dir/lmtp.sock" --foreground --disk-reserve 10M "$@" \
 		>>"$dir/arcad.log" 2>&1 &
 	echo $! >"$dir/arcad.pid"
 	local i
 	for i in $(seq 100); do
-		if grep -q "store ready" "$dir/arcad.log" 2>/dev/null &&
+		if [ "$(grep -c "store ready" "$dir/arcad.log" 2>/dev/null)" -gt "$before" ] &&
 			python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 1).close()" 2>/dev/null; then
 			return 0
 		fi

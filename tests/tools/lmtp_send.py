@@ -74,6 +74,7 @@ def main():
     ap.add_argument('--pipeline', action='store_true')
     ap.add_argument('--bdat', type=int, default=0, help='send with BDAT chunks of this size')
     ap.add_argument('--raw', action='store_true')
+    ap.add_argument('--starttls', metavar='CAFILE', help='STARTTLS, verifying the server against CAFILE')
     a = ap.parse_args()
     c = Conn(connect(a.addr))
     if a.raw:
@@ -90,7 +91,23 @@ def main():
         print('greeting:', text)
         return 1
     c.send(b'LHLO client.test\r\n')
-    c.reply()
+    code, text = c.reply()
+    if a.starttls:
+        import ssl
+        if 'STARTTLS' not in text:
+            print('no STARTTLS offered')
+            return 1
+        c.send(b'STARTTLS\r\n')
+        code, text = c.reply()
+        if code != 220:
+            print('STARTTLS', text)
+            return 1
+        ctx = ssl.create_default_context(cafile=a.starttls)
+        ctx.check_hostname = False
+        c.s = ctx.wrap_socket(c.s)
+        print('tls', c.s.version())
+        c.send(b'LHLO client.test\r\n')
+        c.reply()
     if a.file:
         body = open(a.file, 'rb').read()
     else:
