@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "banned.h"
@@ -229,8 +230,14 @@ void arcad_log(int prio, const char *fmt, ...)
 	if (log_syslog)
 		syslog(prio, "%s: %s", log_role, msg);
 	/* one write per line, so lines of the two processes never mix */
-	char line[1200];
-	int n = snprintf(line, sizeof(line), "arcad[%d] %s: %s\n", (int)getpid(), log_role, msg);
+	char line[1200], ts[40];
+	struct timespec now;
+	struct tm tm;
+	clock_gettime(CLOCK_REALTIME, &now);
+	gmtime_r(&now.tv_sec, &tm);
+	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+	int n = snprintf(line, sizeof(line), "%s.%03ldZ arcad[%d] %s: %s\n", ts, now.tv_nsec / 1000000,
+			 (int)getpid(), log_role, msg);
 	if (n > 0)
 		(void)!write(STDERR_FILENO, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
 }

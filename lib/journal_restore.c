@@ -245,8 +245,10 @@ int journal_restore_message(struct repo *r, const struct journal_rec *rec, const
 				  rec->account);
 		goto out;
 	}
-	/* What Dovecot's LMTP puts first; then the message with LF line ends. */
-	rc = abuf_printf(&out, "Return-Path: <%s>\nDelivered-To: %s\n", e.mail_from, rec->account);
+	/* Mail in: what Dovecot's LMTP puts first; mail out (a copy for Sent)
+	 * as the client would have saved it.  Then the message, LF line ends. */
+	rc = rec->direction == JOURNAL_DIR_OUT ? 0
+		: abuf_printf(&out, "Return-Path: <%s>\nDelivered-To: %s\n", e.mail_from, rec->account);
 	size_t run = 0;
 	for (size_t i = 0; i < msg.len && rc == 0; i++) {
 		if (msg.data[i] == '\r' && i + 1 < msg.len && msg.data[i + 1] == '\n') {

@@ -560,7 +560,9 @@ static int add_entry(struct pack_entry **es, size_t *n, size_t *cap, const uint8
 int pack_recover(const char *path, struct pack_recovered *pr, struct arca_err *err)
 {
 	memset(pr, 0, sizeof(*pr));
-	int fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0 && errno == ENOENT)
+		return arca_err_set(err, ARCA_ENOENT, "%s is gone", path);
 	if (fd < 0)
 		return arca_err_errno(err, arca_errno_code(errno), errno, "open %s", path);
 	struct stat st;
@@ -656,6 +658,22 @@ int pack_recover(const char *path, struct pack_recovered *pr, struct arca_err *e
 		rc = arca_err_set(err, rc, "out of memory");
 		goto out;
 	}
+	if (size == good_end + tail.len && memcmp(buf + good_end, tail.data, tail.len) == 0) {
+		/* sealed already (a crash after the seal, before the log entry):
+		 * nothing to write */
+		acrypto_hash(buf, size, pr->hash);
+		pr->size = size;
+		pr->count = good_n;
+		pr->dropped = 0;
+		goto out;
+	}
+	/* write access only now: a sealed pack is read-only (0444) */
+	close(fd);
+	fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0) {
+		rc = arca_err_errno(err, arca_errno_code(errno), errno, "open %s for writing", path);
+		goto out;
+	}
 	if (ftruncate(fd, (off_t)good_end) != 0) {
 		rc = arca_err_errno(err, arca_errno_code(errno), errno, "truncate %s", path);
 		goto out;
@@ -688,7 +706,8 @@ out:
 	abuf_release(&tail);
 	free(es);
 	free(buf);
-	close(fd);
+	if (fd >= 0)
+		close(fd);
 	if (rc)
 		abuf_release(&pr->marks);
 	return rc;

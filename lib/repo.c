@@ -843,11 +843,83 @@ const char *repo_journal_segment(const struct repo *r)
 	return r->pw ? pack_writer_path(r->pw) : NULL;
 }
 
+/*
+ * Store a sealed journal segment and log it, crash-safe: put_file moves the
+ * file out of journal/, so a second name for it stays in journal/ until the
+ * log entry is committed.  A crash at any point leaves a name there, and
+ * the next recovery finishes the job (the pack already in data/ gives
+ * EEXIST; the log is written unless the index already knows the pack).
+ */
+static int store_segment(struct repo *r, const char *path, const uint8_t hash[ARCA_ID_LEN],
+			 uint64_t size, size_t count, const struct abuf *marks,
+			 struct arca_err *err)
+{
+	char hex[2 * ARCA_ID_LEN + 1], name[80];
+	hex_encode(hex, hash, ARCA_ID_LEN);
+	pack_name(hash, name);
+	char *dir = fs_dirname(path);
+	struct abuf keep = ABUF_INIT;
+	int rc = dir ? abuf_printf(&keep, "%s/pack-sealed-%s", dir, hex) : ARCA_ENOMEM;
+	rc = rc ? rc : abuf_cstr(&keep);
+	if (rc) {
+		free(dir);
+		abuf_release(&keep);
+		return arca_err_set(err, ARCA_ENOMEM, "out of memory");
+	}
+	const char *kp = (const char *)keep.data;
+	if (strcmp(kp, path) != 0 && link(path, kp) != 0 && errno != EEXIST)
+		rc = arca_err_errno(err, arca_errno_code(errno), errno, "link %s", kp);
+	if (rc == 0)
+		rc = fs_fsync_dir(dir, err);
+	fault_crash_point();
+	if (rc == 0) {
+		rc = r->be->ops->put_file(r->be, name, path, err);
+		if (rc == ARCA_EEXIST) {
+			/* stored by an earlier attempt (same bytes: same name) */
+			arca_err_clear(err);
+			rc = 0;
+		}
+	}
+	fault_crash_point();
+	bool known = false;
+	if (rc == 0) {
+		struct idx_txn *t;
+		rc = idx_begin(r->ix, true, &t, err);
+		if (rc == 0) {
+			rc = sync_in_txn(r, t, err);
+			struct idx_pack ip;
+			known = rc == 0 && idx_pack_get(t, hash, &ip) == 0;
+			if (rc == 0)
+				rc = idx_commit(t, err);
+			else
+				idx_abort(t);
+		}
+	}
+	if (rc == 0 && !known)
+		rc = log_pack(r, hash, size, count, marks, err);
+	fault_crash_point();
+	if (rc == 0) {
+		/* logged: the journal names can go */
+		unlink(kp);
+		unlink(path);
+		rc = fs_fsync_dir(dir, err);
+	}
+	free(dir);
+	abuf_release(&keep);
+	return rc;
+}
+
 int repo_seal_segment(struct repo *r, const char *path, struct abuf *marks_r,
 		      uint64_t *dropped_r, struct arca_err *err)
 {
 	struct pack_recovered pr;
+	*dropped_r = 0;
 	int rc = pack_recover(path, &pr, err);
+	if (rc == ARCA_ENOENT) {
+		/* another name of a segment finished a moment ago */
+		arca_err_clear(err);
+		return 0;
+	}
 	if (rc)
 		return rc;
 	*dropped_r = pr.dropped;
@@ -858,28 +930,7 @@ int repo_seal_segment(struct repo *r, const char *path, struct abuf *marks_r,
 			return arca_err_errno(err, ARCA_EIO, errno, "remove %s", path);
 		return 0;
 	}
-	char name[80];
-	pack_name(pr.hash, name);
-	rc = r->be->ops->put_file(r->be, name, path, err);
-	if (rc == ARCA_EEXIST) {
-		/* sealed before, and the log entry may be missing: logging it
-		 * again would be a duplicate, so look */
-		unlink(path);
-		rc = 0;
-		struct idx_txn *t;
-		if (idx_begin(r->ix, false, &t, err) == 0) {
-			struct idx_pack ip;
-			bool known = idx_pack_get(t, pr.hash, &ip) == 0;
-			idx_abort(t);
-			if (known) {
-				abuf_add(marks_r, pr.marks.data, pr.marks.len);
-				pack_recovered_release(&pr);
-				return 0;
-			}
-		}
-	}
-	if (rc == 0)
-		rc = log_pack(r, pr.hash, pr.size, pr.count, &pr.marks, err);
+	rc = store_segment(r, path, pr.hash, pr.size, pr.count, &pr.marks, err);
 	if (rc == 0 && abuf_add(marks_r, pr.marks.data, pr.marks.len) != 0)
 		rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
 	pack_recovered_release(&pr);
@@ -900,19 +951,15 @@ int repo_flush_journal(struct repo *r, const struct abuf *marks, struct arca_err
 		repo_journal_abandon(r);
 		return rc;
 	}
-	char name[80];
-	pack_name(hash, name);
-	rc = r->be->ops->put_file(r->be, name, tmp, err);
 	size_t count = pack_writer_count(r->pw);
-	if (rc) {
-		repo_journal_abandon(r);
-		return rc;
-	}
-	pack_writer_free(r->pw);
-	r->pw = NULL;
-	idset_clear(&r->pending);
-	fault_crash_point();
-	return log_pack(r, hash, size, count, marks, err);
+	char *path = strdup(tmp);
+	/* from here the file is the recovery's, whatever happens */
+	repo_journal_abandon(r);
+	if (path == NULL)
+		return arca_err_set(err, ARCA_ENOMEM, "out of memory");
+	rc = store_segment(r, path, hash, size, count, marks, err);
+	free(path);
+	return rc;
 }
 
 int repo_flush(struct repo *r, struct arca_err *err)

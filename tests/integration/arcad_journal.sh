@@ -173,6 +173,26 @@ got=$($ARCA_FAST journal --repo "$R" --account crash@example.test --json | grep 
 check "every acknowledged message is in the journal after 5 kills ($acked acked, $got stored)" test "$got" -ge "$acked"
 check "the repository verifies after the crashes" $ARCA verify --repo "$R" --restore-key "$K"
 
+# --- crashes at every step of a commit and of a seal ---------------------------
+# ARCA_FAULT=crash:N kills the store at its Nth crash point (after a commit
+# mark's write, between seal, store and log...); small segments seal often.
+acked=0
+for n in $(seq 1 30); do
+	# a crash point may be hit while starting (recovering): a crash too
+	ARCA_FAULT=crash:$n arcad_start "$T/d" "$R" "$P1" --seal-size 64K >/dev/null 2>&1 || continue
+	$SEND 127.0.0.1:$P1 --to point=example.test@$J --count 60 --pipeline \
+		--body "Subject: point $n %N"$'\r\n\r\n'"$(head -c 3000 /dev/zero | tr '\0' p)"$'\r\n' >"$T/point.$n" 2>&1
+	acked=$((acked + $(grep -c ' 250 ' "$T/point.$n")))
+	arcad_kill "$T/d"
+done
+arcad_start "$T/d" "$R" "$P1" >/dev/null
+arcad_stop "$T/d"
+got=$($ARCA_FAST journal --repo "$R" --account point@example.test --json | grep -c '"account"')
+check "crash points 1-30 in starts, commits and seals: every acknowledged message kept ($acked acked, $got stored)" \
+	test "$got" -ge "$acked" -a "$acked" -gt 0
+check "no journal segment left out of the log (verify names none)" \
+	bash -c '! "$1" verify --repo "$2" --restore-key "$3" 2>&1 | grep -q "not in the log"' _ "$ARCA" "$R" "$K"
+
 # --- a failing fsync: 451 for that batch, nothing acknowledged is lost -------
 ARCA_FAULT=fsync:3 arcad_start "$T/d" "$R" "$P1" >/dev/null
 out=$($SEND 127.0.0.1:$P1 --to faulty=example.test@$J --count 6 --body $'Subject: f %N\r\n\r\nx\r\n')
@@ -185,6 +205,31 @@ arcad_stop "$T/d"
 got=$($ARCA_FAST journal --repo "$R" --account faulty@example.test --json | grep -c '"account"')
 check "what was acknowledged around the failure is kept ($((ok_before + 1)) acked, $got stored)" test "$got" -ge $((ok_before + 1))
 check "the repository verifies after the fsync failure" $ARCA verify --repo "$R" --restore-key "$K"
+
+# --- every arca command works while arcad writes -----------------------------
+arcad_start "$T/d" "$R" "$P1" --seal-seconds 1 >/dev/null
+$SEND 127.0.0.1:$P1 --to busy=example.test@$J --count 300 --pipeline --body $'Subject: busy %N\r\n\r\nx\r\n' >"$T/busy.out" &
+busy=$!
+M0=$T/maildir0
+mkdir -p "$M0/cur" "$M0/new" "$M0/tmp"
+for i in 1 2 3; do printf 'Subject: m%s\n\nx\n' $i >"$M0/cur/100$i.M1P1.h:2,S"; done
+check "arca ingest while arcad journals" $ARCA ingest maildir --repo "$R" --account side@example.test "$M0"
+check "arca verify while arcad journals" $ARCA verify --repo "$R"
+check "arca snapshots and arca journal while arcad journals" bash -c '"$1" snapshots --repo "$2" >/dev/null && "$1" journal --repo "$2" >/dev/null' _ "$ARCA_FAST" "$R"
+check "arca restore while arcad journals" $ARCA restore maildir --repo "$R" --account side@example.test --restore-key "$K" "$T/side"
+wait $busy
+arcad_stop "$T/d"
+check "... and arcad acknowledged all 300 meanwhile" test "$(grep -c ' 250 ' "$T/busy.out")" = 300
+check "the repository verifies with both writers' entries" $ARCA verify --repo "$R" --restore-key "$K"
+
+# --- as a daemon -------------------------------------------------------------
+check "arcad without --foreground detaches, writes --pidfile, stops on SIGTERM" bash -c '
+	"$1" --repo "$2" --journal-listen 127.0.0.1:$3 --disk-reserve 1M --pidfile "$4/arcad.pid2" 2>"$4/daemon.log" || exit 1
+	for i in $(seq 50); do [ -s "$4/arcad.pid2" ] && break; sleep 0.1; done
+	pid=$(cat "$4/arcad.pid2") && kill -0 "$pid" || exit 1
+	kill -TERM "$pid"
+	for i in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+	! kill -0 "$pid" 2>/dev/null && [ ! -e "$4/arcad.pid2" ]' _ "$ARCAD_FAST" "$R" "$P2" "$T"
 
 # --- restore merges the journal -------------------------------------------
 M=$T/maildir

@@ -73,9 +73,9 @@ arcad_stop() {
 arcad_kill() {
 	local dir=$1 pid
 	pid=$(cat "$dir/arcad.pid" 2>/dev/null) || return 0
-	# the whole process group: the store and its listener
-	pkill -KILL -P "$pid" 2>/dev/null
-	kill -KILL "$pid" 2>/dev/null
+	# both processes at once: killing the listener first would let the
+	# store begin a clean shutdown, not a crash
+	kill -KILL "$pid" $(pgrep -P "$pid") 2>/dev/null
 	wait "$pid" 2>/dev/null
 	rm -f "$dir/arcad.pid"
 	return 0
