@@ -4,7 +4,7 @@
  *
  * It holds no key and no repository handle (it is forked before the store
  * opens them), runs as an unprivileged user in an empty chroot with
- * no_new_privs, and can do nothing but talk: the
+ * no_new_privs and a seccomp allow-list, and can do nothing but talk: the
  * worst a compromised listener can do is hand the store more messages, which
  * the store checks again and bounds with its quotas.
  *
@@ -38,6 +38,7 @@
 #include "ipc.h"
 #include "journal.h"
 #include "lmtp.h"
+#include "sandbox.h"
 #include "banned.h"
 
 #define READ_CHUNK (64u << 10)
@@ -903,6 +904,14 @@ int listener_run(const struct arcad_config *c, const int *fds, int nfds, int ipc
 	fcntl(ipc_fd, F_SETFL, fcntl(ipc_fd, F_GETFL) | O_NONBLOCK);
 	for (int i = 0; i < nfds; i++)
 		fcntl(fds[i], F_SETFL, fcntl(fds[i], F_GETFL) | O_NONBLOCK);
+	int sb = sandbox_listener();
+	if (sb < 0) {
+		arcad_log(LOG_ERR, "seccomp: %s", strerror(errno));
+		SSL_CTX_free(l.tls);
+		return 1;
+	}
+	if (sb > 0)
+		arcad_log(LOG_NOTICE, "seccomp filter not applied (sanitizer build or unknown architecture)");
 	struct pollfd *pf = NULL;
 	int status = 0;
 	while (!*stop) {

@@ -140,6 +140,16 @@ else
 	echo "ok - the listener is chrooted # SKIP not root"
 fi
 check "the listener has no_new_privs" grep -q '^NoNewPrivs:[[:space:]]*1' /proc/$listener/status
+arcad_stop "$T/d"
+# the seccomp filter (not applied in the sanitizer build: use the plain one)
+ARCAD_BIN=$ARCAD_FAST arcad_start "$T/d" "$R" "$P1" --tls-cert "$T/tls.crt" --tls-key "$T/tls.key" >/dev/null
+store=$(cat "$T/d/arcad.pid")
+listener=$(pgrep -P "$store" | head -1)
+check "the listener runs under a seccomp filter" grep -q '^Seccomp:[[:space:]]*2' /proc/$listener/status
+out=$($SEND 127.0.0.1:$P1 --starttls "$T/tls.crt" --to sandbox=example.test@$J --bdat 9 \
+	--to nobody@x.test --body $'Subject: sandboxed\r\n\r\nTLS, BDAT and a refusal under seccomp\r\n')
+check "... and still speaks LMTP, TLS and BDAT, and logs" \
+	bash -c 'grep -q "^tls" <<<"$1" && grep -q " 250 " <<<"$1" && sleep 0.2 && grep -q "refused recipient" "$2"' _ "$out" "$T/d/arcad.log"
 check "the listener holds no repository file open" \
 	bash -c '! ls -l /proc/$1/fd 2>/dev/null | grep -q "$2"' _ "$listener" "$R"
 if [ "$(id -u)" = 0 ]; then
