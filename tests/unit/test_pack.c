@@ -505,8 +505,20 @@ static void test_parse_header_strict(void)
 	t[33] = 3;   /* compression bytes 0-2 are defined */
 	CHECK(pack_parse_trailer(t, 56, 112 + 48 + 16, &es, &n, NULL) == ARCA_ECORRUPT);
 	t[33] = 0;
-	t[32] = 7;   /* object types 1-6 are defined */
+	t[32] = 8;   /* object types 1-7 are defined */
 	CHECK(pack_parse_trailer(t, 56, 112 + 48 + 16, &es, &n, NULL) == ARCA_ECORRUPT);
+	/* and 0x80, a journal commit mark: plaintext, raw_len = stored_len, comp 0 */
+	t[32] = PACK_MARK_TYPE;
+	put_u64le(t + 48, 16);
+	CHECK(pack_parse_trailer(t, 56, 112 + 48 + 16, &es, &n, NULL) == 0 && n == 1);
+	free(es);
+	es = NULL;
+	t[33] = 1;
+	CHECK(pack_parse_trailer(t, 56, 112 + 48 + 16, &es, &n, NULL) == ARCA_ECORRUPT);
+	t[33] = 0;
+	put_u64le(t + 48, 17);
+	CHECK(pack_parse_trailer(t, 56, 112 + 48 + 16, &es, &n, NULL) == ARCA_ECORRUPT);
+	put_u64le(t + 48, 0);
 	t[32] = 1;
 	put_u32le(t + 36, 15);
 	CHECK(pack_parse_trailer(t, 56, 112 + 48 + 15, &es, &n, NULL) == ARCA_ECORRUPT);
