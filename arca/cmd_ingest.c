@@ -197,7 +197,9 @@ static int ingest_pattern(struct repo *r, const char *pattern, enum maildir_layo
 		return cli_failf("cannot expand %s", pattern);
 	}
 	int failures = 0;
+	struct ingest_warmer *warm = ingest_warmer_start(gl.gl_pathv, gl.gl_pathc);
 	for (size_t i = 0; i < gl.gl_pathc; i++) {
+		ingest_warmer_at(warm, i);
 		/* match the path against the pattern again to extract the fields */
 		const char *path = gl.gl_pathv[i], *pp = pattern;
 		char fields[2][256] = { "", "" };
@@ -237,6 +239,7 @@ static int ingest_pattern(struct repo *r, const char *pattern, enum maildir_layo
 			break;
 		}
 	}
+	ingest_warmer_stop(warm);
 	globfree(&gl);
 	abuf_release(&g);
 	return failures ? 1 : 0;

@@ -295,6 +295,117 @@ static void *prefetch_thread(void *arg)
 	return NULL;
 }
 
+/* ---- warming the next accounts' directories ----
+ * Measured on 20 accounts x 2,000 messages, cold cache: incremental after 1%
+ * changed 0.34-0.46 s with, 0.46-0.56 s without; first ingest 4.30 s
+ * against 4.40 s.  ARCA_NO_WARM=1 turns it off (for such measurements). */
+
+enum { WARM_AHEAD = 2, WARM_DEPTH = 6 };
+
+struct ingest_warmer {
+	char *const *paths;
+	size_t n;
+	size_t at;              /* account being ingested (under lock) */
+	bool stop;
+	pthread_mutex_t lock;
+	pthread_cond_t moved;
+	pthread_t th;
+};
+
+/* Read every directory under dir (names only: readdir fills the dentry and
+ * directory-block caches that the listing pass needs), skipping tmp/. */
+static void warm_dir(int dfd, int depth, const struct ingest_warmer *w)
+{
+	DIR *d = fdopendir(dfd);
+	if (d == NULL) {
+		close(dfd);
+		return;
+	}
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_type != DT_DIR && de->d_type != DT_UNKNOWN)
+			continue;
+		const char *nm = de->d_name;
+		if (strcmp(nm, ".") == 0 || strcmp(nm, "..") == 0 || strcmp(nm, "tmp") == 0)
+			continue;
+		if (depth >= WARM_DEPTH || __atomic_load_n(&w->stop, __ATOMIC_RELAXED))
+			continue;
+		int sub = openat(dirfd(d), nm, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (sub >= 0)
+			warm_dir(sub, depth + 1, w);
+	}
+	closedir(d);
+}
+
+static void *warmer_thread(void *arg)
+{
+	struct ingest_warmer *w = arg;
+	size_t next = 1;   /* the first is being ingested already */
+	pthread_mutex_lock(&w->lock);
+	while (!w->stop && next < w->n) {
+		if (next > w->at + WARM_AHEAD) {
+			pthread_cond_wait(&w->moved, &w->lock);
+			continue;
+		}
+		if (next <= w->at)
+			next = w->at + 1;   /* fell behind: no use warming the past */
+		if (next >= w->n)
+			break;
+		const char *path = w->paths[next++];
+		pthread_mutex_unlock(&w->lock);
+		int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd >= 0)
+			warm_dir(fd, 0, w);
+		pthread_mutex_lock(&w->lock);
+	}
+	pthread_mutex_unlock(&w->lock);
+	return NULL;
+}
+
+struct ingest_warmer *ingest_warmer_start(char *const *paths, size_t n)
+{
+	if (n < 2 || getenv("ARCA_NO_WARM") != NULL)
+		return NULL;
+	struct ingest_warmer *w = calloc(1, sizeof(*w));
+	if (w == NULL)
+		return NULL;
+	w->paths = paths;
+	w->n = n;
+	pthread_mutex_init(&w->lock, NULL);
+	pthread_cond_init(&w->moved, NULL);
+	if (pthread_create(&w->th, NULL, warmer_thread, w) != 0) {
+		pthread_cond_destroy(&w->moved);
+		pthread_mutex_destroy(&w->lock);
+		free(w);
+		return NULL;
+	}
+	return w;
+}
+
+void ingest_warmer_at(struct ingest_warmer *w, size_t i)
+{
+	if (w == NULL)
+		return;
+	pthread_mutex_lock(&w->lock);
+	w->at = i;
+	pthread_cond_signal(&w->moved);
+	pthread_mutex_unlock(&w->lock);
+}
+
+void ingest_warmer_stop(struct ingest_warmer *w)
+{
+	if (w == NULL)
+		return;
+	pthread_mutex_lock(&w->lock);
+	__atomic_store_n(&w->stop, true, __ATOMIC_RELAXED);
+	pthread_cond_signal(&w->moved);
+	pthread_mutex_unlock(&w->lock);
+	pthread_join(w->th, NULL);
+	pthread_cond_destroy(&w->moved);
+	pthread_mutex_destroy(&w->lock);
+	free(w);
+}
+
 /* Readers spend much of their time waiting for the disk (messages are small
  * files, read once), so there are more readers than CPUs; each holds up to a
  * few MiB (a message, its compressed form, a zstd context, a 4 MiB window for

@@ -41,6 +41,19 @@ struct ingest_result {
 int ingest_maildir(struct repo *r, const struct ingest_opts *o,
 		   struct ingest_result *res, struct arca_err *err);
 
+/*
+ * Many accounts in a row: a warmer thread reads the directories of the
+ * Maildirs ahead of the one being ingested (names only, as the listing
+ * pass will), so that pass finds them in the cache instead of waiting for
+ * the disk while the readers idle.  `paths` must stay valid until
+ * ingest_warmer_stop.  ingest_warmer_at tells it which one is being ingested.
+ * NULL from start (out of memory, no thread) is no error: no warming.
+ */
+struct ingest_warmer;
+struct ingest_warmer *ingest_warmer_start(char *const *paths, size_t n);
+void ingest_warmer_at(struct ingest_warmer *w, size_t i);
+void ingest_warmer_stop(struct ingest_warmer *w);
+
 struct restore_opts {
 	const char *dest;
 	bool force;                   /* allow a non-empty destination */
