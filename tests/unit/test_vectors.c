@@ -16,6 +16,7 @@
 #include "fsutil.h"
 #include "mlog.h"
 #include "pack.h"
+#include "journal.h"
 #include "harness.h"
 #include "../vectors/vector_keys.h"
 
@@ -526,6 +527,110 @@ static void test_log_vector(void)
 	abuf_release(&spec);
 }
 
+/* ---- journal (docs/format/journal.md), encoded here from the document ---- */
+
+static void le(struct abuf *b, uint64_t v, int n)
+{
+	for (int i = 0; i < n; i++)
+		abuf_add_u8(b, (uint8_t)(v >> (8 * i)));
+}
+
+static void spec_str(struct abuf *b, const char *s)
+{
+	le(b, strlen(s), 2);
+	abuf_add(b, s, strlen(s));
+}
+
+static void spec_record(struct abuf *b, uint8_t dir, const char *account)
+{
+	uint8_t cid[32], eid[32];
+	vk_journal_ids(cid, eid);
+	abuf_add_u8(b, 1);                 /* version */
+	le(b, VK_JOURNAL_TIME, 8);
+	abuf_add_u8(b, dir);
+	abuf_add_u8(b, 1);                 /* content type BLOB */
+	abuf_add(b, cid, 32);
+	abuf_add(b, eid, 32);
+	le(b, VK_JOURNAL_SIZE, 8);
+	spec_str(b, account);
+}
+
+static void test_journal_vectors(void)
+{
+	struct abuf payload = ABUF_INIT, want = ABUF_INIT, file = ABUF_INIT;
+	le(&want, 2, 4);
+	spec_record(&want, 1, "alice@example.test");
+	spec_record(&want, 2, "dave@example.test");
+	REQUIRE(load("journal-mark-payload.bin", &payload) == 0);
+	CHECK(same(&payload, want.data, want.len, "journal-mark-payload.bin (spec)"));
+	CHECK(journal_marks_check(NULL, 0) == 0);
+	struct abuf marks = ABUF_INIT;
+	le(&marks, payload.len, 4);
+	abuf_add(&marks, payload.data, payload.len);
+	CHECK(journal_marks_check(marks.data, marks.len) == 0);
+	/* the library decodes what the document says */
+	struct adec d;
+	adec_init(&d, payload.data + 4, payload.len - 4);
+	struct journal_rec r;
+	CHECK(journal_rec_decode(&d, &r) == 0 && strcmp(r.account, "alice@example.test") == 0 &&
+	      r.direction == JOURNAL_DIR_IN && r.size == VK_JOURNAL_SIZE && r.time_ns == VK_JOURNAL_TIME);
+	CHECK(journal_rec_decode(&d, &r) == 0 && strcmp(r.account, "dave@example.test") == 0 &&
+	      r.direction == JOURNAL_DIR_OUT && adec_finish(&d) == 0);
+	/* the commit mark: header, check = BLAKE2b-256(prefix || header[0..16] || payload) */
+	uint8_t prefix[112], h[48] = { 0x80 };
+	vk_journal_prefix(prefix);
+	for (int i = 0; i < 4; i++)
+		h[4 + i] = (uint8_t)(want.len >> (8 * i));
+	for (int i = 0; i < 8; i++)
+		h[8 + i] = (uint8_t)((uint64_t)want.len >> (8 * i));
+	crypto_generichash_state st;
+	crypto_generichash_init(&st, NULL, 0, 32);
+	crypto_generichash_update(&st, prefix, sizeof(prefix));
+	crypto_generichash_update(&st, h, 16);
+	crypto_generichash_update(&st, want.data, want.len);
+	crypto_generichash_final(&st, h + 16, 32);
+	struct abuf mark = ABUF_INIT;
+	abuf_add(&mark, h, 48);
+	abuf_add(&mark, want.data, want.len);
+	REQUIRE(load("journal-mark.bin", &file) == 0);
+	CHECK(same(&file, mark.data, mark.len, "journal-mark.bin (spec)"));
+	/* the envelope */
+	abuf_reset(&want);
+	uint8_t cid[32], eid[32];
+	vk_journal_ids(cid, eid);
+	abuf_add_u8(&want, 1);
+	le(&want, VK_JOURNAL_TIME, 8);
+	spec_str(&want, "127.0.0.1:4321");
+	spec_str(&want, "mx.example.test");
+	spec_str(&want, "dave@example.test");
+	abuf_add_u8(&want, 2);             /* flags: 8BITMIME */
+	abuf_add_u8(&want, 1);             /* content type */
+	abuf_add(&want, cid, 32);
+	le(&want, VK_JOURNAL_SIZE, 8);
+	le(&want, 2, 2);
+	spec_str(&want, "alice=example.test@journal.invalid");
+	spec_str(&want, "alice@example.test");
+	abuf_add_u8(&want, 1);
+	spec_str(&want, "dave=example.test@out.journal.invalid");
+	spec_str(&want, "dave@example.test");
+	abuf_add_u8(&want, 2);
+	abuf_reset(&file);
+	REQUIRE(load("journal-envelope.bin", &file) == 0);
+	CHECK(same(&file, want.data, want.len, "journal-envelope.bin (spec)"));
+	struct journal_envelope env;
+	CHECK(journal_envelope_decode(file.data, file.len, &env) == 0);
+	struct abuf again = ABUF_INIT;
+	CHECK(journal_envelope_encode(&env, &again) == 0);
+	CHECK(same(&again, file.data, file.len, "journal envelope (library)"));
+	journal_envelope_release(&env);
+	abuf_release(&again);
+	abuf_release(&mark);
+	abuf_release(&marks);
+	abuf_release(&payload);
+	abuf_release(&want);
+	abuf_release(&file);
+}
+
 int main(void)
 {
 	if (acrypto_setup() != 0)
@@ -543,6 +648,7 @@ int main(void)
 	RUN(test_pack_vector);
 	RUN(test_pack_writer_matches_spec);
 	RUN(test_log_vector);
+	RUN(test_journal_vectors);
 	acrypto_ingest_keys_free(ik);
 	acrypto_restore_key_free(rk);
 	HARNESS_EXIT();

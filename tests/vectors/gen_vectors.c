@@ -20,6 +20,7 @@
 #include "fsutil.h"
 #include "mlog.h"
 #include "pack.h"
+#include "journal.h"
 #include "vector_keys.h"
 
 static const char *outdir;
@@ -159,6 +160,54 @@ int main(int argc, char **argv)
 		die("state", NULL);
 	put("log-state.bin", b.data, b.len);
 	backend_close(be);
+
+	/* journal: two records in a mark payload, the commit mark, an envelope */
+	{
+		uint8_t cid[32], eid[32];
+		vk_journal_ids(cid, eid);
+		struct journal_rec ra = { .time_ns = VK_JOURNAL_TIME, .direction = JOURNAL_DIR_IN,
+					  .content_type = OBJ_BLOB, .size = VK_JOURNAL_SIZE };
+		memcpy(ra.content_id, cid, 32);
+		memcpy(ra.envelope_id, eid, 32);
+		struct journal_rec rb = ra;
+		snprintf(ra.account, sizeof(ra.account), "alice@example.test");
+		rb.direction = JOURNAL_DIR_OUT;
+		snprintf(rb.account, sizeof(rb.account), "dave@example.test");
+		struct abuf m = ABUF_INIT;
+		if (abuf_add_u32(&m, 2) || journal_rec_encode(&ra, &m) || journal_rec_encode(&rb, &m))
+			die("journal records", NULL);
+		put("journal-mark-payload.bin", m.data, m.len);
+		uint8_t prefix[112], h[PACK_ENTRY_HEADER_LEN] = { PACK_MARK_TYPE };
+		vk_journal_prefix(prefix);
+		put_u32le(h + 4, (uint32_t)m.len);
+		put_u64le(h + 8, m.len);
+		struct acrypto_hash_state hs;
+		acrypto_hash_init(&hs);
+		acrypto_hash_update(&hs, prefix, sizeof(prefix));
+		acrypto_hash_update(&hs, h, 16);
+		acrypto_hash_update(&hs, m.data, m.len);
+		acrypto_hash_final(&hs, h + 16);
+		struct abuf mk = ABUF_INIT;
+		abuf_add(&mk, h, sizeof(h));
+		abuf_add(&mk, m.data, m.len);
+		put("journal-mark.bin", mk.data, mk.len);
+		struct journal_rcpt rc[2] = {
+			{ "alice=example.test@journal.invalid", "alice@example.test", JOURNAL_DIR_IN },
+			{ "dave=example.test@out.journal.invalid", "dave@example.test", JOURNAL_DIR_OUT },
+		};
+		struct journal_envelope env = { .time_ns = VK_JOURNAL_TIME, .client = "127.0.0.1:4321",
+						.helo = "mx.example.test", .mail_from = "dave@example.test",
+						.flags = JOURNAL_F_8BITMIME, .rcpts = rc, .nrcpt = 2,
+						.content_type = OBJ_BLOB, .size = VK_JOURNAL_SIZE };
+		memcpy(env.content_id, cid, 32);
+		struct abuf e = ABUF_INIT;
+		if (journal_envelope_encode(&env, &e))
+			die("journal envelope", NULL);
+		put("journal-envelope.bin", e.data, e.len);
+		abuf_release(&m);
+		abuf_release(&mk);
+		abuf_release(&e);
+	}
 
 	/* leave no scratch behind */
 	char cmd[128];

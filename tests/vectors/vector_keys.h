@@ -86,4 +86,21 @@ static inline uint8_t vk_log_entry(int i, struct abuf *payload, uint64_t *time_r
 	}
 }
 
+/* The journal vectors' inputs (docs/format/journal.md). */
+#define VK_JOURNAL_TIME 1795858108000000000ull
+#define VK_JOURNAL_SIZE 1234u
+static inline void vk_journal_ids(uint8_t content[32], uint8_t envelope[32])
+{
+	for (int i = 0; i < 32; i++) {
+		content[i] = (uint8_t)(0xc0 + i);
+		envelope[i] = (uint8_t)(0xe0 + i);
+	}
+}
+/* The 112 bytes a commit mark's check covers before it, in the vector. */
+static inline void vk_journal_prefix(uint8_t p[112])
+{
+	for (int i = 0; i < 112; i++)
+		p[i] = (uint8_t)i;
+}
+
 #endif
