@@ -12,27 +12,11 @@ if [ -z "${ARCAD:-}" ]; then
 fi
 ARCAD_FAST=${ARCA_BIN:-$ARCA_ROOT/build}/arcad/arcad
 
-# Prints N free TCP ports on 127.0.0.1 (random, below the ephemeral range).
+# N free TCP ports on 127.0.0.1: dovecot.sh's helper, in a subshell so that
+# sourcing dovecot.sh changes nothing here.
+_ARCAD_LIB=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 arcad_free_ports() {
-	python3 - "$1" <<'PY'
-import random, socket, sys
-n = int(sys.argv[1])
-lo = int(open('/proc/sys/net/ipv4/ip_local_port_range').read().split()[0])
-ports = []
-while len(ports) < n:
-    p = random.randint(20000, lo - 1)
-    if p in ports:
-        continue
-    s = socket.socket()
-    try:
-        s.bind(('127.0.0.1', p))
-        ports.append(p)
-    except OSError:
-        pass
-    finally:
-        s.close()
-print(' '.join(map(str, ports)))
-PY
+	( . "$_ARCAD_LIB/dovecot.sh" && _dovecot_free_ports "${1:-1}" )
 }
 
 arcad_start() {

@@ -9,6 +9,7 @@
 #ifndef ARCA_TEST_HARNESS_H
 #define ARCA_TEST_HARNESS_H
 
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,6 +82,18 @@ static inline char *harness_tmpdir(const char *tag)
 	if (mkdtemp(p) == NULL)
 		abort();
 	return p;
+}
+
+static inline int harness_rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb; (void)flag; (void)ftw;
+	return remove(p);
+}
+
+/* Removes dir and everything under it (symlinks not followed). */
+static inline void harness_rm_rf(const char *dir)
+{
+	nftw(dir, harness_rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 #endif

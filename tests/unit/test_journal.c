@@ -18,17 +18,6 @@
 #include "repo.h"
 #include "fsutil.h"
 
-static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb; (void)flag; (void)ftw;
-	return remove(p);
-}
-
-static void rm_rf(const char *dir)
-{
-	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
-
 struct env {
 	char *dir;
 	char repo[512], key[512];
@@ -58,7 +47,7 @@ static void env_release(struct env *e)
 	if (e->j)
 		journal_close(e->j, NULL);
 	repo_close(e->r);
-	rm_rf(e->dir);
+	harness_rm_rf(e->dir);
 	free(e->dir);
 }
 

@@ -12,15 +12,9 @@
 #include "pack.h"
 #include "harness.h"
 
-static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb; (void)flag; (void)ftw;
-	return remove(p);
-}
-
 static void rm_rf(char *dir)
 {
-	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	harness_rm_rf(dir);
 	free(dir);
 }
 

@@ -17,17 +17,6 @@
 #include "repo.h"
 #include "snapshot.h"
 
-static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb; (void)flag; (void)ftw;
-	return remove(p);
-}
-
-static void rm_rf(const char *dir)
-{
-	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
-
 /* ---- a temporary repository, opened for writing and with the restore key ---- */
 
 struct env {
@@ -74,7 +63,7 @@ static int env_init(struct env *e)
 static void env_release(struct env *e)
 {
 	repo_close(e->r);
-	rm_rf(e->dir);
+	harness_rm_rf(e->dir);
 	free(e->dir);
 }
 
@@ -407,7 +396,7 @@ static void test_store_load_roundtrip(void)
 	repo_close(e.r);
 	e.r = NULL;
 	snprintf(idx, sizeof(idx), "%s/index", e.repo);
-	rm_rf(idx);
+	harness_rm_rf(idx);
 	if (env_open_repo(&e, REPO_OPEN_READ) != 0) {
 		CHECK(0);
 		goto out;
