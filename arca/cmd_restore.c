@@ -150,7 +150,7 @@ static void jaccts_free(struct jaccts *j)
 	free(j->names);
 }
 
-static bool bsearch_names(char **names, size_t n, const char *name)
+static bool name_in(char **names, size_t n, const char *name)
 {
 	for (size_t i = 0; i < n; i++)
 		if (strcmp(names[i], name) == 0)
@@ -230,7 +230,7 @@ static int restore_many(const char *repo, const char *keyfile, const char *patte
 	size_t jonly = 0;
 	for (size_t i = 0; i < ja.n; i++)
 		if (!has_snapshot(list, n, ja.names[i]) &&
-		    (naccounts == 0 || bsearch_names(accounts, naccounts, ja.names[i])))
+		    (naccounts == 0 || name_in(accounts, naccounts, ja.names[i])))
 			jonly++;
 	struct snap_info *np = realloc(picks, (nnames + jonly + 1) * sizeof(*picks));
 	if (np == NULL) {
@@ -252,7 +252,7 @@ static int restore_many(const char *repo, const char *keyfile, const char *patte
 	}
 	for (size_t i = 0; i < ja.n && rc == 0; i++) {
 		if (has_snapshot(list, n, ja.names[i]) ||
-		    (naccounts != 0 && !bsearch_names(accounts, naccounts, ja.names[i])))
+		    (naccounts != 0 && !name_in(accounts, naccounts, ja.names[i])))
 			continue;
 		rc = journal_only_pick(ja.names[i], &picks[npicks]);
 		if (rc == 0)

@@ -330,7 +330,7 @@ static void message_done(struct listener *l, struct session *s, const char *bad)
 
 /* A refused recipient: logged, at most 20 lines a minute (a client trying
  * addresses must not flood the log), then a count of those not logged. */
-static void refused_rcpt(struct listener *l, struct session *s, const char *why)
+static void refused_rcpt(const struct session *s, const char *why)
 {
 	static double window;
 	static unsigned logged, dropped;
@@ -346,7 +346,6 @@ static void refused_rcpt(struct listener *l, struct session *s, const char *why)
 			  s->peer, why);
 	else
 		dropped++;
-	(void)l;
 }
 
 static void do_command(struct listener *l, struct session *s, const char *line, size_t len)
@@ -442,7 +441,7 @@ static void do_command(struct listener *l, struct session *s, const char *line, 
 				     &dir, &e) != 0) {
 			/* Postfix sends journal copies with NOTIFY=NEVER: a refused
 			 * copy bounces to nobody, so say it here (rate-limited) */
-			refused_rcpt(l, s, e.msg);
+			refused_rcpt(s, e.msg);
 			reply(s, lmtp_reply_for(LMTP_PE_NOT_JOURNAL));
 			return;
 		}

@@ -116,18 +116,11 @@ struct store {
 	uint64_t messages, records, batches;
 };
 
-static uint64_t now_mono(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /* Alarms: at most one log line per minute each (a flood must not flood
  * the log too). */
 static void alarm_raise(struct store *s, const char *what)
 {
-	uint64_t t = now_mono();
+	uint64_t t = arca_mono_ns();
 	if (s->last_alarm_ns && t - s->last_alarm_ns < 60ull * 1000000000ull)
 		return;
 	s->last_alarm_ns = t;
@@ -343,7 +336,7 @@ int store_run(const struct arcad_config *c, int ipc_fd, volatile sig_atomic_t *s
 	fcntl(ipc_fd, F_SETFL, fcntl(ipc_fd, F_GETFL) | O_NONBLOCK);
 	update_status(&s, true);
 	arcad_log(LOG_NOTICE, "store ready on %s", c->repo);
-	uint64_t last_status = now_mono();
+	uint64_t last_status = arca_mono_ns();
 	while (!*stop) {
 		struct pollfd pf = { .fd = ipc_fd, .events = POLLIN };
 		int n = poll(&pf, 1, 1000);
@@ -427,7 +420,7 @@ int store_run(const struct arcad_config *c, int ipc_fd, volatile sig_atomic_t *s
 			arcad_log(LOG_ERR, "sealing the journal segment: %s", e.msg);
 			arca_err_clear(&e);
 		}
-		uint64_t t = now_mono();
+		uint64_t t = arca_mono_ns();
 		if (!journal_healthy(s.j) && t - s.last_heal_ns > 5000000000ull) {
 			s.last_heal_ns = t;
 			if (journal_heal(s.j, &e) == 0)

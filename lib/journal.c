@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "fsutil.h"
@@ -264,13 +263,6 @@ struct journal {
 	struct abuf marks;            /* every committed mark of the open segment */
 };
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /* Seal every segment file left in the journal directory. */
 static int recover_all(struct journal *j, struct journal_recovery *rec, struct arca_err *err)
 {
@@ -388,9 +380,8 @@ int journal_add(struct journal *j, const struct journal_envelope *env,
 	size_t mark = j->pending.len;
 	uint32_t added = 0;
 	for (size_t i = 0; i < e.nrcpt && rc == 0; i++) {
-		/* one record per account (a message to two addresses of one
-		 * account is one message in its mailbox... but two deliveries:
-		 * keep both, as the mail server did) */
+		/* one record per recipient, as the mail server delivered it
+		 * (two addresses of one account: two deliveries, two records) */
 		struct journal_rec rec = { .time_ns = e.time_ns, .direction = e.rcpts[i].direction,
 					   .content_type = e.content_type, .size = len };
 		memcpy(rec.content_id, e.content_id, ARCA_ID_LEN);
@@ -411,7 +402,7 @@ int journal_add(struct journal *j, const struct journal_envelope *env,
 		return rc;
 	}
 	if (j->pending_msgs == 0 && j->marks.len == 0)
-		j->opened_ns = mono_ns();
+		j->opened_ns = arca_mono_ns();
 	j->npending += added;
 	j->pending_msgs++;
 	return 0;
@@ -466,7 +457,7 @@ int journal_maybe_seal(struct journal *j, bool force, struct arca_err *err)
 		return 0;
 	bool due = force || repo_pack_size(j->r) >= j->o.seal_bytes ||
 		   j->marks.len >= JOURNAL_MARKS_MAX ||
-		   mono_ns() - j->opened_ns >= j->o.seal_after_ns;
+		   arca_mono_ns() - j->opened_ns >= j->o.seal_after_ns;
 	if (!due)
 		return 0;
 	int rc = repo_flush_journal(j->r, &j->marks, err);

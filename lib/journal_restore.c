@@ -17,61 +17,6 @@
 #include "repo.h"
 #include "banned.h"
 
-void mkeys_init(struct mkeys *k)
-{
-	memset(k, 0, sizeof(*k));
-}
-
-void mkeys_release(struct mkeys *k)
-{
-	free(k->keys);
-	free(k->used);
-	memset(k, 0, sizeof(*k));
-}
-
-static size_t slot_of(const uint8_t *key, size_t cap)
-{
-	return (size_t)get_u64le(key) & (cap - 1);
-}
-
-bool mkeys_has(const struct mkeys *k, const uint8_t key[ARCA_ID_LEN])
-{
-	if (k->cap == 0)
-		return false;
-	for (size_t i = slot_of(key, k->cap);; i = (i + 1) & (k->cap - 1)) {
-		if (!k->used[i])
-			return false;
-		if (memcmp(k->keys + i * ARCA_ID_LEN, key, ARCA_ID_LEN) == 0)
-			return true;
-	}
-}
-
-int mkeys_add(struct mkeys *k, const uint8_t key[ARCA_ID_LEN])
-{
-	if (mkeys_has(k, key))
-		return 0;
-	if ((k->n + 1) * 2 > k->cap) {
-		size_t cap = k->cap ? k->cap * 2 : 256;
-		struct mkeys nk = { calloc(cap, ARCA_ID_LEN), calloc(cap, 1), cap, 0 };
-		if (nk.keys == NULL || nk.used == NULL) {
-			mkeys_release(&nk);
-			return ARCA_ENOMEM;
-		}
-		for (size_t i = 0; i < k->cap; i++)
-			if (k->used[i])
-				mkeys_add(&nk, k->keys + i * ARCA_ID_LEN);
-		mkeys_release(k);
-		*k = nk;
-	}
-	size_t i = slot_of(key, k->cap);
-	while (k->used[i])
-		i = (i + 1) & (k->cap - 1);
-	memcpy(k->keys + i * ARCA_ID_LEN, key, ARCA_ID_LEN);
-	k->used[i] = 1;
-	k->n++;
-	return 0;
-}
-
 /* End of the header section: offset of the body, or len if none. */
 static size_t body_start(const uint8_t *p, size_t len)
 {
@@ -144,14 +89,14 @@ void mkey_of(const uint8_t *p, size_t len, uint8_t key_r[ARCA_ID_LEN])
 	acrypto_hash_final(&st, key_r);
 }
 
-int mkeys_add_file(struct mkeys *k, const char *path, struct arca_err *err)
+int mkey_add_file(struct idset *keys, const char *path, struct arca_err *err)
 {
 	struct abuf b = ABUF_INIT;
 	int rc = fs_read_file(path, 1ull << 30, &b, err);
 	if (rc == 0) {
 		uint8_t key[ARCA_ID_LEN];
 		mkey_of(b.data, b.len, key);
-		rc = mkeys_add(k, key);
+		rc = idset_add(keys, key);
 		if (rc)
 			arca_err_set(err, rc, "out of memory");
 	}
@@ -219,7 +164,7 @@ static int load_content(struct repo *r, const struct journal_rec *rec, struct ab
 }
 
 int journal_restore_message(struct repo *r, const struct journal_rec *rec, const char *fdir,
-			    int owner_uid, int owner_gid, struct mkeys *seen, bool *added_r,
+			    int owner_uid, int owner_gid, struct idset *seen, bool *added_r,
 			    struct arca_err *err)
 {
 	*added_r = false;
@@ -235,7 +180,7 @@ int journal_restore_message(struct repo *r, const struct journal_rec *rec, const
 	}
 	uint8_t key[ARCA_ID_LEN];
 	mkey_of(msg.data, msg.len, key);
-	if (mkeys_has(seen, key))
+	if (idset_has(seen, key))
 		goto out;
 	rc = repo_get(r, rec->envelope_id, OBJ_JOURNAL, &env, err);
 	if (rc)
@@ -292,7 +237,7 @@ int journal_restore_message(struct repo *r, const struct journal_rec *rec, const
 		unlink(fpath);
 		goto out;
 	}
-	rc = mkeys_add(seen, key);
+	rc = idset_add(seen, key);
 	if (rc)
 		rc = arca_err_set(err, rc, "out of memory");
 	else

@@ -18,26 +18,17 @@
 
 #include "arca_err.h"
 #include "crypto.h"
+#include "idset.h"
 #include "journal.h"
 
 struct repo;
 
 #define JOURNAL_RESTORE_SLACK_NS (600ull * 1000000000ull)
 
-/* Message keys (a set of 32-byte hashes). */
-struct mkeys {
-	uint8_t *keys;
-	uint8_t *used;
-	size_t cap, n;
-};
-void mkeys_init(struct mkeys *k);
-void mkeys_release(struct mkeys *k);
 /* The key of a message's bytes (LF or CRLF line ends). */
 void mkey_of(const uint8_t *p, size_t len, uint8_t key_r[ARCA_ID_LEN]);
-bool mkeys_has(const struct mkeys *k, const uint8_t key[ARCA_ID_LEN]);
-int mkeys_add(struct mkeys *k, const uint8_t key[ARCA_ID_LEN]);
-/* Key of the file at path (read whole; the caller just wrote it). */
-int mkeys_add_file(struct mkeys *k, const char *path, struct arca_err *err);
+/* Add the key of the file at path (read whole; the caller just wrote it). */
+int mkey_add_file(struct idset *keys, const char *path, struct arca_err *err);
 
 /* The records to consider (arrived at or after since_ns), oldest first;
  * *recs_r is malloc'd. */
@@ -50,7 +41,7 @@ int journal_restore_collect(struct repo *r, const char *account, uint64_t since_
  * its date is the arrival time.  Skips it (*added_r false) when its key is
  * in `seen`; adds the key otherwise. */
 int journal_restore_message(struct repo *r, const struct journal_rec *rec, const char *fdir,
-			    int owner_uid, int owner_gid, struct mkeys *seen, bool *added_r,
+			    int owner_uid, int owner_gid, struct idset *seen, bool *added_r,
 			    struct arca_err *err);
 
 #endif

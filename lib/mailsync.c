@@ -990,7 +990,7 @@ static int restore_msg(struct repo *r, const char *fdir, const struct snap_msg *
 }
 
 static int restore_folder(struct repo *r, const struct snapshot *s, struct snap_folder *f,
-			  const struct restore_opts *o, struct mkeys *keys, int64_t keys_from_sec,
+			  const struct restore_opts *o, struct idset *keys, int64_t keys_from_sec,
 			  struct restore_result *res, struct arca_err *err)
 {
 	struct abuf path = ABUF_INIT, sub = ABUF_INIT, name = ABUF_INIT,
@@ -1072,7 +1072,7 @@ static int restore_folder(struct repo *r, const struct snapshot *s, struct snap_
 		/* recent messages: remember their keys, so journaled copies of
 		 * them are not added again (read back from the page cache) */
 		if (rc == 0 && keys != NULL && m->date_sec >= keys_from_sec)
-			rc = mkeys_add_file(keys, (const char *)final.data, err);
+			rc = mkey_add_file(keys, (const char *)final.data, err);
 		if (rc == 0 && m->uid != 0 && uidlist_add(&ul, m->uid, m->base, m->uidlist_ext) != 0)
 			rc = arca_err_set(err, ARCA_ECORRUPT, "folder %s: UIDs out of order", f->name);
 		res->messages++;
@@ -1136,7 +1136,7 @@ static int make_folder(const char *dest, enum maildir_layout layout, const char 
 
 /* Journaled mail that arrived after the snapshot: INBOX (in), Sent (out). */
 static int restore_journal(struct repo *r, const struct snapshot *s, const struct journal_rec *recs,
-			   size_t n, struct mkeys *keys, const struct restore_opts *o,
+			   size_t n, struct idset *keys, const struct restore_opts *o,
 			   struct restore_result *res, struct arca_err *err)
 {
 	enum maildir_layout layout = s ? (enum maildir_layout)s->layout : MAILDIR_LAYOUT_MAILDIRPP;
@@ -1198,8 +1198,7 @@ int restore_maildir(struct repo *r, const uint8_t root[ARCA_ID_LEN],
 	/* journaled mail since (shortly before) the snapshot */
 	struct journal_rec *recs = NULL;
 	size_t nrecs = 0;
-	struct mkeys keys;
-	mkeys_init(&keys);
+	struct idset keys = IDSET_INIT;
 	if (o->account != NULL && !o->no_journal) {
 		uint64_t t = s ? s->time_ns : 0;
 		uint64_t since = t > JOURNAL_RESTORE_SLACK_NS ? t - JOURNAL_RESTORE_SLACK_NS : 0;
@@ -1247,7 +1246,7 @@ int restore_maildir(struct repo *r, const uint8_t root[ARCA_ID_LEN],
 			close(fd);
 	}
 	free(recs);
-	mkeys_release(&keys);
+	idset_free(&keys);
 	snapshot_free(s);
 	return rc;
 }

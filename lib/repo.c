@@ -18,6 +18,7 @@
 #include "compress.h"
 #include "faultinject.h"
 #include "fsutil.h"
+#include "idset.h"
 #include "pack.h"
 #include "banned.h"
 
@@ -26,13 +27,6 @@
 		    4 + 8 + CONFIG_SEALED_LEN)
 #define CONFIG_ID_BLAKE2B 1
 #define ZSTD_LEVEL 3
-
-/* Ids of objects in the pack being written: an open-addressing set. */
-struct idset {
-	uint8_t (*ids)[ARCA_ID_LEN];
-	uint8_t *used;
-	size_t count, cap;
-};
 
 struct cache_rec {
 	size_t off, klen;        /* key bytes at off in file_keys */
@@ -54,7 +48,7 @@ struct repo {
 	uint64_t gear[256];
 
 	struct pack_writer *pw;
-	struct idset pending;
+	struct idset pending;       /* ids in the pack being written */
 	struct compressor *comp;
 	struct abuf zbuf;
 	enum arca_cipher cipher;
@@ -95,63 +89,11 @@ uint64_t arca_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* ---- id set ---- */
-
-static size_t idset_slot(const uint8_t id[ARCA_ID_LEN], size_t cap)
+uint64_t arca_mono_ns(void)
 {
-	return (size_t)get_u64le(id) & (cap - 1);
-}
-
-static bool idset_has(const struct idset *s, const uint8_t id[ARCA_ID_LEN])
-{
-	if (s->cap == 0)
-		return false;
-	for (size_t i = idset_slot(id, s->cap);; i = (i + 1) & (s->cap - 1)) {
-		if (!s->used[i])
-			return false;
-		if (memcmp(s->ids[i], id, ARCA_ID_LEN) == 0)
-			return true;
-	}
-}
-
-static int idset_add(struct idset *s, const uint8_t id[ARCA_ID_LEN])
-{
-	if ((s->count + 1) * 2 > s->cap) {
-		size_t cap = s->cap ? s->cap * 2 : 1024;
-		struct idset n = { calloc(cap, ARCA_ID_LEN), calloc(cap, 1), 0, cap };
-		if (n.ids == NULL || n.used == NULL) {
-			free(n.ids);
-			free(n.used);
-			return ARCA_ENOMEM;
-		}
-		for (size_t i = 0; i < s->cap; i++)
-			if (s->used[i])
-				idset_add(&n, s->ids[i]);
-		free(s->ids);
-		free(s->used);
-		*s = n;
-	}
-	size_t i = idset_slot(id, s->cap);
-	while (s->used[i])
-		i = (i + 1) & (s->cap - 1);
-	memcpy(s->ids[i], id, ARCA_ID_LEN);
-	s->used[i] = 1;
-	s->count++;
-	return 0;
-}
-
-static void idset_clear(struct idset *s)
-{
-	if (s->cap)
-		memset(s->used, 0, s->cap);
-	s->count = 0;
-}
-
-static void idset_free(struct idset *s)
-{
-	free(s->ids);
-	free(s->used);
-	memset(s, 0, sizeof(*s));
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 /* ---- config ---- */

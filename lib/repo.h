@@ -32,6 +32,8 @@ struct repo;
 
 /* Wall-clock time in nanoseconds since the epoch (snapshot and log times). */
 uint64_t arca_now_ns(void);
+/* A monotonic clock in nanoseconds, for intervals. */
+uint64_t arca_mono_ns(void);
 
 #define CONFIG_MAGIC "ARCACONF"
 #define CONFIG_VERSION 1

@@ -329,22 +329,21 @@ static void test_message_keys(void)
 	CHECK(memcmp(a, b, 32) == 0);
 	mkey_of((const uint8_t *)d3, strlen(d3), b);
 	CHECK(memcmp(a, b, 32) != 0);
-	struct mkeys k;
-	mkeys_init(&k);
+	struct idset k = IDSET_INIT;
 	for (int i = 0; i < 1000; i++) {
 		uint8_t key[32] = { 0 };
 		memcpy(key, &i, sizeof(i));
-		CHECK(mkeys_add(&k, key) == 0);
+		CHECK(idset_add(&k, key) == 0);
 	}
 	uint8_t key[32] = { 0 };
 	int probe = 999;
 	memcpy(key, &probe, sizeof(probe));
-	CHECK(mkeys_has(&k, key));
+	CHECK(idset_has(&k, key));
 	probe = 1000;
 	memcpy(key, &probe, sizeof(probe));
-	CHECK(!mkeys_has(&k, key));
-	CHECK_EQ_INT(k.n, 1000);
-	mkeys_release(&k);
+	CHECK(!idset_has(&k, key));
+	CHECK_EQ_INT(k.count, 1000);
+	idset_free(&k);
 }
 
 /* Records and envelopes: round trip; every malformed form rejected. */
