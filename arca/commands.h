@@ -10,5 +10,8 @@ int cmd_verify(int argc, char **argv);
 int cmd_ls(int argc, char **argv);
 int cmd_diff(int argc, char **argv);
 int cmd_journal(int argc, char **argv);
+int cmd_pull(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+int cmd_alarm(int argc, char **argv);
 
 #endif

@@ -21,6 +21,9 @@ static const struct {
 	{ "diff", cmd_diff, "what changed in an account between two snapshots" },
 	{ "restore", cmd_restore, "restore a snapshot (restore maildir)" },
 	{ "journal", cmd_journal, "list the messages arcad journaled" },
+	{ "pull", cmd_pull, "capture accounts' live state over IMAP and ManageSieve (pull imap)" },
+	{ "status", cmd_status, "standing alarms and what the repository holds" },
+	{ "alarm", cmd_alarm, "clear an alarm with the restore key (alarm clear)" },
 	{ "verify", cmd_verify, "check the repository for damage" },
 };
 

@@ -405,13 +405,13 @@ int idx_jrnl_put(struct idx_txn *t, const void *key, size_t klen, const void *va
 	return put(t, t->ix->jrnl, key, klen, val, vlen);
 }
 
-int idx_jrnl_foreach(struct idx_txn *t, const void *prefix, size_t plen,
+static int table_foreach(struct idx_txn *t, MDB_dbi dbi, const void *prefix, size_t plen,
 		     int (*fn)(const uint8_t *key, size_t klen, const uint8_t *val,
 			       size_t vlen, void *ctx),
 		     void *ctx)
 {
 	MDB_cursor *c;
-	if (mdb_cursor_open(t->txn, t->ix->jrnl, &c) != 0)
+	if (mdb_cursor_open(t->txn, dbi, &c) != 0)
 		return ARCA_EIO;
 	MDB_val k = { .mv_size = plen, .mv_data = (void *)prefix }, v;
 	int rc = 0;
@@ -426,4 +426,20 @@ int idx_jrnl_foreach(struct idx_txn *t, const void *prefix, size_t plen,
 	if (rc == 0 && mrc != 0 && mrc != MDB_NOTFOUND)
 		rc = ARCA_EIO;
 	return rc;
+}
+
+int idx_jrnl_foreach(struct idx_txn *t, const void *prefix, size_t plen,
+		     int (*fn)(const uint8_t *key, size_t klen, const uint8_t *val,
+			       size_t vlen, void *ctx),
+		     void *ctx)
+{
+	return table_foreach(t, t->ix->jrnl, prefix, plen, fn, ctx);
+}
+
+int idx_cache_foreach(struct idx_txn *t, const void *prefix, size_t plen,
+		      int (*fn)(const uint8_t *key, size_t klen, const uint8_t *val,
+				size_t vlen, void *ctx),
+		      void *ctx)
+{
+	return table_foreach(t, t->ix->file, prefix, plen, fn, ctx);
 }

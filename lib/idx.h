@@ -84,6 +84,11 @@ int idx_file_put(struct idx_txn *t, const void *key, size_t klen, const struct i
 /* Raw values in the ingest cache table (folder records, any length). */
 int idx_cache_get(struct idx_txn *t, const void *key, size_t klen, struct abuf *out);
 int idx_cache_put(struct idx_txn *t, const void *key, size_t klen, const void *val, size_t vlen);
+/* Every cache record whose key starts with prefix, in key order. */
+int idx_cache_foreach(struct idx_txn *t, const void *prefix, size_t plen,
+		      int (*fn)(const uint8_t *key, size_t klen, const uint8_t *val,
+				size_t vlen, void *ctx),
+		      void *ctx);
 
 /* Dictionaries: zstd dictionary id -> the object holding it. */
 int idx_dict_put(struct idx_txn *t, uint32_t dict_id, const uint8_t id[ARCA_ID_LEN]);

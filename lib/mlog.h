@@ -33,6 +33,8 @@ enum mlog_kind {
 	MLOG_SNAPSHOT = 2,   /* a snapshot: root id, account, time, counts */
 	MLOG_DICT = 3,       /* a zstd dictionary: its object id and zstd id */
 	MLOG_JOURNAL = 4,    /* a sealed journal segment: pack record + commit marks */
+	MLOG_ALARM = 5,      /* an alarm raised (docs/alarms.md) */
+	MLOG_ALARM_CLEAR = 6, /* an alarm cleared by an admin with the restore key */
 };
 
 /* A parsed entry; payload points into the caller's buffer. */

@@ -1,4 +1,5 @@
 #include "repo.h"
+#include "alarm.h"
 #include "journal.h"
 
 #include <errno.h>
@@ -519,6 +520,13 @@ static int apply_entry(const struct mlog_entry *e, void *vctx)
 		int rc = idx_dict_put(c->t, get_u32le(e->payload + ARCA_ID_LEN), e->payload);
 		return rc ? arca_err_set(c->err, rc, "index: cannot record %s", name) : 0;
 	}
+	case MLOG_ALARM:
+	case MLOG_ALARM_CLEAR: {
+		int rc = alarm_index_entry(c->t, e->kind, e->seq, e->time_ns, e->payload, e->payload_len);
+		if (rc == ARCA_ECORRUPT || rc == ARCA_EFORMAT || rc == ARCA_EVERSION)
+			return arca_err_set(c->err, ARCA_ECORRUPT, "%s: malformed alarm record", name);
+		return rc ? arca_err_set(c->err, rc, "index: cannot record %s", name) : 0;
+	}
 	case MLOG_SNAPSHOT: {
 		struct snap_info s;
 		if (snap_info_decode(e->payload, e->payload_len, &s) != 0)
@@ -616,12 +624,13 @@ static int log_append_txn(struct repo *r, struct idx_txn *t, uint8_t kind,
 	if (rc)
 		return rc;
 	struct apply_ctx c = { r, t, err };
+	uint64_t now = arca_now_ns();
 	rc = mlog_append(r->be, &r->log, r->ik, r->pub.sign_pk, kind, payload, len,
-			 arca_now_ns(), apply_entry, &c, seq_r, err);
+			 now, apply_entry, &c, seq_r, err);
 	if (rc)
 		return rc;
 	struct mlog_entry e = { .seq = *seq_r, .kind = kind, .payload = payload,
-				.payload_len = len };
+				.payload_len = len, .time_ns = now };
 	rc = apply_entry(&e, &c);
 	if (rc)
 		return rc;
@@ -630,6 +639,25 @@ static int log_append_txn(struct repo *r, struct idx_txn *t, uint8_t kind,
 	rc = rc ? rc : idx_meta_put(t, "logstate", b.data, b.len);
 	abuf_release(&b);
 	return rc ? arca_err_set(err, rc, "index: cannot save the log state") : 0;
+}
+
+int repo_log_append(struct repo *r, uint8_t kind, const void *payload, size_t len,
+		    uint64_t *seq_r, struct arca_err *err)
+{
+	if (r->ik == NULL)
+		return arca_err_set(err, ARCA_ESTATE, "repository not opened for writing");
+	if (kind != MLOG_ALARM && kind != MLOG_ALARM_CLEAR)
+		return arca_err_set(err, ARCA_EINVAL, "log entry kind %u is written by its own module", kind);
+	struct idx_txn *t;
+	int rc = idx_begin(r->ix, true, &t, err);
+	if (rc)
+		return rc;
+	rc = log_append_txn(r, t, kind, payload, len, seq_r, err);
+	if (rc) {
+		idx_abort(t);
+		return rc;
+	}
+	return idx_commit(t, err);
 }
 
 /* ---- writing ---- */

@@ -85,6 +85,10 @@ const uint8_t *repo_config_hash(const struct repo *r);
  * around: a damaged log entry or pack), one per line; NULL if none. */
 const char *repo_warnings(const struct repo *r);
 
+/* Append an alarm or alarm-clear entry (alarm.h) and apply it to the index. */
+int repo_log_append(struct repo *r, uint8_t kind, const void *payload, size_t len,
+		    uint64_t *seq_r, struct arca_err *err);
+
 /* Take in log entries written by others since we last looked. */
 int repo_sync(struct repo *r, struct arca_err *err);
 

@@ -3,12 +3,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "buf.h"
 #include "compress.h"
 #include "pack.h"
 #include "banned.h"
 
-#define SNAP_VERSION 1
+#define SNAP_VERSION 1           /* without Sieve scripts */
+#define SNAP_VERSION_SIEVE 2     /* with the Sieve section */
 #define PAGE_VERSION 1
 #define PAGE_MAX_RECORDS 4096
 #define PAGE_CUT_MASK 127               /* ~128 records a page */
@@ -57,9 +60,28 @@ void snapshot_free(struct snapshot *s)
 	for (size_t i = 0; i < s->nsubscriptions; i++)
 		free(s->subscriptions[i]);
 	free(s->subscriptions);
+	for (size_t i = 0; i < s->nsieve; i++)
+		free(s->sieve[i].name);
+	free(s->sieve);
 	free(s->account);
 	free(s->source);
 	free(s);
+}
+
+int snapshot_add_sieve(struct snapshot *s, const struct snap_sieve *sv)
+{
+	if (s->nsieve >= SNAP_SIEVE_MAX)
+		return ARCA_ELIMIT;
+	struct snap_sieve *v = realloc(s->sieve, (s->nsieve + 1) * sizeof(*v));
+	if (v == NULL)
+		return ARCA_ENOMEM;
+	s->sieve = v;
+	v[s->nsieve] = *sv;
+	if ((v[s->nsieve].name = strdup(sv->name)) == NULL)
+		return ARCA_ENOMEM;
+	s->nsieve++;
+	s->has_sieve = true;
+	return 0;
 }
 
 struct snap_folder *snapshot_add_folder(struct snapshot *s, const char *name)
@@ -270,7 +292,10 @@ static int encode_root(const struct snapshot *s, struct abuf *b)
 {
 	if (!root_fits(s))
 		return ARCA_ELIMIT;
-	int rc = abuf_add_u8(b, SNAP_VERSION);
+	for (size_t i = 0; i < s->nsieve; i++)
+		if (strlen(s->sieve[i].name) > SNAP_SIEVE_NAME_MAX)
+			return ARCA_ELIMIT;
+	int rc = abuf_add_u8(b, s->has_sieve ? SNAP_VERSION_SIEVE : SNAP_VERSION);
 	rc = rc ? rc : abuf_add_str(b, s->account);
 	rc = rc ? rc : abuf_add_u64(b, s->time_ns);
 	rc = rc ? rc : abuf_add_str(b, s->source);
@@ -281,6 +306,40 @@ static int encode_root(const struct snapshot *s, struct abuf *b)
 	rc = rc ? rc : abuf_add_varint(b, s->nfolders);
 	for (size_t i = 0; i < s->nfolders && rc == 0; i++)
 		rc = snap_folder_encode(&s->folders[i], b);
+	if (!s->has_sieve)
+		return rc;
+	rc = rc ? rc : abuf_add_varint(b, s->nsieve);
+	for (size_t i = 0; i < s->nsieve && rc == 0; i++) {
+		const struct snap_sieve *v = &s->sieve[i];
+		rc = abuf_add_str(b, v->name);
+		rc = rc ? rc : abuf_add_u8(b, v->active ? 1 : 0);
+		rc = rc ? rc : abuf_add_u8(b, v->content_type);
+		rc = rc ? rc : abuf_add(b, v->content_id, ARCA_ID_LEN);
+		rc = rc ? rc : abuf_add_varint(b, v->size);
+	}
+	return rc;
+}
+
+int snapshot_store_pages(struct repo *r, struct snapshot *s, struct arca_err *err)
+{
+	for (size_t i = 0; i < s->nfolders; i++) {
+		int rc = store_pages(r, &s->folders[i], err);
+		if (rc)
+			return rc;
+		s->folders[i].pages_reused = true;
+	}
+	return 0;
+}
+
+int snapshot_digest(const struct snapshot *s, uint8_t out[ARCA_ID_LEN])
+{
+	struct snapshot t = *s;
+	t.time_ns = 0;
+	struct abuf b = ABUF_INIT;
+	int rc = encode_root(&t, &b);
+	if (rc == 0)
+		crypto_generichash(out, ARCA_ID_LEN, b.data, b.len, NULL, 0);
+	abuf_release(&b);
 	return rc;
 }
 
@@ -370,6 +429,38 @@ fail:
 	return rc;
 }
 
+int snap_folder_encode_full(const struct snap_folder *f, struct abuf *out)
+{
+	int rc = snap_folder_encode(f, out);
+	rc = rc ? rc : abuf_add_varint(out, f->nmsgs);
+	for (size_t i = 0; i < f->nmsgs && rc == 0; i++)
+		rc = encode_msg(out, &f->msgs[i]);
+	return rc;
+}
+
+static int decode_msgs(struct adec *d, struct snap_folder *f, uint64_t n);
+
+int snap_folder_decode_full(const uint8_t *p, size_t len, struct snapshot *s)
+{
+	struct adec d;
+	adec_init(&d, p, len);
+	int rc = decode_folder(&d, s);
+	if (rc)
+		return rc;
+	struct snap_folder *f = &s->folders[s->nfolders - 1];
+	uint64_t n = adec_varint(&d);
+	/* each record takes at least 43 bytes */
+	if (d.failed || n > SNAP_MESSAGES_MAX || n > adec_left(&d) / 43)
+		return ARCA_EFORMAT;
+	rc = decode_msgs(&d, f, n);
+	return rc ? rc : adec_finish(&d);
+}
+
+int snapshot_encode_root(const struct snapshot *s, struct abuf *out)
+{
+	return encode_root(s, out);
+}
+
 int snap_folder_decode(const uint8_t *p, size_t len, struct snapshot *s)
 {
 	struct adec d;
@@ -382,7 +473,8 @@ int snapshot_decode_root(const uint8_t *p, size_t len, struct snapshot **s_r)
 {
 	struct adec d;
 	adec_init(&d, p, len);
-	if (adec_u8(&d) != SNAP_VERSION)
+	uint8_t version = adec_u8(&d);
+	if (version != SNAP_VERSION && version != SNAP_VERSION_SIEVE)
 		return ARCA_EVERSION;
 	struct snapshot *s = calloc(1, sizeof(*s));
 	if (s == NULL)
@@ -416,6 +508,31 @@ int snapshot_decode_root(const uint8_t *p, size_t len, struct snapshot **s_r)
 			goto fail;
 		}
 	}
+	if (version == SNAP_VERSION_SIEVE) {
+		s->has_sieve = true;
+		uint64_t ns = adec_varint(&d);
+		if (d.failed || ns > SNAP_SIEVE_MAX || ns * (ARCA_ID_LEN + 4) > adec_left(&d))
+			goto fail;
+		s->sieve = calloc(ns ? ns : 1, sizeof(*s->sieve));
+		if (s->sieve == NULL) {
+			rc = ARCA_ENOMEM;
+			goto fail;
+		}
+		for (; s->nsieve < ns; s->nsieve++) {
+			struct snap_sieve *v = &s->sieve[s->nsieve];
+			v->name = adec_strdup(&d, SNAP_SIEVE_NAME_MAX);
+			uint8_t active = adec_u8(&d);
+			v->content_type = adec_u8(&d);
+			adec_fixed(&d, v->content_id, ARCA_ID_LEN);
+			v->size = adec_varint(&d);
+			if (d.failed || v->name == NULL || active > 1 ||
+			    (v->content_type != OBJ_BLOB && v->content_type != OBJ_CHUNKLIST)) {
+				s->nsieve += v->name != NULL;
+				goto fail;
+			}
+			v->active = active == 1;
+		}
+	}
 	if (adec_finish(&d) != 0)
 		goto fail;
 	*s_r = s;
@@ -434,38 +551,9 @@ int snapshot_decode_page(const uint8_t *p, size_t len, struct snap_folder *f)
 	uint64_t n = adec_varint(&d);
 	if (d.failed || n > PAGE_MAX_RECORDS || n > adec_left(&d))
 		return ARCA_EFORMAT;
-	for (uint64_t i = 0; i < n; i++) {
-		struct snap_msg m = { 0 };
-		uint64_t uid = adec_varint(&d);
-		m.uid = (uint32_t)uid;
-		m.modseq = adec_varint(&d);
-		m.content_type = adec_u8(&d);
-		adec_fixed(&d, m.content_id, ARCA_ID_LEN);
-		m.size = adec_varint(&d);
-		m.date_sec = unzigzag(adec_varint(&d));
-		uint64_t nsec = adec_varint(&d);
-		m.date_nsec = (int32_t)nsec;
-		uint64_t flags = adec_varint(&d);
-		m.flags = (uint32_t)flags;
-		m.keywords = adec_varint(&d);
-		char *base = adec_strdup(&d, SNAP_FIELD_MAX);
-		char *ext = adec_strdup(&d, SNAP_FIELD_MAX);
-		uint8_t in_new = adec_u8(&d);
-		int rc = 0;
-		if (d.failed || uid > UINT32_MAX || nsec >= 1000000000u || flags >> 27 ||
-		    in_new > 1 || (m.content_type != OBJ_BLOB && m.content_type != OBJ_CHUNKLIST) ||
-		    (f->nkeywords < 64 && (m.keywords >> f->nkeywords) != 0))
-			rc = ARCA_EFORMAT;
-		m.in_new = in_new == 1;
-		m.base = base;
-		m.uidlist_ext = ext;
-		if (rc == 0)
-			rc = snap_folder_add_msg(f, &m);
-		free(base);
-		free(ext);
-		if (rc)
-			return rc;
-	}
+	int rc = decode_msgs(&d, f, n);
+	if (rc)
+		return rc;
 	return adec_finish(&d);
 }
 
@@ -509,4 +597,42 @@ int snapshot_load_msgs(struct repo *r, struct snap_folder *f, struct arca_err *e
 		f->nmsgs = f->msgs_cap = 0;
 	}
 	return rc;
+}
+
+/* n message records (the layout of docs/format/objects.md FOLDER_PAGE). */
+static int decode_msgs(struct adec *d, struct snap_folder *f, uint64_t n)
+{
+	for (uint64_t i = 0; i < n; i++) {
+		struct snap_msg m = { 0 };
+		uint64_t uid = adec_varint(d);
+		m.uid = (uint32_t)uid;
+		m.modseq = adec_varint(d);
+		m.content_type = adec_u8(d);
+		adec_fixed(d, m.content_id, ARCA_ID_LEN);
+		m.size = adec_varint(d);
+		m.date_sec = unzigzag(adec_varint(d));
+		uint64_t nsec = adec_varint(d);
+		m.date_nsec = (int32_t)nsec;
+		uint64_t flags = adec_varint(d);
+		m.flags = (uint32_t)flags;
+		m.keywords = adec_varint(d);
+		char *base = adec_strdup(d, SNAP_FIELD_MAX);
+		char *ext = adec_strdup(d, SNAP_FIELD_MAX);
+		uint8_t in_new = adec_u8(d);
+		int rc = 0;
+		if (d->failed || uid > UINT32_MAX || nsec >= 1000000000u || flags >> 27 ||
+		    in_new > 1 || (m.content_type != OBJ_BLOB && m.content_type != OBJ_CHUNKLIST) ||
+		    (f->nkeywords < 64 && (m.keywords >> f->nkeywords) != 0))
+			rc = ARCA_EFORMAT;
+		m.in_new = in_new == 1;
+		m.base = base;
+		m.uidlist_ext = ext;
+		if (rc == 0)
+			rc = snap_folder_add_msg(f, &m);
+		free(base);
+		free(ext);
+		if (rc)
+			return rc;
+	}
+	return 0;
 }

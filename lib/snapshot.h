@@ -77,6 +77,17 @@ struct snap_folder {
 	size_t nmsgs, msgs_cap;
 };
 
+/* A Sieve script of the account (pulled over ManageSieve). */
+#define SNAP_SIEVE_MAX 1024           /* scripts per account */
+#define SNAP_SIEVE_NAME_MAX 1024
+struct snap_sieve {
+	char *name;                     /* UTF-8 */
+	bool active;
+	uint8_t content_type;           /* OBJ_BLOB or OBJ_CHUNKLIST */
+	uint8_t content_id[ARCA_ID_LEN];
+	uint64_t size;
+};
+
 struct snapshot {
 	char *account;
 	uint64_t time_ns;
@@ -86,6 +97,9 @@ struct snapshot {
 	size_t nsubscriptions;
 	struct snap_folder *folders;
 	size_t nfolders, folders_cap;
+	bool has_sieve;                 /* Sieve scripts were captured (root v2) */
+	struct snap_sieve *sieve;
+	size_t nsieve;
 };
 
 struct snapshot *snapshot_new(const char *account, const char *source);
@@ -97,6 +111,16 @@ int snapshot_add_subscription(struct snapshot *s, const char *name);
 int snap_folder_add_msg(struct snap_folder *f, const struct snap_msg *m);
 /* Index of keyword `name` in the folder's table, adding it; -1 when full. */
 int snap_folder_keyword(struct snap_folder *f, const char *name);
+
+/* Add a Sieve script (name copied); sets has_sieve. */
+int snapshot_add_sieve(struct snapshot *s, const struct snap_sieve *sv);
+
+/* Store the pages of every folder not marked pages_reused, then mark them
+ * so (snapshot_store won't redo them). */
+int snapshot_store_pages(struct repo *r, struct snapshot *s, struct arca_err *err);
+/* BLAKE2b-256 of the root's encoding with time 0: two snapshots of an
+ * account with the same digest hold the same state (pages stored first). */
+int snapshot_digest(const struct snapshot *s, uint8_t out[ARCA_ID_LEN]);
 
 /* Store pages and root; *root_r is the snapshot's id. Fills s totals. */
 int snapshot_store(struct repo *r, struct snapshot *s, uint8_t root_r[ARCA_ID_LEN],
@@ -111,6 +135,14 @@ int snapshot_load_msgs(struct repo *r, struct snap_folder *f, struct arca_err *e
  * for the ingest cache of unchanged folders; decode appends to s. */
 int snap_folder_encode(const struct snap_folder *f, struct abuf *out);
 int snap_folder_decode(const uint8_t *p, size_t len, struct snapshot *s);
+
+/* A folder record with all its message records (msgs loaded), for caches
+ * that must rebuild the folder without reading its pages (pull's state);
+ * decode appends the folder, messages loaded, to s. */
+int snap_folder_encode_full(const struct snap_folder *f, struct abuf *out);
+int snap_folder_decode_full(const uint8_t *p, size_t len, struct snapshot *s);
+/* The root's encoding (as stored), e.g. to remember the last one. */
+int snapshot_encode_root(const struct snapshot *s, struct abuf *out);
 
 /* Codecs on bytes, for the fuzzers. */
 int snapshot_decode_root(const uint8_t *p, size_t len, struct snapshot **s_r);

@@ -1,4 +1,5 @@
 #include "verify.h"
+#include "alarm.h"
 #include "journal.h"
 
 #include <stdarg.h>
@@ -183,6 +184,16 @@ static int check_log(struct vctx *v, struct arca_err *err)
 		} else if (e.kind == MLOG_DICT) {
 			if (e.payload_len != ARCA_ID_LEN + 4)
 				problem(v, true, "%s: malformed dictionary record", name);
+		} else if (e.kind == MLOG_ALARM) {
+			struct alarm a;
+			if (alarm_decode(e.payload, e.payload_len, &a) != 0)
+				problem(v, true, "%s: malformed alarm record", name);
+			else
+				alarm_release(&a);
+		} else if (e.kind == MLOG_ALARM_CLEAR) {
+			uint64_t aseq;
+			if (alarm_clear_decode(e.payload, e.payload_len, &aseq, NULL) != 0 || aseq >= e.seq)
+				problem(v, true, "%s: malformed alarm-clear record", name);
 		} else if (e.kind == MLOG_INIT) {
 			if (e.seq != 0)
 				problem(v, true, "%s: a second INIT entry", name);

@@ -1,0 +1,232 @@
+/*
+ * imap_conn.c - libetpan session over a netconn (imap_conn.h).
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "imap_conn.h"
+#include "imap_xguid.h"
+
+/* ---- a libetpan stream driver on top of netconn ---- */
+
+static ssize_t nc_read(mailstream_low *s, void *buf, size_t len)
+{
+	struct arca_err e = { 0 };
+	ssize_t n = netconn_read(s->data, buf, len, &e);
+	return n < 0 ? -1 : n;
+}
+
+static ssize_t nc_write(mailstream_low *s, const void *buf, size_t len)
+{
+	struct arca_err e = { 0 };
+	return netconn_write_all(s->data, buf, len, &e) == 0 ? (ssize_t)len : -1;
+}
+
+static int nc_close(mailstream_low *s)
+{
+	(void)s;
+	return 0;   /* the netconn is freed with the session (nc_free) */
+}
+
+static int nc_get_fd(mailstream_low *s)
+{
+	return netconn_fd(s->data);
+}
+
+static void nc_free(mailstream_low *s)
+{
+	netconn_free(s->data);
+	free(s);
+}
+
+static void nc_cancel(mailstream_low *s)
+{
+	(void)s;
+}
+
+static struct mailstream_cancel *nc_get_cancel(mailstream_low *s)
+{
+	(void)s;
+	return NULL;
+}
+
+static carray *nc_get_chain(mailstream_low *s)
+{
+	(void)s;
+	return NULL;
+}
+
+static mailstream_low_driver netconn_driver = {
+	.mailstream_read = nc_read,
+	.mailstream_write = nc_write,
+	.mailstream_close = nc_close,
+	.mailstream_get_fd = nc_get_fd,
+	.mailstream_free = nc_free,
+	.mailstream_cancel = nc_cancel,
+	.mailstream_get_cancel = nc_get_cancel,
+	.mailstream_get_certificate_chain = nc_get_chain,
+};
+
+/* ---- the session ---- */
+
+int imap_conn_fail(struct imap_conn *c, int r, const char *what, struct arca_err *err)
+{
+	const char *said = c && c->imap && c->imap->imap_response ? c->imap->imap_response : "";
+	int code = ARCA_EIO;
+	const char *kind = "failed";
+	switch (r) {
+	case MAILIMAP_ERROR_PARSE:
+		code = ARCA_EFORMAT;
+		kind = "answer not understood";
+		break;
+	case MAILIMAP_ERROR_STREAM:
+		kind = "connection lost or timed out";
+		break;
+	case MAILIMAP_ERROR_MEMORY:
+		code = ARCA_ENOMEM;
+		kind = "out of memory";
+		break;
+	case MAILIMAP_ERROR_LOGIN:
+		code = ARCA_EKEY;
+		kind = "login refused";
+		break;
+	default:
+		break;
+	}
+	/* the server's words are hostile: print at most a line of them */
+	char safe[160];
+	size_t n = 0;
+	for (const char *p = said; *p && n + 1 < sizeof(safe); p++)
+		safe[n++] = (*p >= 0x20 && *p < 0x7f) ? *p : '?';
+	safe[n] = '\0';
+	return arca_err_set(err, code, "%s: %s %s%s%s", c && c->host ? c->host : "IMAP", what, kind,
+			    n ? ": " : "", safe);
+}
+
+static bool has_cap(mailimap *imap, const char *name)
+{
+	return mailimap_has_extension(imap, (char *)name) != 0;
+}
+
+int imap_conn_open(const struct imap_conn_opts *o, struct imap_conn **c_r, struct arca_err *err)
+{
+	*c_r = NULL;
+	imap_xguid_register();
+	struct imap_conn *c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return arca_err_set(err, ARCA_ENOMEM, "out of memory");
+	c->host = o->net.host;
+	struct netconn *nc;
+	int rc = netconn_open(&o->net, &nc, err);
+	if (rc) {
+		free(c);
+		return rc;
+	}
+	c->nc = nc;
+	c->imap = mailimap_new(0, NULL);
+	mailstream_low *low = c->imap ? mailstream_low_new(nc, &netconn_driver) : NULL;
+	mailstream *stream = low ? mailstream_new(low, 16384) : NULL;
+	if (stream == NULL) {
+		if (low)
+			mailstream_low_free(low);   /* frees nc */
+		else
+			netconn_free(nc);
+		if (c->imap)
+			mailimap_free(c->imap);
+		free(c);
+		return arca_err_set(err, ARCA_ENOMEM, "out of memory");
+	}
+	/* libetpan's own timeout (seconds) on top of netconn's deadlines */
+	mailimap_set_timeout(c->imap, (o->net.timeout_ms > 0 ? o->net.timeout_ms : 60000) / 1000 + 1);
+	int r = mailimap_connect(c->imap, stream);
+	if (r != MAILIMAP_NO_ERROR_NON_AUTHENTICATED) {
+		if (r == MAILIMAP_NO_ERROR_AUTHENTICATED)
+			rc = arca_err_set(err, ARCA_EINVAL, "%s: the server logged us in before LOGIN (PREAUTH): refused", c->host);
+		else
+			rc = imap_conn_fail(c, r, "greeting", err);
+		goto fail;
+	}
+	if (c->imap->imap_response && strstr(c->imap->imap_response, "Dovecot"))
+		c->dovecot = true;
+	if (o->net.tls == NETCONN_STARTTLS) {
+		r = mailimap_capability(c->imap, &(struct mailimap_capability_data *){ NULL });
+		/* libetpan keeps the capabilities in the session; the copy is freed below */
+		if (r != MAILIMAP_NO_ERROR) {
+			rc = imap_conn_fail(c, r, "CAPABILITY", err);
+			goto fail;
+		}
+		if (!has_cap(c->imap, "STARTTLS")) {
+			rc = arca_err_set(err, ARCA_EINVAL, "%s: STARTTLS asked for but not offered by the server", c->host);
+			goto fail;
+		}
+		r = mailimap_starttls(c->imap);
+		if (r != MAILIMAP_NO_ERROR) {
+			rc = imap_conn_fail(c, r, "STARTTLS", err);
+			goto fail;
+		}
+		if (stream->read_buffer_len != 0) {
+			rc = arca_err_set(err, ARCA_EFORMAT, "%s: the server sent data after agreeing to STARTTLS (injection?)", c->host);
+			goto fail;
+		}
+		rc = netconn_start_tls(nc, err);
+		if (rc)
+			goto fail;
+	}
+	r = mailimap_login(c->imap, o->user, o->password);
+	if (r != MAILIMAP_NO_ERROR) {
+		rc = imap_conn_fail(c, r, "LOGIN", err);
+		goto fail;
+	}
+	struct mailimap_capability_data *caps = NULL;
+	r = mailimap_capability(c->imap, &caps);
+	if (r != MAILIMAP_NO_ERROR) {
+		rc = imap_conn_fail(c, r, "CAPABILITY", err);
+		goto fail;
+	}
+	mailimap_capability_data_free(caps);
+	c->condstore = has_cap(c->imap, "CONDSTORE");
+	c->qresync = has_cap(c->imap, "QRESYNC");
+	c->special_use = has_cap(c->imap, "SPECIAL-USE");
+	c->list_extended = has_cap(c->imap, "LIST-EXTENDED");
+	c->uidplus = has_cap(c->imap, "UIDPLUS");
+	if (c->qresync && has_cap(c->imap, "ENABLE")) {
+		struct mailimap_capability_data *want = mailimap_capability_data_new(clist_new());
+		struct mailimap_capability *cap = want ? mailimap_capability_new(MAILIMAP_CAPABILITY_NAME, NULL, strdup("QRESYNC")) : NULL;
+		struct mailimap_capability_data *got = NULL;
+		if (cap == NULL || want->cap_list == NULL || clist_append(want->cap_list, cap) != 0) {
+			if (cap)
+				mailimap_capability_free(cap);
+			if (want)
+				mailimap_capability_data_free(want);
+			rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
+			goto fail;
+		}
+		r = mailimap_enable(c->imap, want, &got);
+		mailimap_capability_data_free(want);
+		if (r != MAILIMAP_NO_ERROR) {
+			rc = imap_conn_fail(c, r, "ENABLE QRESYNC", err);
+			goto fail;
+		}
+		if (got)
+			mailimap_capability_data_free(got);
+		c->enabled_qresync = true;
+	}
+	*c_r = c;
+	return 0;
+fail:
+	imap_conn_close(c);
+	return rc;
+}
+
+void imap_conn_close(struct imap_conn *c)
+{
+	if (c == NULL)
+		return;
+	if (c->imap) {
+		if (c->imap->imap_state >= MAILIMAP_STATE_AUTHENTICATED)
+			(void)mailimap_logout(c->imap);
+		mailimap_free(c->imap);   /* frees the stream, its driver and the netconn */
+	}
+	free(c);
+}
