@@ -1,4 +1,5 @@
 #include "cli.h"
+#include "alarm.h"
 
 #include <errno.h>
 #include <sodium.h>
@@ -236,6 +237,33 @@ int cli_pick_snapshot(struct repo *r, const char *account, const char *id,
 	if (at != NULL && cli_parse_time(at, &at_ns) != 0) {
 		snap_infos_free(list, n);
 		return cli_failf("--at %s: not a time (use RFC 3339, e.g. 2026-11-28T06:00:00Z)", at);
+	}
+	/* By default, never a snapshot a standing alarm marked suspect nor
+	 * one after it: the last one before the first suspect one. */
+	uint64_t before_ns = UINT64_MAX;
+	if (id == NULL && at == NULL && account != NULL) {
+		struct alarm *al = NULL;
+		size_t nal = 0;
+		if (alarm_list(r, true, &al, &nal, &err) == 0) {
+			for (size_t k = 0; k < n; k++) {
+				if (strcmp(list[k].account, account) != 0)
+					continue;
+				for (size_t a = 0; a < nal; a++)
+					for (size_t x = 0; x < al[a].nsuspects; x++)
+						if (strcmp(al[a].suspects[x].account, account) == 0 &&
+						    memcmp(al[a].suspects[x].root, list[k].root, ARCA_ID_LEN) == 0 &&
+						    list[k].time_ns < before_ns)
+							before_ns = list[k].time_ns;
+			}
+			alarms_free(al, nal);
+		}
+		if (before_ns != UINT64_MAX) {
+			char t[40];
+			cli_format_time(before_ns, t);
+			fprintf(stderr, "%s: %s: the snapshot of %s is suspect (standing alarm, arca status): taking the last one before it; --snapshot ID chooses another\n",
+				cli_prog, account, t);
+			at_ns = before_ns - 1;
+		}
 	}
 	const struct snap_info *pick = NULL;
 	int matches = 0;

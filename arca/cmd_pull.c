@@ -55,6 +55,8 @@ static const char USAGE[] =
 	"  --alarm-uidvalidity N  alarm when N or more accounts changed UIDVALIDITY (default 3)\n"
 	"  --alarm-exec CMD    run CMD (sh -c) for each alarm; details in its\n"
 	"                      environment (ARCA_ALARM_*) and on its stdin\n"
+	"  --commit-every B    commit finished snapshots after B bytes fetched\n"
+	"                      (default 256 MiB): what a killed pull keeps\n"
 	"  --json              one JSON object per account on stdout\n"
 	"Exit: 0 all accounts pulled, 3 some failed, 5 an alarm was raised, 1 error.";
 
@@ -332,6 +334,7 @@ int cmd_pull(int argc, char **argv)
 	const char *repo_path = NULL, *host = NULL, *master = NULL, *pwfile = NULL,
 		   *credfile = NULL, *from = NULL, *ca_file = NULL, *sieve_tls = NULL;
 	long port = 0, sieve_port = 0, parallel = 4, timeout = 60;
+	unsigned long long commit_every = 0;
 	int tls = NETCONN_PLAIN;
 	bool insecure = false;
 	char sep = '*';
@@ -340,7 +343,7 @@ int cmd_pull(int argc, char **argv)
 	alarm_policy_default(&ctx.policy);
 	enum { O_REPO = 256, O_HOST, O_PORT, O_TLS, O_STARTTLS, O_CA, O_INSECURE, O_MASTER,
 	       O_SEP, O_PWFILE, O_CREDS, O_ACCOUNT, O_FROM, O_SIEVE, O_SIEVE_TLS, O_PAR,
-	       O_TIMEOUT, O_JSON, O_SHARE, O_MIN, O_UIDV, O_EXEC, O_HELP };
+	       O_TIMEOUT, O_JSON, O_SHARE, O_MIN, O_UIDV, O_EXEC, O_COMMIT, O_HELP };
 	static const struct option opts[] = {
 		{ "repo", required_argument, NULL, O_REPO },
 		{ "host", required_argument, NULL, O_HOST },
@@ -364,6 +367,7 @@ int cmd_pull(int argc, char **argv)
 		{ "alarm-min", required_argument, NULL, O_MIN },
 		{ "alarm-uidvalidity", required_argument, NULL, O_UIDV },
 		{ "alarm-exec", required_argument, NULL, O_EXEC },
+		{ "commit-every", required_argument, NULL, O_COMMIT },
 		{ "help", no_argument, NULL, O_HELP },
 		{ 0 },
 	};
@@ -440,6 +444,13 @@ int cmd_pull(int argc, char **argv)
 			}
 			break;
 		case O_EXEC: ctx.alarm_exec = optarg; break;
+		case O_COMMIT:
+			commit_every = strtoull(optarg, &end, 10);
+			if (*end || commit_every == 0) {
+				strv_free(&accounts);
+				return cli_usage(USAGE);
+			}
+			break;
 		case O_HELP:
 			strv_free(&accounts);
 			puts(USAGE);
@@ -490,7 +501,8 @@ int cmd_pull(int argc, char **argv)
 			  .insecure = insecure, .timeout_ms = (int)timeout * 1000 },
 		.master_user = master, .separator = sep, .password = password,
 		.account_password = master ? NULL : cred_password,
-		.parallel = (unsigned)parallel, .warn = on_warn, .done = on_done, .ctx = &ctx,
+		.parallel = (unsigned)parallel, .commit_every = commit_every,
+		.warn = on_warn, .done = on_done, .ctx = &ctx,
 	};
 	if (sieve_port) {
 		o.sieve = o.imap;

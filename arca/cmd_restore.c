@@ -19,7 +19,8 @@
 
 static const char USAGE[] =
 	"arca restore maildir --repo REPO --account ACCOUNT --restore-key KEYFILE\n"
-	"                     [--snapshot ID | --at TIME] [--force] [--owner UID:GID] DEST\n"
+	"                     [--snapshot ID | --at TIME] [--force] [--owner UID:GID]\n"
+	"                     [--sieve-home HOME] DEST\n"
 	"arca restore maildir --repo REPO --restore-key KEYFILE --pattern PATTERN\n"
 	"                     [--account ACCOUNT ...] [--at TIME] [--jobs N] [--force] [--owner UID:GID]\n"
 	"                     [--no-journal]\n\n"
@@ -35,7 +36,12 @@ static const char USAGE[] =
 	"Mail that arcad journaled for the account after the snapshot (and not in\n"
 	"it) is added: mail in to INBOX, unseen; mail out to Sent.  An account known\n"
 	"only from the journal gets an INBOX of its journaled mail.  --at also bounds\n"
-	"the journal; --no-journal restores the snapshot alone.";
+	"the journal; --no-journal restores the snapshot alone.\n"
+	"--sieve-home HOME writes the account's Sieve scripts (pulled by arca pull\n"
+	"imap) as Dovecot keeps them: HOME/sieve/NAME.sieve, the active one linked\n"
+	"from HOME/.dovecot.sieve.\n"
+	"Without --snapshot/--at, a snapshot that a standing alarm marked suspect\n"
+	"is passed over: the last one before it is restored.";
 
 static void on_warn(void *ctx, const char *what, const char *why)
 {
@@ -358,6 +364,7 @@ int cmd_restore(int argc, char **argv)
 		{ "pattern", required_argument, NULL, 'p' },
 		{ "jobs", required_argument, NULL, 'j' },
 		{ "no-journal", no_argument, NULL, 'J' },
+		{ "sieve-home", required_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -386,6 +393,7 @@ int cmd_restore(int argc, char **argv)
 		case 'p': pattern = optarg; break;
 		case 'j': jobs = atoi(optarg); break;
 		case 'J': ro.no_journal = true; break;
+		case 'S': ro.sieve_home = optarg; break;
 		case 'o':
 			if (sscanf(optarg, "%d:%d", &ro.owner_uid, &ro.owner_gid) != 2 ||
 			    ro.owner_uid < 0 || ro.owner_gid < 0)

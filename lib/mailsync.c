@@ -1176,6 +1176,63 @@ static int restore_journal(struct repo *r, const struct snapshot *s, const struc
 	return rc;
 }
 
+/*
+ * Sieve scripts the way Dovecot's Pigeonhole keeps them by default
+ * (sieve = file:~/sieve;active=~/.dovecot.sieve): HOME/sieve/NAME.sieve,
+ * and the active one as the symlink HOME/.dovecot.sieve -> sieve/NAME.sieve.
+ */
+static int restore_sieve(struct repo *r, const struct snapshot *s, const struct restore_opts *o,
+			 struct restore_result *res, struct arca_err *err)
+{
+	if (!s->has_sieve)
+		return 0;
+	char *dir = fs_join(o->sieve_home, "sieve");
+	if (dir == NULL)
+		return arca_err_set(err, ARCA_ENOMEM, "out of memory");
+	int rc = mkdir_owned(o->sieve_home, o, err);
+	rc = rc ? rc : mkdir_owned(dir, o, err);
+	struct abuf data = ABUF_INIT, name = ABUF_INIT;
+	for (size_t i = 0; i < s->nsieve && rc == 0; i++) {
+		const struct snap_sieve *v = &s->sieve[i];
+		if (v->name[0] == '\0' || v->name[0] == '.' || strchr(v->name, '/') != NULL) {
+			if (o->warn)
+				o->warn(o->ctx, v->name, "a Sieve script name that can't be a file name: not restored");
+			continue;
+		}
+		abuf_reset(&name);
+		if (abuf_printf(&name, "%s.sieve", v->name) != 0 || abuf_cstr(&name) != 0) {
+			rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
+			break;
+		}
+		abuf_reset(&data);
+		rc = repo_get(r, v->content_id, v->content_type, &data, err);
+		if (rc == 0 && v->content_type != OBJ_BLOB)
+			rc = arca_err_set(err, ARCA_ECORRUPT, "Sieve script %s: stored in pieces, not supported", v->name);
+		rc = rc ? rc : write_control(dir, (const char *)name.data, &data, o, err);
+		if (rc == 0 && v->active) {
+			char *link = fs_join(o->sieve_home, ".dovecot.sieve");
+			abuf_reset(&data);
+			if (link == NULL || abuf_printf(&data, "sieve/%s", (const char *)name.data) != 0 ||
+			    abuf_cstr(&data) != 0) {
+				rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
+			} else {
+				(void)unlink(link);
+				if (symlink((const char *)data.data, link) != 0)
+					rc = arca_err_errno(err, ARCA_EIO, errno, "symlink %s", link);
+				else if (o->owner_uid >= 0 &&
+					 lchown(link, (uid_t)o->owner_uid, (gid_t)o->owner_gid) != 0)
+					rc = arca_err_errno(err, ARCA_EIO, errno, "chown %s", link);
+			}
+			free(link);
+		}
+		res->sieve_scripts += rc == 0;
+	}
+	abuf_release(&data);
+	abuf_release(&name);
+	free(dir);
+	return rc;
+}
+
 int restore_maildir(struct repo *r, const uint8_t root[ARCA_ID_LEN],
 		    const struct restore_opts *o, struct restore_result *res,
 		    struct arca_err *err)
@@ -1233,6 +1290,8 @@ int restore_maildir(struct repo *r, const uint8_t root[ARCA_ID_LEN],
 	}
 	if (rc == 0 && (nrecs > 0 || s == NULL))
 		rc = restore_journal(r, s, recs, nrecs, &keys, o, res, err);
+	if (rc == 0 && s && o->sieve_home)
+		rc = restore_sieve(r, s, o, res, err);
 	/* One syncfs instead of an fsync per message: restore is re-runnable,
 	 * so only the end needs to be durable (callers restoring many accounts
 	 * sync once at the very end instead).  Starting writeback per file

@@ -62,6 +62,7 @@ struct restore_opts {
 	const char *account;          /* whose journaled mail to add (NULL: none) */
 	bool no_journal;              /* the snapshot alone */
 	uint64_t journal_until;       /* journaled mail up to this time (ns; 0: none) */
+	const char *sieve_home;       /* write the Sieve scripts under this home (NULL: no) */
 	ingest_warn_fn *warn;
 	void *ctx;
 };
@@ -74,6 +75,7 @@ struct restore_result {
 	uint64_t skipped;             /* messages whose names can't be files (warned) */
 	uint64_t journal_added;       /* journaled messages added (journal_restore.h) */
 	uint64_t journal_dup;         /* journaled messages the snapshot already held */
+	uint64_t sieve_scripts;       /* Sieve scripts written (sieve_home) */
 };
 
 /* Restore snapshot `root` (NULL: an account known only from the journal:

@@ -110,7 +110,7 @@ int mlog_parse(const uint8_t *data, size_t len,
 	if (version != MLOG_VERSION)
 		return arca_err_set(err, ARCA_EVERSION, "log entry version %u is not supported", version);
 	e->kind = data[12];
-	if (e->kind > MLOG_JOURNAL)
+	if (e->kind > MLOG_ALARM_CLEAR)
 		return arca_err_set(err, ARCA_EVERSION, "log entry kind %u is not known to this version", e->kind);
 	if (data[13] || data[14] || data[15])
 		return arca_err_set(err, ARCA_ECORRUPT, "reserved bytes are not zero");

@@ -547,10 +547,10 @@ static struct mailimap_fetch_type *meta_fetch_type(struct acct *a)
 	return t;
 }
 
-/* The folder's record for uid, or NULL (msgs are sorted by uid). */
-static struct snap_msg *find_uid(struct snap_folder *f, uint32_t uid)
+/* The record for uid among the first n (sorted by uid), or NULL. */
+static struct snap_msg *find_uid_n(struct snap_folder *f, size_t n, uint32_t uid)
 {
-	size_t lo = 0, hi = f->nmsgs;
+	size_t lo = 0, hi = n;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
 		if (f->msgs[mid].uid < uid)
@@ -561,6 +561,11 @@ static struct snap_msg *find_uid(struct snap_folder *f, uint32_t uid)
 			return &f->msgs[mid];
 	}
 	return NULL;
+}
+
+static struct snap_msg *find_uid(struct snap_folder *f, uint32_t uid)
+{
+	return find_uid_n(f, f->nmsgs, uid);
 }
 
 static int cmp_uid(const void *x, const void *y)
@@ -740,8 +745,14 @@ static int take_meta(struct acct *a, struct folder_work *w, const struct imap_fe
 	return 0;
 }
 
+/* UID ranges a QRESYNC fetch reported VANISHED. */
+struct uid_ranges {
+	uint32_t (*v)[2];
+	size_t n, cap;
+};
+
 static int fetch_meta(struct acct *a, struct folder_work *w, struct mailimap_set *set,
-		      uint64_t changedsince, clist **vanished_r, struct arca_err *err)
+		      uint64_t changedsince, struct uid_ranges *vanished, struct arca_err *err)
 {
 	struct mailimap_fetch_type *ft = meta_fetch_type(a);
 	if (ft == NULL)
@@ -765,14 +776,29 @@ static int fetch_meta(struct acct *a, struct folder_work *w, struct mailimap_set
 	}
 	mailimap_fetch_list_free(result);
 	if (van) {
-		if (vanished_r && van->qr_known_uids) {
-			*vanished_r = van->qr_known_uids->set_list;
-			van->qr_known_uids->set_list = NULL;
+		clist *items = van->qr_known_uids ? van->qr_known_uids->set_list : NULL;
+		for (clistiter *it = items ? clist_begin(items) : NULL; it && rc == 0 && vanished; it = clist_next(it)) {
+			struct mailimap_set_item *si = clist_content(it);
+			if (vanished->n == vanished->cap) {
+				size_t cap = vanished->cap ? vanished->cap * 2 : 16;
+				uint32_t (*nv)[2] = realloc(vanished->v, cap * sizeof(*nv));
+				if (nv == NULL) {
+					rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
+					break;
+				}
+				vanished->v = nv;
+				vanished->cap = cap;
+			}
+			vanished->v[vanished->n][0] = si->set_first;
+			vanished->v[vanished->n][1] = si->set_last;
+			vanished->n++;
 		}
 		mailimap_qresync_vanished_free(van);
 	}
 	return rc;
 }
+
+static int commit_batch(struct run *run, struct arca_err *err);
 
 /* Store one body (in memory) and fill m's content fields. */
 static int store_body(struct acct *a, struct pending *p, const uint8_t *body, size_t len,
@@ -813,7 +839,17 @@ static int store_body(struct acct *a, struct pending *p, const uint8_t *body, si
 	run_lock(a->run);
 	rc = remember_content(a, p->guid, p->rfc822_size, &p->m, strip);
 	a->run->fetched_since_commit += len;
+	/* A checkpoint: what was fetched so far (and the accounts already
+	 * staged) is committed, so a killed pull doesn't fetch it again. */
+	uint64_t every = a->run->o->commit_every ? a->run->o->commit_every : (256u << 20);
+	if (rc == 0 && a->run->fatal == 0 && a->run->fetched_since_commit >= every) {
+		rc = commit_batch(a->run, err);
+		if (rc)
+			a->repo_failed = true;
+	}
 	run_unlock(a->run);
+	if (rc && a->repo_failed)
+		return rc;
 	a->res->messages_fetched++;
 	a->res->bytes_fetched += len;
 	return rc ? arca_err_set(err, rc, "out of memory") : 0;
@@ -976,13 +1012,14 @@ static int fetch_bodies(struct acct *a, struct folder_work *w, struct arca_err *
 static int apply_pending(struct folder_work *w, struct arca_err *err)
 {
 	struct snap_folder *f = w->f;
+	size_t sorted = f->nmsgs;   /* new records go after these, sorted at the end */
 	for (size_t i = 0; i < w->np; i++) {
 		struct pending *p = &w->p[i];
 		if (p->m.uid == 0) {
 			msg_free_fields(&p->m);
 			continue;
 		}
-		struct snap_msg *old = find_uid(f, p->m.uid);
+		struct snap_msg *old = find_uid_n(f, sorted, p->m.uid);
 		if (old) {
 			msg_free_fields(old);
 			*old = p->m;
@@ -1001,12 +1038,12 @@ static int apply_pending(struct folder_work *w, struct arca_err *err)
 				f->msgs_cap = cap;
 			}
 			f->msgs[f->nmsgs++] = p->m;
-			/* keep binary search valid for later pending records */
-			qsort(f->msgs, f->nmsgs, sizeof(*f->msgs), cmp_uid);
 		}
 		memset(&p->m, 0, sizeof(p->m));
 	}
 	w->np = 0;
+	if (f->nmsgs > sorted)
+		qsort(f->msgs, f->nmsgs, sizeof(*f->msgs), cmp_uid);
 	return 0;
 }
 
@@ -1048,7 +1085,8 @@ static int search_all(struct acct *a, uint32_t **uids_r, size_t *n_r, struct arc
 		free(v);
 		return arca_err_set(err, ARCA_ENOMEM, "out of memory");
 	}
-	qsort(v, n, sizeof(*v), cmp_u32);
+	if (n > 1)
+		qsort(v, n, sizeof(*v), cmp_u32);
 	*uids_r = v;
 	*n_r = n;
 	return 0;
@@ -1079,16 +1117,15 @@ static int pull_folder(struct acct *a, const struct listed *l, struct snap_folde
 	if (incremental && a->c->enabled_qresync && f->highestmodseq > 0) {
 		/* what changed since the last pull, and what vanished */
 		struct mailimap_set *set = mailimap_set_new_interval(1, 0);
-		clist *vanished = NULL;
+		struct uid_ranges vanished = { 0 };
 		if (set == NULL)
 			return arca_err_set(err, ARCA_ENOMEM, "out of memory");
 		rc = fetch_meta(a, &w, set, f->highestmodseq, &vanished, err);
 		mailimap_set_free(set);
 		uint32_t *gone = NULL;
 		size_t ngone = 0, gcap = 0;
-		for (clistiter *it = vanished ? clist_begin(vanished) : NULL; it && rc == 0; it = clist_next(it)) {
-			struct mailimap_set_item *si = clist_content(it);
-			uint32_t lo = si->set_first, hi = si->set_last;
+		for (size_t vi = 0; vi < vanished.n && rc == 0; vi++) {
+			uint32_t lo = vanished.v[vi][0], hi = vanished.v[vi][1];
 			if (hi == 0)
 				hi = uidnext ? uidnext - 1 : UINT32_MAX;   /* '*' */
 			if (lo > hi) {
@@ -1101,9 +1138,8 @@ static int pull_folder(struct acct *a, const struct listed *l, struct snap_folde
 				if (f->msgs[i].uid >= lo && f->msgs[i].uid <= hi)
 					rc = add_uid_list(&gone, &ngone, &gcap, f->msgs[i].uid);
 		}
-		if (vanished)
-			clist_free(vanished);   /* items are freed with... */
-		if (rc == 0) {
+		free(vanished.v);
+		if (rc == 0 && ngone > 0) {
 			qsort(gone, ngone, sizeof(*gone), cmp_u32);
 			drop_uids(f, gone, ngone);
 		}
@@ -1118,7 +1154,7 @@ static int pull_folder(struct acct *a, const struct listed *l, struct snap_folde
 			uint32_t *gone = NULL;
 			size_t ngone = 0, gcap = 0;
 			for (size_t i = 0; i < f->nmsgs && rc == 0; i++)
-				if (!bsearch(&f->msgs[i].uid, uids, n, sizeof(*uids), cmp_u32))
+				if (n == 0 || !bsearch(&f->msgs[i].uid, uids, n, sizeof(*uids), cmp_u32))
 					rc = add_uid_list(&gone, &ngone, &gcap, f->msgs[i].uid);
 			if (rc == 0)
 				drop_uids(f, gone, ngone);
