@@ -21,6 +21,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "pull.h"
+#include "pull_ipc.h"
 #include "repo.h"
 #include <sodium.h>
 #include "banned.h"
@@ -48,6 +49,8 @@ static const char USAGE[] =
 	"  --sieve-port P      also pull Sieve scripts (ManageSieve, RFC 5804);\n"
 	"  --sieve-tls MODE    none|starttls|tls (default: as the IMAP connection)\n"
 	"  --parallel N        accounts pulled at once (default 4)\n"
+	"  --user NAME         the network process runs as NAME (default nobody)\n"
+	"                      when started as root; it never holds a key\n"
 	"  --timeout S         network timeout per read (default 60)\n"
 	"  --alarm-share PCT   alarm when an account loses more than PCT% of its\n"
 	"                      messages or folders (default 20)\n"
@@ -335,6 +338,7 @@ int cmd_pull(int argc, char **argv)
 		   *credfile = NULL, *from = NULL, *ca_file = NULL, *sieve_tls = NULL;
 	long port = 0, sieve_port = 0, parallel = 4, timeout = 60;
 	unsigned long long commit_every = 0;
+	const char *run_as = NULL;
 	int tls = NETCONN_PLAIN;
 	bool insecure = false;
 	char sep = '*';
@@ -343,7 +347,7 @@ int cmd_pull(int argc, char **argv)
 	alarm_policy_default(&ctx.policy);
 	enum { O_REPO = 256, O_HOST, O_PORT, O_TLS, O_STARTTLS, O_CA, O_INSECURE, O_MASTER,
 	       O_SEP, O_PWFILE, O_CREDS, O_ACCOUNT, O_FROM, O_SIEVE, O_SIEVE_TLS, O_PAR,
-	       O_TIMEOUT, O_JSON, O_SHARE, O_MIN, O_UIDV, O_EXEC, O_COMMIT, O_HELP };
+	       O_TIMEOUT, O_JSON, O_SHARE, O_MIN, O_UIDV, O_EXEC, O_COMMIT, O_USER, O_HELP };
 	static const struct option opts[] = {
 		{ "repo", required_argument, NULL, O_REPO },
 		{ "host", required_argument, NULL, O_HOST },
@@ -368,6 +372,7 @@ int cmd_pull(int argc, char **argv)
 		{ "alarm-uidvalidity", required_argument, NULL, O_UIDV },
 		{ "alarm-exec", required_argument, NULL, O_EXEC },
 		{ "commit-every", required_argument, NULL, O_COMMIT },
+		{ "user", required_argument, NULL, O_USER },
 		{ "help", no_argument, NULL, O_HELP },
 		{ 0 },
 	};
@@ -444,6 +449,7 @@ int cmd_pull(int argc, char **argv)
 			}
 			break;
 		case O_EXEC: ctx.alarm_exec = optarg; break;
+		case O_USER: run_as = optarg; break;
 		case O_COMMIT:
 			commit_every = strtoull(optarg, &end, 10);
 			if (*end || commit_every == 0) {
@@ -482,9 +488,6 @@ int cmd_pull(int argc, char **argv)
 	if (rc == 0 && tls == NETCONN_PLAIN && !insecure && strcmp(host, "127.0.0.1") != 0 &&
 	    strcmp(host, "::1") != 0 && strcmp(host, "localhost") != 0)
 		rc = cli_failf("%s: refusing to send passwords without TLS to a host that is not loopback (use --tls, --starttls, or --insecure)", host);
-	struct repo *r = NULL;
-	if (rc == 0 && cli_open_repo(repo_path, REPO_OPEN_WRITE, NULL, &r) != 0)
-		rc = 1;
 	if (rc) {
 		if (password) {
 			sodium_memzero(password, strlen(password));
@@ -501,7 +504,7 @@ int cmd_pull(int argc, char **argv)
 			  .insecure = insecure, .timeout_ms = (int)timeout * 1000 },
 		.master_user = master, .separator = sep, .password = password,
 		.account_password = master ? NULL : cred_password,
-		.parallel = (unsigned)parallel, .commit_every = commit_every,
+		.parallel = (unsigned)parallel, .commit_every = commit_every, .run_as = run_as,
 		.warn = on_warn, .done = on_done, .ctx = &ctx,
 	};
 	if (sieve_port) {
@@ -522,7 +525,21 @@ int cmd_pull(int argc, char **argv)
 	struct arca_err err = { 0 };
 	size_t failed = 0;
 	uint64_t t0 = arca_mono_ns();
-	if (rc == 0 && pull_accounts(r, &o, accounts.v, accounts.n, on_stage, &failed, &err) != 0)
+	/* The network side is forked before the repository (and its key) is
+	 * opened: it never holds them, and runs as run_as when we are root. */
+	struct pull_child *child = NULL;
+	struct repo *r = NULL;
+	if (rc == 0 && pull_spawn(&o, accounts.v, accounts.n, &child, &err) != 0)
+		rc = cli_fail(&err);
+	if (password) {
+		/* only the network process needs it */
+		sodium_memzero(password, strlen(password));
+	}
+	if (rc == 0 && cli_open_repo(repo_path, REPO_OPEN_WRITE, NULL, &r) != 0) {
+		rc = 1;
+		pull_abandon(child);
+	}
+	if (rc == 0 && pull_serve(r, &o, child, on_stage, &failed, &err) != 0)
 		rc = cli_fail(&err);
 	uint64_t ms = (arca_mono_ns() - t0) / 1000000;
 	if (!ctx.json)
@@ -530,11 +547,9 @@ int cmd_pull(int argc, char **argv)
 			cli_prog, accounts.n, (double)ms / 1000.0, (unsigned long long)ctx.accounts_ok,
 			(unsigned long long)ctx.unchanged, failed,
 			ctx.alarms ? ", ALARM raised (arca status)" : "");
-	repo_close(r);
-	if (password) {
-		sodium_memzero(password, strlen(password));
-		free(password);
-	}
+	if (r)
+		repo_close(r);
+	free(password);
 	strv_free(&accounts);
 	strv_free(&ctx.creds.names);
 	strv_free(&ctx.creds.passwords);

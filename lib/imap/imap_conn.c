@@ -5,6 +5,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <libetpan/mailstream_types.h>
+
 #include "imap_conn.h"
 #include "imap_xguid.h"
 
@@ -14,7 +16,8 @@ static ssize_t nc_read(mailstream_low *s, void *buf, size_t len)
 {
 	struct arca_err e = { 0 };
 	ssize_t n = netconn_read(s->data, buf, len, &e);
-	return n < 0 ? -1 : n;
+	/* libetpan reads 0 as "nothing yet" and would spin at EOF */
+	return n <= 0 ? -1 : n;
 }
 
 static ssize_t nc_write(mailstream_low *s, const void *buf, size_t len)
@@ -67,6 +70,110 @@ static mailstream_low_driver netconn_driver = {
 	.mailstream_get_cancel = nc_get_cancel,
 	.mailstream_get_certificate_chain = nc_get_chain,
 };
+
+/* ---- the tagged-status watcher ---- */
+
+void imap_tagwatch_init(struct imap_tagwatch *w)
+{
+	memset(w, 0, sizeof(*w));
+	w->first_segment = true;
+}
+
+/* A segment of a response ended (CRLF seen): a literal announced at its
+ * end, or the end of the response. */
+static void segment_end(struct imap_tagwatch *w)
+{
+	/* "{123}" or "{123+}" just before the CRLF */
+	size_t t = w->taillen;
+	if (t > 0 && w->tail[t - 1] == '\r')
+		t--;
+	if (t >= 3 && w->tail[t - 1] == '}') {
+		size_t e = t - 1;
+		if (e > 0 && w->tail[e - 1] == '+')
+			e--;
+		size_t b = e;
+		while (b > 0 && w->tail[b - 1] >= '0' && w->tail[b - 1] <= '9')
+			b--;
+		if (b > 0 && w->tail[b - 1] == '{' && e > b && e - b <= 19) {
+			uint64_t n = 0;
+			for (size_t i = b; i < e; i++)
+				n = n * 10 + (uint64_t)(w->tail[i] - '0');
+			w->literal_left = n;
+			w->first_segment = false;
+			w->taillen = 0;
+			return;
+		}
+	}
+	/* the response is complete: a tagged line? */
+	if (w->headlen > 0 && w->head[0] != '*' && w->head[0] != '+') {
+		size_t i = 0;
+		while (i < w->headlen && w->head[i] != ' ')
+			i++;
+		const char *st = w->head + i + 1;
+		size_t left = i + 1 < w->headlen ? w->headlen - i - 1 : 0;
+		int status = IMAP_TAG_NONE;
+		if (left >= 2 && strncasecmp(st, "OK", 2) == 0 && (left == 2 || st[2] == ' ' || st[2] == '\r'))
+			status = IMAP_TAG_OK;
+		else if (left >= 2 && strncasecmp(st, "NO", 2) == 0 && (left == 2 || st[2] == ' ' || st[2] == '\r'))
+			status = IMAP_TAG_NO;
+		else if (left >= 3 && strncasecmp(st, "BAD", 3) == 0)
+			status = IMAP_TAG_BAD;
+		if (i > 0 && status != IMAP_TAG_NONE) {
+			w->last = status;
+			size_t k = 0;
+			for (size_t j = i + 1; j < w->headlen && k + 1 < sizeof(w->last_text); j++) {
+				char c = w->head[j];
+				if (c == '\r')
+					break;
+				w->last_text[k++] = (c >= 0x20 && c < 0x7f) ? c : '?';
+			}
+			w->last_text[k] = '\0';
+		}
+	}
+	w->headlen = 0;
+	w->taillen = 0;
+	w->first_segment = true;
+}
+
+void imap_tagwatch_feed(struct imap_tagwatch *w, const uint8_t *p, size_t n)
+{
+	size_t i = 0;
+	while (i < n) {
+		if (w->literal_left > 0) {
+			size_t take = n - i < w->literal_left ? n - i : (size_t)w->literal_left;
+			i += take;
+			w->literal_left -= take;
+			continue;
+		}
+		char c = (char)p[i++];
+		if (c == '\n') {
+			segment_end(w);
+			continue;
+		}
+		if (w->first_segment && w->headlen < sizeof(w->head))
+			w->head[w->headlen++] = c;
+		if (w->taillen == sizeof(w->tail)) {
+			memmove(w->tail, w->tail + 1, sizeof(w->tail) - 1);
+			w->taillen--;
+		}
+		w->tail[w->taillen++] = c;
+	}
+}
+
+static void on_log(mailimap *session, int log_type, const char *str, size_t size, void *ctx)
+{
+	(void)session;
+	if (log_type == MAILSTREAM_LOG_TYPE_DATA_RECEIVED && str != NULL)
+		imap_tagwatch_feed(ctx, (const uint8_t *)str, size);
+}
+
+int imap_conn_check_ok(struct imap_conn *c, const char *what, struct arca_err *err)
+{
+	if (c->tags.last == IMAP_TAG_OK)
+		return 0;
+	return arca_err_set(err, ARCA_EIO, "%s: %s not complete: the server answered %s",
+			    c->host, what, c->tags.last_text[0] ? c->tags.last_text : "nothing");
+}
 
 /* ---- the session ---- */
 
@@ -137,6 +244,8 @@ int imap_conn_open(const struct imap_conn_opts *o, struct imap_conn **c_r, struc
 		free(c);
 		return arca_err_set(err, ARCA_ENOMEM, "out of memory");
 	}
+	imap_tagwatch_init(&c->tags);
+	mailimap_set_logger(c->imap, on_log, &c->tags);
 	/* libetpan's own timeout (seconds) on top of netconn's deadlines */
 	mailimap_set_timeout(c->imap, (o->net.timeout_ms > 0 ? o->net.timeout_ms : 60000) / 1000 + 1);
 	int r = mailimap_connect(c->imap, stream);

@@ -26,12 +26,35 @@ struct imap_conn_opts {
 	const char *password;
 };
 
+/*
+ * What the server said in its last tagged answer.  libetpan reports a
+ * FETCH as successful when some FETCH responses arrived even if the
+ * command ended in NO ("Some messages could not be FETCHed"), so we watch
+ * the received bytes ourselves: a small lexer that finds response starts
+ * (skipping literals) and notes the status word of tagged lines.  Pure;
+ * fuzzed (tests/fuzz/fuzz_imap_tagwatch.c).
+ */
+enum imap_tag_status { IMAP_TAG_NONE = 0, IMAP_TAG_OK, IMAP_TAG_NO, IMAP_TAG_BAD };
+struct imap_tagwatch {
+	char head[48];                /* the start of the response being read */
+	size_t headlen;
+	char tail[24];                /* the last bytes of the current segment */
+	size_t taillen;
+	uint64_t literal_left;        /* bytes of a literal still to skip */
+	bool first_segment;           /* before any literal of this response */
+	int last;                     /* enum imap_tag_status of the last tagged line */
+	char last_text[96];           /* its text, printable */
+};
+void imap_tagwatch_init(struct imap_tagwatch *w);
+void imap_tagwatch_feed(struct imap_tagwatch *w, const uint8_t *p, size_t n);
+
 struct imap_conn {
 	mailimap *imap;
 	struct netconn *nc;           /* owned through the stream driver */
 	const char *host;             /* for messages (the caller's string) */
 	bool condstore, qresync, enabled_qresync, special_use, list_extended, uidplus;
 	bool dovecot;                 /* greeting or ID says Dovecot: X-GUID works */
+	struct imap_tagwatch tags;
 };
 
 /* Connect, STARTTLS if asked (refused if the server doesn't offer it),
@@ -40,6 +63,9 @@ struct imap_conn {
 int imap_conn_open(const struct imap_conn_opts *o, struct imap_conn **c_r, struct arca_err *err);
 /* LOGOUT (best effort) and free. */
 void imap_conn_close(struct imap_conn *c);
+/* After a command libetpan called a success: did the server say OK?  If
+ * not, fills err ("what" failed: the server's text) and returns ARCA_EIO. */
+int imap_conn_check_ok(struct imap_conn *c, const char *what, struct arca_err *err);
 /* Fill err from a libetpan result code with the server's last words. */
 int imap_conn_fail(struct imap_conn *c, int r, const char *what, struct arca_err *err);
 

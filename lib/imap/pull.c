@@ -35,6 +35,7 @@
 #include "maildir.h"
 #include "pack.h"
 #include "pull.h"
+#include "pull_store.h"
 #include "snapshot.h"
 
 #define PULL_FETCH_BATCH 256               /* bodies per UID FETCH */
@@ -49,7 +50,9 @@
 bool pull_base_ok(const char *base)
 {
 	size_t n = strlen(base);
-	if (n == 0 || n > 255 || strcmp(base, ".") == 0 || strcmp(base, "..") == 0)
+	/* room for ":2,<flags and keywords>" in a 255-byte file name; a
+	 * leading '.' would hide the file, a leading ',' may strip to "" */
+	if (n == 0 || n > PULL_BASE_MAX || base[0] == '.' || base[0] == ',')
 		return false;
 	for (const char *p = base; *p; p++)
 		if (*p < 0x21 || *p > 0x7e || *p == '/' || *p == ':')
@@ -106,7 +109,7 @@ int pull_folder_name(const char *mutf7, char delim, struct abuf *out)
 {
 	abuf_reset(out);
 	if (strcasecmp(mutf7, "INBOX") == 0)
-		return abuf_add(out, "INBOX", 6) ? ARCA_ENOMEM : 0;
+		return abuf_add(out, "INBOX", 5) || abuf_cstr(out) ? ARCA_ENOMEM : 0;
 	struct abuf u = ABUF_INIT;
 	int rc = mutf7_to_utf8(mutf7, &u);
 	if (rc == 0)
@@ -142,218 +145,106 @@ int pull_folder_name(const char *mutf7, char delim, struct abuf *out)
 	return 0;
 }
 
-/* ---- cache keys ---- */
-
-static int key_of(struct abuf *k, const char *kind, const char *account, const char *name)
-{
-	abuf_reset(k);
-	int rc = abuf_add(k, "pull1:", 6);
-	rc = rc ? rc : abuf_add(k, kind, strlen(kind) + 1);
-	rc = rc ? rc : abuf_add(k, account, strlen(account) + 1);
-	if (name)
-		rc = rc ? rc : abuf_add(k, name, strlen(name));
-	return rc;
-}
-
-/* ---- the run ---- */
-
-struct run {
-	struct repo *r;
-	const struct pull_opts *o;
-	char *const *accounts;
-	size_t naccounts;
-	pull_stage_fn *stage;
-	pthread_mutex_t lock;           /* every repo_* call, staging, committing */
-	atomic_size_t next;
-	size_t failed;
-	uint64_t fetched_since_commit;
-	struct pull_account_result **staged;
-	size_t nstaged, staged_cap;
-	int fatal;                      /* the repository could not be written */
-	struct arca_err fatal_err;
-};
-
-/* X-GUID -> content for the bodies fetched in this run (the cache's copy
- * only becomes readable when the batch is committed); open addressing. */
-struct guidmap_ent {
-	char *guid;                     /* NULL: empty slot */
-	uint32_t rfc822_size;
-	uint8_t type;
-	bool stripped;
-	uint8_t id[ARCA_ID_LEN];
-	uint64_t size;
-};
-struct guidmap {
-	struct guidmap_ent *v;
-	size_t cap, n;
-};
-
-static uint64_t guid_hash(const char *s)
-{
-	uint64_t h = 1469598103934665603ull;
-	for (; *s; s++)
-		h = (h ^ (uint8_t)*s) * 1099511628211ull;
-	return h;
-}
-
-static struct guidmap_ent *guidmap_find(const struct guidmap *m, const char *guid)
-{
-	if (m->cap == 0)
-		return NULL;
-	for (size_t i = guid_hash(guid) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
-		if (m->v[i].guid == NULL)
-			return NULL;
-		if (strcmp(m->v[i].guid, guid) == 0)
-			return &m->v[i];
-	}
-}
-
-static int guidmap_put(struct guidmap *m, const struct guidmap_ent *e)
-{
-	if ((m->n + 1) * 2 > m->cap) {
-		size_t cap = m->cap ? m->cap * 2 : 256;
-		struct guidmap_ent *v = calloc(cap, sizeof(*v));
-		if (v == NULL)
-			return ARCA_ENOMEM;
-		for (size_t i = 0; i < m->cap; i++) {
-			if (m->v[i].guid == NULL)
-				continue;
-			size_t k = guid_hash(m->v[i].guid) & (cap - 1);
-			while (v[k].guid)
-				k = (k + 1) & (cap - 1);
-			v[k] = m->v[i];
-		}
-		free(m->v);
-		m->v = v;
-		m->cap = cap;
-	}
-	size_t k = guid_hash(e->guid) & (m->cap - 1);
-	while (m->v[k].guid && strcmp(m->v[k].guid, e->guid) != 0)
-		k = (k + 1) & (m->cap - 1);
-	if (m->v[k].guid) {
-		free(m->v[k].guid);
-		m->n--;
-	}
-	m->v[k] = *e;
-	if ((m->v[k].guid = strdup(e->guid)) == NULL)
-		return ARCA_ENOMEM;
-	m->n++;
-	return 0;
-}
-
-static void guidmap_free(struct guidmap *m)
-{
-	for (size_t i = 0; i < m->cap; i++)
-		free(m->v[i].guid);
-	free(m->v);
-	memset(m, 0, sizeof(*m));
-}
-
 /* One account being pulled. */
 struct acct {
-	struct run *run;
-	struct repo_worker *worker;
+	const struct pull_opts *o;
+	const struct pull_sink *sink;
 	const char *account;
-	struct pull_account_result *res;
 	struct imap_conn *c;
-	struct snapshot *prev;          /* the last snapshot's root, or NULL */
-	uint8_t prev_digest[ARCA_ID_LEN];
-	struct snapshot **cachedv;      /* cached folder states, one folder each, msgs loaded */
-	size_t ncached;
-	uint32_t *cached_st;            /* per cached folder: STATUS MESSAGES, UIDNEXT */
+	struct pull_prev prev;          /* what the vault remembers */
 	struct snapshot *s;             /* being built */
-	struct abuf key, val, tmp, norm;
-	struct repo_prepared prep;
-	bool folders_changed;
-	bool repo_failed;
-	struct guidmap seen;            /* X-GUIDs stored in this run, not yet in the cache */               /* a repository write failed: stop the run */
+	struct abuf tmp, norm;
+	uint64_t folders_examined;
 };
-
-static void run_lock(struct run *run)
-{
-	pthread_mutex_lock(&run->lock);
-}
-
-static void run_unlock(struct run *run)
-{
-	pthread_mutex_unlock(&run->lock);
-}
 
 static void warn(struct acct *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void warn(struct acct *a, const char *fmt, ...)
 {
-	if (a->run->o->warn == NULL)
+	if (a->sink->warn == NULL)
 		return;
 	char msg[600];
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	a->run->o->warn(a->run->o->ctx, a->account, msg);
+	a->sink->warn(a->sink->ctx, msg);
 }
 
-/* The account's last snapshot root and cached folder states. */
-static int load_cache(struct acct *a, struct arca_err *err)
+/* ---- what the vault remembers ---- */
+
+void pull_prev_blobs_release(struct pull_prev_blobs *b)
 {
-	struct run *run = a->run;
-	int rc = key_of(&a->key, "a", a->account, NULL);
-	if (rc)
-		return arca_err_set(err, ARCA_ENOMEM, "out of memory");
-	run_lock(run);
-	rc = repo_cache_get(run->r, a->key.data, a->key.len, &a->val);
-	run_unlock(run);
-	if (rc == ARCA_ENOENT)
+	abuf_release(&b->acct);
+	for (size_t i = 0; i < b->nfolders; i++)
+		abuf_release(&b->folders[i]);
+	free(b->folders);
+	memset(b, 0, sizeof(*b));
+}
+
+void pull_prev_release(struct pull_prev *p)
+{
+	snapshot_free(p->root);
+	for (size_t i = 0; i < p->nfolders; i++)
+		snapshot_free(p->folders[i]);
+	free(p->folders);
+	free(p->status);
+	free(p->taken);
+	memset(p, 0, sizeof(*p));
+}
+
+int pull_prev_decode(const struct pull_prev_blobs *b, const char *account, struct pull_prev *p,
+		     void (*warn_fn)(void *ctx, const char *what), void *ctx, struct arca_err *err)
+{
+	memset(p, 0, sizeof(*p));
+	if (b->acct.len == 0)
 		return 0;
-	if (rc)
-		return arca_err_set(err, rc, "%s: cannot read the pull cache", a->account);
-	if (a->val.len < ARCA_ID_LEN ||
-	    snapshot_decode_root(a->val.data + ARCA_ID_LEN, a->val.len - ARCA_ID_LEN, &a->prev) != 0) {
-		/* a damaged cache entry only costs a full pull */
-		warn(a, "pull cache entry damaged: pulling everything again");
+	if (b->acct.len < ARCA_ID_LEN ||
+	    snapshot_decode_root(b->acct.data + ARCA_ID_LEN, b->acct.len - ARCA_ID_LEN, &p->root) != 0 ||
+	    strcmp(p->root->account, account) != 0) {
+		snapshot_free(p->root);
+		p->root = NULL;
+		if (warn_fn)
+			warn_fn(ctx, "pull cache entry damaged: pulling everything again");
 		return 0;
 	}
-	memcpy(a->prev_digest, a->val.data, ARCA_ID_LEN);
-	size_t nf = a->prev->nfolders ? a->prev->nfolders : 1;
-	a->cachedv = calloc(nf, sizeof(*a->cachedv));
-	a->cached_st = calloc(2 * nf, sizeof(uint32_t));
-	if (a->cachedv == NULL || a->cached_st == NULL)
+	memcpy(p->digest, b->acct.data, ARCA_ID_LEN);
+	size_t n = b->nfolders ? b->nfolders : 1;
+	p->folders = calloc(n, sizeof(*p->folders));
+	p->status = calloc(n, sizeof(*p->status));
+	p->taken = calloc(n, sizeof(*p->taken));
+	if (p->folders == NULL || p->status == NULL || p->taken == NULL) {
+		pull_prev_release(p);
 		return arca_err_set(err, ARCA_ENOMEM, "out of memory");
-	for (size_t i = 0; i < a->prev->nfolders; i++) {
-		const struct snap_folder *pf = &a->prev->folders[i];
-		if (!(pf->attrs & SNAP_FOLDER_SELECTABLE))
-			continue;
-		if (key_of(&a->key, "f", a->account, pf->name) != 0)
+	}
+	for (size_t i = 0; i < b->nfolders; i++) {
+		const struct abuf *fb = &b->folders[i];
+		struct snapshot *one = snapshot_new(account, "imap");
+		if (one == NULL) {
+			pull_prev_release(p);
 			return arca_err_set(err, ARCA_ENOMEM, "out of memory");
-		run_lock(run);
-		rc = repo_cache_get(run->r, a->key.data, a->key.len, &a->val);
-		run_unlock(run);
-		if (rc == ARCA_ENOENT)
-			continue;
-		if (rc)
-			return arca_err_set(err, rc, "%s: cannot read the pull cache", a->account);
-		struct snapshot *one = snapshot_new(a->account, "imap");
-		if (one == NULL)
-			return arca_err_set(err, ARCA_ENOMEM, "out of memory");
-		if (a->val.len < 8 || snap_folder_decode_full(a->val.data + 8, a->val.len - 8, one) != 0) {
+		}
+		if (fb->len < 8 || snap_folder_decode_full(fb->data + 8, fb->len - 8, one) != 0 ||
+		    one->nfolders != 1) {
 			/* a damaged entry only costs pulling that folder in full */
 			snapshot_free(one);
-			warn(a, "pull cache of folder %s damaged: pulling it in full", pf->name);
+			if (warn_fn)
+				warn_fn(ctx, "pull cache of a folder damaged: pulling it in full");
 			continue;
 		}
-		size_t k = a->ncached++;
-		a->cachedv[k] = one;
-		a->cached_st[2 * k] = get_u32le(a->val.data);
-		a->cached_st[2 * k + 1] = get_u32le(a->val.data + 4);
+		p->folders[p->nfolders] = one;
+		p->status[p->nfolders][0] = get_u32le(fb->data);
+		p->status[p->nfolders][1] = get_u32le(fb->data + 4);
+		p->nfolders++;
 	}
 	return 0;
 }
 
 static struct snap_folder *cached_folder(struct acct *a, const char *name, size_t *idx_r)
 {
-	for (size_t i = 0; i < a->ncached; i++)
-		if (strcmp(a->cachedv[i]->folders[0].name, name) == 0) {
+	for (size_t i = 0; i < a->prev.nfolders; i++)
+		if (strcmp(a->prev.folders[i]->folders[0].name, name) == 0) {
 			*idx_r = i;
-			return &a->cachedv[i]->folders[0];
+			return &a->prev.folders[i]->folders[0];
 		}
 	return NULL;
 }
@@ -633,58 +524,21 @@ static int set_keywords(struct acct *a, struct snap_folder *f, const struct imap
 	return 0;
 }
 
-/* Look up what content this account's message with that X-GUID has. */
+/* Does the vault know the content of this account's message with that
+ * X-GUID (moved or copied, or fetched before a pull was cut short)? */
 static bool known_content(struct acct *a, const char *guid, uint32_t rfc822_size, struct snap_msg *m)
 {
 	if (guid[0] == '\0')
 		return false;
-	const struct guidmap_ent *e = guidmap_find(&a->seen, guid);
-	if (e && e->rfc822_size == rfc822_size) {
-		m->content_type = e->type;
-		memcpy(m->content_id, e->id, ARCA_ID_LEN);
-		m->size = e->size;
-		if (e->stripped)
-			pull_base_strip_sizes(m->base);
-		return true;
-	}
-	if (key_of(&a->key, "c", a->account, guid) != 0)
+	struct pull_content c;
+	if (a->sink->known(a->sink->ctx, guid, rfc822_size, &c) != 1)
 		return false;
-	run_lock(a->run);
-	int rc = repo_cache_get(a->run->r, a->key.data, a->key.len, &a->val);
-	run_unlock(a->run);
-	/* u8 type, id, u64 stored size, u32 rfc822 size, u8 stripped */
-	if (rc != 0 || a->val.len != 1 + ARCA_ID_LEN + 8 + 4 + 1)
-		return false;
-	const uint8_t *v = a->val.data;
-	if ((v[0] != OBJ_BLOB && v[0] != OBJ_CHUNKLIST) || get_u32le(v + 41) != rfc822_size)
-		return false;
-	m->content_type = v[0];
-	memcpy(m->content_id, v + 1, ARCA_ID_LEN);
-	m->size = get_u64le(v + 33);
-	if (v[45] == 1)
+	m->content_type = c.type;
+	memcpy(m->content_id, c.id, ARCA_ID_LEN);
+	m->size = c.size;
+	if (c.stripped)
 		pull_base_strip_sizes(m->base);
 	return true;
-}
-
-static int remember_content(struct acct *a, const char *guid, uint32_t rfc822_size,
-			    const struct snap_msg *m, bool stripped)
-{
-	if (guid[0] == '\0')
-		return 0;
-	struct guidmap_ent e = { .guid = (char *)guid, .rfc822_size = rfc822_size,
-				 .type = m->content_type, .stripped = stripped, .size = m->size };
-	memcpy(e.id, m->content_id, ARCA_ID_LEN);
-	if (guidmap_put(&a->seen, &e) != 0)
-		return ARCA_ENOMEM;
-	uint8_t v[1 + ARCA_ID_LEN + 8 + 4 + 1];
-	v[0] = m->content_type;
-	memcpy(v + 1, m->content_id, ARCA_ID_LEN);
-	put_u64le(v + 33, m->size);
-	put_u32le(v + 41, rfc822_size);
-	v[45] = stripped ? 1 : 0;
-	if (key_of(&a->key, "c", a->account, guid) != 0)
-		return ARCA_ENOMEM;
-	return repo_cache_add(a->run->r, a->key.data, a->key.len, v, sizeof(v));
 }
 
 /* Turn one metadata FETCH answer into a pending record. */
@@ -768,7 +622,15 @@ static int fetch_meta(struct acct *a, struct folder_work *w, struct mailimap_set
 	mailimap_fetch_type_free(ft);
 	if (r != MAILIMAP_NO_ERROR)
 		return imap_conn_fail(a->c, r, "UID FETCH", err);
-	int rc = 0;
+	/* a NO after some answers is a partial result: never take it for
+	 * the folder's state (the missing records would look expunged) */
+	int rc = imap_conn_check_ok(a->c, "UID FETCH", err);
+	if (rc) {
+		mailimap_fetch_list_free(result);
+		if (van)
+			mailimap_qresync_vanished_free(van);
+		return rc;
+	}
 	for (clistiter *it = clist_begin(result); it && rc == 0; it = clist_next(it)) {
 		struct imap_fetched fe;
 		imap_fetched_parse(clist_content(it), &fe);
@@ -798,9 +660,7 @@ static int fetch_meta(struct acct *a, struct folder_work *w, struct mailimap_set
 	return rc;
 }
 
-static int commit_batch(struct run *run, struct arca_err *err);
-
-/* Store one body (in memory) and fill m's content fields. */
+/* Hand one body to the store side and fill m's content fields. */
 static int store_body(struct acct *a, struct pending *p, const uint8_t *body, size_t len,
 		      struct arca_err *err)
 {
@@ -813,46 +673,14 @@ static int store_body(struct acct *a, struct pending *p, const uint8_t *body, si
 	}
 	if (strip)
 		pull_base_strip_sizes(p->m.base);
-	int rc;
-	if (dlen <= REPO_BLOB_MAX) {
-		/* hash and compress outside the lock */
-		rc = repo_prepare(a->run->r, a->worker, OBJ_BLOB, data, dlen, &a->prep, err);
-		if (rc == 0) {
-			run_lock(a->run);
-			rc = repo_put_prepared(a->run->r, &a->prep, NULL, err);
-			run_unlock(a->run);
-		}
-		if (rc == 0) {
-			p->m.content_type = OBJ_BLOB;
-			memcpy(p->m.content_id, a->prep.id, ARCA_ID_LEN);
-		}
-	} else {
-		run_lock(a->run);
-		rc = repo_put_content(a->run->r, data, dlen, &p->m.content_type, p->m.content_id, err);
-		run_unlock(a->run);
-	}
-	if (rc) {
-		a->repo_failed = true;
+	struct pull_content c;
+	int rc = a->sink->put(a->sink->ctx, p->guid, p->rfc822_size, strip, data, dlen, &c, err);
+	if (rc)
 		return rc;
-	}
-	p->m.size = dlen;
-	run_lock(a->run);
-	rc = remember_content(a, p->guid, p->rfc822_size, &p->m, strip);
-	a->run->fetched_since_commit += len;
-	/* A checkpoint: what was fetched so far (and the accounts already
-	 * staged) is committed, so a killed pull doesn't fetch it again. */
-	uint64_t every = a->run->o->commit_every ? a->run->o->commit_every : (256u << 20);
-	if (rc == 0 && a->run->fatal == 0 && a->run->fetched_since_commit >= every) {
-		rc = commit_batch(a->run, err);
-		if (rc)
-			a->repo_failed = true;
-	}
-	run_unlock(a->run);
-	if (rc && a->repo_failed)
-		return rc;
-	a->res->messages_fetched++;
-	a->res->bytes_fetched += len;
-	return rc ? arca_err_set(err, rc, "out of memory") : 0;
+	p->m.content_type = c.type;
+	memcpy(p->m.content_id, c.id, ARCA_ID_LEN);
+	p->m.size = c.size;
+	return 0;
 }
 
 static struct mailimap_fetch_type *body_fetch_type(uint32_t offset, uint32_t length, bool partial)
@@ -905,6 +733,10 @@ static int fetch_large(struct acct *a, struct pending *p, struct arca_err *err)
 		mailimap_set_free(set);
 		if (r != MAILIMAP_NO_ERROR)
 			return imap_conn_fail(a->c, r, "UID FETCH BODY.PEEK[]", err);
+		if ((rc = imap_conn_check_ok(a->c, "UID FETCH BODY.PEEK[]", err)) != 0) {
+			mailimap_fetch_list_free(result);
+			return rc;
+		}
 		size_t got = 0;
 		bool seen = false;
 		for (clistiter *it = clist_begin(result); it && rc == 0; it = clist_next(it)) {
@@ -981,6 +813,10 @@ static int fetch_bodies(struct acct *a, struct folder_work *w, struct arca_err *
 		mailimap_set_free(set);
 		if (r != MAILIMAP_NO_ERROR)
 			return imap_conn_fail(a->c, r, "UID FETCH BODY.PEEK[]", err);
+		if ((rc = imap_conn_check_ok(a->c, "UID FETCH BODY.PEEK[]", err)) != 0) {
+			mailimap_fetch_list_free(result);
+			return rc;
+		}
 		for (clistiter *it = clist_begin(result); it && rc == 0; it = clist_next(it)) {
 			struct imap_fetched fe;
 			imap_fetched_parse(clist_content(it), &fe);
@@ -1072,6 +908,10 @@ static int search_all(struct acct *a, uint32_t **uids_r, size_t *n_r, struct arc
 	mailimap_search_key_free(key);
 	if (r != MAILIMAP_NO_ERROR)
 		return imap_conn_fail(a->c, r, "UID SEARCH ALL", err);
+	if (imap_conn_check_ok(a->c, "UID SEARCH ALL", err) != 0) {
+		mailimap_search_result_free(result);
+		return ARCA_EIO;
+	}
 	uint32_t *v = NULL;
 	size_t n = 0, cap = 0;
 	int rc = 0;
@@ -1214,7 +1054,7 @@ static int pull_folder(struct acct *a, const struct listed *l, struct snap_folde
 	uint32_t last = f->nmsgs ? f->msgs[f->nmsgs - 1].uid : 0;
 	f->nextuid = uidnext > last ? uidnext : last + 1;
 	f->message_count = f->nmsgs;
-	a->res->folders_examined++;
+	a->folders_examined++;
 	return 0;
 }
 
@@ -1234,28 +1074,16 @@ static int copy_folder_record(struct snap_folder *dst, const struct snap_folder 
 	return 0;
 }
 
-/* Move the cached messages of src into dst (src keeps none). */
-static void move_msgs(struct snap_folder *dst, struct snap_folder *src)
-{
-	dst->msgs = src->msgs;
-	dst->nmsgs = src->nmsgs;
-	dst->msgs_cap = src->msgs_cap;
-	src->msgs = NULL;
-	src->nmsgs = src->msgs_cap = 0;
-}
-
 static int pull_sieve(struct acct *a, struct arca_err *err)
 {
-	const struct pull_opts *o = a->run->o;
+	const struct pull_opts *o = a->o;
 	struct managesieve_opts mo = { .net = o->sieve };
-	char login[1200];
 	if (o->master_user) {
 		mo.authzid = a->account;
 		mo.authcid = o->master_user;
 	} else {
 		mo.authcid = a->account;
 	}
-	(void)login;
 	mo.password = o->account_password ? o->account_password(o->ctx, a->account) : o->password;
 	if (mo.password == NULL)
 		return arca_err_set(err, ARCA_EKEY, "%s: no password for ManageSieve", a->account);
@@ -1265,72 +1093,27 @@ static int pull_sieve(struct acct *a, struct arca_err *err)
 		return rc;
 	a->s->has_sieve = true;
 	for (size_t i = 0; i < sc.n && rc == 0; i++) {
+		struct pull_content c;
+		rc = a->sink->put_sieve(a->sink->ctx, sc.v[i].data, sc.v[i].len, &c, err);
 		struct snap_sieve sv = { .name = sc.v[i].name, .active = sc.v[i].active,
-					 .size = sc.v[i].len };
-		run_lock(a->run);
-		rc = repo_put_content(a->run->r, sc.v[i].data, sc.v[i].len, &sv.content_type,
-				      sv.content_id, err);
-		run_unlock(a->run);
-		if (rc)
-			a->repo_failed = true;
+					 .size = c.size, .content_type = c.type };
+		memcpy(sv.content_id, c.id, ARCA_ID_LEN);
 		if (rc == 0 && snapshot_add_sieve(a->s, &sv) != 0)
 			rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
 	}
-	a->res->sieve_scripts = sc.n;
 	sieve_scripts_release(&sc);
 	return rc;
 }
 
-/* What the previous snapshot had that this one lacks: for the alarms. */
-static int compare_with_prev(struct acct *a, struct arca_err *err)
-{
-	struct pull_account_result *res = a->res;
-	if (a->prev == NULL)
-		return 0;
-	res->had_previous = true;
-	struct idset now = IDSET_INIT;
-	int rc = 0;
-	for (size_t i = 0; i < a->s->nfolders && rc == 0; i++)
-		for (size_t k = 0; k < a->s->folders[i].nmsgs && rc == 0; k++)
-			rc = idset_add(&now, a->s->folders[i].msgs[k].content_id);
-	for (size_t i = 0; i < a->prev->nfolders; i++) {
-		const struct snap_folder *pf = &a->prev->folders[i];
-		if (!(pf->attrs & SNAP_FOLDER_SELECTABLE))
-			continue;
-		res->prev_folders++;
-		res->prev_messages += pf->message_count;
-		const struct snap_folder *nf = NULL;
-		for (size_t k = 0; k < a->s->nfolders && nf == NULL; k++)
-			if (strcmp(a->s->folders[k].name, pf->name) == 0)
-				nf = &a->s->folders[k];
-		if (nf == NULL) {
-			res->lost_folders++;
-		} else if (pf->uidvalidity != 0 && nf->uidvalidity != pf->uidvalidity) {
-			res->uidvalidity_changed++;
-		}
-	}
-	/* messages: the previous content of every folder that changed (its
-	 * cached records) that is nowhere in the new snapshot */
-	if (rc == 0) {
-		for (size_t i = 0; i < a->ncached; i++) {
-			struct snap_folder *cf = &a->cachedv[i]->folders[0];
-			for (size_t k = 0; k < cf->nmsgs; k++)
-				if (!idset_has(&now, cf->msgs[k].content_id))
-					res->lost_messages++;
-		}
-	}
-	idset_free(&now);
-	return rc ? arca_err_set(err, ARCA_ENOMEM, "out of memory") : 0;
-}
-
-static int stage_account(struct acct *a, struct arca_err *err);
-
 static int pull_one(struct acct *a, struct arca_err *err)
 {
-	struct run *run = a->run;
-	const struct pull_opts *o = run->o;
+	const struct pull_opts *o = a->o;
 	uint64_t t0 = arca_now_ns();
-	int rc = load_cache(a, err);
+	const struct pull_prev_blobs *blobs = NULL;
+	int rc = a->sink->begin(a->sink->ctx, a->account, &blobs, err);
+	if (rc)
+		return rc;
+	rc = pull_prev_decode(blobs, a->account, &a->prev, a->sink->warn, a->sink->ctx, err);
 	if (rc)
 		return rc;
 	char user[1300];
@@ -1343,18 +1126,11 @@ static int pull_one(struct acct *a, struct arca_err *err)
 		return arca_err_set(err, ARCA_EKEY, "%s: no password", a->account);
 	struct imap_conn_opts co = { .net = o->imap, .user = user, .password = pw };
 	rc = imap_conn_open(&co, &a->c, err);
-	if (rc == ARCA_EKEY && a->prev != NULL) {
-		/* pulled before, refused now: deleted or locked out (the alarm
-		 * decides what that means for the whole server) */
-		a->res->gone = true;
-		a->res->had_previous = true;
-		for (size_t i = 0; i < a->prev->nfolders; i++)
-			if (a->prev->folders[i].attrs & SNAP_FOLDER_SELECTABLE) {
-				a->res->prev_folders++;
-				a->res->prev_messages += a->prev->folders[i].message_count;
-			}
-		a->res->lost_messages = a->res->prev_messages;
-		a->res->lost_folders = a->res->prev_folders;
+	if (rc == ARCA_EKEY && a->prev.root != NULL) {
+		/* pulled before, refused now: the store side decides what
+		 * that means (an alarm when many go at once) */
+		struct arca_err ferr = { 0 };
+		(void)a->sink->finish(a->sink->ctx, NULL, true, 0, &ferr);
 	}
 	if (rc)
 		return rc;
@@ -1394,24 +1170,14 @@ static int pull_one(struct acct *a, struct arca_err *err)
 		struct snap_folder *cf = cached_folder(a, l->name, &ci);
 		/* Unchanged: same UIDVALIDITY, UIDNEXT, MESSAGES and (with
 		 * CONDSTORE) HIGHESTMODSEQ: the cached record and its pages. */
-		if (cf && cf->uidvalidity == st.uidvalidity && a->cached_st[2 * ci] == st.messages &&
-		    a->cached_st[2 * ci + 1] == st.uidnext && a->c->condstore &&
+		if (cf && cf->uidvalidity == st.uidvalidity && a->prev.status[ci][0] == st.messages &&
+		    a->prev.status[ci][1] == st.uidnext && a->c->condstore &&
 		    cf->highestmodseq == st.highestmodseq) {
-			rc = copy_folder_record(f, cf);
-			if (rc == 0) {
-				f->pages = cf->pages;
-				f->npages = cf->npages;
-				cf->pages = NULL;
-				cf->npages = 0;
-				f->pages_reused = true;
-				move_msgs(f, cf);
-			} else {
-				rc = arca_err_set(err, rc, "out of memory");
-			}
+			/* the store side puts its own cached records in */
+			f->pages_reused = true;
 			continue;
 		}
-		/* changed: start from the cached records (moved, so the
-		 * cache copy is empty afterwards except for the alarms' view) */
+		/* changed: start from (a copy of) the cached records */
 		bool incremental = false;
 		if (cf) {
 			rc = copy_folder_record(f, cf);
@@ -1419,16 +1185,12 @@ static int pull_one(struct acct *a, struct arca_err *err)
 				rc = arca_err_set(err, rc, "out of memory");
 				break;
 			}
-			/* keep a copy of the old records for the alarms: the
-			 * cache folder keeps its msgs, f gets copies */
 			for (size_t k = 0; k < cf->nmsgs && rc == 0; k++)
 				if (snap_folder_add_msg(f, &cf->msgs[k]) != 0)
 					rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
 			incremental = true;
 		}
 		rc = rc ? rc : pull_folder(a, l, f, &st, incremental, err);
-		if (rc == 0)
-			a->folders_changed = true;
 	}
 	for (size_t i = 0; i < nls; i++) {
 		free(ls[i].name);
@@ -1442,237 +1204,19 @@ static int pull_one(struct acct *a, struct arca_err *err)
 		if (rc)
 			return rc;
 	}
-	a->res->folders = a->s->nfolders;
-	for (size_t i = 0; i < a->s->nfolders; i++)
-		a->res->messages += a->s->folders[i].nmsgs ? a->s->folders[i].nmsgs
-							   : a->s->folders[i].message_count;
-	rc = compare_with_prev(a, err);
-	rc = rc ? rc : stage_account(a, err);
-	a->res->seconds_ms = (arca_now_ns() - t0) / 1000000;
-	return rc;
+	return a->sink->finish(a->sink->ctx, a->s, false, a->folders_examined, err);
 }
 
-/* Store pages, and unless the state is the same as last time, the root;
- * stage it with the cache entries that describe it. */
-static int stage_account(struct acct *a, struct arca_err *err)
+int pull_engine_account(const struct pull_opts *o, const struct pull_sink *sink,
+			const char *account, struct arca_err *err)
 {
-	struct run *run = a->run;
-	struct snapshot *s = a->s;
-	int rc;
-	run_lock(run);
-	rc = snapshot_store_pages(run->r, s, err);
-	uint8_t digest[ARCA_ID_LEN];
-	if (rc == 0 && snapshot_digest(s, digest) != 0)
-		rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
-	if (rc == 0 && a->prev && memcmp(digest, a->prev_digest, ARCA_ID_LEN) == 0) {
-		a->res->unchanged = true;
-		run_unlock(run);
-		return 0;
-	}
-	uint64_t msgs = 0, bytes = 0;
-	if (rc == 0)
-		rc = snapshot_store(run->r, s, a->res->info.root, &msgs, &bytes, err);
-	/* the cache entries: each changed folder's state, then the root */
-	for (size_t i = 0; i < s->nfolders && rc == 0; i++) {
-		struct snap_folder *f = &s->folders[i];
-		if (!(f->attrs & SNAP_FOLDER_SELECTABLE))
-			continue;
-		abuf_reset(&a->val);
-		/* STATUS numbers as the server will report them while nothing
-		 * changes: MESSAGES = records, UIDNEXT = nextuid */
-		rc = abuf_add_u32(&a->val, (uint32_t)f->nmsgs);
-		rc = rc ? rc : abuf_add_u32(&a->val, f->nextuid);
-		rc = rc ? rc : snap_folder_encode_full(f, &a->val);
-		rc = rc ? rc : key_of(&a->key, "f", a->account, f->name);
-		rc = rc ? rc : repo_cache_add(run->r, a->key.data, a->key.len, a->val.data, a->val.len);
-		if (rc)
-			rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
-	}
-	if (rc == 0) {
-		abuf_reset(&a->val);
-		rc = abuf_add(&a->val, digest, ARCA_ID_LEN);
-		struct abuf root = ABUF_INIT;
-		rc = rc ? rc : snapshot_encode_root(s, &root);
-		rc = rc ? rc : abuf_add(&a->val, root.data, root.len);
-		abuf_release(&root);
-		rc = rc ? rc : key_of(&a->key, "a", a->account, NULL);
-		rc = rc ? rc : repo_cache_add(run->r, a->key.data, a->key.len, a->val.data, a->val.len);
-		if (rc)
-			rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
-	}
-	if (rc == 0) {
-		struct snap_info *si = &a->res->info;
-		si->time_ns = s->time_ns;
-		si->messages = msgs;
-		si->bytes = bytes;
-		si->folders = s->nfolders;
-		si->account = strdup(a->account);
-		si->source = strdup("imap");
-		if (si->account == NULL || si->source == NULL)
-			rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
-		rc = rc ? rc : repo_stage_snapshot(run->r, si, err);
-	}
-	if (rc == 0) {
-		if (run->nstaged == run->staged_cap) {
-			size_t cap = run->staged_cap ? run->staged_cap * 2 : 64;
-			struct pull_account_result **v = realloc(run->staged, cap * sizeof(*v));
-			if (v == NULL)
-				rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
-			else {
-				run->staged = v;
-				run->staged_cap = cap;
-			}
-		}
-		if (rc == 0)
-			run->staged[run->nstaged++] = a->res;
-	}
-	if (rc)
-		a->repo_failed = true;
-	run_unlock(run);
-	return rc;
-}
-
-/* ---- the run: workers, batches ---- */
-
-static void acct_release(struct acct *a)
-{
-	if (a->c)
-		imap_conn_close(a->c);
-	snapshot_free(a->prev);
-	for (size_t i = 0; i < a->ncached; i++)
-		snapshot_free(a->cachedv[i]);
-	free(a->cachedv);
-	free(a->cached_st);
-	snapshot_free(a->s);
-	abuf_release(&a->key);
-	abuf_release(&a->val);
-	abuf_release(&a->tmp);
-	abuf_release(&a->norm);
-	repo_prepared_release(&a->prep);
-	guidmap_free(&a->seen);
-}
-
-/* Commit what is staged (the caller holds the lock).  The stage hook runs
- * first: alarms must be in the log before the snapshots they mark. */
-static int commit_batch(struct run *run, struct arca_err *err)
-{
-	int rc = 0;
-	if (run->stage && run->nstaged > 0)
-		rc = run->stage(run->o->ctx, run->r, run->staged, run->nstaged, err);
-	if (rc == 0)
-		rc = repo_commit_staged(run->r, NULL, NULL, err);
-	/* the seq of each committed snapshot: find it by root in the list */
-	if (rc == 0 && run->nstaged > 0) {
-		struct snap_info *list = NULL;
-		size_t n = 0;
-		if (repo_snapshots(run->r, &list, &n, NULL) == 0) {
-			for (size_t i = 0; i < run->nstaged; i++)
-				for (size_t k = n; k-- > 0;)
-					if (memcmp(list[k].root, run->staged[i]->info.root, ARCA_ID_LEN) == 0) {
-						run->staged[i]->info.seq = list[k].seq;
-						break;
-					}
-			snap_infos_free(list, n);
-		}
-	}
-	run->nstaged = 0;
-	run->fetched_since_commit = 0;
-	return rc;
-}
-
-struct worker_arg {
-	struct run *run;
-	struct pull_account_result *results;
-};
-
-static void *worker_main(void *arg)
-{
-	struct worker_arg *wa = arg;
-	struct run *run = wa->run;
-	struct repo_worker *rw = repo_worker_new(run->r);
-	for (;;) {
-		size_t i = atomic_fetch_add(&run->next, 1);
-		if (i >= run->naccounts)
-			break;
-		run_lock(run);
-		bool stop = run->fatal != 0;
-		run_unlock(run);
-		if (stop)
-			break;
-		struct pull_account_result *res = &wa->results[i];
-		res->account = run->accounts[i];
-		struct acct a = { .run = run, .worker = rw, .account = run->accounts[i], .res = res };
-		if (rw == NULL)
-			res->rc = arca_err_set(&res->err, ARCA_ENOMEM, "out of memory");
-		else
-			res->rc = pull_one(&a, &res->err);
-		bool repo_failed = a.repo_failed;
-		acct_release(&a);
-		run_lock(run);
-		if (res->rc)
-			run->failed++;
-		/* A failure to write the repository stops the run; a failed
-		 * account (server, network, login) does not. */
-		if (repo_failed && run->fatal == 0) {
-			run->fatal = res->rc;
-			run->fatal_err = res->err;
-		}
-		uint64_t every = run->o->commit_every ? run->o->commit_every : (256u << 20);
-		if (run->fatal == 0 && (run->fetched_since_commit >= every || run->nstaged >= 1000)) {
-			struct arca_err cerr = { 0 };
-			int crc = commit_batch(run, &cerr);
-			if (crc) {
-				run->fatal = crc;
-				run->fatal_err = cerr;
-			}
-		}
-		run_unlock(run);
-		if (run->o->done)
-			run->o->done(run->o->ctx, res);
-	}
-	repo_worker_free(rw);
-	return NULL;
-}
-
-int pull_accounts(struct repo *r, const struct pull_opts *o, char *const *accounts,
-		  size_t naccounts, pull_stage_fn *stage, size_t *failed_r,
-		  struct arca_err *err)
-{
-	struct run run = { .r = r, .o = o, .accounts = accounts, .naccounts = naccounts,
-			   .stage = stage };
-	pthread_mutex_init(&run.lock, NULL);
-	atomic_init(&run.next, 0);
-	struct pull_account_result *results = calloc(naccounts ? naccounts : 1, sizeof(*results));
-	unsigned nw = o->parallel ? o->parallel : 1;
-	if (nw > naccounts)
-		nw = naccounts ? (unsigned)naccounts : 1;
-	pthread_t *th = calloc(nw, sizeof(*th));
-	if (results == NULL || th == NULL) {
-		free(results);
-		free(th);
-		pthread_mutex_destroy(&run.lock);
-		return arca_err_set(err, ARCA_ENOMEM, "out of memory");
-	}
-	struct worker_arg wa = { &run, results };
-	unsigned started = 0;
-	for (; started < nw; started++)
-		if (pthread_create(&th[started], NULL, worker_main, &wa) != 0)
-			break;
-	if (started == 0)
-		worker_main(&wa);   /* no threads: do it here */
-	for (unsigned i = 0; i < started; i++)
-		pthread_join(th[i], NULL);
-	int rc = run.fatal;
-	if (rc)
-		*err = run.fatal_err;
-	else
-		rc = commit_batch(&run, err);
-	*failed_r = run.failed;
-	for (size_t i = 0; i < naccounts; i++)
-		snap_info_release(&results[i].info);
-	free(results);
-	free(th);
-	free(run.staged);
-	pthread_mutex_destroy(&run.lock);
+	struct acct a = { .o = o, .sink = sink, .account = account };
+	int rc = pull_one(&a, err);
+	if (a.c)
+		imap_conn_close(a.c);
+	pull_prev_release(&a.prev);
+	snapshot_free(a.s);
+	abuf_release(&a.tmp);
+	abuf_release(&a.norm);
 	return rc;
 }

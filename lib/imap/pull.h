@@ -56,6 +56,7 @@ struct pull_opts {
 	/* per-account passwords (NULL: `password` for all): returns NULL if none */
 	const char *(*account_password)(void *ctx, const char *account);
 	unsigned parallel;              /* connections at once (>= 1) */
+	const char *run_as;             /* the network process's user when started as root (nobody) */
 	uint64_t commit_every;          /* commit staged snapshots after this many bytes fetched (0: 256 MiB) */
 	pull_warn_fn *warn;
 	pull_done_fn *done;
@@ -84,7 +85,9 @@ int pull_accounts(struct repo *r, const struct pull_opts *o, char *const *accoun
 int pull_unserve_crlf(const char *base, const uint8_t *p, size_t len, struct abuf *out,
 		      bool *strip_r);
 /* A base name usable as a Maildir file name (from an X-GUID): printable
- * ASCII, no '/', no ':', not "." or "..", at most 255 bytes. */
+ * ASCII, no '/', no ':', not starting with '.' or ',', at most
+ * PULL_BASE_MAX bytes (so ":2," and up to 26 flag and keyword letters fit). */
+#define PULL_BASE_MAX 200
 bool pull_base_ok(const char *base);
 /* Remove ",S=..." and ",W=..." fields from a base name, in place. */
 void pull_base_strip_sizes(char *base);

@@ -8,10 +8,9 @@
  * from lib/snapshot.c (whose encoder is private), so it also checks the
  * document against the code.
  *
- * Known lossy field: `attrs` is a varint truncated to 32 bits by the decoder
- * (values >= 2^32 are accepted and changed).  Until the decoder rejects them,
- * a difference that starts inside an attrs field is tolerated; everything
- * else must match exactly.
+ * Version 1 and version 2 (with the Sieve section) are both checked.  A
+ * difference that starts inside an attrs field is still tolerated, though
+ * the decoder now rejects unknown attribute bits.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -30,7 +29,7 @@ struct attr_pos {
 
 static int enc(const struct snapshot *s, struct abuf *b, struct attr_pos *ap)
 {
-	int rc = abuf_add_u8(b, 1);
+	int rc = abuf_add_u8(b, s->has_sieve ? 2 : 1);
 	rc = rc ? rc : abuf_add_str(b, s->account);
 	rc = rc ? rc : abuf_add_u64(b, s->time_ns);
 	rc = rc ? rc : abuf_add_str(b, s->source);
@@ -60,6 +59,17 @@ static int enc(const struct snapshot *s, struct abuf *b, struct attr_pos *ap)
 		for (size_t p = 0; p < f->npages && rc == 0; p++) {
 			rc = abuf_add(b, f->pages[p].id, ARCA_ID_LEN);
 			rc = rc ? rc : abuf_add_varint(b, f->pages[p].count);
+		}
+	}
+	/* version 2: the Sieve section */
+	if (s->has_sieve) {
+		rc = rc ? rc : abuf_add_varint(b, s->nsieve);
+		for (size_t i = 0; i < s->nsieve && rc == 0; i++) {
+			rc = abuf_add_str(b, s->sieve[i].name);
+			rc = rc ? rc : abuf_add_u8(b, s->sieve[i].active ? 1 : 0);
+			rc = rc ? rc : abuf_add_u8(b, s->sieve[i].content_type);
+			rc = rc ? rc : abuf_add(b, s->sieve[i].content_id, ARCA_ID_LEN);
+			rc = rc ? rc : abuf_add_varint(b, s->sieve[i].size);
 		}
 	}
 	return rc;

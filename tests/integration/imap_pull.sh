@@ -147,6 +147,32 @@ got=$(field alice@example.test messages_fetched)
 if [ "${got:-30}" -lt 30 ]; then echo "ok - the re-run fetched only what the killed run had not stored ($got of 30)"; else echo "not ok - the re-run fetched ${got:-?} of 30 again"; _test_failed=1; fi
 check "step 5: dump" record_step 5
 
+# ---- the network side runs apart: unprivileged, no new privileges, no key
+cat >"$T/hang.py" <<'PY'
+import socket, sys, time
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(1)
+print(s.getsockname()[1], flush=True)
+c, _ = s.accept(); c.sendall(b"* OK slow server\r\n"); time.sleep(30)
+PY
+$PY "$T/hang.py" >"$T/hang.port" &
+hang=$!
+for _ in $(seq 50); do [ -s "$T/hang.port" ] && break; sleep 0.1; done
+"$ARCA" pull imap --repo "$R" --host 127.0.0.1 --port "$(cat "$T/hang.port")" --master-user admin \
+	--password-file "$T/masterpw" --account alice@example.test --timeout 20 >/dev/null 2>&1 &
+puller=$!
+net=""
+for _ in $(seq 50); do
+	net=$(pgrep -P "$puller" 2>/dev/null | head -1)
+	[ -n "$net" ] && grep -q "^NoNewPrivs:.*1" "/proc/$net/status" 2>/dev/null && break
+	sleep 0.1
+done
+expect_eq "the network process runs as nobody" "$(ps -o user= -p "${net:-0}" 2>/dev/null | tr -d ' ')" nobody
+check "the network process has no_new_privs" grep -q "^NoNewPrivs:.*1" "/proc/${net:-0}/status"
+check "the network process has no repository file open" \
+	sh -c "! ls -l /proc/${net:-0}/fd 2>/dev/null | grep -q '$R'"
+kill "$puller" "$hang" 2>/dev/null
+wait "$puller" "$hang" 2>/dev/null
+
 # ---- restore every step into a wiped Dovecot and compare
 cp -a "$DOVECOT_MAIL_ROOT/example.test/alice/sieve" "$T/alice-sieve"
 active_before=$(readlink "$DOVECOT_MAIL_ROOT/example.test/alice/.dovecot.sieve")

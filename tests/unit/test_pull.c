@@ -774,11 +774,12 @@ static void test_base_ok(void)
 	CHECK(!pull_base_ok("caf\xc3\xa9"));
 	CHECK(!pull_base_ok("\x80"));
 	char s[300];
-	memset(s, 'x', 255);
-	s[255] = '\0';
+	/* ":2," and 26 letters must still fit in a 255-byte file name */
+	memset(s, 'x', PULL_BASE_MAX);
+	s[PULL_BASE_MAX] = '\0';
 	CHECK(pull_base_ok(s));
-	s[255] = 'x';
-	s[256] = '\0';
+	s[PULL_BASE_MAX] = 'x';
+	s[PULL_BASE_MAX + 1] = '\0';
 	CHECK(!pull_base_ok(s));
 }
 
@@ -1523,8 +1524,42 @@ static void test_root_sieve_rejects(void)
 	abuf_release(&e);
 }
 
+/* The tagged-status watcher: a NO after FETCH answers is seen, a "NO"
+ * inside a literal is not, and the split of the bytes doesn't matter. */
+static void test_tagwatch(void)
+{
+	static const char in[] =
+		"* OK ready\r\n"
+		"* 1 FETCH (UID 3 BODY[] {12}\r\n9 NO fake\r\n UID 3)\r\n"
+		"9 NO Some messages could not be FETCHed\r\n";
+	for (size_t piece = 1; piece <= sizeof(in); piece++) {
+		struct imap_tagwatch w;
+		imap_tagwatch_init(&w);
+		for (size_t i = 0; i < sizeof(in) - 1; i += piece)
+			imap_tagwatch_feed(&w, (const uint8_t *)in + i,
+					   sizeof(in) - 1 - i < piece ? sizeof(in) - 1 - i : piece);
+		CHECK(w.last == IMAP_TAG_NO);
+		CHECK(strcmp(w.last_text, "NO Some messages could not be FETCHed") == 0);
+	}
+	static const char lit[] = "* 1 FETCH (BODY[] {11}\r\n10 OK fake)\r\n";
+	struct imap_tagwatch w;
+	imap_tagwatch_init(&w);
+	imap_tagwatch_feed(&w, (const uint8_t *)lit, sizeof(lit) - 1);
+	CHECK(w.last == IMAP_TAG_NONE);
+	static const char *const more[] = { "10 OK done\r\n", "11 BAD what\r\n",
+		/* a literal length that would overflow is not a literal */
+		"* X {99999999999999999999}\r\n12 OK y\r\n" };
+	imap_tagwatch_feed(&w, (const uint8_t *)more[0], strlen(more[0]));
+	CHECK(w.last == IMAP_TAG_OK);
+	imap_tagwatch_feed(&w, (const uint8_t *)more[1], strlen(more[1]));
+	CHECK(w.last == IMAP_TAG_BAD);
+	imap_tagwatch_feed(&w, (const uint8_t *)more[2], strlen(more[2]));
+	CHECK(w.last == IMAP_TAG_OK);
+}
+
 int main(void)
 {
+	RUN(test_tagwatch);
 	RUN(test_xguid_atom);
 	RUN(test_xguid_quoted);
 	RUN(test_xguid_rejects);
