@@ -23,6 +23,72 @@ static const char STATUS_USAGE[] = "arca status --repo REPO [--all] [--json]\n\n
 
 #define EXIT_ALARM 5
 
+/* arcad's pull scheduler writes REPO/state/pull.json (arcad/puller.c). */
+static char *read_pull_state(const char *repo)
+{
+	char path[4096];
+	if ((size_t)snprintf(path, sizeof(path), "%s/state/pull.json", repo) >= sizeof(path))
+		return NULL;
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return NULL;
+	char *buf = calloc(1, 8192);
+	size_t n = buf ? fread(buf, 1, 8191, f) : 0;
+	fclose(f);
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
+		buf[--n] = '\0';
+	if (buf == NULL || n < 2 || buf[0] != '{' || buf[n - 1] != '}' || memchr(buf, '\n', n)) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+/* A field of that JSON object, as text ("" if absent); values are plain. */
+static void pull_field(const char *json, const char *key, char *out, size_t len)
+{
+	char pat[64];
+	snprintf(pat, sizeof(pat), "\"%s\":", key);
+	const char *p = strstr(json, pat);
+	out[0] = '\0';
+	if (p == NULL)
+		return;
+	p += strlen(pat);
+	if (*p == '"')
+		p++;
+	size_t n = 0;
+	while (*p && *p != '"' && *p != ',' && *p != '}' && n + 1 < len)
+		out[n++] = *p++;
+	out[n] = '\0';
+}
+
+static void print_pull_state(const char *json)
+{
+	char running[8], done[16], total[16], failed[16], snaps[16], unch[16], fin[40], next[40],
+	     result[48], secs[16], every[16], err[256];
+	pull_field(json, "running", running, sizeof(running));
+	pull_field(json, "done", done, sizeof(done));
+	pull_field(json, "accounts", total, sizeof(total));
+	pull_field(json, "failed", failed, sizeof(failed));
+	pull_field(json, "new_snapshots", snaps, sizeof(snaps));
+	pull_field(json, "unchanged", unch, sizeof(unch));
+	pull_field(json, "finished", fin, sizeof(fin));
+	pull_field(json, "next", next, sizeof(next));
+	pull_field(json, "last_result", result, sizeof(result));
+	pull_field(json, "last_seconds", secs, sizeof(secs));
+	pull_field(json, "every_seconds", every, sizeof(every));
+	pull_field(json, "last_error", err, sizeof(err));
+	printf("pulls (arcad, every %s s): ", every);
+	if (strcmp(running, "true") == 0)
+		printf("running: %s of %s accounts done (%s new snapshots, %s unchanged, %s failed)\n",
+		       done, total[0] ? total : "?", snaps, unch, failed);
+	else if (fin[0])
+		printf("last finished %s: %s in %s s (%s accounts: %s new snapshots, %s unchanged, %s failed)%s%s; next %s\n",
+		       fin, result, secs, done, snaps, unch, failed, err[0] ? "; " : "", err, next);
+	else
+		printf("first pull at %s\n", next);
+}
+
 static void print_alarm_json(const struct alarm *a, bool first)
 {
 	char t[40], ct[40];
@@ -103,6 +169,7 @@ int cmd_status(int argc, char **argv)
 		if (strcmp(snaps[i].source, "maildir") == 0 && snaps[i].time_ns > last_maildir)
 			last_maildir = snaps[i].time_ns;
 	}
+	char *pull = read_pull_state(repo);
 	char tm[40] = "", ti[40] = "";
 	if (last_maildir)
 		cli_format_time(last_maildir, tm);
@@ -110,8 +177,13 @@ int cmd_status(int argc, char **argv)
 		cli_format_time(last_imap, ti);
 	if (json) {
 		printf("{\"standing_alarms\":%zu,\"snapshots\":%zu,\"accounts\":%zu,"
-		       "\"log_entries\":%llu,\"last_maildir_snapshot\":\"%s\",\"last_pull\":\"%s\",\"alarms\":[",
+		       "\"log_entries\":%llu,\"last_maildir_snapshot\":\"%s\",\"last_pull\":\"%s\",",
 		       standing, ns, accounts, (unsigned long long)repo_log_count(r), tm, ti);
+		if (pull) {
+			/* printed back as it was checked: one JSON object */
+			printf("\"pull\":%s,", pull);
+		}
+		printf("\"alarms\":[");
 		for (size_t i = 0; i < n; i++)
 			print_alarm_json(&v[i], i == 0);
 		printf("%s]}\n", n ? "\n" : "");
@@ -122,6 +194,8 @@ int cmd_status(int argc, char **argv)
 			printf("last pull snapshot:    %s\n", ti);
 		if (last_maildir)
 			printf("last Maildir snapshot: %s\n", tm);
+		if (pull)
+			print_pull_state(pull);
 		if (standing == 0)
 			printf("no standing alarms\n");
 		for (size_t i = 0; i < n; i++) {
@@ -136,6 +210,7 @@ int cmd_status(int argc, char **argv)
 	}
 	alarms_free(v, n);
 	snap_infos_free(snaps, ns);
+	free(pull);
 	repo_close(r);
 	return standing ? EXIT_ALARM : 0;
 }

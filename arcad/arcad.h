@@ -43,6 +43,16 @@ struct arcad_config {
 	char *tls_cert;                   /* PEM chain: STARTTLS offered when set */
 	char *tls_key;                    /* PEM private key */
 	bool tls_required;                /* refuse MAIL before STARTTLS */
+	/* scheduled pulls (arcad/puller.c runs `arca pull imap`) */
+	unsigned pull_every;              /* seconds between pulls; 0: no pulls */
+	char *pull_host, *pull_tls, *pull_ca_file, *pull_master_user, *pull_separator;
+	char *pull_password_file, *pull_credentials, *pull_accounts_from, *pull_user;
+	unsigned pull_port, pull_sieve_port, pull_parallel, pull_timeout;
+	char *arca;                       /* the arca program (default: found beside arcad) */
+	/* alarms */
+	char *alarm_exec;                 /* hook for every alarm (sh -c) */
+	unsigned alarm_share, alarm_min, alarm_uidvalidity;   /* 0: arca's defaults */
+	unsigned journal_silence;         /* seconds without journaled mail: alarm; 0: never */
 };
 
 void arcad_config_defaults(struct arcad_config *c);
@@ -58,6 +68,10 @@ void arcad_log(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 
 
 /* The store process (returns the exit status). */
 int store_run(const struct arcad_config *c, int ipc_fd, volatile sig_atomic_t *stop);
+/* The pull scheduler process (returns the exit status). */
+int puller_run(const struct arcad_config *c, volatile sig_atomic_t *stop);
+/* "90", "15m", "2h", "1d" -> seconds */
+int arcad_parse_duration(const char *v, unsigned *out);
 /* The listener process (returns the exit status). */
 int listener_run(const struct arcad_config *c, const int *fds, int nfds, int ipc_fd,
 		 volatile sig_atomic_t *stop);

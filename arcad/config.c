@@ -36,6 +36,17 @@ void arcad_config_release(struct arcad_config *c)
 	for (int i = 0; i < c->nlisten; i++)
 		free(c->listen[i]);
 	free(c->journal_domain);
+	free(c->pull_host);
+	free(c->pull_tls);
+	free(c->pull_ca_file);
+	free(c->pull_master_user);
+	free(c->pull_separator);
+	free(c->pull_password_file);
+	free(c->pull_credentials);
+	free(c->pull_accounts_from);
+	free(c->pull_user);
+	free(c->arca);
+	free(c->alarm_exec);
 	free(c->user);
 	free(c->allow);
 	free(c->hostname);
@@ -84,6 +95,28 @@ static int parse_uint(const char *v, unsigned *out)
 	if (parse_size(v, &n) != 0 || n > 100000000)
 		return -1;
 	*out = (unsigned)n;
+	return 0;
+}
+
+int arcad_parse_duration(const char *v, unsigned *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long long n = strtoull(v, &end, 10);
+	if (end == v || errno != 0)
+		return -1;
+	unsigned long long mul = 1;
+	if (*end == 's')
+		end++;
+	else if (*end == 'm')
+		mul = 60, end++;
+	else if (*end == 'h')
+		mul = 3600, end++;
+	else if (*end == 'd')
+		mul = 86400, end++;
+	if (*end != '\0' || n > 100ull * 86400 / mul)
+		return -1;
+	*out = (unsigned)(n * mul);
 	return 0;
 }
 
@@ -160,6 +193,46 @@ int arcad_config_set(struct arcad_config *c, const char *key, const char *v,
 		bad = parse_uint(v, &c->seal_seconds) || c->seal_seconds == 0;
 	else if (!strcmp(key, "idle-timeout"))
 		bad = parse_uint(v, &c->idle_timeout) || c->idle_timeout == 0;
+	else if (!strcmp(key, "pull-every"))
+		bad = arcad_parse_duration(v, &c->pull_every) || (c->pull_every > 0 && c->pull_every < 10);
+	else if (!strcmp(key, "pull-host"))
+		bad = set_str(&c->pull_host, v);
+	else if (!strcmp(key, "pull-port"))
+		bad = parse_uint(v, &c->pull_port) || c->pull_port == 0 || c->pull_port > 65535;
+	else if (!strcmp(key, "pull-tls"))
+		bad = (strcmp(v, "none") && strcmp(v, "tls") && strcmp(v, "starttls")) || set_str(&c->pull_tls, v);
+	else if (!strcmp(key, "pull-ca-file"))
+		bad = set_str(&c->pull_ca_file, v);
+	else if (!strcmp(key, "pull-master-user"))
+		bad = set_str(&c->pull_master_user, v);
+	else if (!strcmp(key, "pull-separator"))
+		bad = strlen(v) != 1 || set_str(&c->pull_separator, v);
+	else if (!strcmp(key, "pull-password-file"))
+		bad = set_str(&c->pull_password_file, v);
+	else if (!strcmp(key, "pull-credentials"))
+		bad = set_str(&c->pull_credentials, v);
+	else if (!strcmp(key, "pull-accounts-from"))
+		bad = set_str(&c->pull_accounts_from, v);
+	else if (!strcmp(key, "pull-user"))
+		bad = set_str(&c->pull_user, v);
+	else if (!strcmp(key, "pull-sieve-port"))
+		bad = parse_uint(v, &c->pull_sieve_port) || c->pull_sieve_port > 65535;
+	else if (!strcmp(key, "pull-parallel"))
+		bad = parse_uint(v, &c->pull_parallel) || c->pull_parallel == 0 || c->pull_parallel > 256;
+	else if (!strcmp(key, "pull-timeout"))
+		bad = arcad_parse_duration(v, &c->pull_timeout) || c->pull_timeout == 0 || c->pull_timeout > 3600;
+	else if (!strcmp(key, "arca"))
+		bad = set_str(&c->arca, v);
+	else if (!strcmp(key, "alarm-exec"))
+		bad = set_str(&c->alarm_exec, v);
+	else if (!strcmp(key, "alarm-share"))
+		bad = parse_uint(v, &c->alarm_share) || c->alarm_share > 100;
+	else if (!strcmp(key, "alarm-min"))
+		bad = parse_uint(v, &c->alarm_min);
+	else if (!strcmp(key, "alarm-uidvalidity"))
+		bad = parse_uint(v, &c->alarm_uidvalidity);
+	else if (!strcmp(key, "journal-silence"))
+		bad = arcad_parse_duration(v, &c->journal_silence);
 	else if (!strcmp(key, "foreground"))
 		bad = parse_bool(v, &c->foreground);
 	else if (!strcmp(key, "syslog"))
@@ -181,7 +254,12 @@ struct ini_ctx {
 static int ini_one(void *user, const char *section, const char *name, const char *value)
 {
 	struct ini_ctx *x = user;
-	if (strcmp(section, "arcad") != 0) {
+	/* [pull] host = ... is [arcad] pull-host = ... */
+	char key[128];
+	if (strcmp(section, "pull") == 0 && strlen(name) < sizeof(key) - 5) {
+		snprintf(key, sizeof(key), "pull-%s", name);
+		name = key;
+	} else if (strcmp(section, "arcad") != 0) {
 		seterr(x->errbuf, x->errlen, "unknown section [%s]", section);
 		x->failed = true;
 		return 0;

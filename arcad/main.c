@@ -64,7 +64,20 @@ static void usage(FILE *f)
 		"  --tls-cert FILE --tls-key FILE   offer STARTTLS (PEM; read before dropping privileges)\n"
 		"  --tls-required yes          refuse MAIL before STARTTLS\n"
 		"  --foreground                don't detach (for systemd); --syslog also log to syslog\n"
-		"  --pidfile FILE\n");
+		"  --pidfile FILE\n"
+		"Pulls (arca pull imap on a schedule; also an ini section [pull] with the keys\n"
+		"without \"pull-\"):\n"
+		"  --pull-every DURATION       90s, 15m, 2h (0: no pulls)\n"
+		"  --pull-host HOST --pull-port PORT [--pull-tls none|tls|starttls] [--pull-ca-file PEM]\n"
+		"  --pull-master-user USER --pull-password-file FILE [--pull-separator C]\n"
+		"  --pull-credentials FILE     instead: \"ACCOUNT PASSWORD\" lines\n"
+		"  --pull-accounts-from FILE|CMD   --pull-sieve-port PORT   --pull-parallel N\n"
+		"  --pull-user USER            the pull's network process runs as USER (nobody)\n"
+		"  --pull-timeout DURATION     --arca PATH (the arca program)\n"
+		"Alarms:\n"
+		"  --alarm-exec CMD            run for every alarm (sh -c; ARCA_ALARM_* in the environment)\n"
+		"  --alarm-share PCT --alarm-min N --alarm-uidvalidity N   (see arca pull imap --help)\n"
+		"  --journal-silence DURATION  alarm when no mail was journaled for that long\n");
 }
 
 /* Bind one listener; returns the fd or -1 with a message in err. */
@@ -176,6 +189,26 @@ int main(int argc, char **argv)
 		{ "tls-cert", required_argument, NULL, 0 },
 		{ "tls-key", required_argument, NULL, 0 },
 		{ "tls-required", required_argument, NULL, 0 },
+		{ "pull-every", required_argument, NULL, 0 },
+		{ "pull-host", required_argument, NULL, 0 },
+		{ "pull-port", required_argument, NULL, 0 },
+		{ "pull-tls", required_argument, NULL, 0 },
+		{ "pull-ca-file", required_argument, NULL, 0 },
+		{ "pull-master-user", required_argument, NULL, 0 },
+		{ "pull-separator", required_argument, NULL, 0 },
+		{ "pull-password-file", required_argument, NULL, 0 },
+		{ "pull-credentials", required_argument, NULL, 0 },
+		{ "pull-accounts-from", required_argument, NULL, 0 },
+		{ "pull-user", required_argument, NULL, 0 },
+		{ "pull-sieve-port", required_argument, NULL, 0 },
+		{ "pull-parallel", required_argument, NULL, 0 },
+		{ "pull-timeout", required_argument, NULL, 0 },
+		{ "arca", required_argument, NULL, 0 },
+		{ "alarm-exec", required_argument, NULL, 0 },
+		{ "alarm-share", required_argument, NULL, 0 },
+		{ "alarm-min", required_argument, NULL, 0 },
+		{ "alarm-uidvalidity", required_argument, NULL, 0 },
+		{ "journal-silence", required_argument, NULL, 0 },
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "syslog", no_argument, NULL, 's' },
 		{ "help", no_argument, NULL, 'h' },
@@ -209,9 +242,17 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (optind != argc || c.repo == NULL || c.nlisten == 0) {
+	if (c.pull_every && (c.pull_host == NULL || c.pull_port == 0 || c.pull_accounts_from == NULL ||
+			     (c.pull_master_user == NULL) == (c.pull_credentials == NULL) ||
+			     (c.pull_master_user && c.pull_password_file == NULL))) {
+		fprintf(stderr, "arcad: pull-every needs pull-host, pull-port, pull-accounts-from and either "
+				"pull-master-user with pull-password-file or pull-credentials\n");
+		arcad_config_release(&c);
+		return 2;
+	}
+	if (optind != argc || c.repo == NULL || (c.nlisten == 0 && c.pull_every == 0)) {
 		fprintf(stderr, "arcad: %s\n", optind != argc ? "unexpected arguments"
-				 : c.repo == NULL ? "--repo is required" : "--journal-listen is required");
+				 : c.repo == NULL ? "--repo is required" : "--journal-listen (or pull-every) is required");
 		usage(stderr);
 		arcad_config_release(&c);
 		return 2;
@@ -245,6 +286,39 @@ int main(int argc, char **argv)
 		fprintf(stderr, "arcad: socketpair: %s\n", strerror(errno));
 		return 1;
 	}
+	/* The pull scheduler: it only starts `arca pull imap` and keeps the
+	 * books, and holds no key. */
+	pid_t puller = -1;
+	if (c.pull_every) {
+		puller = fork();
+		if (puller < 0) {
+			fprintf(stderr, "arcad: fork: %s\n", strerror(errno));
+			return 1;
+		}
+		if (puller == 0) {
+			close(sp[0]);
+			close(sp[1]);
+			for (int i = 0; i < c.nlisten; i++)
+				close(fds[i]);
+			arcad_log_init("puller", c.syslog);
+			int st = puller_run(&c, &stop_flag);
+			arcad_config_release(&c);
+			_exit(st);
+		}
+	}
+	if (c.nlisten == 0) {
+		/* pulls only: no listener, no store */
+		close(sp[0]);
+		close(sp[1]);
+		arcad_log_init("arcad", c.syslog);
+		int ws = 0;
+		while (waitpid(puller, &ws, 0) < 0 && errno == EINTR)
+			;
+		if (c.pidfile)
+			unlink(c.pidfile);
+		arcad_config_release(&c);
+		return WIFEXITED(ws) ? WEXITSTATUS(ws) : 1;
+	}
 	/* The listener is forked before any key is read. */
 	pid_t child = fork();
 	if (child < 0) {
@@ -263,12 +337,17 @@ int main(int argc, char **argv)
 		close(fds[i]);
 	arcad_log_init("store", c.syslog);
 	int status = store_run(&c, sp[0], &stop_flag);
-	/* the store is done (stop, or the channel closed): stop the listener */
+	/* the store is done (stop, or the channel closed): stop the others */
 	kill(child, SIGTERM);
+	if (puller > 0)
+		kill(puller, SIGTERM);
 	close(sp[0]);
 	int ws;
 	while (waitpid(child, &ws, 0) < 0 && errno == EINTR)
 		;
+	if (puller > 0)
+		while (waitpid(puller, NULL, 0) < 0 && errno == EINTR)
+			;
 	if (WIFSIGNALED(ws) && WTERMSIG(ws) != SIGTERM) {
 		arcad_log(LOG_ERR, "listener died of signal %d", WTERMSIG(ws));
 		status = status ? status : 1;

@@ -6,6 +6,7 @@
  * is the next batch), and only then answers 250 for its recipients.
  */
 #include "arcad.h"
+#include "alarm.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -114,11 +115,37 @@ struct store {
 	uint64_t last_heal_ns;
 	uint64_t last_alarm_ns;
 	uint64_t messages, records, batches;
+	uint64_t last_mail_ns;            /* wall clock of the last journaled message (or start) */
+	bool silence_raised;              /* the journal-silence alarm of this silence is logged */
 };
+
+/* No journaled mail for journal-silence seconds: the mail server stopped
+ * sending copies (reconfigured, or taken over).  A standing alarm in the
+ * log, once per silence. */
+static void check_silence(struct store *s)
+{
+	if (s->c->journal_silence == 0 || s->silence_raised)
+		return;
+	uint64_t now = arca_now_ns();
+	if (now - s->last_mail_ns < (uint64_t)s->c->journal_silence * 1000000000ull)
+		return;
+	s->silence_raised = true;
+	char text[200];
+	snprintf(text, sizeof(text), "no mail journaled for %llu s (journal-silence is %u s)",
+		 (unsigned long long)((now - s->last_mail_ns) / 1000000000ull), s->c->journal_silence);
+	struct alarm a = { .kind = ALARM_JOURNAL_SILENT, .account = (char *)"", .text = text };
+	struct arca_err e = { 0 }, hook = { 0 };
+	if (alarm_raise(s->r, &a, s->c->alarm_exec, &hook, &e) != 0)
+		arcad_log(LOG_ALERT, "ALARM: %s (could not be logged in the repository: %s)", text, e.msg);
+	else
+		arcad_log(LOG_ALERT, "ALARM: %s (log entry %llu; arca status)", text, (unsigned long long)a.seq);
+	if (hook.code)
+		arcad_log(LOG_WARNING, "%s", hook.msg);
+}
 
 /* Alarms: at most one log line per minute each (a flood must not flood
  * the log too). */
-static void alarm_raise(struct store *s, const char *what)
+static void alarm_line(struct store *s, const char *what)
 {
 	uint64_t t = arca_mono_ns();
 	if (s->last_alarm_ns && t - s->last_alarm_ns < 60ull * 1000000000ull)
@@ -151,7 +178,7 @@ static void update_status(struct store *s, bool force)
 		snprintf(why, sizeof(why), "452 4.3.1 the vault's journal quota for today is reached");
 	}
 	if (!ok && s->accepting)
-		alarm_raise(s, why + 10);
+		alarm_line(s, why + 10);
 	if (!force && ok == s->accepting)
 		return;
 	s->accepting = ok;
@@ -230,7 +257,7 @@ static void take(struct store *s, const struct ipc_deliver *d, uint8_t *codes)
 			codes[i] = RP_QUOTA;
 			char what[IPC_TEXT_MAX];
 			snprintf(what, sizeof(what), "journal quota reached for %.200s", accounts[nr]);
-			alarm_raise(s, what);
+			alarm_line(s, what);
 			continue;
 		}
 		rc[nr].address = (char *)d->rcpts[i];
@@ -262,6 +289,8 @@ static void take(struct store *s, const struct ipc_deliver *d, uint8_t *codes)
 	}
 	s->use.total += d->body_len * nr;
 	s->messages++;
+	s->last_mail_ns = arca_now_ns();
+	s->silence_raised = false;
 	s->records += nr;
 }
 
@@ -335,6 +364,7 @@ int store_run(const struct arcad_config *c, int ipc_fd, volatile sig_atomic_t *s
 		arcad_log(LOG_WARNING, "quota counts start at zero: %s", e.msg);
 	fcntl(ipc_fd, F_SETFL, fcntl(ipc_fd, F_GETFL) | O_NONBLOCK);
 	update_status(&s, true);
+	s.last_mail_ns = arca_now_ns();   /* the silence is counted from the start */
 	arcad_log(LOG_NOTICE, "store ready on %s", c->repo);
 	uint64_t last_status = arca_mono_ns();
 	while (!*stop) {
@@ -395,7 +425,7 @@ int store_run(const struct arcad_config *c, int ipc_fd, volatile sig_atomic_t *s
 					break;
 				}
 				if (ev.alarm)
-					alarm_raise(&s, ev.text);
+					alarm_line(&s, ev.text);
 				else
 					arcad_log(LOG_NOTICE, "listener: %s", ev.text);
 			} else {
@@ -432,6 +462,7 @@ int store_run(const struct arcad_config *c, int ipc_fd, volatile sig_atomic_t *s
 		if (t - last_status > 1000000000ull) {
 			last_status = t;
 			update_status(&s, false);
+			check_silence(&s);
 		}
 	}
 	status = 0;
