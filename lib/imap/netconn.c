@@ -17,6 +17,7 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <arpa/inet.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
@@ -113,9 +114,18 @@ static int tls_handshake(struct netconn *c, struct arca_err *err)
 	c->ssl = SSL_new(c->ctx);
 	if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1)
 		return arca_err_set(err, ARCA_ENOMEM, "%s: cannot set up TLS", c->host);
-	SSL_set_tlsext_host_name(c->ssl, c->host);
-	if (!c->insecure && SSL_set1_host(c->ssl, c->host) != 1)
-		return arca_err_set(err, ARCA_ENOMEM, "%s: cannot set the name to verify", c->host);
+	/* an address is checked against the certificate's IP entries, a name
+	 * against its DNS names (and is sent as SNI) */
+	unsigned char ipbuf[16];
+	bool is_ip = inet_pton(AF_INET, c->host, ipbuf) == 1 || inet_pton(AF_INET6, c->host, ipbuf) == 1;
+	if (!is_ip)
+		SSL_set_tlsext_host_name(c->ssl, c->host);
+	if (!c->insecure) {
+		X509_VERIFY_PARAM *vp = SSL_get0_param(c->ssl);
+		int ok = is_ip ? X509_VERIFY_PARAM_set1_ip_asc(vp, c->host) : SSL_set1_host(c->ssl, c->host);
+		if (ok != 1)
+			return arca_err_set(err, ARCA_ENOMEM, "%s: cannot set the name to verify", c->host);
+	}
 	for (;;) {
 		int r = SSL_connect(c->ssl);
 		if (r == 1)

@@ -20,6 +20,10 @@
 # Master user: admin / masterpw, separator "*" (alice@example.test*admin).
 # Optional: DOVECOT_SEPARATOR=/ (or .) forces the namespace hierarchy separator;
 # by default it is the layout's own ("." for Maildir++, "/" for LAYOUT=fs).
+# DOVECOT_TLS=1: TLS with a private CA made here (DIR/tls/ca.pem, exported as
+# DOVECOT_TLS_CA; the server certificate names localhost and 127.0.0.1):
+# STARTTLS on the IMAP and ManageSieve ports, implicit TLS on
+# $DOVECOT_IMAPS_PORT.
 
 DOVECOT_USERS="alice@example.test bob@example.test carol@other.test"
 DOVECOT_TEST_USER=${DOVECOT_TEST_USER:-arcatest}
@@ -72,8 +76,32 @@ EOF
 }
 
 # _dovecot_write_conf DIR LAYOUT UID GID IMAP LMTP SIEVE DOVEADM
+# A CA and a server certificate for localhost / 127.0.0.1 in DIR/tls.
+_dovecot_make_tls() {
+	local t=$1/tls
+	[ -s "$t/server.pem" ] && return 0
+	mkdir -p "$t" || return 1
+	openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=arca test CA" \
+		-keyout "$t/ca.key" -out "$t/ca.pem" 2>/dev/null || return 1
+	openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+		-keyout "$t/server.key" -out "$t/server.csr" 2>/dev/null || return 1
+	printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >"$t/ext"
+	openssl x509 -req -in "$t/server.csr" -CA "$t/ca.pem" -CAkey "$t/ca.key" \
+		-CAcreateserial -days 2 -extfile "$t/ext" -out "$t/server.pem" 2>/dev/null || return 1
+	chmod 0644 "$t/server.pem" "$t/ca.pem"
+	chmod 0600 "$t/server.key" "$t/ca.key"
+}
+
 _dovecot_write_conf() {
-	local dir=$1 layout=$2 uid=$3 gid=$4 imap=$5 lmtp=$6 sieve=$7 dadm=$8
+	local dir=$1 layout=$2 uid=$3 gid=$4 imap=$5 lmtp=$6 sieve=$7 dadm=$8 imaps=${9:-0}
+	local ssl="ssl = no" imaps_addr=""
+	if [ -n "${DOVECOT_TLS:-}" ]; then
+		ssl="ssl = yes
+ssl_cert = <$dir/tls/server.pem
+ssl_key = <$dir/tls/server.key
+ssl_min_protocol = TLSv1.2"
+		imaps_addr="address = 127.0.0.1"
+	fi
 	local loc="maildir:~/Maildir" sep=""
 	[ "$layout" = fs ] && loc="maildir:~/Maildir:LAYOUT=fs"
 	[ -n "${DOVECOT_SEPARATOR:-}" ] && sep="  separator = $DOVECOT_SEPARATOR"
@@ -87,7 +115,7 @@ info_log_path = $dir/dovecot.log
 debug_log_path = $dir/dovecot.log
 protocols = imap lmtp sieve
 listen = 127.0.0.1
-ssl = no
+$ssl
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 auth_master_user_separator = *
@@ -152,7 +180,8 @@ service imap-login {
     port = $imap
   }
   inet_listener imaps {
-    port = 0
+    $imaps_addr
+    port = $imaps
   }
 }
 service lmtp {
@@ -247,11 +276,15 @@ dovecot_start() {
 		echo "dovecot.sh: warning: long DIR, UNIX socket paths may exceed 108 bytes" >&2
 	fi
 
-	local attempt ports imap lmtp sieve dadm pid i ok
+	local attempt ports imap lmtp sieve dadm imaps pid i ok
+	if [ -n "${DOVECOT_TLS:-}" ]; then
+		_dovecot_make_tls "$dir" || { _dovecot_die "cannot make TLS certificates"; return 1; }
+	fi
 	for attempt in 1 2 3 4 5; do
-		ports=$(_dovecot_free_ports 4) || return 1
-		read -r imap lmtp sieve dadm <<<"$ports"
-		_dovecot_write_conf "$dir" "$layout" "$uid" "$gid" "$imap" "$lmtp" "$sieve" "$dadm"
+		ports=$(_dovecot_free_ports 5) || return 1
+		read -r imap lmtp sieve dadm imaps <<<"$ports"
+		[ -n "${DOVECOT_TLS:-}" ] || imaps=0
+		_dovecot_write_conf "$dir" "$layout" "$uid" "$gid" "$imap" "$lmtp" "$sieve" "$dadm" "$imaps"
 		rm -f "$dir/run/master.pid"
 		: >>"$dir/dovecot.log"
 		if ! dovecot -c "$dir/dovecot.conf" 2>>"$dir/dovecot.log"; then
@@ -302,6 +335,9 @@ dovecot_start() {
 	export DOVECOT_LMTP_PORT=$lmtp
 	export DOVECOT_SIEVE_PORT=$sieve
 	export DOVECOT_DOVEADM_PORT=$dadm
+	export DOVECOT_IMAPS_PORT=$imaps
+	export DOVECOT_TLS_CA=
+	[ -n "${DOVECOT_TLS:-}" ] && DOVECOT_TLS_CA=$dir/tls/ca.pem
 	export DOVECOT_MAIL_ROOT=$dir/mail
 	export DOVECOT_PID=$pid
 	export DOVECOT_MAIL_UID=$uid
@@ -310,6 +346,7 @@ dovecot_start() {
 		local v
 		for v in DOVECOT_DIR DOVECOT_LAYOUT DOVECOT_CONF DOVECOT_IMAP_PORT \
 			DOVECOT_LMTP_PORT DOVECOT_SIEVE_PORT DOVECOT_DOVEADM_PORT \
+			DOVECOT_IMAPS_PORT DOVECOT_TLS_CA \
 			DOVECOT_MAIL_ROOT DOVECOT_PID DOVECOT_MAIL_UID DOVECOT_MAIL_GID; do
 			printf 'export %s=%q\n' "$v" "${!v}"
 		done
