@@ -573,6 +573,11 @@ static int compare_with_prev(struct pull_conn *c, const struct snapshot *s)
 	}
 	/* the previous content of every folder that changed or went (unchanged
 	 * ones were marked) that is nowhere in the new state */
+	bool any = false;
+	for (size_t i = 0; i < c->prev.nfolders && !any; i++)
+		any = !c->prev.taken[i] && c->prev.folders[i]->folders[0].nmsgs > 0;
+	if (!any)
+		return 0;   /* nothing changed that held mail: nothing lost */
 	struct idset now = IDSET_INIT;
 	for (size_t i = 0; i < s->nfolders && rc == 0; i++)
 		for (size_t k = 0; k < s->folders[i].nmsgs && rc == 0; k++)

@@ -70,8 +70,10 @@ static void xguid_at(const char *p, size_t len, size_t at)
 
 static bool base_ok_oracle(const char *b)
 {
+	/* restorable: not hidden ('.'), not strippable to nothing (','),
+	 * short enough for ":2," and 26 flag and keyword letters */
 	size_t n = strlen(b);
-	if (n == 0 || n > 255 || strcmp(b, ".") == 0 || strcmp(b, "..") == 0)
+	if (n == 0 || n > PULL_BASE_MAX || b[0] == '.' || b[0] == ',')
 		return false;
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)b[i];
