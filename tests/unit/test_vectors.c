@@ -17,6 +17,8 @@
 #include "mlog.h"
 #include "pack.h"
 #include "journal.h"
+#include "alarm.h"
+#include "snapshot.h"
 #include "harness.h"
 #include "../vectors/vector_keys.h"
 
@@ -625,6 +627,128 @@ static void test_journal_vectors(void)
 	abuf_release(&file);
 }
 
+/* ---- pull: SNAPSHOT version 2 and the alarm payloads (docs/format/objects.md),
+ * encoded here from the document ---- */
+
+static void spec_varint(struct abuf *b, uint64_t v)
+{
+	while (v >= 0x80) {
+		abuf_add_u8(b, (uint8_t)(v | 0x80));
+		v >>= 7;
+	}
+	abuf_add_u8(b, (uint8_t)v);
+}
+
+static void spec_vstr(struct abuf *b, const char *s)
+{
+	spec_varint(b, strlen(s));
+	abuf_add(b, s, strlen(s));
+}
+
+static void test_pull_vectors(void)
+{
+	uint8_t page[32], sieve[32], suspect[32];
+	vk_snapshot_ids(page, sieve, suspect);
+	struct abuf want = ABUF_INIT, file = ABUF_INIT, again = ABUF_INIT;
+	/* the root: version 2, then the version 1 fields, then the Sieve section */
+	abuf_add_u8(&want, 2);
+	spec_vstr(&want, VK_SNAP_ACCOUNT);
+	le(&want, VK_SNAP_TIME, 8);
+	spec_vstr(&want, "imap");
+	abuf_add_u8(&want, 1);             /* layout: Maildir++ */
+	spec_varint(&want, 1);             /* subscriptions */
+	spec_vstr(&want, "INBOX");
+	spec_varint(&want, 2);             /* folders */
+	spec_vstr(&want, "INBOX");
+	spec_varint(&want, 3);             /* selectable, subscribed */
+	spec_vstr(&want, "");
+	le(&want, 1700000000u, 4);
+	le(&want, 3, 4);
+	le(&want, 7, 8);
+	spec_vstr(&want, "");
+	spec_vstr(&want, "");
+	spec_varint(&want, 1);
+	spec_vstr(&want, "$Work");
+	spec_varint(&want, 2);             /* message_count */
+	spec_varint(&want, 1234);          /* bytes */
+	spec_varint(&want, 1);             /* pages */
+	abuf_add(&want, page, 32);
+	spec_varint(&want, 2);
+	spec_vstr(&want, "Archive");
+	spec_varint(&want, 1);
+	spec_vstr(&want, "\\Archive");
+	le(&want, 1700000001u, 4);
+	le(&want, 1, 4);
+	le(&want, 1, 8);
+	spec_vstr(&want, "");
+	spec_vstr(&want, "");
+	spec_varint(&want, 0);
+	spec_varint(&want, 0);
+	spec_varint(&want, 0);
+	spec_varint(&want, 0);
+	spec_varint(&want, 1);             /* Sieve scripts */
+	spec_vstr(&want, "vacation");
+	abuf_add_u8(&want, 1);             /* active */
+	abuf_add_u8(&want, 1);             /* BLOB */
+	abuf_add(&want, sieve, 32);
+	spec_varint(&want, VK_SNAP_SIEVE_SIZE);
+	REQUIRE(load("snapshot-v2.bin", &file) == 0);
+	CHECK(same(&file, want.data, want.len, "snapshot-v2.bin (spec)"));
+	struct snapshot *s = NULL;
+	CHECK(snapshot_decode_root(file.data, file.len, &s) == 0);
+	if (s != NULL) {
+		CHECK(s->has_sieve && s->nsieve == 1 && s->sieve[0].active &&
+		      strcmp(s->sieve[0].name, "vacation") == 0 && s->nfolders == 2 &&
+		      s->time_ns == VK_SNAP_TIME && strcmp(s->account, VK_SNAP_ACCOUNT) == 0);
+		abuf_reset(&again);
+		CHECK(snapshot_encode_root(s, &again) == 0);
+		CHECK(same(&again, file.data, file.len, "snapshot root v2 (library)"));
+		/* the same state without its Sieve section is a version 1 root */
+		size_t nsieve = s->nsieve;
+		s->has_sieve = false;
+		s->nsieve = 0;
+		abuf_reset(&again);
+		CHECK(snapshot_encode_root(s, &again) == 0 && again.len > 0 && again.data[0] == 1);
+		s->nsieve = nsieve;
+		snapshot_free(s);
+	}
+	/* the alarm payload */
+	abuf_reset(&want);
+	abuf_add_u8(&want, 1);             /* version */
+	abuf_add_u8(&want, 1);             /* kind: mass-deletion */
+	spec_vstr(&want, VK_ALARM_ACCOUNT);
+	spec_vstr(&want, VK_ALARM_TEXT);
+	spec_varint(&want, 1);
+	spec_vstr(&want, VK_ALARM_ACCOUNT);
+	abuf_add(&want, suspect, 32);
+	REQUIRE(load("alarm-payload.bin", &file) == 0);
+	CHECK(same(&file, want.data, want.len, "alarm-payload.bin (spec)"));
+	struct alarm a;
+	CHECK(alarm_decode(file.data, file.len, &a) == 0);
+	CHECK(a.kind == ALARM_MASS_DELETION && a.nsuspects == 1 &&
+	      memcmp(a.suspects[0].root, suspect, 32) == 0);
+	CHECK(alarm_encode(&a, &again) == 0);
+	CHECK(same(&again, file.data, file.len, "alarm payload (library)"));
+	alarm_release(&a);
+	/* the alarm-clear payload */
+	abuf_reset(&want);
+	abuf_add_u8(&want, 1);
+	le(&want, VK_ALARM_CLEARS, 8);
+	spec_vstr(&want, VK_ALARM_REASON);
+	REQUIRE(load("alarm-clear-payload.bin", &file) == 0);
+	CHECK(same(&file, want.data, want.len, "alarm-clear-payload.bin (spec)"));
+	uint64_t aseq = 0;
+	char *reason = NULL;
+	CHECK(alarm_clear_decode(file.data, file.len, &aseq, &reason) == 0);
+	CHECK(aseq == VK_ALARM_CLEARS && reason != NULL && strcmp(reason, VK_ALARM_REASON) == 0);
+	free(reason);
+	CHECK(alarm_clear_encode(aseq, VK_ALARM_REASON, &again) == 0);
+	CHECK(same(&again, file.data, file.len, "alarm-clear payload (library)"));
+	abuf_release(&want);
+	abuf_release(&file);
+	abuf_release(&again);
+}
+
 int main(void)
 {
 	if (acrypto_setup() != 0)
@@ -643,6 +767,7 @@ int main(void)
 	RUN(test_pack_writer_matches_spec);
 	RUN(test_log_vector);
 	RUN(test_journal_vectors);
+	RUN(test_pull_vectors);
 	acrypto_ingest_keys_free(ik);
 	acrypto_restore_key_free(rk);
 	HARNESS_EXIT();

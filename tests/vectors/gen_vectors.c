@@ -21,6 +21,8 @@
 #include "mlog.h"
 #include "pack.h"
 #include "journal.h"
+#include "alarm.h"
+#include "snapshot.h"
 #include "vector_keys.h"
 
 static const char *outdir;
@@ -207,6 +209,62 @@ int main(int argc, char **argv)
 		abuf_release(&m);
 		abuf_release(&mk);
 		abuf_release(&e);
+	}
+
+	/* pull: a SNAPSHOT root of version 2 (one Sieve script), an alarm and
+	 * an alarm-clear payload */
+	{
+		uint8_t page[32], sieve[32], suspect[32];
+		vk_snapshot_ids(page, sieve, suspect);
+		struct snapshot *s = snapshot_new(VK_SNAP_ACCOUNT, "imap");
+		if (s == NULL || snapshot_add_subscription(s, "INBOX") != 0)
+			die("snapshot", NULL);
+		s->time_ns = VK_SNAP_TIME;
+		s->layout = 1;
+		struct snap_folder *f = snapshot_add_folder(s, "INBOX");
+		if (f == NULL || snap_folder_keyword(f, "$Work") != 0)
+			die("snapshot folder", NULL);
+		f->attrs = SNAP_FOLDER_SELECTABLE | SNAP_FOLDER_SUBSCRIBED;
+		f->uidvalidity = 1700000000u;
+		f->nextuid = 3;
+		f->highestmodseq = 7;
+		f->message_count = 2;
+		f->bytes = 1234;
+		f->pages = calloc(1, sizeof(*f->pages));
+		if (f->pages == NULL)
+			die("snapshot page", NULL);
+		memcpy(f->pages[0].id, page, 32);
+		f->pages[0].count = 2;
+		f->npages = 1;
+		f = snapshot_add_folder(s, "Archive");
+		if (f == NULL)
+			die("snapshot folder", NULL);
+		free(f->special_use);
+		f->special_use = strdup("\\Archive");
+		f->attrs = SNAP_FOLDER_SELECTABLE;
+		f->uidvalidity = 1700000001u;
+		f->nextuid = 1;
+		f->highestmodseq = 1;
+		struct snap_sieve sv = { .name = "vacation", .active = true, .content_type = OBJ_BLOB,
+					 .size = VK_SNAP_SIEVE_SIZE };
+		memcpy(sv.content_id, sieve, 32);
+		abuf_reset(&b);
+		if (f->special_use == NULL || snapshot_add_sieve(s, &sv) != 0 ||
+		    snapshot_encode_root(s, &b) != 0)
+			die("snapshot root", NULL);
+		put("snapshot-v2.bin", b.data, b.len);
+		snapshot_free(s);
+
+		struct alarm_suspect sus = { .account = VK_ALARM_ACCOUNT };
+		memcpy(sus.root, suspect, 32);
+		struct alarm a = { .kind = ALARM_MASS_DELETION, .account = VK_ALARM_ACCOUNT,
+				   .text = VK_ALARM_TEXT, .suspects = &sus, .nsuspects = 1 };
+		if (alarm_encode(&a, &b) != 0)
+			die("alarm payload", NULL);
+		put("alarm-payload.bin", b.data, b.len);
+		if (alarm_clear_encode(VK_ALARM_CLEARS, VK_ALARM_REASON, &b) != 0)
+			die("alarm-clear payload", NULL);
+		put("alarm-clear-payload.bin", b.data, b.len);
 	}
 
 	/* leave no scratch behind */

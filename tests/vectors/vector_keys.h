@@ -103,4 +103,23 @@ static inline void vk_journal_prefix(uint8_t p[112])
 		p[i] = (uint8_t)i;
 }
 
+/* The pull vectors' inputs (docs/format/objects.md): a SNAPSHOT root of
+ * version 2 (with one Sieve script) and the alarm / alarm-clear log
+ * payloads.  The ids are fixed byte patterns, not objects of a repository. */
+#define VK_SNAP_ACCOUNT "alice@example.test"
+#define VK_SNAP_TIME 1795858108000000000ull
+#define VK_SNAP_SIEVE_SIZE 57u
+#define VK_ALARM_ACCOUNT "carol@other.test"
+#define VK_ALARM_TEXT "lost 40 of 40 messages and 3 of 5 folders since the last snapshot"
+#define VK_ALARM_CLEARS 12u
+#define VK_ALARM_REASON "test: the wipe was ours"
+static inline void vk_snapshot_ids(uint8_t page[32], uint8_t sieve[32], uint8_t suspect[32])
+{
+	for (int i = 0; i < 32; i++) {
+		page[i] = (uint8_t)(0xa0 + i);
+		sieve[i] = (uint8_t)(0x50 + i);
+		suspect[i] = (uint8_t)(0xe0 + i);
+	}
+}
+
 #endif
