@@ -38,7 +38,8 @@ static const char USAGE[] =
 	"changed; an account whose state is unchanged gets no new snapshot.\n"
 	"  --tls / --starttls  TLS from the start (993) / after STARTTLS; the\n"
 	"                      certificate is verified (--ca-file PEM, else the system's)\n"
-	"  --insecure          plain IMAP and no certificate checks (loopback tests)\n"
+	"  --insecure          no certificate checks, and plain IMAP allowed to a\n"
+	"                      host that is not loopback (tests only)\n"
 	"  --master-user USER  log in as ACCOUNT<sep>USER (Dovecot master user);\n"
 	"  --separator C       <sep>, default '*'\n"
 	"  --password-file F   the master user's password (first line)\n"
@@ -407,7 +408,8 @@ int cmd_pull(int argc, char **argv)
 		case O_PWFILE: pwfile = optarg; break;
 		case O_CREDS: credfile = optarg; break;
 		case O_ACCOUNT:
-			if (strv_add(&accounts, optarg, strlen(optarg)) != 0)
+			/* one pull per account, however often it is named */
+			if (accounts_from_text(&accounts, optarg, strlen(optarg)) != 0)
 				return cli_failf("out of memory");
 			break;
 		case O_FROM: from = optarg; break;
@@ -505,7 +507,8 @@ int cmd_pull(int argc, char **argv)
 		.master_user = master, .separator = sep, .password = password,
 		.account_password = master ? NULL : cred_password,
 		.parallel = (unsigned)parallel, .commit_every = commit_every, .run_as = run_as,
-		.warn = on_warn, .done = on_done, .ctx = &ctx,
+		.warn = on_warn, .done = on_done, .alarm_exec = ctx.alarm_exec,
+		.alarm_raised = on_alarm, .ctx = &ctx,
 	};
 	if (sieve_port) {
 		o.sieve = o.imap;

@@ -39,7 +39,8 @@ static const char USAGE[] =
 	"the journal; --no-journal restores the snapshot alone.\n"
 	"--sieve-home HOME writes the account's Sieve scripts (pulled by arca pull\n"
 	"imap) as Dovecot keeps them: HOME/sieve/NAME.sieve, the active one linked\n"
-	"from HOME/.dovecot.sieve.\n"
+	"from HOME/.dovecot.sieve (with --pattern, HOME is a pattern too, e.g.\n"
+	"/srv/mail/%d/%n).\n"
 	"Without --snapshot/--at, a snapshot that a standing alarm marked suspect\n"
 	"is passed over: the last one before it is restored.";
 
@@ -311,7 +312,7 @@ static int restore_many(const char *repo, const char *keyfile, const char *patte
 				_exit(1);
 			}
 			int fails = 0;
-			struct abuf dest = ABUF_INIT;
+			struct abuf dest = ABUF_INIT, home = ABUF_INIT;
 			for (size_t i = (size_t)w; i < npicks; i += (size_t)jobs) {
 				if (expand(pattern, picks[i].account, &dest) != 0) {
 					fprintf(stderr, "%s: account \"%s\" can't be a directory name in %s; restore it with --account and a DEST of your choice\n",
@@ -322,6 +323,14 @@ static int restore_many(const char *repo, const char *keyfile, const char *patte
 				struct restore_opts o = *ro;
 				o.dest = (const char *)dest.data;
 				o.no_sync = true;   /* one syncfs for all, below */
+				/* --sieve-home is a pattern too: one home per account */
+				if (ro->sieve_home) {
+					if (expand(ro->sieve_home, picks[i].account, &home) != 0) {
+						fails++;
+						continue;
+					}
+					o.sieve_home = (const char *)home.data;
+				}
 				fails += restore_one(cr, &picks[i], &o);
 			}
 			/* each worker syncs once, when its share is written: the
@@ -331,6 +340,7 @@ static int restore_many(const char *repo, const char *keyfile, const char *patte
 				fails++;
 			}
 			abuf_release(&dest);
+			abuf_release(&home);
 			repo_close(cr);
 			fflush(stdout);
 			_exit(fails ? 1 : 0);

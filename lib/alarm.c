@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -33,6 +34,7 @@ const char *alarm_kind_name(uint8_t kind)
 	case ALARM_SERVER_EMPTIED: return "server-emptied";
 	case ALARM_JOURNAL_SILENT: return "journal-silent";
 	case ALARM_ACCOUNT_GONE: return "account-gone";
+	case ALARM_NETWORK_PROCESS: return "network-process";
 	default: return "unknown";
 	}
 }
@@ -252,10 +254,21 @@ static void run_hook(const struct alarm *a, const char *exec, struct arca_err *w
 	} else {
 		close(fds[1]);
 	}
-	int status;
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+	/* A hook that hangs must not hang the pull or the journal: wait at
+	 * most ALARM_HOOK_WAIT seconds, then leave it running. */
+	int status = 0;
+	pid_t w = 0;
+	for (int i = 0; i < ALARM_HOOK_WAIT * 20; i++) {
+		w = waitpid(pid, &status, WNOHANG);
+		if (w != 0 && !(w < 0 && errno == EINTR))
+			break;
+		struct timespec ts = { 0, 50000000 };
+		nanosleep(&ts, NULL);
+	}
+	if (w == 0)
+		arca_err_set(warn_r, ARCA_EIO, "alarm hook still running after %d s (%s): not waited for",
+			     ALARM_HOOK_WAIT, exec);
+	else if (w < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
 		arca_err_set(warn_r, ARCA_EIO, "alarm hook failed (%s)", exec);
 }
 
@@ -377,6 +390,17 @@ int alarm_list(struct repo *r, bool standing_only, struct alarm **v_r, size_t *n
 	*v_r = c.v;
 	*n_r = c.n;
 	return 0;
+}
+
+bool alarm_any_standing(struct repo *r)
+{
+	struct alarm *v = NULL;
+	size_t n = 0;
+	/* an index that can't be read counts as an alarm: fail safe */
+	if (alarm_list(r, true, &v, &n, NULL) != 0)
+		return true;
+	alarms_free(v, n);
+	return n > 0;
 }
 
 /* ---- the pull's checks ---- */

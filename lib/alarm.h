@@ -32,11 +32,13 @@ enum alarm_kind {
 	ALARM_SERVER_EMPTIED = 4,       /* most accounts emptied or gone */
 	ALARM_JOURNAL_SILENT = 5,       /* no journaled mail for longer than allowed */
 	ALARM_ACCOUNT_GONE = 6,         /* an account pulled before refuses login */
-	ALARM_KIND_MAX = 6,
+	ALARM_NETWORK_PROCESS = 7,      /* the pull's network process broke the protocol */
+	ALARM_KIND_MAX = 7,
 };
 const char *alarm_kind_name(uint8_t kind);
 
 #define ALARM_TEXT_MAX 1024
+#define ALARM_HOOK_WAIT 10            /* seconds a hook is waited for */
 #define ALARM_SUSPECTS_MAX 100000
 
 struct alarm_suspect {
@@ -73,6 +75,8 @@ int alarm_raise(struct repo *r, struct alarm *a, const char *exec, struct arca_e
 		struct arca_err *err);
 /* Clear a standing alarm (the caller checked the restore key). */
 int alarm_clear(struct repo *r, uint64_t alarm_seq, const char *reason, struct arca_err *err);
+/* Does any alarm stand?  (Also true when the index can't be read.) */
+bool alarm_any_standing(struct repo *r);
 /* Every alarm, oldest first; standing_only drops cleared ones. */
 int alarm_list(struct repo *r, bool standing_only, struct alarm **v_r, size_t *n_r,
 	       struct arca_err *err);

@@ -1204,11 +1204,21 @@ static int restore_sieve(struct repo *r, const struct snapshot *s, const struct 
 			rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
 			break;
 		}
-		abuf_reset(&data);
-		rc = repo_get(r, v->content_id, v->content_type, &data, err);
-		if (rc == 0 && v->content_type != OBJ_BLOB)
-			rc = arca_err_set(err, ARCA_ECORRUPT, "Sieve script %s: stored in pieces, not supported", v->name);
-		rc = rc ? rc : write_control(dir, (const char *)name.data, &data, o, err);
+		/* written through the content's stream: a large script is stored
+		 * in chunks like a large message */
+		char *file = fs_join(dir, (const char *)name.data);
+		int fd = file ? open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600) : -1;
+		if (file == NULL)
+			rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
+		else if (fd < 0)
+			rc = arca_err_errno(err, ARCA_EIO, errno, "create %s", file);
+		uint64_t got = 0;
+		rc = rc ? rc : repo_get_stream(r, v->content_type, v->content_id, fd, file, &got, err);
+		if (rc == 0 && o->owner_uid >= 0 && fchown(fd, (uid_t)o->owner_uid, (gid_t)o->owner_gid) != 0)
+			rc = arca_err_errno(err, ARCA_EIO, errno, "chown %s", file);
+		if (fd >= 0 && close(fd) != 0 && rc == 0)
+			rc = arca_err_errno(err, ARCA_EIO, errno, "close %s", file);
+		free(file);
 		if (rc == 0 && v->active) {
 			char *link = fs_join(o->sieve_home, ".dovecot.sieve");
 			abuf_reset(&data);

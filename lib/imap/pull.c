@@ -713,10 +713,19 @@ static struct mailimap_fetch_type *body_fetch_type(uint32_t offset, uint32_t len
 }
 
 /* A message too large to hold whole in libetpan's buffers: in pieces. */
+/*
+ * A message too large to hold whole: fetched in pieces, each handed to the
+ * store side as it arrives (memory stays at one piece).  It is kept as
+ * IMAP serves it (CRLF): turning it back into the file's LF would need all
+ * of it first, so its file name loses S= and W=.
+ */
 static int fetch_large(struct acct *a, struct pending *p, struct arca_err *err)
 {
-	abuf_reset(&a->tmp);
-	int rc = 0;
+	pull_base_strip_sizes(p->m.base);
+	int rc = a->sink->put_begin(a->sink->ctx, p->guid, p->rfc822_size, true, p->rfc822_size, err);
+	if (rc)
+		return rc;
+	uint64_t sent = 0;
 	for (uint64_t off = 0; off < p->rfc822_size && rc == 0;) {
 		struct mailimap_fetch_type *ft = body_fetch_type((uint32_t)off, PULL_PIECE, true);
 		struct mailimap_set *set = mailimap_set_new_single(p->m.uid);
@@ -725,44 +734,53 @@ static int fetch_large(struct acct *a, struct pending *p, struct arca_err *err)
 				mailimap_fetch_type_free(ft);
 			if (set)
 				mailimap_set_free(set);
-			return arca_err_set(err, ARCA_ENOMEM, "out of memory");
+			rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
+			break;
 		}
 		clist *result = NULL;
 		int r = mailimap_uid_fetch(a->c->imap, set, ft, &result);
 		mailimap_fetch_type_free(ft);
 		mailimap_set_free(set);
-		if (r != MAILIMAP_NO_ERROR)
-			return imap_conn_fail(a->c, r, "UID FETCH BODY.PEEK[]", err);
+		if (r != MAILIMAP_NO_ERROR) {
+			rc = imap_conn_fail(a->c, r, "UID FETCH BODY.PEEK[]", err);
+			break;
+		}
 		if ((rc = imap_conn_check_ok(a->c, "UID FETCH BODY.PEEK[]", err)) != 0) {
 			mailimap_fetch_list_free(result);
-			return rc;
+			break;
 		}
 		size_t got = 0;
 		bool seen = false;
-		for (clistiter *it = clist_begin(result); it && rc == 0; it = clist_next(it)) {
+		for (clistiter *it = clist_begin(result); it && rc == 0 && !seen; it = clist_next(it)) {
 			struct imap_fetched fe;
 			imap_fetched_parse(clist_content(it), &fe);
 			if (!fe.has_uid || fe.uid != p->m.uid || !fe.has_body)
 				continue;
 			seen = true;
 			got = fe.body_len;
-			if (abuf_add(&a->tmp, fe.body, fe.body_len) != 0)
-				rc = arca_err_set(err, ARCA_ENOMEM, "out of memory (message of %u bytes)", p->rfc822_size);
+			if (got > p->rfc822_size - sent)
+				rc = arca_err_set(err, ARCA_EFORMAT, "%s: uid %u: the server sent more than its %u bytes",
+						  a->account, p->m.uid, p->rfc822_size);
+			else if (got > 0)
+				rc = a->sink->put_data(a->sink->ctx, (const uint8_t *)fe.body, got, err);
+			sent += got;
 		}
 		mailimap_fetch_list_free(result);
 		if (rc == 0 && (!seen || got == 0))
-			rc = arca_err_set(err, ARCA_EFORMAT, "%s: uid %u: the server sent %zu of %u bytes",
-					  a->account, p->m.uid, a->tmp.len, p->rfc822_size);
+			rc = arca_err_set(err, ARCA_EFORMAT, "%s: uid %u: the server sent %llu of %u bytes",
+					  a->account, p->m.uid, (unsigned long long)sent, p->rfc822_size);
 		off += got;
 	}
-	if (rc == 0 && a->tmp.len != p->rfc822_size)
-		rc = arca_err_set(err, ARCA_EFORMAT, "%s: uid %u: the server sent %zu bytes, not %u",
-				  a->account, p->m.uid, a->tmp.len, p->rfc822_size);
+	struct pull_content c;
+	if (rc) {
+		a->sink->put_abort(a->sink->ctx, rc, err->msg);
+		return rc;
+	}
+	rc = a->sink->put_end(a->sink->ctx, &c, err);
 	if (rc == 0) {
-		struct abuf whole = a->tmp;
-		a->tmp = (struct abuf)ABUF_INIT;
-		rc = store_body(a, p, whole.data, whole.len, err);
-		abuf_release(&whole);
+		p->m.content_type = c.type;
+		memcpy(p->m.content_id, c.id, ARCA_ID_LEN);
+		p->m.size = c.size;
 	}
 	return rc;
 }
@@ -878,8 +896,20 @@ static int apply_pending(struct folder_work *w, struct arca_err *err)
 		memset(&p->m, 0, sizeof(p->m));
 	}
 	w->np = 0;
-	if (f->nmsgs > sorted)
+	if (f->nmsgs > sorted) {
+		/* stable for equal UIDs (a server that answers a UID twice):
+		 * sort, then keep one record per UID */
 		qsort(f->msgs, f->nmsgs, sizeof(*f->msgs), cmp_uid);
+		size_t k = 0;
+		for (size_t i = 0; i < f->nmsgs; i++) {
+			if (k > 0 && f->msgs[k - 1].uid == f->msgs[i].uid) {
+				msg_free_fields(&f->msgs[i]);
+				continue;
+			}
+			f->msgs[k++] = f->msgs[i];
+		}
+		f->nmsgs = k;
+	}
 	return 0;
 }
 
@@ -930,6 +960,51 @@ static int search_all(struct acct *a, uint32_t **uids_r, size_t *n_r, struct arc
 	*uids_r = v;
 	*n_r = n;
 	return 0;
+}
+
+static int cmp_base_idx(const void *x, const void *y, void *ctx)
+{
+	const struct snap_folder *f = ctx;
+	size_t a = *(const size_t *)x, b = *(const size_t *)y;
+	int c = strcmp(f->msgs[a].base, f->msgs[b].base);
+	return c ? c : (a < b ? -1 : a > b);
+}
+
+/* Give every record but the first of a base name a name of its own. */
+static int unique_bases(struct snap_folder *f, struct arca_err *err)
+{
+	if (f->nmsgs < 2)
+		return 0;
+	size_t *ix = malloc(f->nmsgs * sizeof(*ix));
+	if (ix == NULL)
+		return arca_err_set(err, ARCA_ENOMEM, "out of memory");
+	for (size_t i = 0; i < f->nmsgs; i++)
+		ix[i] = i;
+	qsort_r(ix, f->nmsgs, sizeof(*ix), cmp_base_idx, f);
+	int rc = 0;
+	/* renames collected first: renaming while sorted would break runs */
+	for (size_t i = 1; i < f->nmsgs && rc == 0; i++) {
+		if (strcmp(f->msgs[ix[i]].base, f->msgs[ix[i - 1]].base) != 0)
+			continue;
+		size_t j = i;
+		while (j < f->nmsgs && strcmp(f->msgs[ix[j]].base, f->msgs[ix[i - 1]].base) == 0)
+			j++;
+		for (size_t k = i; k < j && rc == 0; k++) {
+			struct snap_msg *m = &f->msgs[ix[k]];
+			char made[64];
+			snprintf(made, sizeof(made), "%u.%u.arca-pull", f->uidvalidity, m->uid);
+			char *b = strdup(made);
+			if (b == NULL)
+				rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
+			else {
+				free(m->base);
+				m->base = b;
+			}
+		}
+		i = j;
+	}
+	free(ix);
+	return rc;
 }
 
 /* Read a folder whose STATUS changed into f (which holds the cached
@@ -984,7 +1059,17 @@ static int pull_folder(struct acct *a, const struct listed *l, struct snap_folde
 			drop_uids(f, gone, ngone);
 		}
 		free(gone);
-	} else {
+		rc = rc ? rc : fetch_bodies(a, &w, err);
+		rc = rc ? rc : apply_pending(&w, err);
+		/* The delta must leave exactly the messages EXAMINE counted; if
+		 * not (a VANISHED we didn't get, a server bug), read it all. */
+		if (rc == 0 && sel && sel->sel_has_exists && f->nmsgs != sel->sel_exists) {
+			warn(a, "folder %s: %zu records after the changes, the server counts %u: reading it in full",
+			     f->name, f->nmsgs, sel->sel_exists);
+			incremental = false;
+		}
+	}
+	if (rc == 0 && !(incremental && a->c->enabled_qresync && f->highestmodseq > 0)) {
 		/* every record: the UIDs first, then metadata in batches */
 		uint32_t *uids = NULL;
 		size_t n = 0;
@@ -1034,22 +1119,9 @@ static int pull_folder(struct acct *a, const struct listed *l, struct snap_folde
 		return rc;
 	/* one file name per message within a folder (COPY within a folder
 	 * gives two UIDs the same X-GUID) */
-	for (size_t i = 1; i < f->nmsgs; i++) {
-		for (size_t j = 0; j < i; j++) {
-			if (strcmp(f->msgs[i].base, f->msgs[j].base) != 0)
-				continue;
-			char made[64];
-			snprintf(made, sizeof(made), "%u.%u.arca-pull", f->uidvalidity, f->msgs[i].uid);
-			char *b = strdup(made);
-			if (b == NULL)
-				return arca_err_set(err, ARCA_ENOMEM, "out of memory");
-			free(f->msgs[i].base);
-			f->msgs[i].base = b;
-			break;
-		}
-		if (i > 4096)
-			break;   /* quadratic guard; X-GUIDs are unique in practice */
-	}
+	rc = unique_bases(f, err);
+	if (rc)
+		return rc;
 	f->highestmodseq = hms ? hms : st->highestmodseq;
 	uint32_t last = f->nmsgs ? f->msgs[f->nmsgs - 1].uid : 0;
 	f->nextuid = uidnext > last ? uidnext : last + 1;

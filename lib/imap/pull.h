@@ -24,6 +24,8 @@
 #include "netconn.h"
 #include "repo.h"
 
+struct alarm;
+
 struct pull_account_result {
 	const char *account;
 	int rc;                         /* 0, or the error (msg in err) */
@@ -60,20 +62,20 @@ struct pull_opts {
 	uint64_t commit_every;          /* commit staged snapshots after this many bytes fetched (0: 256 MiB) */
 	pull_warn_fn *warn;
 	pull_done_fn *done;
+	/* alarms the pull raises itself (a network process that breaks the
+	 * protocol): the hook, and who hears of it (may be NULL) */
+	const char *alarm_exec;
+	void (*alarm_raised)(void *ctx, const struct alarm *a, const char *hook_warning);
 	void *ctx;
 };
 
-/* Pull every account in `accounts`; each one's outcome goes to o->done.
- * Returns 0 when the run itself worked (some accounts may have failed, see
- * *failed_r), or an error that stopped it (the repository could not be
- * written).  `stage` (may be NULL) is called under the repository lock just
- * before each batch is committed, with the results staged in it, so the
- * caller can log alarms that must precede those snapshots. */
-typedef int pull_stage_fn(void *ctx, struct repo *r, struct pull_account_result **staged,
+/* Called under the repository lock just before each batch is committed,
+ * with every account the batch finished (with a new snapshot, unchanged, or
+ * refusing a login it accepted before), so the caller can log alarms that
+ * must precede those snapshots.  Accounts with a snapshot staged have a
+ * non-zero info.root. */
+typedef int pull_stage_fn(void *ctx, struct repo *r, struct pull_account_result **batch,
 			  size_t n, struct arca_err *err);
-int pull_accounts(struct repo *r, const struct pull_opts *o, char *const *accounts,
-		  size_t naccounts, pull_stage_fn *stage, size_t *failed_r,
-		  struct arca_err *err);
 
 /* ---- pure helpers (tested and fuzzed on their own) ---- */
 

@@ -91,8 +91,5 @@ void pull_abandon(struct pull_child *child);
 /* Serve the child until it is done; commit; reap it.  Frees child. */
 int pull_serve(struct repo *r, const struct pull_opts *o, struct pull_child *child,
 	       pull_stage_fn *stage, size_t *failed_r, struct arca_err *err);
-/* The in-process sink's finish (pull_run.c). */
-int pull_local_finish(void *ctx, struct snapshot *s, bool gone, uint64_t examined,
-		      struct arca_err *err);
 
 #endif

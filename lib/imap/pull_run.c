@@ -1,8 +1,8 @@
 /*
- * pull_run.c - running a pull of many accounts (pull.h): in one process
- * (pull_accounts), or split (pull_spawn + pull_serve) with the engine in an
- * unprivileged child that holds no key and can only hand new data to the
- * store side over a socketpair (docs/protocol/pull-ipc.md).
+ * pull_run.c - running a pull of many accounts (pull.h), split in two
+ * processes (pull_spawn + pull_serve): the engine in an unprivileged child
+ * that holds no key and can only hand new data to the store side over
+ * socketpairs (docs/protocol/pull-ipc.md).
  *
  * Why split: the engine parses whatever a mail server — assumed
  * compromised — sends (libetpan, ManageSieve).  A parser bug exploited
@@ -12,6 +12,7 @@
  * from its own cache) and computes the alarm figures itself.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <poll.h>
 #include <pthread.h>
@@ -26,150 +27,17 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "alarm.h"
 #include "pack.h"
 #include "pull.h"
 #include "pull_ipc.h"
 #include "pull_store.h"
-
-/* ---- in one process ---- */
-
-struct local_sink {
-	struct pull_conn *conn;
-	struct pull_account_result *res;
-	const struct pull_opts *o;
-};
-
-static int local_begin(void *ctx, const char *account, const struct pull_prev_blobs **blobs_r,
-		       struct arca_err *err)
-{
-	struct local_sink *l = ctx;
-	(void)account;
-	return pull_conn_begin(l->conn, l->res, blobs_r, err);
-}
-
-static int local_known(void *ctx, const char *guid, uint32_t size, struct pull_content *c)
-{
-	return pull_conn_known(((struct local_sink *)ctx)->conn, guid, size, c);
-}
-
-static int local_put(void *ctx, const char *guid, uint32_t size, bool stripped, const uint8_t *data,
-		     size_t len, struct pull_content *c, struct arca_err *err)
-{
-	return pull_conn_put(((struct local_sink *)ctx)->conn, guid, size, stripped, data, len, c, err);
-}
-
-static int local_put_sieve(void *ctx, const uint8_t *data, size_t len, struct pull_content *c,
-			   struct arca_err *err)
-{
-	return pull_conn_put_sieve(((struct local_sink *)ctx)->conn, data, len, c, err);
-}
-
-struct run {
-	const struct pull_opts *o;
-	struct pull_store *st;
-	char *const *accounts;
-	size_t naccounts;
-	struct pull_account_result *results;
-	atomic_size_t next;
-	atomic_size_t failed;
-};
-
-static void local_warn(void *ctx, const char *what)
-{
-	struct local_sink *l = ctx;
-	if (l->o->warn)
-		l->o->warn(l->o->ctx, l->res->account, what);
-}
-
-static void account_done(struct run *run, struct pull_account_result *res)
-{
-	if (res->rc)
-		atomic_fetch_add(&run->failed, 1);
-	if (run->o->done)
-		run->o->done(run->o->ctx, res);
-}
-
-static void *local_main(void *arg)
-{
-	struct run *run = arg;
-	struct pull_conn *conn = pull_conn_new(run->st);
-	for (;;) {
-		size_t i = atomic_fetch_add(&run->next, 1);
-		if (i >= run->naccounts || pull_store_failed(run->st, NULL))
-			break;
-		struct pull_account_result *res = &run->results[i];
-		res->account = run->accounts[i];
-		struct local_sink l = { conn, res, run->o };
-		struct pull_sink sink = { .ctx = &l, .begin = local_begin, .known = local_known,
-					  .put = local_put, .put_sieve = local_put_sieve,
-					  .warn = local_warn, .finish = pull_local_finish };
-		if (conn == NULL)
-			res->rc = arca_err_set(&res->err, ARCA_ENOMEM, "out of memory");
-		else
-			res->rc = pull_engine_account(run->o, &sink, res->account, &res->err);
-		if (conn)
-			pull_conn_end(conn);
-		account_done(run, res);
-	}
-	pull_conn_free(conn);
-	return NULL;
-}
-
-int pull_local_finish(void *ctx, struct snapshot *s, bool gone, uint64_t examined, struct arca_err *err)
-{
-	return pull_conn_finish(((struct local_sink *)ctx)->conn, s, gone, examined, err);
-}
-
-static int run_threads(struct run *run, unsigned nw, void *(*fn)(void *))
-{
-	pthread_t *th = calloc(nw, sizeof(*th));
-	if (th == NULL)
-		return ARCA_ENOMEM;
-	unsigned started = 0;
-	for (; started < nw; started++)
-		if (pthread_create(&th[started], NULL, fn, run) != 0)
-			break;
-	if (started == 0)
-		fn(run);
-	for (unsigned i = 0; i < started; i++)
-		pthread_join(th[i], NULL);
-	free(th);
-	return 0;
-}
 
 static void results_free(struct pull_account_result *r, size_t n)
 {
 	for (size_t i = 0; r && i < n; i++)
 		snap_info_release(&r[i].info);
 	free(r);
-}
-
-int pull_accounts(struct repo *r, const struct pull_opts *o, char *const *accounts,
-		  size_t naccounts, pull_stage_fn *stage, size_t *failed_r,
-		  struct arca_err *err)
-{
-	struct run run = { .o = o, .accounts = accounts, .naccounts = naccounts };
-	run.st = pull_store_new(r, o, stage);
-	run.results = calloc(naccounts ? naccounts : 1, sizeof(*run.results));
-	if (run.st == NULL || run.results == NULL) {
-		pull_store_free(run.st);
-		free(run.results);
-		return arca_err_set(err, ARCA_ENOMEM, "out of memory");
-	}
-	atomic_init(&run.next, 0);
-	atomic_init(&run.failed, 0);
-	unsigned nw = o->parallel ? o->parallel : 1;
-	if (nw > naccounts)
-		nw = naccounts ? (unsigned)naccounts : 1;
-	int rc = run_threads(&run, nw, local_main);
-	if (rc)
-		rc = arca_err_set(err, rc, "out of memory");
-	else
-		rc = pull_store_commit(run.st, err);
-	*failed_r = atomic_load(&run.failed);
-	results_free(run.results, naccounts);
-	pull_store_free(run.st);
-	return rc;
 }
 
 /* ---- split: the child ---- */
@@ -193,6 +61,7 @@ struct child_run {
 
 struct proxy {
 	int fd;
+	bool aborted;                   /* a PUT was cut short: FAIL already sent */
 	uint32_t index;                 /* of the account being pulled */
 	struct abuf frame, reply;
 	struct pull_prev_blobs blobs;
@@ -248,24 +117,44 @@ static int proxy_known(void *ctx, const char *guid, uint32_t size, struct pull_c
 	return known;
 }
 
-static int proxy_put_any(struct proxy *p, bool sieve, const char *guid, uint32_t size, bool stripped,
-			 const uint8_t *data, size_t len, struct pull_content *c, struct arca_err *err)
+static int proxy_put_begin_any(struct proxy *p, bool sieve, const char *guid, uint32_t size,
+				bool stripped, uint64_t total, struct arca_err *err)
 {
-	if (pull_ipc_encode_put(&p->frame, sieve, guid ? guid : "", size, stripped, len) != 0)
-		return arca_err_set(err, ARCA_ENOMEM, "out of memory");
+	if (pull_ipc_encode_put(&p->frame, sieve, guid ? guid : "", size, stripped, total) != 0)
+		return arca_err_set(err, ARCA_ELIMIT, "a message too large to hand over (%llu bytes)",
+				    (unsigned long long)total);
 	int rc = pull_ipc_send(p->fd, &p->frame, err);
+	if (rc)
+		p->broken = true;
+	return rc;
+}
+
+static int proxy_put_begin(void *ctx, const char *guid, uint32_t size, bool stripped, uint64_t total,
+			   struct arca_err *err)
+{
+	return proxy_put_begin_any(ctx, false, guid, size, stripped, total, err);
+}
+
+static int proxy_put_data(void *ctx, const uint8_t *data, size_t len, struct arca_err *err)
+{
+	struct proxy *p = ctx;
+	int rc = 0;
 	for (size_t off = 0; rc == 0 && off < len; off += PULL_IPC_CHUNK) {
 		size_t n = len - off < PULL_IPC_CHUNK ? len - off : PULL_IPC_CHUNK;
 		if (pull_ipc_encode_data(&p->frame, data + off, n) != 0)
 			return arca_err_set(err, ARCA_ENOMEM, "out of memory");
 		rc = pull_ipc_send(p->fd, &p->frame, err);
 	}
-	if (rc) {
+	if (rc)
 		p->broken = true;
-		return rc;
-	}
+	return rc;
+}
+
+static int proxy_put_end(void *ctx, struct pull_content *c, struct arca_err *err)
+{
+	struct proxy *p = ctx;
 	uint8_t type = 0;
-	rc = pull_ipc_recv(p->fd, &type, &p->reply, err);
+	int rc = pull_ipc_recv(p->fd, &type, &p->reply, err);
 	if (rc) {
 		p->broken = true;
 		return rc;
@@ -278,6 +167,25 @@ static int proxy_put_any(struct proxy *p, bool sieve, const char *guid, uint32_t
 		return arca_err_set(err, ARCA_EFORMAT, "store process: malformed answer to PUT");
 	}
 	return 0;
+}
+
+static void proxy_put_abort(void *ctx, int code, const char *why)
+{
+	/* the account ends here: the FAIL the engine sends next is this one */
+	struct proxy *p = ctx;
+	p->aborted = true;
+	struct arca_err err = { 0 };
+	if (!p->broken && pull_ipc_encode_fail(&p->frame, code, why) == 0 &&
+	    pull_ipc_send(p->fd, &p->frame, &err) != 0)
+		p->broken = true;
+}
+
+static int proxy_put_any(struct proxy *p, bool sieve, const char *guid, uint32_t size, bool stripped,
+			 const uint8_t *data, size_t len, struct pull_content *c, struct arca_err *err)
+{
+	int rc = proxy_put_begin_any(p, sieve, guid, size, stripped, len, err);
+	rc = rc ? rc : proxy_put_data(p, data, len, err);
+	return rc ? rc : proxy_put_end(p, c, err);
 }
 
 static int proxy_put(void *ctx, const char *guid, uint32_t size, bool stripped, const uint8_t *data,
@@ -323,6 +231,8 @@ static void *child_main(void *arg)
 	struct proxy p = { .fd = cr->fds[w] };
 	struct pull_sink sink = { .ctx = &p, .begin = proxy_begin, .known = proxy_known,
 				  .put = proxy_put, .put_sieve = proxy_put_sieve,
+				  .put_begin = proxy_put_begin, .put_data = proxy_put_data,
+				  .put_end = proxy_put_end, .put_abort = proxy_put_abort,
 				  .warn = proxy_warn, .finish = proxy_finish };
 	for (;;) {
 		size_t i = atomic_fetch_add(&cr->next, 1);
@@ -330,8 +240,9 @@ static void *child_main(void *arg)
 			break;
 		struct arca_err err = { 0 };
 		p.index = (uint32_t)i;
+		p.aborted = false;
 		int rc = pull_engine_account(cr->o, &sink, cr->accounts[i], &err);
-		if (rc && !p.broken && pull_ipc_encode_fail(&p.frame, rc, err.msg) == 0)
+		if (rc && !p.broken && !p.aborted && pull_ipc_encode_fail(&p.frame, rc, err.msg) == 0)
 			(void)pull_ipc_send(p.fd, &p.frame, &err);
 	}
 	pull_prev_blobs_release(&p.blobs);
@@ -426,6 +337,11 @@ int pull_spawn(const struct pull_opts *o, char *const *accounts, size_t naccount
 		}
 		if (chdir("/") != 0)
 			_exit(1);
+		/* stdout is the store side's (JSON for arcad): not ours to write */
+		int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
+		if (devnull < 0 || dup2(devnull, 1) < 0)
+			_exit(1);
+		close(devnull);
 		struct child_run cr = { .o = o, .accounts = accounts, .naccounts = naccounts, .fds = childfds };
 		atomic_init(&cr.next, 0);
 		atomic_init(&cr.worker, 0);
@@ -461,8 +377,31 @@ void pull_abandon(struct pull_child *child)
 
 /* ---- split: the parent ---- */
 
+#define PULL_SPOOL_OVER (32u << 20)
+
+/* An unnamed file in the repository's tmp/ (gone when closed). */
+static int spool_open(const char *dir)
+{
+	return open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+}
+
+static int spool_write(int fd, const uint8_t *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
 struct serve_run {
 	struct pull_store *st;
+	char spool_dir[4096];
 	const struct pull_opts *o;
 	struct pull_child *child;
 	struct pull_account_result *results;
@@ -537,24 +476,68 @@ static void *serve_main(void *arg)
 				proto = "a malformed PUT";
 				break;
 			}
+			/* a large message goes to a spool file in the repository's
+			 * tmp/ (memory stays bounded), the rest to memory */
+			bool spool = !put.sieve && put.total > PULL_SPOOL_OVER;
+			int sfd = -1;
+			if (spool && (sfd = spool_open(sr->spool_dir)) < 0) {
+				serve_fail(res, ARCA_EIO, "cannot open a spool file in the repository's tmp/");
+				proto = NULL;
+			}
 			abuf_reset(&body);
-			if (abuf_reserve(&body, put.total > (64u << 20) ? (64u << 20) : put.total) != 0) {
+			if (!spool && abuf_reserve(&body, put.total) != 0) {
 				proto = "out of memory";
 				break;
 			}
-			while (body.len < put.total && proto == NULL) {
-				if (pull_ipc_recv(fd, &type, &in, &err) != 0 || type != PULL_IPC_DATA ||
-				    in.len > put.total - body.len || in.len == 0)
-					proto = "a malformed or cut DATA";
-				else if (abuf_add(&body, in.data, in.len) != 0)
-					proto = "out of memory";
+			uint64_t got = 0;
+			bool aborted = false;
+			while (got < put.total && proto == NULL) {
+				if (pull_ipc_recv(fd, &type, &in, &err) != 0) {
+					proto = "a cut DATA";
+				} else if (type == PULL_IPC_FAIL) {
+					/* the mail server failed mid-message: the account ends */
+					int code;
+					char msg[ARCA_ERR_MSG_MAX];
+					if (pull_ipc_decode_fail(in.data, in.len, &code, msg, sizeof(msg)) != 0)
+						proto = "a malformed FAIL";
+					else
+						serve_fail(res, code, msg);
+					aborted = true;
+					break;
+				} else if (type != PULL_IPC_DATA || in.len > put.total - got || in.len == 0) {
+					proto = "a malformed DATA";
+				} else if (spool ? (sfd >= 0 && spool_write(sfd, in.data, in.len) != 0)
+						 : abuf_add(&body, in.data, in.len) != 0) {
+					proto = "cannot keep the message (disk or memory full)";
+				} else {
+					got += in.len;
+				}
 			}
-			if (proto)
+			if (proto || aborted) {
+				if (sfd >= 0)
+					close(sfd);
+				if (aborted && proto == NULL) {
+					atomic_fetch_add(&sr->failed, 1);
+					if (sr->o->done)
+						sr->o->done(sr->o->ctx, res);
+					pull_conn_end(conn);
+					res = NULL;
+				}
 				break;
+			}
 			struct pull_content c = { 0 };
-			int rc = put.sieve ? pull_conn_put_sieve(conn, body.data, body.len, &c, &err)
-					   : pull_conn_put(conn, put.guid, put.rfc822_size, put.stripped,
-							   body.data, body.len, &c, &err);
+			int rc;
+			if (spool) {
+				rc = sfd < 0 ? arca_err_set(&err, ARCA_EIO, "%s", res->err.msg)
+					     : pull_conn_put_fd(conn, put.guid, put.rfc822_size, put.stripped,
+								sfd, put.total, &c, &err);
+				if (sfd >= 0)
+					close(sfd);
+			} else {
+				rc = put.sieve ? pull_conn_put_sieve(conn, body.data, body.len, &c, &err)
+					       : pull_conn_put(conn, put.guid, put.rfc822_size, put.stripped,
+							       body.data, body.len, &c, &err);
+			}
 			rc = rc ? pull_ipc_encode_err(&out, rc, err.msg) : pull_ipc_encode_content(&out, true, &c);
 			if (rc != 0 || pull_ipc_send(fd, &out, &err) != 0)
 				proto = "cannot answer";
@@ -585,7 +568,9 @@ static void *serve_main(void *arg)
 				/* the engine goes on to report the refused login */
 				break;
 			}
-			if (rc) {
+			bool refused = rc != 0;
+			if (refused) {
+				/* the engine reports the failure with FAIL next */
 				serve_fail(res, rc, err.msg);
 				rc = pull_ipc_encode_err(&out, rc, err.msg);
 			} else {
@@ -595,8 +580,8 @@ static void *serve_main(void *arg)
 				proto = "cannot answer";
 				break;
 			}
-			if (sr->results && res->rc)
-				atomic_fetch_add(&sr->failed, 1);
+			if (refused)
+				break;
 			if (sr->o->done)
 				sr->o->done(sr->o->ctx, res);
 			pull_conn_end(conn);
@@ -625,8 +610,14 @@ static void *serve_main(void *arg)
 		}
 	}
 	if (proto) {
-		/* a child that breaks the protocol is treated as compromised */
+		/* a child that breaks the protocol is treated as compromised:
+		 * stopped, and a standing alarm (its parser may have been taken
+		 * over by what the mail server sent) */
 		kill(sr->child->pid, SIGKILL);
+		char text[512];
+		snprintf(text, sizeof(text), "the pull's network process broke the protocol (%s)%s%.200s; it was stopped",
+			 proto, res ? " while pulling " : "", res ? res->account : "");
+		pull_store_alarm(sr->st, ALARM_NETWORK_PROCESS, "", text);
 		if (res) {
 			char msg[200];
 			snprintf(msg, sizeof(msg), "%s: network process: %s (stopped)", res->account, proto);
@@ -650,6 +641,7 @@ int pull_serve(struct repo *r, const struct pull_opts *o, struct pull_child *chi
 	       pull_stage_fn *stage, size_t *failed_r, struct arca_err *err)
 {
 	struct serve_run sr = { .o = o, .child = child };
+	snprintf(sr.spool_dir, sizeof(sr.spool_dir), "%s/tmp", repo_path(r));
 	sr.st = pull_store_new(r, o, stage);
 	sr.results = calloc(child->naccounts ? child->naccounts : 1, sizeof(*sr.results));
 	sr.begun = calloc(child->naccounts ? child->naccounts : 1, sizeof(*sr.begun));

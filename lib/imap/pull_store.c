@@ -13,7 +13,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include <sodium.h>
+
+#include "alarm.h"
 #include "idset.h"
 #include "pack.h"
 #include "pull.h"
@@ -103,6 +107,10 @@ struct pull_store {
 	uint64_t fetched_since_commit;
 	struct pull_account_result **staged;
 	size_t nstaged, staged_cap;
+	/* every account the batch finished (staged, unchanged or gone): the
+	 * alarms judge the server on all of them, not only on the changed */
+	struct pull_account_result **seen;
+	size_t nseen, seen_cap;
 	int fatal;                      /* the repository could not be written */
 	struct arca_err fatal_err;
 };
@@ -116,6 +124,10 @@ struct pull_conn {
 	struct pull_prev prev;             /* our own copy, as the cache says */
 	struct pull_prev_blobs blobs;
 	struct guidmap seen;
+	/* content this account may name: its previous records, what known()
+	 * answered and what it stored in this pull; anything else in its new
+	 * state is refused (no taking another account's mail) */
+	struct idset allowed;
 	uint64_t t0;
 };
 
@@ -146,6 +158,7 @@ void pull_store_free(struct pull_store *st)
 	if (st == NULL)
 		return;
 	free(st->staged);
+	free(st->seen);
 	pthread_mutex_destroy(&st->lock);
 	free(st);
 }
@@ -160,14 +173,44 @@ bool pull_store_failed(struct pull_store *st, struct arca_err *err)
 	return f;
 }
 
+/* "pull1:" KIND "\0" ACCOUNT "\0" [NAME]; when that would not fit an LMDB
+ * key (511 bytes), "pull1:" KIND "\0#" and the BLAKE2b-256 of
+ * ACCOUNT "\0" NAME in hex (docs/format/index.md). */
+void pull_store_alarm(struct pull_store *st, uint8_t kind, const char *account, const char *text)
+{
+	struct alarm a = { .kind = kind, .account = (char *)account, .text = (char *)text };
+	struct arca_err e = { 0 }, hook = { 0 };
+	lock(st);
+	int rc = alarm_raise(st->r, &a, st->o->alarm_exec, &hook, &e);
+	unlock(st);
+	if (rc == 0 && st->o->alarm_raised)
+		st->o->alarm_raised(st->o->ctx, &a, hook.code ? hook.msg : NULL);
+	else if (rc && st->o->warn)
+		st->o->warn(st->o->ctx, account, e.msg);
+}
+
 static int key_of(struct abuf *k, const char *kind, const char *account, const char *name)
 {
 	abuf_reset(k);
+	size_t an = strlen(account), nn = name ? strlen(name) : 0;
 	int rc = abuf_add(k, "pull1:", 6);
 	rc = rc ? rc : abuf_add(k, kind, strlen(kind) + 1);
-	rc = rc ? rc : abuf_add(k, account, strlen(account) + 1);
+	if (rc == 0 && k->len + an + 1 + nn > 480) {
+		crypto_generichash_state h;
+		uint8_t d[ARCA_ID_LEN];
+		char hex[2 * ARCA_ID_LEN + 1];
+		crypto_generichash_init(&h, NULL, 0, sizeof(d));
+		crypto_generichash_update(&h, (const uint8_t *)account, an + 1);
+		if (name)
+			crypto_generichash_update(&h, (const uint8_t *)name, nn);
+		crypto_generichash_final(&h, d, sizeof(d));
+		sodium_bin2hex(hex, sizeof(hex), d, sizeof(d));
+		rc = abuf_add(k, "#", 1);
+		return rc ? rc : abuf_add(k, hex, 2 * ARCA_ID_LEN);
+	}
+	rc = rc ? rc : abuf_add(k, account, an + 1);
 	if (name)
-		rc = rc ? rc : abuf_add(k, name, strlen(name));
+		rc = rc ? rc : abuf_add(k, name, nn);
 	return rc;
 }
 
@@ -176,8 +219,8 @@ static int key_of(struct abuf *k, const char *kind, const char *account, const c
 static int commit_batch(struct pull_store *st, struct arca_err *err)
 {
 	int rc = 0;
-	if (st->stage && st->nstaged > 0)
-		rc = st->stage(st->o->ctx, st->r, st->staged, st->nstaged, err);
+	if (st->stage && st->nseen > 0)
+		rc = st->stage(st->o->ctx, st->r, st->seen, st->nseen, err);
 	if (rc == 0)
 		rc = repo_commit_staged(st->r, NULL, NULL, err);
 	if (rc == 0 && st->nstaged > 0) {
@@ -194,6 +237,7 @@ static int commit_batch(struct pull_store *st, struct arca_err *err)
 		}
 	}
 	st->nstaged = 0;
+	st->nseen = 0;
 	st->fetched_since_commit = 0;
 	if (rc && st->fatal == 0) {
 		st->fatal = rc;
@@ -212,6 +256,21 @@ int pull_store_commit(struct pull_store *st, struct arca_err *err)
 		rc = commit_batch(st, err);
 	unlock(st);
 	return rc;
+}
+
+/* Note an account for the batch's alarm check (under the lock). */
+static int note_seen(struct pull_store *st, struct pull_account_result *res)
+{
+	if (st->nseen == st->seen_cap) {
+		size_t cap = st->seen_cap ? st->seen_cap * 2 : 64;
+		struct pull_account_result **v = realloc(st->seen, cap * sizeof(*v));
+		if (v == NULL)
+			return ARCA_ENOMEM;
+		st->seen = v;
+		st->seen_cap = cap;
+	}
+	st->seen[st->nseen++] = res;
+	return 0;
 }
 
 /* ---- one worker's connection ---- */
@@ -235,6 +294,7 @@ static void conn_reset(struct pull_conn *c)
 	pull_prev_release(&c->prev);
 	pull_prev_blobs_release(&c->blobs);
 	guidmap_free(&c->seen);
+	idset_free(&c->allowed);
 	c->res = NULL;
 }
 
@@ -329,6 +389,15 @@ int pull_conn_begin(struct pull_conn *c, struct pull_account_result *res,
 	snapshot_free(root);
 	if (rc == 0)
 		rc = pull_prev_decode(&c->blobs, account, &c->prev, prev_warn, c, err);
+	for (size_t i = 0; rc == 0 && i < c->prev.nfolders; i++) {
+		const struct snap_folder *f = &c->prev.folders[i]->folders[0];
+		for (size_t k = 0; k < f->nmsgs && rc == 0; k++)
+			if (idset_add(&c->allowed, f->msgs[k].content_id) != 0)
+				rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
+	}
+	for (size_t i = 0; rc == 0 && c->prev.root && i < c->prev.root->nsieve; i++)
+		if (idset_add(&c->allowed, c->prev.root->sieve[i].content_id) != 0)
+			rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
 	if (rc == 0)
 		*blobs_r = &c->blobs;
 	return rc;
@@ -342,7 +411,7 @@ int pull_conn_known(struct pull_conn *c, const char *guid, uint32_t rfc822_size,
 	const struct guidmap_ent *e = guidmap_find(&c->seen, guid);
 	if (e && e->rfc822_size == rfc822_size) {
 		*out = e->c;
-		return 1;
+		return idset_add(&c->allowed, out->id) == 0 ? 1 : 0;
 	}
 	if (key_of(&c->key, "c", c->res->account, guid) != 0)
 		return 0;
@@ -359,7 +428,7 @@ int pull_conn_known(struct pull_conn *c, const char *guid, uint32_t rfc822_size,
 	memcpy(out->id, v + 1, ARCA_ID_LEN);
 	out->size = get_u64le(v + 33);
 	out->stripped = v[45] == 1;
-	return 1;
+	return idset_add(&c->allowed, out->id) == 0 ? 1 : 0;
 }
 
 static int remember_content(struct pull_conn *c, const char *guid, uint32_t rfc822_size,
@@ -422,6 +491,8 @@ int pull_conn_put(struct pull_conn *c, const char *guid, uint32_t rfc822_size, b
 		return fail_repo(c, rc, err);
 	out->size = len;
 	out->stripped = stripped;
+	if (idset_add(&c->allowed, out->id) != 0)
+		return arca_err_set(err, ARCA_ENOMEM, "out of memory");
 	c->res->messages_fetched++;
 	c->res->bytes_fetched += len;
 	lock(st);
@@ -431,6 +502,40 @@ int pull_conn_put(struct pull_conn *c, const char *guid, uint32_t rfc822_size, b
 	st->fetched_since_commit += len;
 	/* A checkpoint: what was fetched so far (and the accounts already
 	 * staged) is committed, so a killed pull doesn't fetch it again. */
+	uint64_t every = st->o->commit_every ? st->o->commit_every : (256u << 20);
+	if (rc == 0 && st->fatal == 0 && st->fetched_since_commit >= every)
+		rc = commit_batch(st, err);
+	unlock(st);
+	return rc;
+}
+
+int pull_conn_put_fd(struct pull_conn *c, const char *guid, uint32_t rfc822_size, bool stripped,
+		     int fd, uint64_t total, struct pull_content *out, struct arca_err *err)
+{
+	struct pull_store *st = c->st;
+	if (c->res == NULL)
+		return arca_err_set(err, ARCA_ESTATE, "a message before the account");
+	if (pull_store_failed(st, err))
+		return ARCA_ESTATE;
+	memset(out, 0, sizeof(*out));
+	if (lseek(fd, 0, SEEK_SET) != 0)
+		return arca_err_set(err, ARCA_EIO, "%s: a large message's spool file: cannot rewind", c->res->account);
+	/* reads, hashes and compresses outside the lock, stores under it */
+	int rc = repo_put_stream_mt(st->r, c->worker, &st->lock, fd, total, c->res->account,
+				    &out->type, out->id, err);
+	if (rc)
+		return fail_repo(c, rc, err);
+	out->size = total;
+	out->stripped = stripped;
+	if (idset_add(&c->allowed, out->id) != 0)
+		return arca_err_set(err, ARCA_ENOMEM, "out of memory");
+	c->res->messages_fetched++;
+	c->res->bytes_fetched += total;
+	lock(st);
+	rc = guid ? remember_content(c, guid, rfc822_size, out) : 0;
+	if (rc)
+		arca_err_set(err, rc, "out of memory");
+	st->fetched_since_commit += total;
 	uint64_t every = st->o->commit_every ? st->o->commit_every : (256u << 20);
 	if (rc == 0 && st->fatal == 0 && st->fetched_since_commit >= every)
 		rc = commit_batch(st, err);
@@ -451,7 +556,7 @@ int pull_conn_put_sieve(struct pull_conn *c, const uint8_t *data, size_t len,
 		return fail_repo(c, rc, err);
 	out->size = len;
 	c->res->sieve_scripts++;
-	return 0;
+	return idset_add(&c->allowed, out->id) ? arca_err_set(err, ARCA_ENOMEM, "out of memory") : 0;
 }
 
 /* ---- the account's new state ---- */
@@ -524,22 +629,15 @@ static int take_state(struct pull_conn *c, struct snapshot *s, struct arca_err *
 			const struct snap_msg *m = &f->msgs[k];
 			if (k > 0 && m->uid <= f->msgs[k - 1].uid)
 				return arca_err_set(err, ARCA_EFORMAT, "%s: folder %s: UIDs out of order", account, f->name);
-			lock(c->st);
-			bool have = repo_has_object(c->st->r, m->content_id);
-			unlock(c->st);
-			if (!have)
-				return arca_err_set(err, ARCA_EFORMAT, "%s: folder %s uid %u: content the vault doesn't hold",
+			if (!idset_has(&c->allowed, m->content_id))
+				return arca_err_set(err, ARCA_EFORMAT, "%s: folder %s uid %u: content this account's pull didn't store or name",
 						    account, f->name, m->uid);
 		}
 	}
-	for (size_t i = 0; i < s->nsieve; i++) {
-		lock(c->st);
-		bool have = repo_has_object(c->st->r, s->sieve[i].content_id);
-		unlock(c->st);
-		if (!have)
-			return arca_err_set(err, ARCA_EFORMAT, "%s: Sieve script %s: content the vault doesn't hold",
+	for (size_t i = 0; i < s->nsieve; i++)
+		if (!idset_has(&c->allowed, s->sieve[i].content_id))
+			return arca_err_set(err, ARCA_EFORMAT, "%s: Sieve script %s: content this account's pull didn't store",
 					    account, s->sieve[i].name);
-	}
 	return 0;
 }
 
@@ -675,18 +773,27 @@ int pull_conn_finish(struct pull_conn *c, struct snapshot *s, bool gone, uint64_
 		     struct arca_err *err)
 {
 	struct pull_account_result *res = c->res;
-	res->folders_examined = folders_examined;
 	if (res == NULL)
 		return arca_err_set(err, ARCA_ESTATE, "a state before the account");
+	res->folders_examined = folders_examined;
 	if (gone) {
 		/* pulled before, refused now: deleted or locked out (the alarm
 		 * decides what that means for the whole server) */
 		res->gone = c->prev.root != NULL;
 		compare_with_prev(c, NULL);
-		return 0;
+		lock(c->st);
+		int rc = res->gone ? note_seen(c->st, res) : 0;
+		unlock(c->st);
+		return rc ? arca_err_set(err, rc, "out of memory") : 0;
 	}
 	if (s == NULL)
 		return arca_err_set(err, ARCA_EINVAL, "no state");
+	/* the snapshot's time is ours, not the network process's */
+	s->time_ns = c->t0;
+	free(s->source);
+	s->source = strdup("imap");
+	if (s->source == NULL)
+		return arca_err_set(err, ARCA_ENOMEM, "out of memory");
 	int rc = take_state(c, s, err);
 	if (rc)
 		return rc;
@@ -701,6 +808,8 @@ int pull_conn_finish(struct pull_conn *c, struct snapshot *s, bool gone, uint64_
 		*err = c->st->fatal_err;
 	else
 		rc = stage_account(c, s, err);
+	if (rc == 0 && note_seen(c->st, res) != 0)
+		rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
 	uint64_t every = c->st->o->commit_every ? c->st->o->commit_every : (256u << 20);
 	if (rc == 0 && (c->st->fetched_since_commit >= every || c->st->nstaged >= 1000))
 		rc = commit_batch(c->st, err);

@@ -3,9 +3,9 @@
  *
  * The engine (pull.c) talks to the mail server and never touches the
  * repository; the store side (pull_store.c) is the only one that does.
- * They meet through struct pull_sink: in one process (pull_accounts), or
- * across a socketpair with the engine in an unprivileged child that holds
- * no key (pull_ipc.c, docs/protocol/pull-ipc.md).
+ * They meet through struct pull_sink, across socketpairs, with the engine
+ * in an unprivileged child that holds no key (pull_run.c, pull_ipc.c,
+ * docs/protocol/pull-ipc.md).
  */
 #ifndef ARCA_PULL_STORE_H
 #define ARCA_PULL_STORE_H
@@ -63,6 +63,13 @@ struct pull_sink {
 		   const uint8_t *data, size_t len, struct pull_content *c, struct arca_err *err);
 	int (*put_sieve)(void *ctx, const uint8_t *data, size_t len, struct pull_content *c,
 			 struct arca_err *err);
+	/* The same as put, in pieces: total bytes in put_data calls, then
+	 * put_end; put_abort instead ends the account (the server failed). */
+	int (*put_begin)(void *ctx, const char *guid, uint32_t rfc822_size, bool stripped,
+			 uint64_t total, struct arca_err *err);
+	int (*put_data)(void *ctx, const uint8_t *p, size_t n, struct arca_err *err);
+	int (*put_end)(void *ctx, struct pull_content *c, struct arca_err *err);
+	void (*put_abort)(void *ctx, int code, const char *why);
 	void (*warn)(void *ctx, const char *what);
 	/* The new state: selectable folders with pages_reused set and no
 	 * records are "unchanged since the cache"; or s NULL and gone when
@@ -81,6 +88,8 @@ struct pull_store *pull_store_new(struct repo *r, const struct pull_opts *o, pul
 void pull_store_free(struct pull_store *st);
 /* Commit what is staged (the end of a run). */
 int pull_store_commit(struct pull_store *st, struct arca_err *err);
+/* Log an alarm about the run (under the store's lock), tell o->alarm_raised. */
+void pull_store_alarm(struct pull_store *st, uint8_t kind, const char *account, const char *text);
 /* A repository write failed: the run must stop (err gets why). */
 bool pull_store_failed(struct pull_store *st, struct arca_err *err);
 
@@ -94,6 +103,9 @@ int pull_conn_known(struct pull_conn *c, const char *guid, uint32_t rfc822_size,
 		    struct pull_content *out);
 int pull_conn_put(struct pull_conn *c, const char *guid, uint32_t rfc822_size, bool stripped,
 		  const uint8_t *data, size_t len, struct pull_content *out, struct arca_err *err);
+/* The same from a file of `total` bytes (large messages, read in pieces). */
+int pull_conn_put_fd(struct pull_conn *c, const char *guid, uint32_t rfc822_size, bool stripped,
+		     int fd, uint64_t total, struct pull_content *out, struct arca_err *err);
 int pull_conn_put_sieve(struct pull_conn *c, const uint8_t *data, size_t len,
 			struct pull_content *out, struct arca_err *err);
 int pull_conn_finish(struct pull_conn *c, struct snapshot *s, bool gone, uint64_t folders_examined,

@@ -145,6 +145,19 @@ expect_eq "... left no snapshot" "$(nsnaps)" "$before"
 expect_eq "the re-run completes" "$?" 0
 got=$(field alice@example.test messages_fetched)
 if [ "${got:-30}" -lt 30 ]; then echo "ok - the re-run fetched only what the killed run had not stored ($got of 30)"; else echo "not ok - the re-run fetched ${got:-?} of 30 again"; _test_failed=1; fi
+# a message too large to hold whole (40 MiB): fetched in pieces, spooled
+$PY - "$DOVECOT_LMTP_PORT" "$TOOLS" <<'PY'
+import random, sys
+sys.path.insert(0, sys.argv[2])
+from populate import Lmtp
+r = random.Random(40)
+body = "\n".join("".join(r.choice("abcdefghij klmnop") for _ in range(76)) for _ in range(550000))
+msg = ("From: big@x.test\nTo: bob@example.test\nSubject: 40 MiB\nMessage-ID: <big@x.test>\n\n" + body + "\n").encode()
+l = Lmtp("127.0.0.1", sys.argv[1]); l.deliver(msg, ["bob@example.test"]); l.close()
+PY
+"$ARCA" pull imap --repo "$R" --host 127.0.0.1 --port "$DOVECOT_IMAP_PORT" --master-user admin \
+	--password-file "$T/masterpw" --account bob@example.test --json >"$T/pull.json" 2>"$T/pull.err"
+expect_eq "a 40 MiB message is pulled (in pieces)" "$(field bob@example.test messages_fetched)" 1
 check "step 5: dump" record_step 5
 
 # ---- the network side runs apart: unprivileged, no new privileges, no key
