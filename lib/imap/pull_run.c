@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "alarm.h"
+#include "fsutil.h"
 #include "pack.h"
 #include "pull.h"
 #include "pull_ipc.h"
@@ -292,34 +293,29 @@ int pull_spawn(const struct pull_opts *o, char *const *accounts, size_t naccount
 	c->n = nw;
 	c->naccounts = naccounts;
 	c->accounts = accounts;
-	for (unsigned i = 0; i < nw; i++) {
+	unsigned made = 0;
+	const char *failed = NULL;
+	for (; made < nw; made++) {
 		int sv[2];
 		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
-			int e = errno;
-			for (unsigned k = 0; k < i; k++) {
-				close(c->fds[k]);
-				close(childfds[k]);
-			}
-			free(childfds);
-			free(c->fds);
-			free(c);
-			return arca_err_set(err, ARCA_EIO, "socketpair: %s", strerror(e));
+			failed = "socketpair";
+			break;
 		}
-		c->fds[i] = sv[0];
-		childfds[i] = sv[1];
+		c->fds[made] = sv[0];
+		childfds[made] = sv[1];
 	}
 	fflush(NULL);
-	pid_t pid = fork();
+	pid_t pid = failed ? -1 : fork();
 	if (pid < 0) {
 		int e = errno;
-		for (unsigned k = 0; k < nw; k++) {
+		for (unsigned k = 0; k < made; k++) {
 			close(c->fds[k]);
 			close(childfds[k]);
 		}
 		free(childfds);
 		free(c->fds);
 		free(c);
-		return arca_err_set(err, ARCA_EIO, "fork: %s", strerror(e));
+		return arca_err_set(err, ARCA_EIO, "%s: %s", failed ? failed : "fork", strerror(e));
 	}
 	if (pid == 0) {
 		/* the network side: no key was ever loaded in this process */
@@ -385,19 +381,6 @@ static int spool_open(const char *dir)
 	return open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 }
 
-static int spool_write(int fd, const uint8_t *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
 
 struct serve_run {
 	struct pull_store *st;
@@ -506,7 +489,7 @@ static void *serve_main(void *arg)
 					break;
 				} else if (type != PULL_IPC_DATA || in.len > put.total - got || in.len == 0) {
 					proto = "a malformed DATA";
-				} else if (spool ? (sfd >= 0 && spool_write(sfd, in.data, in.len) != 0)
+				} else if (spool ? (sfd >= 0 && fs_write_all(sfd, in.data, in.len, "spool", NULL) != 0)
 						 : abuf_add(&body, in.data, in.len) != 0) {
 					proto = "cannot keep the message (disk or memory full)";
 				} else {
