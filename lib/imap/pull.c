@@ -897,8 +897,8 @@ static int apply_pending(struct folder_work *w, struct arca_err *err)
 	}
 	w->np = 0;
 	if (f->nmsgs > sorted) {
-		/* stable for equal UIDs (a server that answers a UID twice):
-		 * sort, then keep one record per UID */
+		/* a server that answers a UID twice: sort, then keep one record
+		 * per UID (which of the equal ones is not specified) */
 		qsort(f->msgs, f->nmsgs, sizeof(*f->msgs), cmp_uid);
 		size_t k = 0;
 		for (size_t i = 0; i < f->nmsgs; i++) {

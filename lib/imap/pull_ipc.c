@@ -279,7 +279,7 @@ int pull_ipc_decode_put(const uint8_t *p, size_t len, struct pull_ipc_put *put)
 	uint8_t stripped = adec_u8(&d);
 	put->total = adec_u64(&d);
 	if (adec_finish(&d) != 0 || stripped > 1 || put->total > PULL_IPC_PUT_MAX ||
-	    (sieve && (put->guid[0] != '\0' || stripped)))
+	    (sieve && (put->guid[0] != '\0' || stripped || put->total > PULL_IPC_SIEVE_MAX)))
 		return ARCA_EFORMAT;
 	put->sieve = sieve == 1;
 	put->stripped = stripped == 1;

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "arca_err.h"
 #include "buf.h"
@@ -22,7 +23,8 @@
 
 #define PULL_IPC_CHUNK (1u << 20)             /* DATA payload at most */
 #define PULL_IPC_FRAME_MAX (64u << 20)        /* a FINISH with a large account */
-#define PULL_IPC_PUT_MAX (UINT64_C(4) << 30)  /* one message or script */
+#define PULL_IPC_PUT_MAX (UINT64_C(4) << 30)  /* one message */
+#define PULL_IPC_SIEVE_MAX (16u << 20)        /* one Sieve script (as ManageSieve's limit) */
 
 enum pull_ipc_type {
 	/* network process -> store process */
@@ -86,6 +88,10 @@ struct pull_child;
  * opened, so that the child never holds them. */
 int pull_spawn(const struct pull_opts *o, char *const *accounts, size_t naccounts,
 	       struct pull_child **child_r, struct arca_err *err);
+/* A child made elsewhere (tests: a process that speaks the frames itself):
+ * pid to kill and reap, fds the parent's ends (taken over). */
+struct pull_child *pull_child_adopt(pid_t pid, const int *fds, unsigned n, char *const *accounts,
+				    size_t naccounts);
 /* Kill and reap a child that won't be served; frees it. */
 void pull_abandon(struct pull_child *child);
 /* Serve the child until it is done; commit; reap it.  Frees child. */

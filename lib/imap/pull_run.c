@@ -358,6 +358,22 @@ int pull_spawn(const struct pull_opts *o, char *const *accounts, size_t naccount
 	return 0;
 }
 
+struct pull_child *pull_child_adopt(pid_t pid, const int *fds, unsigned n, char *const *accounts,
+				    size_t naccounts)
+{
+	struct pull_child *c = calloc(1, sizeof(*c));
+	if (c == NULL || (c->fds = calloc(n ? n : 1, sizeof(int))) == NULL) {
+		free(c);
+		return NULL;
+	}
+	memcpy(c->fds, fds, n * sizeof(int));
+	c->n = n;
+	c->pid = pid;
+	c->accounts = accounts;
+	c->naccounts = naccounts;
+	return c;
+}
+
 void pull_abandon(struct pull_child *child)
 {
 	if (child == NULL)
@@ -391,6 +407,7 @@ struct serve_run {
 	atomic_bool *begun;
 	atomic_size_t failed;
 	atomic_uint worker;
+	atomic_bool alarmed;          /* the network-process alarm of this run is logged */
 };
 
 static void serve_fail(struct pull_account_result *res, int rc, const char *msg)
@@ -408,6 +425,7 @@ static void *serve_main(void *arg)
 	struct pull_conn *conn = pull_conn_new(sr->st);
 	struct abuf in = ABUF_INIT, out = ABUF_INIT, body = ABUF_INIT;
 	struct pull_account_result *res = NULL;
+	bool fail_next = false;       /* a refused FINISH: only FAIL may follow */
 	const char *proto = NULL;     /* set: the child broke the protocol */
 	while (conn && proto == NULL) {
 		uint8_t type = 0;
@@ -419,6 +437,10 @@ static void *serve_main(void *arg)
 		}
 		if (res == NULL && type != PULL_IPC_BEGIN) {
 			proto = "a request outside an account";
+			break;
+		}
+		if (fail_next && type != PULL_IPC_FAIL) {
+			proto = "a request after its account was refused";
 			break;
 		}
 		switch (type) {
@@ -463,15 +485,16 @@ static void *serve_main(void *arg)
 			 * tmp/ (memory stays bounded), the rest to memory */
 			bool spool = !put.sieve && put.total > PULL_SPOOL_OVER;
 			int sfd = -1;
-			if (spool && (sfd = spool_open(sr->spool_dir)) < 0) {
-				serve_fail(res, ARCA_EIO, "cannot open a spool file in the repository's tmp/");
-				proto = NULL;
-			}
+			if (spool)
+				sfd = spool_open(sr->spool_dir);
 			abuf_reset(&body);
-			if (!spool && abuf_reserve(&body, put.total) != 0) {
-				proto = "out of memory";
-				break;
-			}
+			/* our own trouble (memory, disk) fails the account, not the
+			 * network process: the rest of the message is read and dropped */
+			const char *local = NULL;
+			if (!spool && abuf_reserve(&body, put.total) != 0)
+				local = "out of memory for a message";
+			if (spool && sfd < 0)
+				local = "cannot open a spool file in the repository's tmp/";
 			uint64_t got = 0;
 			bool aborted = false;
 			while (got < put.total && proto == NULL) {
@@ -489,10 +512,10 @@ static void *serve_main(void *arg)
 					break;
 				} else if (type != PULL_IPC_DATA || in.len > put.total - got || in.len == 0) {
 					proto = "a malformed DATA";
-				} else if (spool ? (sfd >= 0 && fs_write_all(sfd, in.data, in.len, "spool", NULL) != 0)
-						 : abuf_add(&body, in.data, in.len) != 0) {
-					proto = "cannot keep the message (disk or memory full)";
 				} else {
+					if (local == NULL && (spool ? fs_write_all(sfd, in.data, in.len, "spool", NULL) != 0
+								    : abuf_add(&body, in.data, in.len) != 0))
+						local = spool ? "cannot write the spool file (disk full?)" : "out of memory for a message";
 					got += in.len;
 				}
 			}
@@ -510,12 +533,14 @@ static void *serve_main(void *arg)
 			}
 			struct pull_content c = { 0 };
 			int rc;
-			if (spool) {
-				rc = sfd < 0 ? arca_err_set(&err, ARCA_EIO, "%s", res->err.msg)
-					     : pull_conn_put_fd(conn, put.guid, put.rfc822_size, put.stripped,
-								sfd, put.total, &c, &err);
+			if (local) {
+				rc = arca_err_set(&err, ARCA_EIO, "%s: %s", res->account, local);
 				if (sfd >= 0)
 					close(sfd);
+			} else if (spool) {
+				rc = pull_conn_put_fd(conn, put.guid, put.rfc822_size, put.stripped,
+						      sfd, put.total, &c, &err);
+				close(sfd);
 			} else {
 				rc = put.sieve ? pull_conn_put_sieve(conn, body.data, body.len, &c, &err)
 					       : pull_conn_put(conn, put.guid, put.rfc822_size, put.stripped,
@@ -563,8 +588,10 @@ static void *serve_main(void *arg)
 				proto = "cannot answer";
 				break;
 			}
-			if (refused)
+			if (refused) {
+				fail_next = true;
 				break;
+			}
 			if (sr->o->done)
 				sr->o->done(sr->o->ctx, res);
 			pull_conn_end(conn);
@@ -580,6 +607,7 @@ static void *serve_main(void *arg)
 			}
 			if (res->rc == 0)
 				serve_fail(res, code, msg);
+			fail_next = false;
 			atomic_fetch_add(&sr->failed, 1);
 			if (sr->o->done)
 				sr->o->done(sr->o->ctx, res);
@@ -597,10 +625,18 @@ static void *serve_main(void *arg)
 		 * stopped, and a standing alarm (its parser may have been taken
 		 * over by what the mail server sent) */
 		kill(sr->child->pid, SIGKILL);
-		char text[512];
-		snprintf(text, sizeof(text), "the pull's network process broke the protocol (%s)%s%.200s; it was stopped",
-			 proto, res ? " while pulling " : "", res ? res->account : "");
-		pull_store_alarm(sr->st, ALARM_NETWORK_PROCESS, "", text);
+		if (!atomic_exchange(&sr->alarmed, true)) {
+			char text[512];
+			snprintf(text, sizeof(text), "the pull's network process broke the protocol (%s)%s%.200s; it was stopped",
+				 proto, res ? " while pulling " : "", res ? res->account : "");
+			/* what it handed over earlier in this run is suspect too */
+			size_t n = sr->child->naccounts;
+			struct pull_account_result **all = calloc(n ? n : 1, sizeof(*all));
+			for (size_t i = 0; all && i < n; i++)
+				all[i] = &sr->results[i];
+			pull_store_alarm(sr->st, ALARM_NETWORK_PROCESS, "", text, all, all ? n : 0);
+			free(all);
+		}
 		if (res) {
 			char msg[200];
 			snprintf(msg, sizeof(msg), "%s: network process: %s (stopped)", res->account, proto);
@@ -639,6 +675,7 @@ int pull_serve(struct repo *r, const struct pull_opts *o, struct pull_child *chi
 			atomic_init(&sr.begun[i], false);
 		atomic_init(&sr.failed, 0);
 		atomic_init(&sr.worker, 0);
+		atomic_init(&sr.alarmed, false);
 		pthread_t *th = calloc(child->n, sizeof(*th));
 		unsigned started = 0;
 		for (; th && started < child->n; started++)

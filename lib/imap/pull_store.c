@@ -173,12 +173,21 @@ bool pull_store_failed(struct pull_store *st, struct arca_err *err)
 	return f;
 }
 
-/* "pull1:" KIND "\0" ACCOUNT "\0" [NAME]; when that would not fit an LMDB
- * key (511 bytes), "pull1:" KIND "\0#" and the BLAKE2b-256 of
- * ACCOUNT "\0" NAME in hex (docs/format/index.md). */
-void pull_store_alarm(struct pull_store *st, uint8_t kind, const char *account, const char *text)
+void pull_store_alarm(struct pull_store *st, uint8_t kind, const char *account, const char *text,
+		      struct pull_account_result *const *suspects, size_t nsuspects)
 {
 	struct alarm a = { .kind = kind, .account = (char *)account, .text = (char *)text };
+	/* the snapshots of this run are marked suspect with it */
+	struct alarm_suspect *sv = calloc(nsuspects ? nsuspects : 1, sizeof(*sv));
+	for (size_t i = 0; sv && i < nsuspects && a.nsuspects < ALARM_SUSPECTS_MAX; i++) {
+		static const uint8_t zero[ARCA_ID_LEN];
+		if (memcmp(suspects[i]->info.root, zero, ARCA_ID_LEN) == 0 || suspects[i]->unchanged)
+			continue;
+		sv[a.nsuspects].account = (char *)suspects[i]->account;
+		memcpy(sv[a.nsuspects].root, suspects[i]->info.root, ARCA_ID_LEN);
+		a.nsuspects++;
+	}
+	a.suspects = sv;
 	struct arca_err e = { 0 }, hook = { 0 };
 	lock(st);
 	int rc = alarm_raise(st->r, &a, st->o->alarm_exec, &hook, &e);
@@ -186,9 +195,13 @@ void pull_store_alarm(struct pull_store *st, uint8_t kind, const char *account, 
 	if (rc == 0 && st->o->alarm_raised)
 		st->o->alarm_raised(st->o->ctx, &a, hook.code ? hook.msg : NULL);
 	else if (rc && st->o->warn)
-		st->o->warn(st->o->ctx, account, e.msg);
+		st->o->warn(st->o->ctx, account[0] ? account : "(all accounts)", e.msg);
+	free(sv);
 }
 
+/* "pull1:" KIND "\0" ACCOUNT "\0" [NAME]; when that would pass 480 bytes
+ * (LMDB keys stop at 511), "pull1:" KIND "\0#" and the BLAKE2b-256 of
+ * ACCOUNT "\0" NAME in hex (docs/format/index.md). */
 static int key_of(struct abuf *k, const char *kind, const char *account, const char *name)
 {
 	abuf_reset(k);
@@ -548,6 +561,8 @@ int pull_conn_put_sieve(struct pull_conn *c, const uint8_t *data, size_t len,
 {
 	if (c->res == NULL)
 		return arca_err_set(err, ARCA_ESTATE, "a Sieve script before the account");
+	if (pull_store_failed(c->st, err))
+		return ARCA_ESTATE;
 	memset(out, 0, sizeof(*out));
 	lock(c->st);
 	int rc = repo_put_content(c->st->r, data, len, &out->type, out->id, err);
@@ -762,7 +777,9 @@ static int stage_account(struct pull_conn *c, struct snapshot *s, struct arca_er
 	}
 	if (rc == 0)
 		st->staged[st->nstaged++] = res;
-	if (rc && st->fatal == 0) {
+	/* an account too large for a snapshot fails alone; a repository
+	 * that can't be written stops the run */
+	if (rc && rc != ARCA_ELIMIT && st->fatal == 0) {
 		st->fatal = rc;
 		st->fatal_err = *err;
 	}

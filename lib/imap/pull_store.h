@@ -88,8 +88,11 @@ struct pull_store *pull_store_new(struct repo *r, const struct pull_opts *o, pul
 void pull_store_free(struct pull_store *st);
 /* Commit what is staged (the end of a run). */
 int pull_store_commit(struct pull_store *st, struct arca_err *err);
-/* Log an alarm about the run (under the store's lock), tell o->alarm_raised. */
-void pull_store_alarm(struct pull_store *st, uint8_t kind, const char *account, const char *text);
+/* Log an alarm about the run (under the store's lock), marking the new
+ * snapshots among `suspects` (results with a root) suspect; tell
+ * o->alarm_raised. */
+void pull_store_alarm(struct pull_store *st, uint8_t kind, const char *account, const char *text,
+		      struct pull_account_result *const *suspects, size_t nsuspects);
 /* A repository write failed: the run must stop (err gets why). */
 bool pull_store_failed(struct pull_store *st, struct arca_err *err);
 
