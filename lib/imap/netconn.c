@@ -220,11 +220,6 @@ void netconn_free(struct netconn *c)
 	free(c);
 }
 
-bool netconn_is_tls(const struct netconn *c)
-{
-	return c->tls_started;
-}
-
 int netconn_fd(const struct netconn *c)
 {
 	return c->fd;
@@ -374,11 +369,6 @@ int netconn_read_exact(struct netconn *c, struct abuf *out, size_t n, struct arc
 		n -= take;
 	}
 	return 0;
-}
-
-size_t netconn_buffered(const struct netconn *c)
-{
-	return c->end - c->pos;
 }
 
 size_t netconn_take_buffered(struct netconn *c, void *buf, size_t len)

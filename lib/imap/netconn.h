@@ -45,7 +45,6 @@ int netconn_open(const struct netconn_opts *o, struct netconn **c_r, struct arca
 int netconn_start_tls(struct netconn *c, struct arca_err *err);
 void netconn_free(struct netconn *c);
 
-bool netconn_is_tls(const struct netconn *c);
 int netconn_fd(const struct netconn *c);
 
 /* Raw I/O with the deadline: read returns bytes read (> 0), 0 at EOF, or a
@@ -59,10 +58,8 @@ int netconn_write_all(struct netconn *c, const void *buf, size_t len, struct arc
 int netconn_read_line(struct netconn *c, struct abuf *line, size_t max, struct arca_err *err);
 /* Exactly n bytes (a literal) appended to *out, through the same buffer. */
 int netconn_read_exact(struct netconn *c, struct abuf *out, size_t n, struct arca_err *err);
-/* Bytes already received and buffered but not yet consumed by the two calls
- * above (a raw reader must take these first). */
-size_t netconn_buffered(const struct netconn *c);
-/* Take up to len buffered bytes (for a raw reader such as libetpan's). */
+/* Take up to len bytes already received and buffered but not yet consumed
+ * by the two calls above (netconn_read takes these first). */
 size_t netconn_take_buffered(struct netconn *c, void *buf, size_t len);
 
 #endif

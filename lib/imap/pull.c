@@ -43,7 +43,6 @@
 #define PULL_META_BATCH 5000               /* records per metadata UID FETCH */
 #define PULL_PIECE (8u << 20)              /* partial fetches of large messages */
 #define PULL_INMEM_MAX (32u << 20)         /* above: fetched in pieces */
-#define PULL_MESSAGE_MAX (UINT64_C(4) << 30)
 
 /* ---- pure helpers ---- */
 

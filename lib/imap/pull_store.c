@@ -324,10 +324,6 @@ void pull_conn_free(struct pull_conn *c)
 	free(c);
 }
 
-struct warn_ctx {
-	struct pull_conn *c;
-};
-
 static void store_warn(struct pull_conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void store_warn(struct pull_conn *c, const char *fmt, ...)
 {
