@@ -85,9 +85,13 @@ static void write_state(const struct arcad_config *c, const struct pull_state *s
 	snprintf(tmp, sizeof(tmp), "%s/.pull.json.tmp", dir);
 	snprintf(path, sizeof(path), "%s/pull.json", dir);
 	(void)mkdir(dir, 0700);
-	FILE *f = fopen(tmp, "w");
-	if (f == NULL)
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+	if (f == NULL) {
+		if (fd >= 0)
+			close(fd);
 		return;
+	}
 	char ts[40], tf[40], tn[40];
 	fmt_time(st->started, ts, sizeof(ts));
 	fmt_time(st->finished, tf, sizeof(tf));
