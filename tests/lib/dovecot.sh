@@ -16,7 +16,8 @@
 # owned by the system user "arcatest" (created if missing).
 # DIR/env holds the exported variables, for another shell to source.
 #
-# Users (password "pw"): alice@example.test bob@example.test carol@other.test
+# Users (password "pw"): alice@example.test bob@example.test carol@other.test,
+# or the space-separated list in DOVECOT_USERS (bench/pull sets 1,000).
 # Master user: admin / masterpw, separator "*" (alice@example.test*admin).
 # Optional: DOVECOT_SEPARATOR=/ (or .) forces the namespace hierarchy separator;
 # by default it is the layout's own ("." for Maildir++, "/" for LAYOUT=fs).
@@ -25,7 +26,7 @@
 # STARTTLS on the IMAP and ManageSieve ports, implicit TLS on
 # $DOVECOT_IMAPS_PORT.
 
-DOVECOT_USERS="alice@example.test bob@example.test carol@other.test"
+DOVECOT_USERS=${DOVECOT_USERS:-"alice@example.test bob@example.test carol@other.test"}
 DOVECOT_TEST_USER=${DOVECOT_TEST_USER:-arcatest}
 
 _dovecot_die() { echo "dovecot.sh: $*" >&2; return 1; }
