@@ -77,16 +77,23 @@ int alarm_encode(const struct alarm *a, struct abuf *out)
 	return rc;
 }
 
+/* Both payloads start with their version byte. */
+static int payload_start(struct adec *d, const uint8_t *p, size_t len)
+{
+	adec_init(d, p, len);
+	uint8_t version = adec_u8(d);
+	if (d->failed)
+		return ARCA_EFORMAT;
+	return version == ALARM_PAYLOAD_VERSION ? 0 : ARCA_EVERSION;
+}
+
 int alarm_decode(const uint8_t *p, size_t len, struct alarm *a)
 {
 	memset(a, 0, sizeof(*a));
 	struct adec d;
-	adec_init(&d, p, len);
-	uint8_t version = adec_u8(&d);
-	if (d.failed)
-		return ARCA_EFORMAT;
-	if (version != ALARM_PAYLOAD_VERSION)
-		return ARCA_EVERSION;
+	int vrc = payload_start(&d, p, len);
+	if (vrc)
+		return vrc;
 	a->kind = adec_u8(&d);
 	a->account = adec_strdup(&d, SNAP_ACCOUNT_MAX);
 	a->text = adec_strdup(&d, ALARM_TEXT_MAX);
@@ -131,12 +138,9 @@ int alarm_clear_encode(uint64_t alarm_seq, const char *reason, struct abuf *out)
 int alarm_clear_decode(const uint8_t *p, size_t len, uint64_t *alarm_seq_r, char **reason_r)
 {
 	struct adec d;
-	adec_init(&d, p, len);
-	uint8_t version = adec_u8(&d);
-	if (d.failed)
-		return ARCA_EFORMAT;
-	if (version != ALARM_PAYLOAD_VERSION)
-		return ARCA_EVERSION;
+	int vrc = payload_start(&d, p, len);
+	if (vrc)
+		return vrc;
 	*alarm_seq_r = adec_u64(&d);
 	char *reason = adec_strdup(&d, ALARM_TEXT_MAX);
 	if (reason == NULL || adec_finish(&d) != 0) {

@@ -227,6 +227,12 @@ static int key_of(struct abuf *k, const char *kind, const char *account, const c
 	return rc;
 }
 
+/* Bytes fetched between checkpoint commits. */
+static uint64_t commit_every(const struct pull_store *st)
+{
+	return st->o->commit_every ? st->o->commit_every : (256u << 20);
+}
+
 /* Commit what is staged (the caller holds the lock).  The stage hook runs
  * first: alarms must be in the log before the snapshots they mark. */
 static int commit_batch(struct pull_store *st, struct arca_err *err)
@@ -469,6 +475,29 @@ static int fail_repo(struct pull_conn *c, int rc, struct arca_err *err)
 	return rc;
 }
 
+/* A body is stored: remember it for this account, count it, and commit
+ * a checkpoint when enough was fetched (a killed pull then keeps it). */
+static int stored(struct pull_conn *c, const char *guid, uint32_t rfc822_size, bool stripped,
+		  uint64_t size, struct pull_content *out, struct arca_err *err)
+{
+	struct pull_store *st = c->st;
+	out->size = size;
+	out->stripped = stripped;
+	if (idset_add(&c->allowed, out->id) != 0)
+		return arca_err_set(err, ARCA_ENOMEM, "out of memory");
+	c->res->messages_fetched++;
+	c->res->bytes_fetched += size;
+	lock(st);
+	int rc = guid ? remember_content(c, guid, rfc822_size, out) : 0;
+	if (rc)
+		arca_err_set(err, rc, "out of memory");
+	st->fetched_since_commit += size;
+	if (rc == 0 && st->fatal == 0 && st->fetched_since_commit >= commit_every(st))
+		rc = commit_batch(st, err);
+	unlock(st);
+	return rc;
+}
+
 int pull_conn_put(struct pull_conn *c, const char *guid, uint32_t rfc822_size, bool stripped,
 		  const uint8_t *data, size_t len, struct pull_content *out, struct arca_err *err)
 {
@@ -498,24 +527,7 @@ int pull_conn_put(struct pull_conn *c, const char *guid, uint32_t rfc822_size, b
 	}
 	if (rc)
 		return fail_repo(c, rc, err);
-	out->size = len;
-	out->stripped = stripped;
-	if (idset_add(&c->allowed, out->id) != 0)
-		return arca_err_set(err, ARCA_ENOMEM, "out of memory");
-	c->res->messages_fetched++;
-	c->res->bytes_fetched += len;
-	lock(st);
-	rc = guid ? remember_content(c, guid, rfc822_size, out) : 0;
-	if (rc)
-		arca_err_set(err, rc, "out of memory");
-	st->fetched_since_commit += len;
-	/* A checkpoint: what was fetched so far (and the accounts already
-	 * staged) is committed, so a killed pull doesn't fetch it again. */
-	uint64_t every = st->o->commit_every ? st->o->commit_every : (256u << 20);
-	if (rc == 0 && st->fatal == 0 && st->fetched_since_commit >= every)
-		rc = commit_batch(st, err);
-	unlock(st);
-	return rc;
+	return stored(c, guid, rfc822_size, stripped, len, out, err);
 }
 
 int pull_conn_put_fd(struct pull_conn *c, const char *guid, uint32_t rfc822_size, bool stripped,
@@ -534,22 +546,7 @@ int pull_conn_put_fd(struct pull_conn *c, const char *guid, uint32_t rfc822_size
 				    &out->type, out->id, err);
 	if (rc)
 		return fail_repo(c, rc, err);
-	out->size = total;
-	out->stripped = stripped;
-	if (idset_add(&c->allowed, out->id) != 0)
-		return arca_err_set(err, ARCA_ENOMEM, "out of memory");
-	c->res->messages_fetched++;
-	c->res->bytes_fetched += total;
-	lock(st);
-	rc = guid ? remember_content(c, guid, rfc822_size, out) : 0;
-	if (rc)
-		arca_err_set(err, rc, "out of memory");
-	st->fetched_since_commit += total;
-	uint64_t every = st->o->commit_every ? st->o->commit_every : (256u << 20);
-	if (rc == 0 && st->fatal == 0 && st->fetched_since_commit >= every)
-		rc = commit_batch(st, err);
-	unlock(st);
-	return rc;
+	return stored(c, guid, rfc822_size, stripped, total, out, err);
 }
 
 int pull_conn_put_sieve(struct pull_conn *c, const uint8_t *data, size_t len,
@@ -823,8 +820,7 @@ int pull_conn_finish(struct pull_conn *c, struct snapshot *s, bool gone, uint64_
 		rc = stage_account(c, s, err);
 	if (rc == 0 && note_seen(c->st, res) != 0)
 		rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
-	uint64_t every = c->st->o->commit_every ? c->st->o->commit_every : (256u << 20);
-	if (rc == 0 && (c->st->fetched_since_commit >= every || c->st->nstaged >= 1000))
+	if (rc == 0 && (c->st->fetched_since_commit >= commit_every(c->st) || c->st->nstaged >= 1000))
 		rc = commit_batch(c->st, err);
 	unlock(c->st);
 	res->seconds_ms = (arca_now_ns() - c->t0) / 1000000;

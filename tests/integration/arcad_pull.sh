@@ -15,9 +15,6 @@ T=$(test_tmpdir apull)
 CORPUS=$(corpus_dir) || { echo "not ok - corpus available"; exit 1; }
 ACCTS="alice@example.test bob@example.test carol@other.test"
 
-expect_eq() {
-	if [ "$2" = "$3" ]; then echo "ok - $1"; else echo "not ok - $1 (got '$2', want '$3')"; _test_failed=1; fi
-}
 state() {  # REPO KEY: a field of REPO/state/pull.json
 	$PY -c 'import json,sys; print(json.load(open(sys.argv[1]+"/state/pull.json")).get(sys.argv[2],""))' "$1" "$2" 2>/dev/null
 }

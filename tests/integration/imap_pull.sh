@@ -42,9 +42,6 @@ latest() {  # ACCOUNT: id of its newest snapshot
 		$PY -c 'import json,sys; print(json.load(sys.stdin)[-1]["id"])'
 }
 nsnaps() { "$ARCA" snapshots --repo "$R" --json | $PY -c 'import json,sys; print(len(json.load(sys.stdin)))'; }
-expect_eq() {  # NAME GOT WANT
-	if [ "$2" = "$3" ]; then echo "ok - $1"; else echo "not ok - $1 (got '$2', want '$3')"; _test_failed=1; fi
-}
 record_step() {  # N: dump the view and remember each account's snapshot id
 	dump_all "step$1" || return 1
 	for a in $ACCTS; do latest "$a" >"$T/id-$1-$a" || return 1; done

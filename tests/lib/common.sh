@@ -1,5 +1,5 @@
 # common.sh - sourced by every integration test.
-# Provides: ARCA (the arca binary to test), test_tmpdir, check, test_done.
+# Provides: ARCA (the arca binary to test), test_tmpdir, check, check_fails, expect_eq, test_done.
 # Each check prints a TAP line "ok - NAME" or "not ok - NAME" (tests/run counts them).
 : "${ARCA_ROOT:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
 # The ASan+UBSan build when it exists: integration tests find memory errors too.
@@ -54,6 +54,11 @@ check_fails() {
 		echo "ok - $name"
 	fi
 	rm -f "${TMPDIR:-/tmp}/arca-check.$$"
+}
+
+# expect_eq NAME GOT WANT: ok if the two strings are equal.
+expect_eq() {
+	if [ "$2" = "$3" ]; then echo "ok - $1"; else echo "not ok - $1 (got '$2', want '$3')"; _test_failed=1; fi
 }
 
 test_done() {
