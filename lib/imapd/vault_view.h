@@ -1,0 +1,87 @@
+/*
+ * vault_view.h - what an IMAP session sees of the vault: one account's
+ * folders and messages in one snapshot, read-only.
+ *
+ * The session (imapd_session.c) runs in the network-facing process, which
+ * holds no key and can't open the repository: its view is a client of the
+ * key-holding process over a socketpair (serve_client.c), which answers only
+ * for the account whose login it checked itself.  The unit tests use an
+ * in-memory view.
+ *
+ * Ownership: what a call returns through a const pointer belongs to the view
+ * and stays valid until the next call of the same function or until the
+ * view is freed; a struct vv_mailbox filled by open() belongs to the caller
+ * (vv_mailbox_release).
+ */
+#ifndef ARCA_VAULT_VIEW_H
+#define ARCA_VAULT_VIEW_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "arca_err.h"
+#include "buf.h"
+
+/* IMAP system flags (from the Maildir letters S, R, F, T, D). */
+enum vv_flag {
+	VV_SEEN = 1,
+	VV_ANSWERED = 2,
+	VV_FLAGGED = 4,
+	VV_DELETED = 8,
+	VV_DRAFT = 16,
+};
+
+enum vv_folder_attr {
+	VV_SELECTABLE = 1,        /* holds messages (else \Noselect: only a parent) */
+	VV_SUBSCRIBED = 2,
+};
+
+struct vv_folder {
+	char *name;               /* UTF-8, '/' separated; "INBOX" */
+	uint32_t attrs;           /* enum vv_folder_attr */
+	char *special_use;        /* "\\Sent", "\\Trash", ... or "" */
+	uint32_t uidvalidity;
+	uint32_t uidnext;         /* > every message's UID */
+	uint64_t highestmodseq;   /* >= every message's modseq, >= 1 */
+	uint32_t messages;
+	uint32_t unseen;          /* messages without VV_SEEN */
+};
+
+struct vv_msg {
+	uint32_t uid;             /* strictly ascending within a mailbox */
+	uint64_t modseq;          /* >= 1 */
+	uint32_t flags;           /* enum vv_flag */
+	uint64_t keywords;        /* bit i: the mailbox's keywords[i] */
+	int64_t date;             /* INTERNALDATE, seconds since the epoch (UTC) */
+	uint64_t size;            /* RFC822.SIZE: the bytes as served, CRLF line ends */
+	bool recent;              /* was in new/ (\Recent for the first session) */
+};
+
+/* A selected folder's messages, in UID order. */
+struct vv_mailbox {
+	struct vv_msg *msgs;
+	size_t nmsgs;
+	char **keywords;          /* at most 64 */
+	size_t nkeywords;
+};
+
+void vv_mailbox_release(struct vv_mailbox *mb);
+
+struct vault_view_ops {
+	/* Check a login (the view checks it; the session only passes it on).
+	 * 0: the view is now bound to that account; ARCA_EKEY: wrong user or
+	 * password; ARCA_EBUSY: refused for now (too many failures, throttled);
+	 * other codes: internal trouble.  Once bound, further logins fail. */
+	int (*login)(void *ctx, const char *user, const char *password);
+	/* The account's folders, in the snapshot's order. */
+	int (*folders)(void *ctx, const struct vv_folder **list_r, size_t *n_r);
+	/* Messages of folder number `folder` (index into folders()). */
+	int (*open)(void *ctx, size_t folder, struct vv_mailbox *mb_r);
+	/* Append the message's bytes as served (bare LF turned into CRLF, as
+	 * Dovecot serves a Maildir file) to out; exactly vv_msg.size bytes. */
+	int (*body)(void *ctx, size_t folder, uint32_t uid, struct abuf *out);
+	void (*free)(void *ctx);
+};
+
+#endif
