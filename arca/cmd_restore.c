@@ -43,7 +43,9 @@ static const char USAGE[] =
 	"from HOME/.dovecot.sieve (with --pattern, HOME is a pattern too, e.g.\n"
 	"/srv/mail/%d/%n).\n"
 	"Without --snapshot/--at, a snapshot that a standing alarm marked suspect\n"
-	"is passed over: the last one before it is restored.";
+	"is passed over: the last one before it is restored.\n"
+	"Into a live Dovecot host, merged with the mail that arrived since:\n"
+	"arca restore dovecot (arca restore dovecot --help, docs/restore.md).";
 
 static void on_warn(void *ctx, const char *what, const char *why)
 {
