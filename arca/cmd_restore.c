@@ -15,6 +15,7 @@
 #include "commands.h"
 #include "journal.h"
 #include "mailsync.h"
+#include "restore_many.h"
 #include "banned.h"
 
 static const char USAGE[] =
@@ -42,51 +43,14 @@ static const char USAGE[] =
 	"from HOME/.dovecot.sieve (with --pattern, HOME is a pattern too, e.g.\n"
 	"/srv/mail/%d/%n).\n"
 	"Without --snapshot/--at, a snapshot that a standing alarm marked suspect\n"
-	"is passed over: the last one before it is restored.";
+	"is passed over: the last one before it is restored.\n"
+	"Into a live Dovecot host, merged with the mail that arrived since:\n"
+	"arca restore dovecot (arca restore dovecot --help, docs/restore.md).";
 
 static void on_warn(void *ctx, const char *what, const char *why)
 {
 	(void)ctx;
 	fprintf(stderr, "%s: warning: %s: %s\n", cli_prog, what, why);
-}
-
-/* A name that can be one path component: not empty, ".", "..", nor
- * holding '/' (account names from the journal come from the mail server,
- * and a quoted local part may hold anything). */
-static bool component_ok(const char *p, size_t n)
-{
-	if (n == 0 || memchr(p, '/', n) != NULL || memchr(p, '\0', n) != NULL)
-		return false;
-	return !(n == 1 && p[0] == '.') && !(n == 2 && p[0] == '.' && p[1] == '.');
-}
-
-/* PATTERN with %u, %n, %d replaced for one account.  ARCA_EINVAL when the
- * account can't be a directory name. */
-static int expand(const char *pattern, const char *account, struct abuf *out)
-{
-	const char *at = strrchr(account, '@');
-	size_t nlen = at ? (size_t)(at - account) : strlen(account);
-	const char *dom = at ? at + 1 : "";
-	if (!component_ok(account, strlen(account)) || !component_ok(account, nlen) ||
-	    (at && !component_ok(dom, strlen(dom))))
-		return ARCA_EINVAL;
-	abuf_reset(out);
-	int rc = 0;
-	for (const char *p = pattern; *p && rc == 0; p++) {
-		if (p[0] == '%' && p[1] == 'u') {
-			rc = abuf_add(out, account, strlen(account));
-			p++;
-		} else if (p[0] == '%' && p[1] == 'n') {
-			rc = abuf_add(out, account, nlen);
-			p++;
-		} else if (p[0] == '%' && p[1] == 'd') {
-			rc = abuf_add(out, dom, strlen(dom));
-			p++;
-		} else {
-			rc = abuf_add(out, p, 1);
-		}
-	}
-	return rc ? rc : abuf_cstr(out);
 }
 
 static int restore_one(struct repo *r, const struct snap_info *si, struct restore_opts *ro)
@@ -95,8 +59,7 @@ static int restore_one(struct repo *r, const struct snap_info *si, struct restor
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	struct arca_err err = { 0 };
 	struct restore_result res;
-	static const uint8_t zero[ARCA_ID_LEN];
-	bool journal_only = memcmp(si->root, zero, ARCA_ID_LEN) == 0;
+	bool journal_only = restore_journal_only(si);
 	ro->account = si->account;
 	int rc = restore_maildir(r, journal_only ? NULL : si->root, ro, &res, &err);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -120,245 +83,48 @@ static int restore_one(struct repo *r, const struct snap_info *si, struct restor
 	return rc ? 1 : 0;
 }
 
-/* Distinct accounts in the journal (records at or before until_ns). */
-struct jaccts {
-	char **names;
-	size_t n, cap;
-	uint64_t until;
+/* restore maildir --pattern: each worker's state (its own copy after fork) */
+struct many_maildir {
+	const char *pattern;
+	struct restore_opts *ro;
+	struct abuf dest, home;
 };
 
-static int jacct_one(const struct journal_rec *rec, void *ctx)
+static int many_one(void *ctx, struct repo *r, const struct snap_info *si)
 {
-	struct jaccts *j = ctx;
-	if (rec->time_ns > j->until)
-		return 0;
-	/* records come in account order: a new account differs from the last */
-	if (j->n > 0 && strcmp(j->names[j->n - 1], rec->account) == 0)
-		return 0;
-	if (j->n == j->cap) {
-		size_t cap = j->cap ? j->cap * 2 : 64;
-		char **nn = realloc(j->names, cap * sizeof(*nn));
-		if (nn == NULL)
-			return ARCA_ENOMEM;
-		j->names = nn;
-		j->cap = cap;
+	struct many_maildir *mm = ctx;
+	if (restore_expand(mm->pattern, si->account, &mm->dest) != 0) {
+		fprintf(stderr, "%s: account \"%s\" can't be a directory name in %s; restore it with --account and a DEST of your choice\n",
+			cli_prog, si->account, mm->pattern);
+		return 1;
 	}
-	j->names[j->n] = strdup(rec->account);
-	if (j->names[j->n] == NULL)
-		return ARCA_ENOMEM;
-	j->n++;
-	return 0;
+	struct restore_opts o = *mm->ro;
+	o.dest = (const char *)mm->dest.data;
+	o.no_sync = true;   /* one syncfs for all, in many_done */
+	/* --sieve-home is a pattern too: one home per account */
+	if (mm->ro->sieve_home) {
+		if (restore_expand(mm->ro->sieve_home, si->account, &mm->home) != 0)
+			return 1;
+		o.sieve_home = (const char *)mm->home.data;
+	}
+	return restore_one(r, si, &o);
 }
 
-static void jaccts_free(struct jaccts *j)
+/* each worker syncs once, when its share is written: the last message is
+ * durable before the run reports success */
+static int many_done(void *ctx, struct repo *r)
 {
-	for (size_t i = 0; i < j->n; i++)
-		free(j->names[i]);
-	free(j->names);
-}
-
-static bool name_in(char **names, size_t n, const char *name)
-{
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(names[i], name) == 0)
-			return true;
-	return false;
-}
-
-static bool has_snapshot(const struct snap_info *list, size_t n, const char *account)
-{
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(list[i].account, account) == 0)
-			return true;
-	return false;
-}
-
-/* An account with no snapshot but journaled mail restores from the
- * journal alone: a snap_info with a zero root stands for that. */
-static int journal_only_pick(const char *account, struct snap_info *si)
-{
-	memset(si, 0, sizeof(*si));
-	si->account = strdup(account);
-	si->source = strdup("journal");
-	return si->account && si->source ? 0 : cli_failf("out of memory");
-}
-
-/*
- * Many accounts: the passphrase is asked and the key derived once, then
- * worker processes (each with its own repository handle: an LMDB handle may
- * not cross fork) restore a share of the accounts each.
- */
-static int restore_many(const char *repo, const char *keyfile, const char *pattern,
-			char **accounts, size_t naccounts, const char *at, int jobs,
-			struct restore_opts *ro)
-{
-	struct repo *r;
-	int rc = cli_open_repo(repo, REPO_OPEN_READ, keyfile, &r);
-	if (rc)
-		return rc;
+	(void)r;
+	struct many_maildir *mm = ctx;
 	struct arca_err err = { 0 };
-	struct snap_info *list = NULL, *picks = NULL;
-	size_t n = 0, npicks = 0;
-	if (repo_snapshots(r, &list, &n, &err) != 0) {
-		repo_close(r);
-		return cli_fail(&err);
+	int fails = 0;
+	if (mm->dest.len > 0 && restore_sync((const char *)mm->dest.data, &err) != 0) {
+		cli_fail(&err);
+		fails++;
 	}
-	/* the distinct accounts, in order of first appearance */
-	char **names = calloc(n + naccounts + 1, sizeof(char *));
-	picks = calloc(n + naccounts + 1, sizeof(*picks));
-	if (names == NULL || picks == NULL) {
-		free(names);
-		free(picks);
-		snap_infos_free(list, n);
-		repo_close(r);
-		return cli_failf("out of memory");
-	}
-	size_t nnames = 0;
-	for (size_t i = 0; i < naccounts; i++)
-		names[nnames++] = accounts[i];
-	if (naccounts == 0)
-		for (size_t i = 0; i < n; i++) {
-			size_t k = 0;
-			while (k < nnames && strcmp(names[k], list[i].account) != 0)
-				k++;
-			if (k == nnames)
-				names[nnames++] = list[i].account;
-		}
-	/* accounts the journal knows (and no snapshot does) */
-	struct jaccts ja = { .until = ro->journal_until };
-	if (!ro->no_journal && journal_list(r, NULL, 0, jacct_one, &ja, &err) != 0) {
-		jaccts_free(&ja);
-		free(names);
-		free(picks);
-		snap_infos_free(list, n);
-		repo_close(r);
-		return cli_fail(&err);
-	}
-	size_t jonly = 0;
-	for (size_t i = 0; i < ja.n; i++)
-		if (!has_snapshot(list, n, ja.names[i]) &&
-		    (naccounts == 0 || name_in(accounts, naccounts, ja.names[i])))
-			jonly++;
-	struct snap_info *np = realloc(picks, (nnames + jonly + 1) * sizeof(*picks));
-	if (np == NULL) {
-		rc = cli_failf("out of memory");
-	} else {
-		picks = np;
-	}
-	for (size_t k = 0; k < nnames && rc == 0; k++) {
-		if (!has_snapshot(list, n, names[k]) && !ro->no_journal) {
-			bool in_journal = false;
-			for (size_t i = 0; i < ja.n && !in_journal; i++)
-				in_journal = strcmp(ja.names[i], names[k]) == 0;
-			if (in_journal)
-				continue;   /* picked below */
-		}
-		rc = cli_pick_snapshot(r, names[k], NULL, at, &picks[npicks]);
-		if (rc == 0)
-			npicks++;
-	}
-	for (size_t i = 0; i < ja.n && rc == 0; i++) {
-		if (has_snapshot(list, n, ja.names[i]) ||
-		    (naccounts != 0 && !name_in(accounts, naccounts, ja.names[i])))
-			continue;
-		rc = journal_only_pick(ja.names[i], &picks[npicks]);
-		if (rc == 0)
-			npicks++;
-	}
-	jaccts_free(&ja);
-	const struct arca_restore_key *rk0 = repo_restore_key(r);
-	struct arca_restore_key *rk = acrypto_restore_key_alloc();
-	if (rk != NULL && rk0 != NULL)
-		memcpy(rk, rk0, sizeof(*rk));
-	repo_close(r);
-	snap_infos_free(list, n);
-	free(names);
-	if (rc || rk == NULL) {
-		snap_infos_free(picks, npicks);
-		acrypto_restore_key_free(rk);
-		return rc ? rc : cli_failf("out of memory");
-	}
-	if (jobs < 1)
-		jobs = (int)sysconf(_SC_NPROCESSORS_ONLN);
-	if (jobs < 1)
-		jobs = 1;
-	if ((size_t)jobs > npicks)
-		jobs = (int)(npicks ? npicks : 1);
-	fflush(stdout);
-	fflush(stderr);
-	pid_t pids[64];
-	int started = 0, failures = 0;
-	if (jobs > 64)
-		jobs = 64;
-	for (int w = 0; w < jobs; w++) {
-		pid_t pid = fork();
-		if (pid < 0) {
-			failures++;
-			break;
-		}
-		if (pid == 0) {
-			struct repo *cr;
-			struct arca_err cerr = { 0 };
-			int crc = repo_open(repo, REPO_OPEN_READ, &cr, &cerr);
-			struct arca_restore_key *ck = crc ? NULL : acrypto_restore_key_alloc();
-			if (ck != NULL) {
-				memcpy(ck, rk, sizeof(*ck));
-				crc = repo_set_restore_key(cr, ck, &cerr);
-			} else if (crc == 0) {
-				crc = arca_err_set(&cerr, ARCA_ENOMEM, "out of memory");
-			}
-			if (crc) {
-				cli_fail(&cerr);
-				_exit(1);
-			}
-			int fails = 0;
-			struct abuf dest = ABUF_INIT, home = ABUF_INIT;
-			for (size_t i = (size_t)w; i < npicks; i += (size_t)jobs) {
-				if (expand(pattern, picks[i].account, &dest) != 0) {
-					fprintf(stderr, "%s: account \"%s\" can't be a directory name in %s; restore it with --account and a DEST of your choice\n",
-						cli_prog, picks[i].account, pattern);
-					fails++;
-					continue;
-				}
-				struct restore_opts o = *ro;
-				o.dest = (const char *)dest.data;
-				o.no_sync = true;   /* one syncfs for all, below */
-				/* --sieve-home is a pattern too: one home per account */
-				if (ro->sieve_home) {
-					if (expand(ro->sieve_home, picks[i].account, &home) != 0) {
-						fails++;
-						continue;
-					}
-					o.sieve_home = (const char *)home.data;
-				}
-				fails += restore_one(cr, &picks[i], &o);
-			}
-			/* each worker syncs once, when its share is written: the
-			 * last message is durable before the run reports success */
-			if (dest.len > 0 && restore_sync((const char *)dest.data, &cerr) != 0) {
-				cli_fail(&cerr);
-				fails++;
-			}
-			abuf_release(&dest);
-			abuf_release(&home);
-			repo_close(cr);
-			fflush(stdout);
-			_exit(fails ? 1 : 0);
-		}
-		pids[started++] = pid;
-	}
-	for (int i = 0; i < started; i++) {
-		int status;
-		while (waitpid(pids[i], &status, 0) < 0 && errno == EINTR)
-			;
-		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-			failures++;
-	}
-	snap_infos_free(picks, npicks);
-	acrypto_restore_key_free(rk);
-	if (failures)
-		return cli_failf("%d of %d restore workers reported failures (see above)", failures, jobs);
-	return 0;
+	abuf_release(&mm->dest);
+	abuf_release(&mm->home);
+	return fails;
 }
 
 int cmd_restore(int argc, char **argv)
@@ -378,6 +144,8 @@ int cmd_restore(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
+	if (argc >= 2 && strcmp(argv[1], "dovecot") == 0)
+		return cmd_restore_dovecot(argc - 1, argv + 1);
 	int sub = cli_subcommand(&argc, &argv, "maildir", USAGE);
 	if (sub >= 0)
 		return sub;
@@ -420,7 +188,12 @@ int cmd_restore(int argc, char **argv)
 	if (pattern != NULL) {
 		if (optind != argc || snap != NULL)
 			return cli_usage(USAGE);
-		return restore_many(repo, keyfile, pattern, accounts, naccounts, at, jobs, &ro);
+		struct many_maildir mm = { .pattern = pattern, .ro = &ro };
+		struct restore_many m = { .repo = repo, .keyfile = keyfile, .at = at,
+					  .accounts = accounts, .naccounts = naccounts, .jobs = jobs,
+					  .no_journal = ro.no_journal, .journal_until = ro.journal_until,
+					  .one = many_one, .done = many_done, .ctx = &mm };
+		return restore_many_run(&m);
 	}
 	if (naccounts != 1 || optind + 1 != argc)
 		return cli_usage(USAGE);
@@ -430,18 +203,7 @@ int cmd_restore(int argc, char **argv)
 	if (rc)
 		return rc;
 	struct snap_info si;
-	struct arca_err err = { 0 };
-	struct snap_info *list = NULL;
-	size_t n = 0;
-	bool any = repo_snapshots(r, &list, &n, &err) == 0 && has_snapshot(list, n, accounts[0]);
-	snap_infos_free(list, n);
-	struct jaccts ja = { .until = ro.journal_until };
-	if (!any && snap == NULL && !ro.no_journal &&
-	    journal_list(r, accounts[0], 0, jacct_one, &ja, &err) == 0 && ja.n > 0)
-		rc = journal_only_pick(accounts[0], &si);
-	else
-		rc = cli_pick_snapshot(r, accounts[0], snap, at, &si);
-	jaccts_free(&ja);
+	rc = restore_pick_one(r, accounts[0], snap, at, ro.no_journal, ro.journal_until, &si);
 	if (rc == 0) {
 		rc = restore_one(r, &si, &ro);
 		snap_info_release(&si);

@@ -54,6 +54,51 @@ struct ingest_warmer *ingest_warmer_start(char *const *paths, size_t n);
 void ingest_warmer_at(struct ingest_warmer *w, size_t i);
 void ingest_warmer_stop(struct ingest_warmer *w);
 
+/*
+ * What a restore into an existing Maildir (restore_opts.merge) did with one
+ * folder (docs/restore.md, "Merge rules"):
+ *  MERGE_EXACT     the folder was absent (or had no dovecot-uidlist): written
+ *                  as in the snapshot, its UIDVALIDITY and UIDs
+ *  MERGE_SAME      same UIDVALIDITY as the snapshot: the snapshot's messages
+ *                  that were missing added, everything present kept
+ *  MERGE_RENUMBER  another UIDVALIDITY (recreated after the attack): the
+ *                  snapshot's UIDVALIDITY and UIDs restored, the folder's own
+ *                  messages kept with UIDs from the snapshot's next UID up
+ *  MERGE_NEW_UIDVALIDITY  another UIDVALIDITY, kept (restore_opts
+ *                  .new_uidvalidity): the folder's messages keep their UIDs,
+ *                  the snapshot's missing ones are added after them
+ *  MERGE_PARENT    a folder that only holds other folders (directory made)
+ */
+enum merge_path {
+	MERGE_EXACT,
+	MERGE_SAME,
+	MERGE_RENUMBER,
+	MERGE_NEW_UIDVALIDITY,
+	MERGE_PARENT,
+};
+
+struct merge_report {
+	const char *folder;           /* the snapshot's name ('/' separated) */
+	enum merge_path path;
+	bool dry_run;                 /* nothing was written: what would be done */
+	uint32_t uidvalidity;         /* after */
+	uint32_t was_uidvalidity;     /* before (0: no dovecot-uidlist) */
+	uint32_t snapshot_uidvalidity;
+	uint32_t nextuid;             /* the next UID written in dovecot-uidlist */
+	uint64_t highestmodseq;       /* the snapshot's, at least every message's MODSEQ */
+	uint64_t snapshot_msgs;       /* messages of the snapshot's folder */
+	uint64_t added;               /* of those, written now */
+	uint64_t added_same_uid;      /* of the added, with the snapshot's UID */
+	uint64_t present;             /* of those, already there (name, UID or bytes) */
+	uint64_t present_by_content;  /* of the present, recognised by their bytes */
+	uint64_t kept;                /* the destination's own messages (with a UID) kept */
+	uint32_t kept_first, kept_last;   /* MERGE_RENUMBER: their new UIDs */
+	uint64_t unlisted;            /* files without a UID yet (Dovecot numbers them) */
+	uint64_t messages;            /* messages in the folder after (files) */
+	uint64_t keywords_dropped;    /* snapshot keywords no letter was left for */
+};
+typedef void merge_report_fn(void *ctx, const struct merge_report *rep);
+
 struct restore_opts {
 	const char *dest;
 	bool force;                   /* allow a non-empty destination */
@@ -65,6 +110,13 @@ struct restore_opts {
 	const char *sieve_home;       /* write the Sieve scripts under this home (NULL: no) */
 	ingest_warn_fn *warn;
 	void *ctx;
+	/* Restoring into a live Dovecot (arca restore dovecot): */
+	bool merge;                   /* dest may hold mail: merge (maildir_merge.h) */
+	bool new_uidvalidity;         /* merge: keep a recreated folder's UIDVALIDITY */
+	bool dry_run;                 /* merge: write nothing, report what would be done */
+	const char *folder;           /* only this folder (NULL: all); no journal then */
+	int layout;                   /* enum maildir_layout to write (AUTO: the snapshot's) */
+	merge_report_fn *report;      /* merge: called after each folder */
 };
 
 /* Make everything written under dest durable (one syncfs). */
@@ -76,7 +128,14 @@ struct restore_result {
 	uint64_t journal_added;       /* journaled messages added (journal_restore.h) */
 	uint64_t journal_dup;         /* journaled messages the snapshot already held */
 	uint64_t sieve_scripts;       /* Sieve scripts written (sieve_home) */
+	uint64_t subscriptions_added; /* merge: subscriptions the Maildir lacked */
 };
+
+/* The file name message m is restored under (its keywords as the letters
+ * given); ARCA_EINVAL when it can't be a file name (empty, ".", "..", or
+ * holding '/'). */
+int restore_msg_name(const struct snap_msg *m, uint32_t letters, struct abuf *name,
+		     struct arca_err *err);
 
 /* Restore snapshot `root` (NULL: an account known only from the journal:
  * an empty Maildir plus its journaled mail) into o->dest, then add the

@@ -1,0 +1,797 @@
+/* arca restore dovecot: exact server-side restore into a Dovecot host,
+ * merged with the mail that arrived since (docs/restore.md). */
+#include <errno.h>
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "cli.h"
+#include "doveadm.h"
+#include "maildir.h"
+#include "maildir_merge.h"
+#include "mailsync.h"
+#include "restore_many.h"
+#include "snapshot.h"
+#include "banned.h"
+
+static const char USAGE[] =
+	"arca restore dovecot --repo REPO --restore-key KEYFILE (--account A ... | --all)\n"
+	"                     --maildir PATTERN [--owner UID:GID] [--doveadm \"doveadm -c CONF\"]\n"
+	"                     [--snapshot ID | --at TIME] [--folder NAME] [--new-uidvalidity]\n"
+	"                     [--sieve | --no-sieve] [--sieve-home PATTERN] [--no-journal]\n"
+	"                     [--layout maildirpp|fs] [--separator C] [--doveadm-user PATTERN]\n"
+	"                     [--doveadm-timeout S] [--jobs N] [--dry-run]\n\n"
+	"Writes each account's Maildir at PATTERN (%u the whole address, %n the local\n"
+	"part, %d the domain, e.g. /srv/mail/%d/%n/Maildir) as it was in the snapshot\n"
+	"(default: the latest not marked suspect by a standing alarm; --at: the last\n"
+	"one at or before TIME): messages with their flags, keywords and dates,\n"
+	"dovecot-uidlist with the old UIDVALIDITY and UIDs, dovecot-keywords,\n"
+	"subscriptions, and the mail arcad journaled since.\n"
+	"Into a Maildir that already holds mail (Dovecot may be running), per folder:\n"
+	"  absent                   written exactly\n"
+	"  same UIDVALIDITY         the missing messages added, with their UIDs when free\n"
+	"  another UIDVALIDITY      the snapshot's UIDVALIDITY and UIDs restored; the\n"
+	"                           folder's new mail kept, numbered after them\n"
+	"  ... with --new-uidvalidity  the folder's UIDVALIDITY and UIDs kept; the\n"
+	"                           snapshot's messages added after them (clients resync)\n"
+	"A message is never duplicated (same name, UID or bytes) and no file of the\n"
+	"destination is deleted or overwritten; a second run adds nothing.\n"
+	"With --doveadm (run without a shell, split on spaces): Sieve scripts go in\n"
+	"with doveadm sieve put/activate, then every folder gets doveadm force-resync\n"
+	"and doveadm mailbox update --min-highest-modseq N --min-next-uid M\n"
+	"(N the snapshot's HIGHESTMODSEQ, M its next UID) and is checked with\n"
+	"doveadm mailbox status.  Without it, --sieve-home PATTERN writes the scripts\n"
+	"as files (HOME/sieve/NAME.sieve, HOME/.dovecot.sieve) and MODSEQs are not\n"
+	"raised (the commands to run are printed).\n"
+	"--owner: the owner of what is written (default: the owner of the nearest\n"
+	"existing directory above the Maildir).  --layout: Maildir++ or LAYOUT=fs\n"
+	"(default: from doveadm config mail_location, else the existing Maildir's,\n"
+	"else the snapshot's).  --folder NAME: only that folder (no journal, no Sieve).\n"
+	"--dry-run: say per folder what would be done, write nothing.";
+
+struct frep {
+	char *folder;
+	enum merge_path path;
+	uint32_t uidvalidity, nextuid;
+	uint64_t highestmodseq, messages;
+};
+
+struct dov {
+	const char *pattern, *sieve_home, *folder, *user_pattern;
+	struct doveadm dv;
+	bool have_doveadm, dry_run, new_uidvalidity, no_journal;
+	int sieve;                    /* -1 default (when the snapshot has scripts), 0 no, 1 yes */
+	int layout;                   /* MAILDIR_LAYOUT_AUTO: decide per account */
+	char sep;                     /* 0: ask doveadm */
+	int owner_uid, owner_gid;
+	/* per account */
+	const char *account;
+	struct frep *reps;
+	size_t nreps, cap;
+	int fails;
+};
+
+static void on_warn(void *ctx, const char *what, const char *why)
+{
+	struct dov *d = ctx;
+	fprintf(stderr, "%s: %s: warning: %s: %s\n", cli_prog, d->account ? d->account : "", what, why);
+}
+
+/* 1234567 -> "1,234,567" */
+static const char *num(uint64_t v, char buf[32])
+{
+	char t[32];
+	int n = snprintf(t, sizeof(t), "%llu", (unsigned long long)v);
+	int o = 0;
+	for (int i = 0; i < n; i++) {
+		if (i > 0 && (n - i) % 3 == 0)
+			buf[o++] = ',';
+		buf[o++] = t[i];
+	}
+	buf[o] = '\0';
+	return buf;
+}
+
+static void on_report(void *ctx, const struct merge_report *rep)
+{
+	struct dov *d = ctx;
+	char a[32], b[32], c[32], e[32];
+	struct abuf line = ABUF_INIT;
+	abuf_printf(&line, "%s: %s%s: ", d->account, rep->dry_run ? "dry run, nothing written: " : "",
+		    rep->folder);
+	uint64_t renum_added = rep->added - rep->added_same_uid;
+	switch (rep->path) {
+	case MERGE_PARENT:
+		abuf_printf(&line, "holds only folders (directory %s)", rep->dry_run ? "would be made" : "made");
+		break;
+	case MERGE_EXACT:
+		abuf_printf(&line, "written exactly: UIDVALIDITY %u, %s messages with their UIDs (next UID %u)",
+			    rep->uidvalidity, num(rep->added, a), rep->nextuid);
+		if (rep->present > 0)
+			abuf_printf(&line, "; %s already there", num(rep->present, b));
+		break;
+	case MERGE_SAME:
+		if (rep->added == 0)
+			abuf_printf(&line, "already complete: UIDVALIDITY %u, all %s messages of the snapshot there",
+				    rep->uidvalidity, num(rep->snapshot_msgs, a));
+		else
+			abuf_printf(&line, "added %s missing messages (%s with their UIDs, %s with new UIDs); UIDVALIDITY %u kept, %s already there",
+				    num(rep->added, a), num(rep->added_same_uid, b), num(renum_added, c),
+				    rep->uidvalidity, num(rep->present, e));
+		if (rep->kept > 0)
+			abuf_printf(&line, "; %s of the folder's own messages kept", num(rep->kept, a));
+		break;
+	case MERGE_RENUMBER:
+		abuf_printf(&line, "merged: UIDVALIDITY %u restored (was %u after the rebuild); %s messages restored with their UIDs",
+			    rep->uidvalidity, rep->was_uidvalidity, num(rep->added + rep->present, a));
+		if (rep->present > 0)
+			abuf_printf(&line, " (%s of them were there already)", num(rep->present, b));
+		if (rep->kept == 1)
+			abuf_printf(&line, "; 1 new message kept as UID %u", rep->kept_first);
+		else if (rep->kept > 1)
+			abuf_printf(&line, "; %s new messages kept as UIDs %u-%u", num(rep->kept, b),
+				    rep->kept_first, rep->kept_last);
+		else
+			abuf_printf(&line, "; no new message in it");
+		break;
+	case MERGE_NEW_UIDVALIDITY:
+		if (rep->added == 0)
+			abuf_printf(&line, "already complete (new UIDVALIDITY %u kept; all %s messages of the snapshot there)",
+				    rep->uidvalidity, num(rep->snapshot_msgs, a));
+		else
+			abuf_printf(&line, "merged with a new UIDVALIDITY: %u kept (the snapshot's was %u: every client resyncs this folder); %s messages restored with new UIDs",
+				    rep->uidvalidity, rep->snapshot_uidvalidity, num(rep->added, a));
+		if (rep->kept > 0)
+			abuf_printf(&line, "; %s messages of the folder kept with their UIDs", num(rep->kept, b));
+		break;
+	}
+	if (rep->present_by_content > 0)
+		abuf_printf(&line, "; %s recognised by their bytes (not duplicated)", num(rep->present_by_content, a));
+	if (rep->unlisted > 0)
+		abuf_printf(&line, "; %s files without a UID yet left for Dovecot to number", num(rep->unlisted, a));
+	if (rep->keywords_dropped > 0)
+		abuf_printf(&line, "; %s keywords dropped (no Maildir letter left)", num(rep->keywords_dropped, a));
+	if (abuf_cstr(&line) == 0) {
+		puts((const char *)line.data);
+		fflush(stdout);
+	}
+	abuf_release(&line);
+	if (rep->path == MERGE_PARENT)
+		return;
+	if (d->nreps == d->cap) {
+		size_t cap = d->cap ? d->cap * 2 : 16;
+		struct frep *n = realloc(d->reps, cap * sizeof(*n));
+		if (n == NULL) {
+			d->fails++;
+			return;
+		}
+		d->reps = n;
+		d->cap = cap;
+	}
+	struct frep *f = &d->reps[d->nreps];
+	f->folder = strdup(rep->folder);
+	if (f->folder == NULL) {
+		d->fails++;
+		return;
+	}
+	f->path = rep->path;
+	f->uidvalidity = rep->uidvalidity;
+	f->nextuid = rep->nextuid;
+	f->highestmodseq = rep->highestmodseq;
+	f->messages = rep->messages;
+	d->nreps++;
+}
+
+static void reps_clear(struct dov *d)
+{
+	for (size_t i = 0; i < d->nreps; i++)
+		free(d->reps[i].folder);
+	free(d->reps);
+	d->reps = NULL;
+	d->nreps = d->cap = 0;
+}
+
+/* Runs doveadm; on failure prints one line naming the account and what
+ * failed.  Returns 0 or 1. */
+static int run(struct dov *d, const char *const *args, const void *in, size_t inlen,
+	       struct doveadm_result *res, const char *what)
+{
+	if (doveadm_run(&d->dv, args, in, inlen, res) == 0)
+		return 0;
+	struct abuf msg = ABUF_INIT;
+	doveadm_describe(&d->dv, args, res, &msg);
+	fprintf(stderr, "%s: %s: %s failed: %s\n", cli_prog, d->account, what,
+		msg.data ? (const char *)msg.data : "?");
+	abuf_release(&msg);
+	return 1;
+}
+
+/* Lines of a doveadm answer, NUL-terminated in place. */
+static size_t split_lines(struct abuf *out, char **lines, size_t max)
+{
+	size_t n = 0;
+	char *p = (char *)out->data;
+	if (p == NULL)
+		return 0;
+	while (*p && n < max) {
+		char *e = strchr(p, '\n');
+		if (e)
+			*e = '\0';
+		if (*p)
+			lines[n++] = p;
+		if (!e)
+			break;
+		p = e + 1;
+	}
+	return n;
+}
+
+/* The name doveadm gives folder `name` ('/' separated): levels joined with
+ * the namespace separator. */
+static int vname(const char *name, char sep, struct abuf *out)
+{
+	abuf_reset(out);
+	for (const char *p = name; *p; p++) {
+		char c = *p == '/' ? sep : *p;
+		if (abuf_add(out, &c, 1) != 0)
+			return -1;
+	}
+	return abuf_cstr(out);
+}
+
+/* The separator doveadm uses: found by matching a nested folder's name
+ * against doveadm mailbox list. */
+static char detect_sep(struct dov *d, char **lines, size_t n, int layout)
+{
+	for (size_t i = 0; i < d->nreps; i++) {
+		const char *f = d->reps[i].folder;
+		if (strchr(f, '/') == NULL)
+			continue;
+		size_t fl = strlen(f);
+		for (size_t k = 0; k < n; k++) {
+			if (strlen(lines[k]) != fl)
+				continue;
+			char sep = 0;
+			bool ok = true;
+			for (size_t j = 0; j < fl && ok; j++) {
+				if (f[j] == '/') {
+					if (sep == 0)
+						sep = lines[k][j];
+					ok = lines[k][j] == sep;
+				} else {
+					ok = lines[k][j] == f[j];
+				}
+			}
+			if (ok && sep != 0)
+				return sep;
+		}
+	}
+	return layout == MAILDIR_LAYOUT_FS ? '/' : '.';
+}
+
+/* "NAME messages=3 uidnext=4 uidvalidity=5 highestmodseq=6": the value of key. */
+static bool status_field(const char *line, size_t skip, const char *key, uint64_t *v)
+{
+	size_t kl = strlen(key);
+	for (const char *p = line + skip; (p = strstr(p, key)) != NULL; p += kl) {
+		if ((p == line + skip || p[-1] == ' ') && p[kl] == '=') {
+			char *e;
+			errno = 0;
+			unsigned long long x = strtoull(p + kl + 1, &e, 10);
+			if (errno == 0 && e != p + kl + 1) {
+				*v = x;
+				return true;
+			}
+		}
+	}
+	return false;
+}
+
+/* Step 3: MODSEQ and next UID up, then check what Dovecot reports. */
+static int raise_and_check(struct dov *d, const char *user, int layout)
+{
+	int fails = 0;
+	const char *list_args[] = { "mailbox", "list", "-u", user, NULL };
+	struct doveadm_result lr;
+	char **lines = NULL;
+	size_t nl = 0;
+	if (d->have_doveadm && !d->dry_run) {
+		if (run(d, list_args, NULL, 0, &lr, "listing the mailboxes") != 0) {
+			doveadm_result_release(&lr);
+			return 1;
+		}
+		lines = calloc(MAILDIR_FOLDERS_MAX, sizeof(char *));
+		if (lines == NULL) {
+			doveadm_result_release(&lr);
+			return cli_failf("out of memory");
+		}
+		nl = split_lines(&lr.out, lines, MAILDIR_FOLDERS_MAX);
+	} else {
+		memset(&lr, 0, sizeof(lr));
+	}
+	char sep = d->sep ? d->sep : detect_sep(d, lines, nl, layout);
+	struct abuf mb = ABUF_INIT;
+	for (size_t i = 0; i < d->nreps; i++) {
+		const struct frep *f = &d->reps[i];
+		if (vname(f->folder, sep, &mb) != 0) {
+			fails++;
+			continue;
+		}
+		const char *box = (const char *)mb.data;
+		char nuid[16], hms[24];
+		snprintf(nuid, sizeof(nuid), "%u", f->nextuid);
+		snprintf(hms, sizeof(hms), "%llu", (unsigned long long)f->highestmodseq);
+		const char *up[] = { "mailbox", "update", "-u", user, "--min-next-uid", nuid,
+				     "--min-highest-modseq", hms, box, NULL };
+		if (f->highestmodseq == 0) {
+			up[6] = box;
+			up[7] = NULL;
+		}
+		if (!d->have_doveadm || d->dry_run) {
+			printf("%s: %s: %s: doveadm force-resync -u %s '%s'; doveadm mailbox update -u %s --min-next-uid %s%s%s '%s'\n",
+			       d->account, f->folder,
+			       d->dry_run ? "would run" : "run this (no --doveadm given) so no client sees MODSEQ go backwards",
+			       user, box, user, nuid, f->highestmodseq ? " --min-highest-modseq " : "",
+			       f->highestmodseq ? hms : "", box);
+			continue;
+		}
+		bool listed = false;
+		for (size_t k = 0; k < nl && !listed; k++)
+			listed = strcmp(lines[k], box) == 0;
+		if (!listed) {
+			fprintf(stderr, "%s: %s: %s: doveadm mailbox list does not show it as \"%s\" (give --separator?)\n",
+				cli_prog, d->account, f->folder, box);
+			fails++;
+			continue;
+		}
+		/* Dovecot first takes in the new dovecot-uidlist (a full sync):
+		 * raising its next UID before would make it take the records
+		 * below that UID for expunged mail and renumber them ("Expunged
+		 * message reappeared") */
+		const char *rs[] = { "force-resync", "-u", user, box, NULL };
+		struct doveadm_result res;
+		if (run(d, rs, NULL, 0, &res, f->folder) != 0) {
+			doveadm_result_release(&res);
+			fails++;
+			continue;
+		}
+		doveadm_result_release(&res);
+		if (run(d, up, NULL, 0, &res, f->folder) != 0) {
+			doveadm_result_release(&res);
+			fails++;
+			continue;
+		}
+		doveadm_result_release(&res);
+		const char *st[] = { "-f", "flow", "mailbox", "status", "-u", user,
+				     "uidvalidity uidnext highestmodseq messages", box, NULL };
+		if (run(d, st, NULL, 0, &res, f->folder) != 0) {
+			doveadm_result_release(&res);
+			fails++;
+			continue;
+		}
+		const char *ln = res.out.data ? (const char *)res.out.data : "";
+		size_t skip = strncmp(ln, box, strlen(box)) == 0 ? strlen(box) : 0;
+		uint64_t v = 0, nu = 0, hm = 0, msgs = 0;
+		bool ok = status_field(ln, skip, "uidvalidity", &v) && status_field(ln, skip, "uidnext", &nu) &&
+			  status_field(ln, skip, "highestmodseq", &hm) && status_field(ln, skip, "messages", &msgs);
+		if (!ok) {
+			fprintf(stderr, "%s: %s: %s: doveadm mailbox status said \"%.200s\", not the four numbers asked for\n",
+				cli_prog, d->account, f->folder, ln);
+			fails++;
+		} else if (v != f->uidvalidity || nu < f->nextuid || hm < f->highestmodseq || msgs < f->messages) {
+			fprintf(stderr, "%s: %s: %s: MISMATCH after the restore: Dovecot reports UIDVALIDITY %llu, UIDNEXT %llu, HIGHESTMODSEQ %llu, %llu messages; expected UIDVALIDITY %u, UIDNEXT >= %u, HIGHESTMODSEQ >= %llu, >= %llu messages\n",
+				cli_prog, d->account, f->folder, (unsigned long long)v, (unsigned long long)nu,
+				(unsigned long long)hm, (unsigned long long)msgs, f->uidvalidity, f->nextuid,
+				(unsigned long long)f->highestmodseq, (unsigned long long)f->messages);
+			fails++;
+		} else {
+			printf("%s: %s: Dovecot serves UIDVALIDITY %llu, UIDNEXT %llu, HIGHESTMODSEQ %llu (snapshot %llu), %llu messages\n",
+			       d->account, f->folder, (unsigned long long)v, (unsigned long long)nu,
+			       (unsigned long long)hm, (unsigned long long)f->highestmodseq,
+			       (unsigned long long)msgs);
+		}
+		doveadm_result_release(&res);
+	}
+	fflush(stdout);
+	abuf_release(&mb);
+	free(lines);
+	doveadm_result_release(&lr);
+	return fails ? 1 : 0;
+}
+
+/* Step 2 with doveadm: put each script (never replacing a different one of
+ * the same name: that goes in as NAME-restored), activate the snapshot's
+ * active one unless the account has another active already. */
+static int sieve_doveadm(struct dov *d, struct repo *r, const struct snapshot *s, const char *user)
+{
+	int fails = 0;
+	struct doveadm_result lr;
+	const char *la[] = { "sieve", "list", "-u", user, NULL };
+	if (d->dry_run) {
+		printf("%s: Sieve: would put %zu scripts with doveadm sieve put -u %s\n", d->account, s->nsieve, user);
+		return 0;
+	}
+	if (run(d, la, NULL, 0, &lr, "listing the Sieve scripts") != 0) {
+		doveadm_result_release(&lr);
+		return 1;
+	}
+	char *lines[SNAP_SIEVE_MAX + 1];
+	size_t nl = split_lines(&lr.out, lines, SNAP_SIEVE_MAX + 1);
+	const char *active_now = NULL;
+	for (size_t k = 0; k < nl; k++) {
+		size_t l = strlen(lines[k]);
+		if (l > 7 && strcmp(lines[k] + l - 7, " ACTIVE") == 0) {
+			lines[k][l - 7] = '\0';
+			active_now = lines[k];
+		}
+	}
+	struct abuf body = ABUF_INIT, name = ABUF_INIT, msg = ABUF_INIT;
+	size_t put = 0, same = 0;
+	for (size_t i = 0; i < s->nsieve; i++) {
+		const struct snap_sieve *v = &s->sieve[i];
+		int mfd = memfd_create("arca-sieve", MFD_CLOEXEC);
+		uint64_t got = 0;
+		struct arca_err err = { 0 };
+		abuf_reset(&body);
+		if (mfd < 0 || repo_get_stream(r, v->content_type, v->content_id, mfd, v->name, &got, &err) != 0 ||
+		    got > (16u << 20) || abuf_reserve(&body, (size_t)got + 1) != 0 ||
+		    pread(mfd, body.data, (size_t)got, 0) != (ssize_t)got) {
+			fprintf(stderr, "%s: %s: Sieve script %s can't be read from the repository: %s\n", cli_prog,
+				d->account, v->name, err.msg[0] ? err.msg : "read failed");
+			if (mfd >= 0)
+				close(mfd);
+			fails++;
+			continue;
+		}
+		close(mfd);
+		body.len = (size_t)got;
+		abuf_reset(&name);
+		abuf_printf(&name, "%s", v->name);
+		(void)abuf_cstr(&name);
+		bool exists = false;
+		for (size_t k = 0; k < nl && !exists; k++)
+			exists = strcmp(lines[k], v->name) == 0;
+		if (exists) {
+			const char *ga[] = { "sieve", "get", "-u", user, v->name, NULL };
+			struct doveadm_result gr;
+			if (run(d, ga, NULL, 0, &gr, "reading a Sieve script") != 0) {
+				doveadm_result_release(&gr);
+				fails++;
+				continue;
+			}
+			bool eq = gr.out.len == body.len && memcmp(gr.out.data, body.data, body.len) == 0;
+			doveadm_result_release(&gr);
+			if (eq) {
+				same++;
+				if (v->active && active_now == NULL) {
+					const char *aa[] = { "sieve", "activate", "-u", user, v->name, NULL };
+					struct doveadm_result ar;
+					fails += run(d, aa, NULL, 0, &ar, "activating a Sieve script");
+					doveadm_result_release(&ar);
+					printf("%s: Sieve: %s activated\n", d->account, v->name);
+				}
+				continue;
+			}
+			abuf_reset(&name);
+			abuf_printf(&name, "%s-restored", v->name);
+			(void)abuf_cstr(&name);
+			printf("%s: Sieve: the account has another script named %s: the snapshot's goes in as %s\n",
+			       d->account, v->name, (const char *)name.data);
+		}
+		const char *pa[] = { "sieve", "put", "-u", user, (const char *)name.data, NULL };
+		struct doveadm_result pr;
+		if (run(d, pa, body.data, body.len, &pr, "putting a Sieve script") != 0) {
+			doveadm_result_release(&pr);
+			fails++;
+			continue;
+		}
+		doveadm_result_release(&pr);
+		put++;
+		if (v->active) {
+			if (active_now != NULL && strcmp(active_now, (const char *)name.data) != 0) {
+				printf("%s: Sieve: %s stays active (activated after the attack); the snapshot's active script was %s\n",
+				       d->account, active_now, v->name);
+				continue;
+			}
+			const char *aa[] = { "sieve", "activate", "-u", user, (const char *)name.data, NULL };
+			struct doveadm_result ar;
+			fails += run(d, aa, NULL, 0, &ar, "activating a Sieve script");
+			doveadm_result_release(&ar);
+			printf("%s: Sieve: %s activated\n", d->account, (const char *)name.data);
+		}
+	}
+	printf("%s: Sieve: %zu scripts put with doveadm sieve put, %zu already there\n", d->account, put, same);
+	fflush(stdout);
+	abuf_release(&body);
+	abuf_release(&name);
+	abuf_release(&msg);
+	doveadm_result_release(&lr);
+	return fails ? 1 : 0;
+}
+
+/* The owner of the nearest existing directory above path. */
+static void owner_above(const char *path, int *uid, int *gid)
+{
+	char *p = strdup(path);
+	while (p != NULL) {
+		struct stat st;
+		if (stat(p, &st) == 0 && S_ISDIR(st.st_mode)) {
+			*uid = (int)st.st_uid;
+			*gid = (int)st.st_gid;
+			break;
+		}
+		char *sl = strrchr(p, '/');
+		if (sl == NULL || sl == p)
+			break;
+		*sl = '\0';
+	}
+	free(p);
+}
+
+static int dov_one(void *ctx, struct repo *r, const struct snap_info *si)
+{
+	struct dov *d = ctx;
+	d->account = si->account;
+	d->fails = 0;
+	struct abuf dest = ABUF_INIT, home = ABUF_INIT, user = ABUF_INIT;
+	int fails = 0;
+	if (restore_expand(d->pattern, si->account, &dest) != 0 ||
+	    restore_expand(d->user_pattern, si->account, &user) != 0 ||
+	    (d->sieve_home && restore_expand(d->sieve_home, si->account, &home) != 0)) {
+		fprintf(stderr, "%s: account \"%s\" can't be a directory name in %s: not restored\n",
+			cli_prog, si->account, d->pattern);
+		fails = 1;
+		goto out;
+	}
+	int layout = d->layout;
+	if (layout == MAILDIR_LAYOUT_AUTO) {
+		struct maildir_folder *fl = NULL;
+		size_t nf = 0;
+		enum maildir_layout found;
+		struct arca_err e2 = { 0 };
+		struct stat st;
+		/* an existing Maildir with folders says which */
+		if (stat((const char *)dest.data, &st) == 0 &&
+		    maildir_list_folders((const char *)dest.data, MAILDIR_LAYOUT_AUTO, &found, &fl, &nf, &e2) == 0 &&
+		    nf > 1)
+			layout = (int)found;
+		maildir_folders_free(fl, nf);
+	}
+	struct restore_opts ro = { .dest = (const char *)dest.data, .owner_uid = d->owner_uid,
+				   .owner_gid = d->owner_gid, .account = si->account,
+				   .no_journal = d->no_journal, .journal_until = UINT64_MAX,
+				   .warn = on_warn, .ctx = d, .merge = true,
+				   .new_uidvalidity = d->new_uidvalidity, .dry_run = d->dry_run,
+				   .folder = d->folder, .layout = layout, .report = on_report };
+	if (ro.owner_uid < 0)
+		owner_above((const char *)dest.data, &ro.owner_uid, &ro.owner_gid);
+	bool journal_only = restore_journal_only(si);
+	struct snapshot *s = NULL;
+	struct arca_err err = { 0 };
+	if (!journal_only && snapshot_load(r, si->root, &s, &err) != 0) {
+		fprintf(stderr, "%s: %s: %s\n", cli_prog, si->account, err.msg);
+		fails = 1;
+		goto out;
+	}
+	bool want_sieve = s && s->nsieve > 0 && d->sieve != 0 && d->folder == NULL;
+	if (want_sieve && !d->have_doveadm && d->sieve_home)
+		ro.sieve_home = (const char *)home.data;   /* files, as restore maildir does */
+	if (layout == MAILDIR_LAYOUT_AUTO && s)
+		layout = s->layout;
+	char hex[2 * ARCA_ID_LEN + 1], t[40];
+	hex_encode(hex, si->root, ARCA_ID_LEN);
+	cli_format_time(si->time_ns, t);
+	if (journal_only)
+		printf("%s: restoring from the journal only (no snapshot) into %s\n", si->account, ro.dest);
+	else
+		printf("%s: restoring snapshot %.16s (%s) into %s (%s layout%s)\n", si->account, hex, t, ro.dest,
+		       layout == MAILDIR_LAYOUT_FS ? "LAYOUT=fs" : "Maildir++", d->dry_run ? "; dry run" : "");
+	fflush(stdout);
+	struct restore_result res;
+	memset(&err, 0, sizeof(err));
+	int rc = restore_maildir(r, journal_only ? NULL : si->root, &ro, &res, &err);
+	if (rc) {
+		fprintf(stderr, "%s: %s: restoring into %s: %s (what is already there is untouched; re-run to complete)\n",
+			cli_prog, si->account, ro.dest, err.msg[0] ? err.msg : arca_strerror(rc));
+		fails = 1;
+	}
+	if (rc == 0 && (res.journal_added || res.journal_dup))
+		printf("%s: journal: %llu journaled messages added, %llu were there already\n", si->account,
+		       (unsigned long long)res.journal_added, (unsigned long long)res.journal_dup);
+	if (rc == 0 && res.subscriptions_added)
+		printf("%s: subscriptions: %llu added\n", si->account, (unsigned long long)res.subscriptions_added);
+	/* Sieve */
+	if (rc == 0 && s && s->nsieve > 0 && d->folder == NULL) {
+		if (d->sieve == 0)
+			printf("%s: Sieve: %zu scripts in the snapshot, not restored (--no-sieve)\n", si->account, s->nsieve);
+		else if (d->have_doveadm)
+			fails += sieve_doveadm(d, r, s, (const char *)user.data);
+		else if (d->sieve_home && !d->dry_run)
+			printf("%s: Sieve: %llu scripts written as files under %s (no --doveadm)\n", si->account,
+			       (unsigned long long)res.sieve_scripts, (const char *)home.data);
+		else if (!d->dry_run)
+			fprintf(stderr, "%s: %s: warning: the snapshot has %zu Sieve scripts, not restored: give --doveadm or --sieve-home\n",
+				cli_prog, si->account, s->nsieve);
+	} else if (rc == 0 && d->sieve == 1 && d->folder == NULL && !journal_only) {
+		printf("%s: Sieve: the snapshot has no Sieve scripts\n", si->account);
+	}
+	/* MODSEQ, next UID, and the check */
+	if (rc == 0)
+		fails += raise_and_check(d, (const char *)user.data, layout);
+	fails += d->fails;
+	if (rc == 0)
+		printf("%s: %s: %llu folders, %llu messages added%s\n", si->account,
+		       fails ? "done WITH ERRORS (see above)" : d->dry_run ? "dry run done" : "restored",
+		       (unsigned long long)res.folders, (unsigned long long)res.messages,
+		       d->dry_run ? " (would be)" : "");
+	fflush(stdout);
+	snapshot_free(s);
+out:
+	reps_clear(d);
+	abuf_release(&dest);
+	abuf_release(&home);
+	abuf_release(&user);
+	d->account = NULL;
+	return fails ? 1 : 0;
+}
+
+int cmd_restore_dovecot(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "repo", required_argument, NULL, 'r' },
+		{ "restore-key", required_argument, NULL, 'k' },
+		{ "account", required_argument, NULL, 'a' },
+		{ "all", no_argument, NULL, 'A' },
+		{ "maildir", required_argument, NULL, 'm' },
+		{ "owner", required_argument, NULL, 'o' },
+		{ "doveadm", required_argument, NULL, 'D' },
+		{ "doveadm-user", required_argument, NULL, 'U' },
+		{ "doveadm-timeout", required_argument, NULL, 'T' },
+		{ "snapshot", required_argument, NULL, 's' },
+		{ "at", required_argument, NULL, 't' },
+		{ "folder", required_argument, NULL, 'F' },
+		{ "sieve", no_argument, NULL, 'S' },
+		{ "no-sieve", no_argument, NULL, 'N' },
+		{ "sieve-home", required_argument, NULL, 'H' },
+		{ "new-uidvalidity", no_argument, NULL, 'V' },
+		{ "no-journal", no_argument, NULL, 'J' },
+		{ "layout", required_argument, NULL, 'L' },
+		{ "separator", required_argument, NULL, 'P' },
+		{ "jobs", required_argument, NULL, 'j' },
+		{ "dry-run", no_argument, NULL, 'n' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *repo = NULL, *keyfile = NULL, *snap = NULL, *at = NULL, *doveadm = NULL,
+		   *layout = NULL;
+	char *accounts[256];
+	size_t naccounts = 0;
+	bool all = false;
+	int jobs = 0, timeout = 60;
+	struct dov d = { .sieve = -1, .owner_uid = -1, .owner_gid = -1, .user_pattern = "%u" };
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'r': repo = optarg; break;
+		case 'k': keyfile = optarg; break;
+		case 'a':
+			if (naccounts == sizeof(accounts) / sizeof(accounts[0]))
+				return cli_failf("too many --account options (use --all)");
+			accounts[naccounts++] = optarg;
+			break;
+		case 'A': all = true; break;
+		case 'm': d.pattern = optarg; break;
+		case 'o':
+			if (sscanf(optarg, "%d:%d", &d.owner_uid, &d.owner_gid) != 2 ||
+			    d.owner_uid < 0 || d.owner_gid < 0)
+				return cli_failf("--owner takes numeric UID:GID");
+			break;
+		case 'D': doveadm = optarg; break;
+		case 'U': d.user_pattern = optarg; break;
+		case 'T': timeout = atoi(optarg); break;
+		case 's': snap = optarg; break;
+		case 't': at = optarg; break;
+		case 'F': d.folder = optarg; break;
+		case 'S': d.sieve = 1; break;
+		case 'N': d.sieve = 0; break;
+		case 'H': d.sieve_home = optarg; break;
+		case 'V': d.new_uidvalidity = true; break;
+		case 'J': d.no_journal = true; break;
+		case 'L': layout = optarg; break;
+		case 'P':
+			if (strlen(optarg) != 1)
+				return cli_failf("--separator takes one character");
+			d.sep = optarg[0];
+			break;
+		case 'j': jobs = atoi(optarg); break;
+		case 'n': d.dry_run = true; break;
+		case 'h': puts(USAGE); return 0;
+		default: return cli_usage(USAGE);
+		}
+	}
+	if (optind != argc || repo == NULL || keyfile == NULL || d.pattern == NULL ||
+	    (snap != NULL && at != NULL) || (all == (naccounts > 0)))
+		return cli_usage(USAGE);
+	if (snap != NULL && naccounts != 1)
+		return cli_failf("--snapshot names one account's snapshot: give exactly one --account");
+	if (d.folder != NULL && naccounts != 1)
+		return cli_failf("--folder restores one folder of one account: give exactly one --account");
+	if (!restore_pattern_ok(d.pattern))
+		return cli_failf("--maildir %s: the pattern must hold %%u or %%n (e.g. /srv/mail/%%d/%%n/Maildir), or every account would go to the same Maildir",
+				 d.pattern);
+	if (d.pattern[0] != '/')
+		return cli_failf("--maildir %s: give an absolute path", d.pattern);
+	if (d.sieve_home && !restore_pattern_ok(d.sieve_home))
+		return cli_failf("--sieve-home %s: the pattern must hold %%u or %%n", d.sieve_home);
+	uint64_t until = UINT64_MAX;
+	if (at != NULL && cli_parse_time(at, &until) != 0)
+		return cli_failf("--at %s: not a time (use RFC 3339, e.g. 2026-11-28T06:00:00Z)", at);
+	d.layout = MAILDIR_LAYOUT_AUTO;
+	if (layout != NULL) {
+		if (strcmp(layout, "fs") == 0)
+			d.layout = MAILDIR_LAYOUT_FS;
+		else if (strcmp(layout, "maildirpp") == 0 || strcmp(layout, "maildir++") == 0)
+			d.layout = MAILDIR_LAYOUT_MAILDIRPP;
+		else
+			return cli_failf("--layout takes maildirpp or fs");
+	}
+	if (access(keyfile, R_OK) != 0)
+		return cli_failf("restore key %s: %s (the offline key made by arca init)", keyfile, strerror(errno));
+	int rc = 0;
+	if (doveadm != NULL) {
+		if (doveadm_init(&d.dv, doveadm, timeout) != 0)
+			return cli_failf("--doveadm \"%s\": give the program and its options, e.g. \"doveadm -c /etc/dovecot/dovecot.conf\"",
+					 doveadm);
+		d.have_doveadm = true;
+		/* before anything is written: doveadm must work, and say how
+		 * this Dovecot stores mail */
+		const char *ca[] = { "config", "-h", "mail_location", NULL };
+		struct doveadm_result res;
+		d.account = "doveadm";
+		if (run(&d, ca, NULL, 0, &res, "asking Dovecot's mail_location") != 0) {
+			doveadm_result_release(&res);
+			doveadm_free(&d.dv);
+			return cli_failf("doveadm does not work as given (--doveadm \"%s\"): nothing was restored", doveadm);
+		}
+		const char *loc = res.out.data ? (const char *)res.out.data : "";
+		if (strncmp(loc, "maildir:", 8) != 0 && loc[0] != '\0') {
+			rc = cli_failf("Dovecot's mail_location is %.200s: arca restore dovecot writes Maildir only", loc);
+		} else if (d.layout == MAILDIR_LAYOUT_AUTO && loc[0] != '\0') {
+			d.layout = strstr(loc, "LAYOUT=fs") ? MAILDIR_LAYOUT_FS : MAILDIR_LAYOUT_MAILDIRPP;
+		}
+		d.account = NULL;
+		doveadm_result_release(&res);
+		if (rc) {
+			doveadm_free(&d.dv);
+			return rc;
+		}
+	}
+	struct restore_many m = { .repo = repo, .keyfile = keyfile, .at = at, .accounts = accounts,
+				  .naccounts = naccounts, .jobs = jobs, .no_journal = d.no_journal,
+				  .journal_until = until, .one = dov_one, .ctx = &d };
+	if (snap != NULL) {
+		/* one account, one snapshot: no workers needed */
+		struct repo *r;
+		rc = cli_open_repo(repo, REPO_OPEN_READ, keyfile, &r);
+		if (rc == 0) {
+			struct snap_info si;
+			rc = restore_pick_one(r, accounts[0], snap, at, d.no_journal, until, &si);
+			if (rc == 0) {
+				rc = dov_one(&d, r, &si);
+				snap_info_release(&si);
+			}
+			repo_close(r);
+		}
+	} else {
+		rc = restore_many_run(&m);
+	}
+	doveadm_free(&d.dv);
+	return rc;
+}

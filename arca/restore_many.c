@@ -1,0 +1,295 @@
+#include "restore_many.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "journal.h"
+#include "banned.h"
+
+/* A name that can be one path component: not empty, ".", "..", nor
+ * holding '/' (account names from the journal come from the mail server,
+ * and a quoted local part may hold anything). */
+static bool component_ok(const char *p, size_t n)
+{
+	if (n == 0 || memchr(p, '/', n) != NULL || memchr(p, '\0', n) != NULL)
+		return false;
+	return !(n == 1 && p[0] == '.') && !(n == 2 && p[0] == '.' && p[1] == '.');
+}
+
+int restore_expand(const char *pattern, const char *account, struct abuf *out)
+{
+	const char *at = strrchr(account, '@');
+	size_t nlen = at ? (size_t)(at - account) : strlen(account);
+	const char *dom = at ? at + 1 : "";
+	if (!component_ok(account, strlen(account)) || !component_ok(account, nlen) ||
+	    (at && !component_ok(dom, strlen(dom))))
+		return ARCA_EINVAL;
+	abuf_reset(out);
+	int rc = 0;
+	for (const char *p = pattern; *p && rc == 0; p++) {
+		if (p[0] == '%' && p[1] == 'u') {
+			rc = abuf_add(out, account, strlen(account));
+			p++;
+		} else if (p[0] == '%' && p[1] == 'n') {
+			rc = abuf_add(out, account, nlen);
+			p++;
+		} else if (p[0] == '%' && p[1] == 'd') {
+			rc = abuf_add(out, dom, strlen(dom));
+			p++;
+		} else {
+			rc = abuf_add(out, p, 1);
+		}
+	}
+	return rc ? rc : abuf_cstr(out);
+}
+
+bool restore_pattern_ok(const char *pattern)
+{
+	return strstr(pattern, "%u") != NULL || strstr(pattern, "%n") != NULL;
+}
+
+bool restore_journal_only(const struct snap_info *si)
+{
+	static const uint8_t zero[ARCA_ID_LEN];
+	return memcmp(si->root, zero, ARCA_ID_LEN) == 0;
+}
+
+/* Distinct accounts in the journal (records at or before until_ns). */
+struct jaccts {
+	char **names;
+	size_t n, cap;
+	uint64_t until;
+};
+
+static int jacct_one(const struct journal_rec *rec, void *ctx)
+{
+	struct jaccts *j = ctx;
+	if (rec->time_ns > j->until)
+		return 0;
+	/* records come in account order: a new account differs from the last */
+	if (j->n > 0 && strcmp(j->names[j->n - 1], rec->account) == 0)
+		return 0;
+	if (j->n == j->cap) {
+		size_t cap = j->cap ? j->cap * 2 : 64;
+		char **nn = realloc(j->names, cap * sizeof(*nn));
+		if (nn == NULL)
+			return ARCA_ENOMEM;
+		j->names = nn;
+		j->cap = cap;
+	}
+	j->names[j->n] = strdup(rec->account);
+	if (j->names[j->n] == NULL)
+		return ARCA_ENOMEM;
+	j->n++;
+	return 0;
+}
+
+static void jaccts_free(struct jaccts *j)
+{
+	for (size_t i = 0; i < j->n; i++)
+		free(j->names[i]);
+	free(j->names);
+}
+
+static bool name_in(char **names, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(names[i], name) == 0)
+			return true;
+	return false;
+}
+
+static bool has_snapshot(const struct snap_info *list, size_t n, const char *account)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(list[i].account, account) == 0)
+			return true;
+	return false;
+}
+
+/* An account with no snapshot but journaled mail restores from the
+ * journal alone: a snap_info with a zero root stands for that. */
+static int journal_only_pick(const char *account, struct snap_info *si)
+{
+	memset(si, 0, sizeof(*si));
+	si->account = strdup(account);
+	si->source = strdup("journal");
+	return si->account && si->source ? 0 : cli_failf("out of memory");
+}
+
+int restore_pick_one(struct repo *r, const char *account, const char *snap_id, const char *at,
+		     bool no_journal, uint64_t journal_until, struct snap_info *si_r)
+{
+	struct arca_err err = { 0 };
+	struct snap_info *list = NULL;
+	size_t n = 0;
+	bool any = repo_snapshots(r, &list, &n, &err) == 0 && has_snapshot(list, n, account);
+	snap_infos_free(list, n);
+	struct jaccts ja = { .until = journal_until };
+	int rc;
+	if (!any && snap_id == NULL && !no_journal &&
+	    journal_list(r, account, 0, jacct_one, &ja, &err) == 0 && ja.n > 0)
+		rc = journal_only_pick(account, si_r);
+	else
+		rc = cli_pick_snapshot(r, account, snap_id, at, si_r);
+	jaccts_free(&ja);
+	return rc;
+}
+
+/*
+ * Many accounts: the passphrase is asked and the key derived once, then
+ * worker processes (each with its own repository handle: an LMDB handle may
+ * not cross fork) restore a share of the accounts each.
+ */
+int restore_many_run(const struct restore_many *m)
+{
+	struct repo *r;
+	int rc = cli_open_repo(m->repo, REPO_OPEN_READ, m->keyfile, &r);
+	if (rc)
+		return rc;
+	struct arca_err err = { 0 };
+	struct snap_info *list = NULL, *picks = NULL;
+	size_t n = 0, npicks = 0;
+	if (repo_snapshots(r, &list, &n, &err) != 0) {
+		repo_close(r);
+		return cli_fail(&err);
+	}
+	/* the distinct accounts, in order of first appearance */
+	char **names = calloc(n + m->naccounts + 1, sizeof(char *));
+	picks = calloc(n + m->naccounts + 1, sizeof(*picks));
+	if (names == NULL || picks == NULL) {
+		free(names);
+		free(picks);
+		snap_infos_free(list, n);
+		repo_close(r);
+		return cli_failf("out of memory");
+	}
+	size_t nnames = 0;
+	for (size_t i = 0; i < m->naccounts; i++)
+		names[nnames++] = m->accounts[i];
+	if (m->naccounts == 0)
+		for (size_t i = 0; i < n; i++) {
+			size_t k = 0;
+			while (k < nnames && strcmp(names[k], list[i].account) != 0)
+				k++;
+			if (k == nnames)
+				names[nnames++] = list[i].account;
+		}
+	/* accounts the journal knows (and no snapshot does) */
+	struct jaccts ja = { .until = m->journal_until };
+	if (!m->no_journal && journal_list(r, NULL, 0, jacct_one, &ja, &err) != 0) {
+		jaccts_free(&ja);
+		free(names);
+		free(picks);
+		snap_infos_free(list, n);
+		repo_close(r);
+		return cli_fail(&err);
+	}
+	size_t jonly = 0;
+	for (size_t i = 0; i < ja.n; i++)
+		if (!has_snapshot(list, n, ja.names[i]) &&
+		    (m->naccounts == 0 || name_in(m->accounts, m->naccounts, ja.names[i])))
+			jonly++;
+	struct snap_info *np = realloc(picks, (nnames + jonly + 1) * sizeof(*picks));
+	if (np == NULL) {
+		rc = cli_failf("out of memory");
+	} else {
+		picks = np;
+	}
+	for (size_t k = 0; k < nnames && rc == 0; k++) {
+		if (!has_snapshot(list, n, names[k]) && !m->no_journal) {
+			bool in_journal = false;
+			for (size_t i = 0; i < ja.n && !in_journal; i++)
+				in_journal = strcmp(ja.names[i], names[k]) == 0;
+			if (in_journal)
+				continue;   /* picked below */
+		}
+		rc = cli_pick_snapshot(r, names[k], NULL, m->at, &picks[npicks]);
+		if (rc == 0)
+			npicks++;
+	}
+	for (size_t i = 0; i < ja.n && rc == 0; i++) {
+		if (has_snapshot(list, n, ja.names[i]) ||
+		    (m->naccounts != 0 && !name_in(m->accounts, m->naccounts, ja.names[i])))
+			continue;
+		rc = journal_only_pick(ja.names[i], &picks[npicks]);
+		if (rc == 0)
+			npicks++;
+	}
+	jaccts_free(&ja);
+	const struct arca_restore_key *rk0 = repo_restore_key(r);
+	struct arca_restore_key *rk = acrypto_restore_key_alloc();
+	if (rk != NULL && rk0 != NULL)
+		memcpy(rk, rk0, sizeof(*rk));
+	repo_close(r);
+	snap_infos_free(list, n);
+	free(names);
+	if (rc || rk == NULL) {
+		snap_infos_free(picks, npicks);
+		acrypto_restore_key_free(rk);
+		return rc ? rc : cli_failf("out of memory");
+	}
+	int jobs = m->jobs;
+	if (jobs < 1)
+		jobs = (int)sysconf(_SC_NPROCESSORS_ONLN);
+	if (jobs < 1)
+		jobs = 1;
+	if ((size_t)jobs > npicks)
+		jobs = (int)(npicks ? npicks : 1);
+	fflush(stdout);
+	fflush(stderr);
+	pid_t pids[64];
+	int started = 0, failures = 0;
+	if (jobs > 64)
+		jobs = 64;
+	for (int w = 0; w < jobs; w++) {
+		pid_t pid = fork();
+		if (pid < 0) {
+			failures++;
+			break;
+		}
+		if (pid == 0) {
+			struct repo *cr;
+			struct arca_err cerr = { 0 };
+			int crc = repo_open(m->repo, REPO_OPEN_READ, &cr, &cerr);
+			struct arca_restore_key *ck = crc ? NULL : acrypto_restore_key_alloc();
+			if (ck != NULL) {
+				memcpy(ck, rk, sizeof(*ck));
+				crc = repo_set_restore_key(cr, ck, &cerr);
+			} else if (crc == 0) {
+				crc = arca_err_set(&cerr, ARCA_ENOMEM, "out of memory");
+			}
+			if (crc) {
+				cli_fail(&cerr);
+				_exit(1);
+			}
+			int fails = 0;
+			for (size_t i = (size_t)w; i < npicks; i += (size_t)jobs)
+				fails += m->one(m->ctx, cr, &picks[i]) != 0;
+			if (m->done != NULL)
+				fails += m->done(m->ctx, cr) != 0;
+			repo_close(cr);
+			fflush(stdout);
+			fflush(stderr);
+			_exit(fails ? 1 : 0);
+		}
+		pids[started++] = pid;
+	}
+	for (int i = 0; i < started; i++) {
+		int status;
+		while (waitpid(pids[i], &status, 0) < 0 && errno == EINTR)
+			;
+		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+			failures++;
+	}
+	snap_infos_free(picks, npicks);
+	acrypto_restore_key_free(rk);
+	if (failures)
+		return cli_failf("%d of %d restore workers reported failures (see above)", failures, jobs);
+	return 0;
+}

@@ -1,0 +1,59 @@
+/*
+ * restore_many.h - what `arca restore maildir --pattern` and `arca restore
+ * dovecot` share: which snapshot each account is restored from (journal-only
+ * accounts included), the expansion of a Maildir pattern, and the worker
+ * processes that restore many accounts at once with the key derived once.
+ */
+#ifndef ARCA_RESTORE_MANY_H
+#define ARCA_RESTORE_MANY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "repo.h"
+
+/* PATTERN with %u (whole address), %n (local part) and %d (domain)
+ * replaced for one account; out NUL-terminated.  ARCA_EINVAL when the
+ * account can't be a directory name (empty, ".", "..", holding '/' or NUL,
+ * in any of its parts). */
+int restore_expand(const char *pattern, const char *account, struct abuf *out);
+
+/* Does a pattern name a directory per account (holds %u, or %n, or %d)? */
+bool restore_pattern_ok(const char *pattern);
+
+/* An account known only from the journal: a snap_info with a zero root. */
+bool restore_journal_only(const struct snap_info *si);
+
+/* The snapshot to restore `account` from: snap_id or --at or the latest
+ * (passing over suspect ones: cli_pick_snapshot), or, for an account with
+ * journaled mail but no snapshot (unless no_journal), a journal-only pick.
+ * Prints the error and returns 1 when there is none. */
+int restore_pick_one(struct repo *r, const char *account, const char *snap_id, const char *at,
+		     bool no_journal, uint64_t journal_until, struct snap_info *si_r);
+
+struct restore_many {
+	const char *repo, *keyfile, *at;
+	char **accounts;              /* the --account names; none: every account */
+	size_t naccounts;
+	int jobs;                     /* worker processes (0: one per CPU) */
+	bool no_journal;
+	uint64_t journal_until;
+	/* In a worker process, for each of its accounts: 0 done, else failed
+	 * (the callback printed why). */
+	int (*one)(void *ctx, struct repo *r, const struct snap_info *si);
+	/* In a worker process after its share (may be NULL): 0 or failed. */
+	int (*done)(void *ctx, struct repo *r);
+	void *ctx;
+};
+
+/* Opens the repository (passphrase asked once), picks a snapshot for every
+ * account, then restores them in m->jobs worker processes.  Returns the exit
+ * code (0: every account restored). */
+int restore_many_run(const struct restore_many *m);
+
+/* arca restore dovecot (cmd_restore_dovecot.c), dispatched by cmd_restore */
+int cmd_restore_dovecot(int argc, char **argv);
+
+#endif

@@ -1,0 +1,237 @@
+#!/bin/bash
+# Issue 5, "Restore into a mail server" on a real Dovecot that keeps running:
+# 3 accounts filled with real corpus mail (folders, flags, keywords,
+# subscriptions, a Sieve script over ManageSieve), MODSEQs raised by flag
+# changes, pulled with `arca pull imap`; then the mail store is wiped and
+#  (a) `arca restore dovecot --all` gives back the very IMAP view (UIDVALIDITY,
+#      UIDs, flags, keywords, dates, bytes), HIGHESTMODSEQ >= before, Sieve
+#      active again;
+#  (b) wiped again and new mail delivered (INBOX recreated with a new
+#      UIDVALIDITY, plus a copy of an old message saved again): the restore
+#      brings the old UIDVALIDITY and UIDs back, keeps the new mail after
+#      them, never duplicates; a second run changes nothing;
+#  (c) --new-uidvalidity on another account;
+#  (d) --folder with --account restores one folder;
+#  (e) bad input fails clearly and loses nothing.
+set -u
+. "$(dirname "$0")/../lib/common.sh"
+. "$ARCA_ROOT/tests/lib/dovecot.sh"
+. "$ARCA_ROOT/tests/lib/corpus.sh"
+PY=/usr/bin/python3
+TOOLS=$ARCA_ROOT/tests/tools
+export ARCA_PASSPHRASE=rdov-pass ARCA_TEST_FAST_KDF=1
+T=$(test_tmpdir rdov)
+ACCTS="alice@example.test bob@example.test carol@other.test"
+CORPUS=$(corpus_dir) || { echo "not ok - corpus available"; exit 1; }
+A=alice@example.test B=bob@example.test C=carol@other.test
+
+D=$T/dc
+dovecot_start "$D" maildirpp >/dev/null || { echo "not ok - dovecot starts"; exit 1; }
+trap 'dovecot_stop "$D" >/dev/null 2>&1; _test_cleanup' EXIT
+R=$T/repo
+"$ARCA" init --repo "$R" --restore-key "$T/rk" >/dev/null
+DOVEADM="doveadm -c $DOVECOT_CONF"
+OWNER=$DOVECOT_MAIL_UID:$DOVECOT_MAIL_GID
+PATTERN=$DOVECOT_MAIL_ROOT/%d/%n/Maildir
+echo masterpw >"$T/masterpw"
+printf '%s\n' $ACCTS >"$T/accounts"
+
+step() { $PY "$TOOLS/imapstep.py" --port "$DOVECOT_IMAP_PORT" --user "$1*admin" --password masterpw "${@:2}"; }
+dump() {  # TAG ACCOUNT
+	$PY "$TOOLS/imapdump.py" -o "$T/$1-$2.json" 127.0.0.1 "$DOVECOT_IMAP_PORT" "$2*admin" masterpw
+}
+dump_all() { local a; for a in $ACCTS; do dump "$1" "$a" || return 1; done; }
+hms() {  # ACCOUNT: "FOLDER HIGHESTMODSEQ" lines, sorted
+	doveadm -c "$DOVECOT_CONF" -f flow mailbox status -u "$1" highestmodseq '*' |
+		sed 's/ highestmodseq=/\t/' | sort
+}
+restore() {  # args...: output in $T/out, stderr in $T/err, status kept
+	"$ARCA" restore dovecot --repo "$R" --restore-key "$T/rk" --maildir "$PATTERN" \
+		--owner "$OWNER" --doveadm "$DOVEADM" "$@" >"$T/out" 2>"$T/err"
+}
+wipe() {  # the attack: the whole mail store is gone; the rebuilt one is empty
+	rm -rf "$DOVECOT_MAIL_ROOT"
+	mkdir -p "$DOVECOT_MAIL_ROOT"
+	chown "$OWNER" "$DOVECOT_MAIL_ROOT"
+}
+jq1() { $PY -c "import json,sys; d=json.load(open(sys.argv[1])); print($2)" "$3"; }
+
+check "populate 3 accounts (real mail, folders, flags, keywords, subscriptions, Sieve)" \
+	$PY "$TOOLS/populate.py" --host 127.0.0.1 --imap-port "$DOVECOT_IMAP_PORT" \
+	--lmtp-port "$DOVECOT_LMTP_PORT" --sieve-port "$DOVECOT_SIEVE_PORT" \
+	--master-user admin --master-password masterpw \
+	--accounts "${ACCTS// /,}" --messages-dir "$CORPUS" --count 30 --seed 11
+# flag changes raise MODSEQs well above the message count
+for i in 1 2 3; do
+	step "$A" flags INBOX 0.5 "m$i" '\Flagged' 'custom_kw' >/dev/null
+	step "$A" unflag INBOX 0.5 "u$i" '\Flagged' >/dev/null
+	step "$B" flags INBOX 0.4 "b$i" '\Seen' '$Work' >/dev/null
+	step "$B" unflag INBOX 0.4 "c$i" '\Seen' >/dev/null
+done
+check "pull the 3 accounts (MODSEQs, Sieve)" \
+	"$ARCA" pull imap --repo "$R" --host 127.0.0.1 --port "$DOVECOT_IMAP_PORT" \
+	--master-user admin --password-file "$T/masterpw" --accounts-from "$T/accounts" \
+	--sieve-port "$DOVECOT_SIEVE_PORT"
+check "dump the IMAP view before" dump_all before
+for a in $ACCTS; do hms "$a" >"$T/hms-before-$a"; done
+sieve_before=$(doveadm -c "$DOVECOT_CONF" sieve list -u "$A")
+hi=$(sort -t"$(printf '\t')" -k2 -n "$T/hms-before-$A" | tail -1 | cut -f2)
+if [ "${hi:-0}" -gt 40 ]; then echo "ok - alice's HIGHESTMODSEQ raised by flag changes ($hi)"; else echo "not ok - alice's HIGHESTMODSEQ is only ${hi:-?}"; _test_failed=1; fi
+
+# ---- (a) the whole store wiped; Dovecot keeps running
+wipe
+restore --all
+expect_eq "(a) restore dovecot --all exits 0" "$?" 0
+cat "$T/err" >&2
+check "(a) every INBOX is reported written exactly" \
+	test "$(grep -c ': INBOX: written exactly: UIDVALIDITY' "$T/out")" -eq 3
+check "(a) Dovecot's status is checked per folder" grep -q "INBOX: Dovecot serves UIDVALIDITY" "$T/out"
+check "(a) dump after" dump_all after-a
+for a in $ACCTS; do
+	check "(a) $a: IMAP view equals the one before (UIDVALIDITY, UIDs, flags, keywords, dates, bytes)" \
+		$PY "$TOOLS/imapdump.py" --compare "$T/before-$a.json" "$T/after-a-$a.json"
+	hms "$a" >"$T/hms-after-$a"
+	check "(a) $a: HIGHESTMODSEQ of every folder >= before" \
+		$PY - "$T/hms-before-$a" "$T/hms-after-$a" <<'PY'
+import sys
+def rd(p):
+    return {l.split('\t')[0]: int(l.split('\t')[1]) for l in open(p) if '\t' in l}
+b, a = rd(sys.argv[1]), rd(sys.argv[2])
+bad = [(k, v, a.get(k)) for k, v in b.items() if a.get(k) is None or a[k] < v]
+if bad:
+    print('went backwards:', bad); sys.exit(1)
+PY
+done
+expect_eq "(a) alice's Sieve scripts back, the same one active" \
+	"$(doveadm -c "$DOVECOT_CONF" sieve list -u "$A")" "$sieve_before"
+check "(a) the report says how Sieve went in" grep -q "alice@example.test: Sieve: 1 scripts put with doveadm sieve put" "$T/out"
+
+# ---- (b) wiped again; new mail arrives before the restore
+# one of alice's messages will arrive again, byte for byte (e.g. resent)
+f1=$(ls "$DOVECOT_MAIL_ROOT/example.test/alice/Maildir/cur" | head -1)
+cp "$DOVECOT_MAIL_ROOT/example.test/alice/Maildir/cur/$f1" "$T/one.eml"
+one=$($PY - "$T/one.eml" "$T/before-$A.json" <<'PY'
+import hashlib, json, sys
+h = hashlib.sha256(open(sys.argv[1], 'rb').read().replace(b'\n', b'\r\n')).hexdigest()
+print([m['uid'] for m in json.load(open(sys.argv[2]))['folders']['INBOX']['messages'] if m['sha256'] == h][0])
+PY
+)
+wipe
+step "$A" deliver "$DOVECOT_LMTP_PORT" "$A" "after the attack" 3 n1 >/dev/null
+check "(b) the old message $one saved again into the new INBOX" \
+	sh -c "doveadm -c '$DOVECOT_CONF' save -u '$A' <'$T/one.eml'"
+check "(b) INBOX recreated by the deliveries" test -s "$DOVECOT_MAIL_ROOT/example.test/alice/Maildir/dovecot-uidlist"
+vnew=$(doveadm -c "$DOVECOT_CONF" -f flow mailbox status -u "$A" uidvalidity INBOX | sed 's/.*uidvalidity=//')
+vold=$(jq1 x 'd["folders"]["INBOX"]["uidvalidity"]' "$T/before-$A.json")
+check "(b) the new INBOX has another UIDVALIDITY ($vnew, was $vold)" test "$vnew" != "$vold"
+restore --account "$A"
+expect_eq "(b) restore into the live, recreated INBOX exits 0" "$?" 0
+cat "$T/err" >&2
+grep "INBOX: merged" "$T/out" | sed 's/^/# /'
+check "(b) the message that arrived again is recognised by its bytes" \
+	grep -q "INBOX: merged: .*1 recognised by their bytes" "$T/out"
+check "(b) INBOX: the report names the path taken" \
+	grep -q "INBOX: merged: UIDVALIDITY $vold restored (was $vnew after the rebuild)" "$T/out"
+check "(b) dump after the merge" dump after-b "$A"
+check "(b) the old messages keep their UIDs, the new ones follow, none twice" \
+	$PY - "$T/before-$A.json" "$T/after-b-$A.json" "$one" <<'PY'
+import json, sys, collections
+b = json.load(open(sys.argv[1]))['folders']; a = json.load(open(sys.argv[2]))['folders']
+err = []
+for name, fb in b.items():
+    fa = a.get(name)
+    if fa is None:
+        err.append('%s missing' % name); continue
+    if fb.get('uidvalidity') != fa.get('uidvalidity'):
+        err.append('%s: UIDVALIDITY %s != %s' % (name, fa.get('uidvalidity'), fb.get('uidvalidity')))
+    mb = {m['uid']: m for m in fb.get('messages', [])}
+    ma = {m['uid']: m for m in fa.get('messages', [])}
+    for uid, m in mb.items():
+        if name == 'INBOX' and uid == int(sys.argv[3]) and ma.get(uid, {}).get('sha256') == m['sha256']:
+            continue   # the copy that arrived again: its own flags and date
+        if ma.get(uid) != m:
+            err.append('%s: UID %d differs or is gone' % (name, uid))
+    extra = [m for u, m in ma.items() if u not in mb]
+    if name == 'INBOX':
+        if len(extra) != 3:
+            err.append('INBOX: %d new messages kept, want 3' % len(extra))
+        if any(m['uid'] < fb['uidnext'] for m in extra):
+            err.append('INBOX: a new message is below the old UIDNEXT')
+    elif extra:
+        err.append('%s: %d unexpected messages' % (name, len(extra)))
+    dup = [h for h, n in collections.Counter(m['sha256'] for m in fa.get('messages', [])).items() if n > 1]
+    dupb = [h for h, n in collections.Counter(m['sha256'] for m in fb.get('messages', [])).items() if n > 1]
+    if len(dup) > len(dupb):
+        err.append('%s: duplicated messages' % name)
+print('\n'.join(err)); sys.exit(1 if err else 0)
+PY
+restore --account "$A"
+expect_eq "(b) the same restore again exits 0" "$?" 0
+check "(b) second run: every folder already complete, nothing added" \
+	sh -c "! grep -E ': (merged|added|written exactly)' '$T/out' && grep -q 'INBOX: already complete' '$T/out'"
+check "(b) dump after the second run" dump after-b2 "$A"
+check "(b) second run changed nothing" $PY "$TOOLS/imapdump.py" --compare "$T/after-b-$A.json" "$T/after-b2-$A.json"
+
+# ---- (c) --new-uidvalidity on bob
+rm -rf "$DOVECOT_MAIL_ROOT/example.test/bob"
+step "$B" deliver "$DOVECOT_LMTP_PORT" "$B" "new folder" 2 n2 >/dev/null
+bnew=$(doveadm -c "$DOVECOT_CONF" -f flow mailbox status -u "$B" uidvalidity INBOX | sed 's/.*uidvalidity=//')
+restore --account "$B" --new-uidvalidity
+expect_eq "(c) restore --new-uidvalidity exits 0" "$?" 0
+cat "$T/err" >&2
+check "(c) INBOX: merged with the new UIDVALIDITY, said so" grep -q "INBOX: merged with a new UIDVALIDITY: $bnew kept" "$T/out"
+check "(c) dump" dump after-c "$B"
+check "(c) INBOX keeps UIDVALIDITY $bnew and UIDs 1-2; all old messages added after, once" \
+	$PY - "$T/before-$B.json" "$T/after-c-$B.json" "$bnew" <<'PY'
+import json, sys, collections
+b = json.load(open(sys.argv[1]))['folders']['INBOX']; a = json.load(open(sys.argv[2]))['folders']['INBOX']
+err = []
+if a['uidvalidity'] != int(sys.argv[3]): err.append('uidvalidity %s' % a['uidvalidity'])
+uids = sorted(m['uid'] for m in a['messages'])
+if uids[:2] != [1, 2]: err.append('new mail not at 1-2: %s' % uids[:3])
+hb = collections.Counter(m['sha256'] for m in b['messages'])
+ha = collections.Counter(m['sha256'] for m in a['messages'] if m['uid'] > 2)
+if hb != ha: err.append('old messages: %d restored, want %d (same bytes)' % (sum(ha.values()), sum(hb.values())))
+fb = sorted((m['sha256'], m['flags'], m['internaldate']) for m in b['messages'])
+fa = sorted((m['sha256'], m['flags'], m['internaldate']) for m in a['messages'] if m['uid'] > 2)
+if fb != fa: err.append('flags or dates differ')
+print('\n'.join(err)); sys.exit(1 if err else 0)
+PY
+restore --account "$B" --new-uidvalidity
+check "(c) second run adds nothing" sh -c "grep -q 'INBOX: already complete' '$T/out' && ! grep -q 'merged' '$T/out'"
+
+# ---- (d) one folder of one account (carol's store went with the wipe in (b))
+restore --account "$C"
+expect_eq "(d) carol restored" "$?" 0
+rm -rf "$DOVECOT_MAIL_ROOT/other.test/carol/Maildir/.Junk"
+restore --account "$C" --folder Junk
+expect_eq "(d) restore --account carol --folder Junk exits 0" "$?" 0
+check "(d) only Junk restored" sh -c "test \"\$(grep -cE '^carol@other.test: [^:]+: (written exactly|already complete|merged|added [0-9])' '$T/out')\" -eq 1 && grep -q 'carol@other.test: Junk: written exactly' '$T/out'"
+check "(d) dump" dump after-d "$C"
+check "(d) carol's view equals the one before" $PY "$TOOLS/imapdump.py" --compare "$T/before-$C.json" "$T/after-d-$C.json"
+
+# ---- (e) bad input: clear errors, nothing lost
+check "(e) dump before bad input" dump before-e "$A"
+restore --account "$A" --maildir "$DOVECOT_MAIL_ROOT/all/Maildir"
+rc=$?
+check "(e) a pattern without %u/%n is refused" test "$rc" -ne 0 -a -n "$(grep 'must hold %u or %n' "$T/err")"
+"$ARCA" restore dovecot --repo "$R" --restore-key "$T/no-such-key" --account "$A" --maildir "$PATTERN" >"$T/out" 2>"$T/err"
+rc=$?
+check "(e) a missing restore key is refused, naming it" test "$rc" -ne 0 -a -n "$(grep 'no-such-key' "$T/err")"
+"$ARCA" restore dovecot --repo "$R" --restore-key "$T/rk" --account "$A" --maildir "$PATTERN" \
+	--owner "$OWNER" --doveadm "/nonexistent/doveadm -c $DOVECOT_CONF" >"$T/out" 2>"$T/err"
+rc=$?
+check "(e) a doveadm that can't run is refused before anything is written" \
+	test "$rc" -ne 0 -a -n "$(grep 'nothing was restored' "$T/err")"
+"$ARCA" restore dovecot --repo "$R" --restore-key "$T/rk" --account "$A" --maildir "$PATTERN" \
+	--owner "$OWNER" --doveadm "doveadm -c $T/no-such.conf" >"$T/out" 2>"$T/err"
+rc=$?
+check "(e) doveadm failing: the error carries doveadm's own words" \
+	test "$rc" -ne 0 -a -n "$(grep 'no-such.conf' "$T/err")"
+restore --account nobody@example.test
+check "(e) an account without a snapshot is refused" test "$?" -ne 0
+check "(e) dump after bad input" dump after-e "$A"
+check "(e) nothing of alice's was lost or changed" $PY "$TOOLS/imapdump.py" --compare "$T/before-e-$A.json" "$T/after-e-$A.json"
+restore --account "$A" --dry-run
+check "(e) --dry-run says per folder what would be done" grep -q "dry run, nothing written: INBOX: already complete" "$T/out"
+test_done
