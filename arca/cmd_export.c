@@ -274,7 +274,7 @@ int cmd_export(int argc, char **argv)
 			rc = arca_err_set(&err, ARCA_EINVAL, "folder %s: no path for it", f->name);
 		abuf_reset(&path);
 		if (rc == 0 && mbox && folder)
-			rc = abuf_add_str(&path, mbox);
+			rc = abuf_add(&path, mbox, strlen(mbox));
 		else if (rc == 0 && mbox)
 			rc = abuf_printf(&path, "%s/%s.mbox", mbox, (const char *)rel.data);
 		else if (rc == 0)
