@@ -707,8 +707,8 @@ int iapp_message_id(const uint8_t *p, size_t n, struct abuf *out)
 					if (vend > j && p[vend - 1] == '\r')
 						vend--;
 					for (size_t q = j; q < vend; q++) {
-						if (p[q] == '\r')
-							continue;
+						if (p[q] == '\r' || (out->len == 0 && is_wsp(p[q])))
+							continue;   /* leading blanks don't count against the cap */
 						if (out->len < IAPP_MSGID_MAX && abuf_add_u8(out, p[q]))
 							return ARCA_ENOMEM;
 					}
