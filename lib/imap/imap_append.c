@@ -432,9 +432,10 @@ int iapp_parse_line(const uint8_t *p, size_t n, const char *tag, struct iapp_lin
 		    struct arca_err *err)
 {
 	memset(out, 0, sizeof(*out));
-	const uint8_t *end = p + n;
+	/* (an empty line may come as a NULL buffer: no arithmetic on it) */
 	if (n == 0)
 		return fail(err, ARCA_EFORMAT, "an empty answer line");
+	const uint8_t *end = p + n;
 	if (p[0] == '+') {
 		out->kind = IAPP_CONTINUE;
 		if (n > 2)
