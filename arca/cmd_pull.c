@@ -20,6 +20,7 @@
 #include "buf.h"
 #include "cli.h"
 #include "commands.h"
+#include "imap_opts.h"
 #include "pull.h"
 #include "pull_ipc.h"
 #include "repo.h"
@@ -66,158 +67,6 @@ static const char USAGE[] =
 
 #define EXIT_ALARM 5
 
-struct strv {
-	char **v;
-	size_t n, cap;
-};
-
-static int strv_add(struct strv *s, const char *str, size_t len)
-{
-	if (s->n == s->cap) {
-		size_t cap = s->cap ? s->cap * 2 : 64;
-		char **v = realloc(s->v, cap * sizeof(*v));
-		if (v == NULL)
-			return -1;
-		s->v = v;
-		s->cap = cap;
-	}
-	char *d = strndup(str, len);
-	if (d == NULL)
-		return -1;
-	s->v[s->n++] = d;
-	return 0;
-}
-
-static void strv_free(struct strv *s)
-{
-	for (size_t i = 0; i < s->n; i++)
-		free(s->v[i]);
-	free(s->v);
-}
-
-/* Accounts from text: one per line, first word, '#' comments, repeats dropped. */
-static int accounts_from_text(struct strv *out, const char *text, size_t len)
-{
-	size_t i = 0;
-	while (i < len) {
-		size_t e = i;
-		while (e < len && text[e] != '\n')
-			e++;
-		size_t a = i;
-		while (a < e && isspace((unsigned char)text[a]))
-			a++;
-		size_t b = a;
-		while (b < e && !isspace((unsigned char)text[b]))
-			b++;
-		if (b > a && text[a] != '#') {
-			bool dup = false;
-			for (size_t k = 0; k < out->n && !dup; k++)
-				dup = strlen(out->v[k]) == b - a && memcmp(out->v[k], text + a, b - a) == 0;
-			if (!dup && strv_add(out, text + a, b - a) != 0)
-				return -1;
-		}
-		i = e + 1;
-	}
-	return 0;
-}
-
-static int read_all_fd(FILE *f, struct abuf *b)
-{
-	char buf[65536];
-	size_t n;
-	while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
-		if (abuf_add(b, buf, n) != 0)
-			return -1;
-	return ferror(f) ? -1 : 0;
-}
-
-static int load_accounts(const char *from, struct strv *out)
-{
-	struct abuf b = ABUF_INIT;
-	struct stat st;
-	int rc = 0;
-	if (stat(from, &st) == 0 && S_ISREG(st.st_mode)) {
-		FILE *f = fopen(from, "r");
-		if (f == NULL || read_all_fd(f, &b) != 0)
-			rc = cli_failf("%s: cannot read the account list", from);
-		if (f)
-			fclose(f);
-	} else if (strchr(from, ' ') || from[0] == '|') {
-		const char *cmd = from[0] == '|' ? from + 1 : from;
-		FILE *p = popen(cmd, "r");
-		if (p == NULL)
-			return cli_failf("cannot run %s", cmd);
-		int r = read_all_fd(p, &b);
-		int status = pclose(p);
-		if (r != 0 || status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
-			rc = cli_failf("account command failed (%s): %s", cmd,
-				       WIFEXITED(status) ? "non-zero exit" : "killed");
-	} else {
-		return cli_failf("%s: no such file (a command needs a space or a leading '|')", from);
-	}
-	if (rc == 0 && accounts_from_text(out, (const char *)b.data, b.len) != 0)
-		rc = cli_failf("out of memory");
-	abuf_release(&b);
-	return rc;
-}
-
-static char *read_first_line(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	if (f == NULL)
-		return NULL;
-	char *line = NULL;
-	size_t cap = 0;
-	ssize_t n = getline(&line, &cap, f);
-	fclose(f);
-	if (n < 0) {
-		free(line);
-		return NULL;
-	}
-	while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-		line[--n] = '\0';
-	return line;
-}
-
-struct creds {
-	struct strv names, passwords;
-};
-
-static int load_credentials(const char *path, struct creds *c)
-{
-	FILE *f = fopen(path, "r");
-	if (f == NULL)
-		return cli_failf("%s: cannot open the credentials file", path);
-	char *line = NULL;
-	size_t cap = 0;
-	ssize_t n;
-	int rc = 0;
-	while (rc == 0 && (n = getline(&line, &cap, f)) >= 0) {
-		while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-			line[--n] = '\0';
-		char *p = line;
-		while (isspace((unsigned char)*p))
-			p++;
-		if (*p == '\0' || *p == '#')
-			continue;
-		char *sp = p;
-		while (*sp && !isspace((unsigned char)*sp))
-			sp++;
-		if (*sp == '\0') {
-			rc = cli_failf("%s: a line without a password", path);
-			break;
-		}
-		size_t nl = (size_t)(sp - p);
-		while (isspace((unsigned char)*sp))
-			sp++;
-		if (strv_add(&c->names, p, nl) != 0 || strv_add(&c->passwords, sp, strlen(sp)) != 0)
-			rc = cli_failf("out of memory");
-	}
-	free(line);
-	fclose(f);
-	return rc;
-}
-
 struct ctx {
 	bool json;
 	struct creds creds;
@@ -231,10 +80,7 @@ struct ctx {
 static const char *cred_password(void *vctx, const char *account)
 {
 	struct ctx *c = vctx;
-	for (size_t i = 0; i < c->creds.names.n; i++)
-		if (strcmp(c->creds.names.v[i], account) == 0)
-			return c->creds.passwords.v[i];
-	return NULL;
+	return creds_password(&c->creds, account);
 }
 
 static void on_warn(void *vctx, const char *account, const char *what)
@@ -487,17 +333,15 @@ int cmd_pull(int argc, char **argv)
 		rc = load_accounts(from, &accounts);
 	if (rc == 0 && accounts.n == 0)
 		rc = cli_failf("no accounts to pull");
-	if (rc == 0 && tls == NETCONN_PLAIN && !insecure && strcmp(host, "127.0.0.1") != 0 &&
-	    strcmp(host, "::1") != 0 && strcmp(host, "localhost") != 0)
-		rc = cli_failf("%s: refusing to send passwords without TLS to a host that is not loopback (use --tls, --starttls, or --insecure)", host);
+	if (rc == 0)
+		rc = imap_opts_plain_ok(host, tls != NETCONN_PLAIN, insecure);
 	if (rc) {
 		if (password) {
 			sodium_memzero(password, strlen(password));
 			free(password);
 		}
 		strv_free(&accounts);
-		strv_free(&ctx.creds.names);
-		strv_free(&ctx.creds.passwords);
+		creds_free(&ctx.creds);
 		return rc;
 	}
 	pthread_mutex_init(&ctx.out_lock, NULL);
@@ -554,8 +398,7 @@ int cmd_pull(int argc, char **argv)
 		repo_close(r);
 	free(password);
 	strv_free(&accounts);
-	strv_free(&ctx.creds.names);
-	strv_free(&ctx.creds.passwords);
+	creds_free(&ctx.creds);
 	pthread_mutex_destroy(&ctx.out_lock);
 	if (rc)
 		return rc;

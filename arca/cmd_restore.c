@@ -129,6 +129,9 @@ static int many_done(void *ctx, struct repo *r)
 
 int cmd_restore(int argc, char **argv)
 {
+	/* client-side restore into any IMAP server: its own file */
+	if (argc >= 2 && strcmp(argv[1], "imap") == 0)
+		return cmd_restore_imap(argc - 1, argv + 1);
 	static const struct option opts[] = {
 		{ "repo", required_argument, NULL, 'r' },
 		{ "account", required_argument, NULL, 'a' },

@@ -19,6 +19,12 @@
 
 #include "banned.h"
 
+/* Text without a length prefix (abuf_add_str is the length-prefixed form). */
+static int add_text(struct abuf *b, const char *s)
+{
+	return abuf_add(b, s, strlen(s));
+}
+
 /* ---- small helpers ----------------------------------------------------- */
 
 static bool is_digit(uint8_t b) { return b >= '0' && b <= '9'; }
@@ -963,6 +969,50 @@ static int check_opts(struct sess *s)
 	return 0;
 }
 
+/* Greeting, STARTTLS when asked, AUTHENTICATE: the part every session shares. */
+static int sess_open(struct sess *s)
+{
+	const struct managesieve_opts *o = s->o;
+	int rc = check_opts(s);
+	if (rc == 0)
+		rc = read_caps(s, "greeting");
+	if (rc == 0 && o->net.tls == NETCONN_STARTTLS) {
+		if (!s->caps.starttls)
+			rc = fail(s, ARCA_EIO,
+				  "STARTTLS was asked for but the server does not offer it");
+		if (rc == 0)
+			rc = send_str(s, "STARTTLS\r\n", "STARTTLS");
+		if (rc == 0)
+			rc = expect_ok(s, "STARTTLS", ARCA_EIO);
+		if (rc == 0) {
+			struct arca_err e = { 0 };
+			if ((rc = s->io->start_tls(s->io->ctx, &e)) != 0)
+				fail(s, rc, "STARTTLS: %s", e.msg);
+		}
+		if (rc == 0)
+			rc = read_caps(s, "capabilities after STARTTLS");
+	}
+	if (rc == 0 && !s->caps.sasl_plain)
+		rc = fail(s, ARCA_EIO, "the server does not offer SASL PLAIN (%s%s%s)",
+			  s->caps.sasl ? "it offers \"" : "no SASL capability",
+			  s->caps.sasl ? s->caps.sasl_list : "", s->caps.sasl ? "\"" : "");
+	if (rc == 0)
+		rc = authenticate(s);
+	return rc;
+}
+
+/* The work is done: LOGOUT's fate does not matter. */
+static void sess_logout(struct sess *s)
+{
+	struct arca_err scratch = { 0 };
+	struct sess q = *s;
+	q.err = &scratch;
+	if (send_str(&q, "LOGOUT\r\n", "LOGOUT") == 0)
+		(void)expect_ok(&q, "LOGOUT", ARCA_EIO);
+	s->line = q.line;
+	s->resp = q.resp;
+}
+
 int msieve_session(const struct msieve_io *io, const struct managesieve_opts *o,
 		   const char *peer, struct sieve_scripts *out, struct arca_err *err)
 {
@@ -971,49 +1021,153 @@ int msieve_session(const struct msieve_io *io, const struct managesieve_opts *o,
 	abuf_init(&s.resp);
 	out->v = NULL;
 	out->n = 0;
-	int rc = check_opts(&s);
-	if (rc == 0)
-		rc = read_caps(&s, "greeting");
-	if (rc == 0 && o->net.tls == NETCONN_STARTTLS) {
-		if (!s.caps.starttls)
-			rc = fail(&s, ARCA_EIO,
-				  "STARTTLS was asked for but the server does not offer it");
-		if (rc == 0)
-			rc = send_str(&s, "STARTTLS\r\n", "STARTTLS");
-		if (rc == 0)
-			rc = expect_ok(&s, "STARTTLS", ARCA_EIO);
-		if (rc == 0) {
-			struct arca_err e = { 0 };
-			if ((rc = io->start_tls(io->ctx, &e)) != 0)
-				fail(&s, rc, "STARTTLS: %s", e.msg);
-		}
-		if (rc == 0)
-			rc = read_caps(&s, "capabilities after STARTTLS");
-	}
-	if (rc == 0 && !s.caps.sasl_plain)
-		rc = fail(&s, ARCA_EIO, "the server does not offer SASL PLAIN (%s%s%s)",
-			  s.caps.sasl ? "it offers \"" : "no SASL capability",
-			  s.caps.sasl ? s.caps.sasl_list : "", s.caps.sasl ? "\"" : "");
-	if (rc == 0)
-		rc = authenticate(&s);
+	int rc = sess_open(&s);
 	if (rc == 0)
 		rc = listscripts(&s, out);
 	for (size_t i = 0; rc == 0 && i < out->n; i++)
 		rc = getscript(&s, &out->v[i]);
-	if (rc == 0) {
-		/* the scripts are in hand: LOGOUT's fate does not matter */
-		struct arca_err scratch = { 0 };
-		struct sess q = s;
-		q.err = &scratch;
-		if (send_str(&q, "LOGOUT\r\n", "LOGOUT") == 0)
-			(void)expect_ok(&q, "LOGOUT", ARCA_EIO);
-		s.line = q.line;
-		s.resp = q.resp;
-	}
+	if (rc == 0)
+		sess_logout(&s);
 	abuf_release(&s.line);
 	abuf_release(&s.resp);
 	if (rc)
 		sieve_scripts_release(out);
+	return rc;
+}
+
+/* ---- restoring: PUTSCRIPT and SETACTIVE ----------------------------------- */
+
+/* "VERB name" with the name quoted (or as a literal), CRLF. */
+static int name_cmd(struct sess *s, const char *verb, const char *name, struct abuf *cmd)
+{
+	abuf_reset(cmd);
+	if (add_text(cmd, verb) || abuf_add_u8(cmd, ' ') ||
+	    msieve_quote(name, strlen(name), cmd))
+		return fail(s, ARCA_ENOMEM, "out of memory");
+	return 0;
+}
+
+static void put_what(char *what, size_t cap, const char *verb, const char *name)
+{
+	size_t nl = strlen(name);
+	snprintf(what, cap, "%s \"%.*s\"%s", verb, utf8_prefix(name, nl, 64), name,
+		 nl > 64 ? "..." : "");
+}
+
+static int putscript(struct sess *s, const struct msieve_put *p)
+{
+	char what[128];
+	put_what(what, sizeof(what), "PUTSCRIPT", p->name);
+	struct abuf cmd = ABUF_INIT;
+	int rc = name_cmd(s, "PUTSCRIPT", p->name, &cmd);
+	/* RFC 5804 4: a client's literal may always be non-synchronizing */
+	if (rc == 0 && abuf_printf(&cmd, " {%zu+}\r\n", p->len))
+		rc = fail(s, ARCA_ENOMEM, "out of memory");
+	if (rc == 0)
+		rc = io_write(s, cmd.data, cmd.len, what);
+	if (rc == 0 && p->len > 0)
+		rc = io_write(s, p->data, p->len, what);
+	if (rc == 0)
+		rc = io_write(s, "\r\n", 2, what);
+	abuf_release(&cmd);
+	if (rc == 0)
+		rc = expect_ok(s, what, ARCA_EIO);
+	return rc;
+}
+
+static int setactive(struct sess *s, const char *name)
+{
+	char what[128];
+	put_what(what, sizeof(what), "SETACTIVE", name);
+	struct abuf cmd = ABUF_INIT;
+	int rc = name_cmd(s, "SETACTIVE", name, &cmd);
+	if (rc == 0 && abuf_add(&cmd, "\r\n", 2))
+		rc = fail(s, ARCA_ENOMEM, "out of memory");
+	if (rc == 0)
+		rc = io_write(s, cmd.data, cmd.len, what);
+	abuf_release(&cmd);
+	if (rc == 0)
+		rc = expect_ok(s, what, ARCA_EIO);
+	return rc;
+}
+
+static int check_puts(struct sess *s, const struct msieve_put *v, size_t n)
+{
+	size_t active = 0;
+	if (n > MSIEVE_SCRIPTS_MAX)
+		return fail(s, ARCA_ELIMIT, "more than %d scripts", MSIEVE_SCRIPTS_MAX);
+	for (size_t i = 0; i < n; i++) {
+		struct arca_err e = { 0 };
+		if (v[i].name == NULL ||
+		    msieve_name_check((const uint8_t *)v[i].name, strlen(v[i].name), &e) != 0)
+			return fail(s, ARCA_EINVAL, "script %zu: not a valid name: %s", i,
+				    v[i].name ? e.msg : "none");
+		if (v[i].len > MSIEVE_SCRIPT_MAX || (v[i].len > 0 && v[i].data == NULL))
+			return fail(s, ARCA_EINVAL, "script %zu: larger than %u bytes", i,
+				    MSIEVE_SCRIPT_MAX);
+		if (v[i].active && ++active > 1)
+			return fail(s, ARCA_EINVAL, "more than one active script");
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(v[i].name, v[j].name) == 0)
+				return fail(s, ARCA_EINVAL, "script %zu: a name given twice", i);
+	}
+	return 0;
+}
+
+int msieve_put_session(const struct msieve_io *io, const struct managesieve_opts *o,
+		       const char *peer, const struct msieve_put *v, size_t n,
+		       struct msieve_put_result *res, struct arca_err *err)
+{
+	struct sess s = { .io = io, .o = o, .peer = peer ? peer : "?", .err = err };
+	abuf_init(&s.line);
+	abuf_init(&s.resp);
+	memset(res, 0, sizeof(*res));
+	struct sieve_scripts have = { 0 };
+	int rc = check_puts(&s, v, n);
+	if (rc == 0)
+		rc = sess_open(&s);
+	if (rc == 0)
+		rc = listscripts(&s, &have);
+	/* the content of those we would write over, to leave equal ones be */
+	for (size_t i = 0; rc == 0 && i < have.n; i++)
+		for (size_t j = 0; j < n; j++)
+			if (strcmp(have.v[i].name, v[j].name) == 0) {
+				rc = getscript(&s, &have.v[i]);
+				break;
+			}
+	const char *server_active = NULL;
+	for (size_t i = 0; rc == 0 && i < have.n; i++)
+		if (have.v[i].active)
+			server_active = have.v[i].name;
+	for (size_t j = 0; rc == 0 && j < n; j++) {
+		const struct sieve_script *h = NULL;
+		for (size_t i = 0; i < have.n && h == NULL; i++)
+			if (strcmp(have.v[i].name, v[j].name) == 0)
+				h = &have.v[i];
+		if (h && h->len == v[j].len && (v[j].len == 0 || memcmp(h->data, v[j].data, v[j].len) == 0)) {
+			res->same++;
+			continue;
+		}
+		rc = putscript(&s, &v[j]);
+		if (rc == 0)
+			res->put++;
+	}
+	for (size_t j = 0; rc == 0 && j < n; j++) {
+		if (!v[j].active)
+			continue;
+		if (server_active && strcmp(server_active, v[j].name) == 0) {
+			res->active_already = true;
+			break;
+		}
+		rc = setactive(&s, v[j].name);
+		if (rc == 0)
+			res->activated = true;
+	}
+	if (rc == 0)
+		sess_logout(&s);
+	sieve_scripts_release(&have);
+	abuf_release(&s.line);
+	abuf_release(&s.resp);
 	return rc;
 }
 
@@ -1124,6 +1278,24 @@ int managesieve_fetch_all(const struct managesieve_opts *o, struct sieve_scripts
 		return rc;
 	struct msieve_io io = { c, nc_read_line, nc_read_exact, nc_write_all, nc_start_tls };
 	rc = msieve_session(&io, o, peer, out, err);
+	netconn_free(c);
+	return rc;
+}
+
+int managesieve_put_all(const struct managesieve_opts *o, const struct msieve_put *v, size_t n,
+			struct msieve_put_result *res, struct arca_err *err)
+{
+	memset(res, 0, sizeof(*res));
+	if (o == NULL || o->net.host == NULL || o->net.host[0] == '\0')
+		return arca_err_set(err, ARCA_EINVAL, "managesieve: no server to connect to");
+	char peer[300];
+	snprintf(peer, sizeof(peer), "%s:%u", o->net.host, (unsigned)o->net.port);
+	struct netconn *c;
+	int rc = netconn_open(&o->net, &c, err);
+	if (rc)
+		return rc;
+	struct msieve_io io = { c, nc_read_line, nc_read_exact, nc_write_all, nc_start_tls };
+	rc = msieve_put_session(&io, o, peer, v, n, res, err);
 	netconn_free(c);
 	return rc;
 }

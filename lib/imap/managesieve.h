@@ -108,6 +108,39 @@ struct managesieve_opts {
 int managesieve_fetch_all(const struct managesieve_opts *o, struct sieve_scripts *out,
 			  struct arca_err *err);
 
+/* ---- restoring --------------------------------------------------------- */
+
+/* A script to put on the server: name as msieve_name_check allows it,
+ * data of at most MSIEVE_SCRIPT_MAX bytes (not copied). */
+struct msieve_put {
+	const char *name;
+	const uint8_t *data;
+	size_t len;
+	bool active;
+};
+
+struct msieve_put_result {
+	size_t put;             /* PUTSCRIPT sent (missing, or other content) */
+	size_t same;            /* already there with the same bytes: left alone */
+	bool activated;         /* SETACTIVE sent */
+	bool active_already;    /* the active one was already active */
+};
+
+/*
+ * Restore scripts: log in, LISTSCRIPTS, GETSCRIPT each listed script that
+ * has the name of one of v[] (to compare), PUTSCRIPT those missing or
+ * different (as a non-synchronizing literal), SETACTIVE the one marked
+ * active unless it already is, LOGOUT.  Scripts on the server that v[] does
+ * not name are left alone, and so is the server's active script when none
+ * of v[] is active.  Names must be distinct, at most one active
+ * (ARCA_EINVAL otherwise, before connecting).  A refused PUTSCRIPT (e.g.
+ * a script the server's Sieve does not accept, or over quota) is ARCA_EIO
+ * with the server's words; the scripts put before it stay.  Other errors
+ * as managesieve_fetch_all.
+ */
+int managesieve_put_all(const struct managesieve_opts *o, const struct msieve_put *v, size_t n,
+			struct msieve_put_result *res, struct arca_err *err);
+
 /* ---- the session over an I/O table (tests, fuzzer) --------------------- */
 
 /*
@@ -133,6 +166,11 @@ struct msieve_io {
  */
 int msieve_session(const struct msieve_io *io, const struct managesieve_opts *o,
 		   const char *peer, struct sieve_scripts *out, struct arca_err *err);
+
+/* managesieve_put_all's dialogue after the connection is open. */
+int msieve_put_session(const struct msieve_io *io, const struct managesieve_opts *o,
+		       const char *peer, const struct msieve_put *v, size_t n,
+		       struct msieve_put_result *res, struct arca_err *err);
 
 /*
  * A canned server in memory: reads come from `in` (not copied; must outlive

@@ -981,6 +981,140 @@ static void test_session_options(void)
 
 /* ---- the live client for the integration test -------------------------- */
 
+/* ---- restoring: PUTSCRIPT and SETACTIVE -------------------------------- */
+
+static int put_session(const char *in, size_t n, const struct msieve_put *v, size_t nv,
+		       struct msieve_put_result *res, struct msieve_memio *m, struct arca_err *err)
+{
+	struct msieve_io io;
+	struct managesieve_opts o = { .net = { .tls = NETCONN_PLAIN }, .authcid = "alice",
+				      .password = "pw" };
+	msieve_memio_init(m, in, n, &io);
+	int rc = msieve_put_session(&io, &o, "sieve.example.test:4190", v, nv, res, err);
+	if (rc != 0 && (err->code != rc || strstr(err->msg, "sieve.example.test:4190") == NULL))
+		rc = 99;
+	return rc;
+}
+
+static bool sent_eq(const struct msieve_memio *m, const char *want, size_t n)
+{
+	if (m->sent.len == n && memcmp(m->sent.data, want, n) == 0)
+		return true;
+	fprintf(stderr, "  sent \"%.*s\"\n  want \"%.*s\"\n", (int)m->sent.len,
+		(const char *)m->sent.data, (int)n, want);
+	return false;
+}
+
+static void test_put_session(void)
+{
+	/* the server has "old" (other content, active) and "same" (equal):
+	 * "old" is put again, "same" left alone, "new" put and activated */
+	static const char in[] =
+		GREETING
+		"OK \"Logged in.\"\r\n"
+		"\"old\" ACTIVE\r\n"
+		"\"same\"\r\n"
+		"\"other\"\r\n"
+		"OK \"Listscripts completed.\"\r\n"
+		"{5}\r\nstop;\r\n"
+		"OK\r\n"
+		"{6}\r\nkeep;\n\r\n"
+		"OK\r\n"
+		"OK\r\n"
+		"OK (WARNINGS) \"line 1: something\"\r\n"
+		"OK \"setactive done\"\r\n"
+		"OK \"Logout completed.\"\r\n";
+	static const uint8_t d_old[] = "keep;\n", d_same[] = "keep;\n", d_new[] = "bin\0\r\n";
+	struct msieve_put v[3] = {
+		{ .name = "old", .data = d_old, .len = 6 },
+		{ .name = "same", .data = d_same, .len = 6 },
+		{ .name = "n\"ew", .data = d_new, .len = 6, .active = true },
+	};
+	struct msieve_memio m;
+	struct msieve_put_result res;
+	struct arca_err err = { 0 };
+	CHECK_EQ_INT(put_session(in, sizeof(in) - 1, v, 3, &res, &m, &err), 0);
+	if (err.code)
+		fprintf(stderr, "  %s\n", err.msg);
+	CHECK_EQ_INT(res.put, 2);
+	CHECK_EQ_INT(res.same, 1);
+	CHECK(res.activated);
+	CHECK(!res.active_already);
+	static const char want[] =
+		AUTH_ALICE "LISTSCRIPTS\r\nGETSCRIPT \"old\"\r\nGETSCRIPT \"same\"\r\n"
+		"PUTSCRIPT \"old\" {6+}\r\nkeep;\n\r\n"
+		"PUTSCRIPT \"n\\\"ew\" {6+}\r\nbin\0\r\n\r\n"
+		"SETACTIVE \"n\\\"ew\"\r\nLOGOUT\r\n";
+	CHECK(sent_eq(&m, want, sizeof(want) - 1));
+	msieve_memio_release(&m);
+
+	/* everything already there and active: nothing put, no SETACTIVE */
+	static const char in2[] =
+		GREETING
+		"OK\r\n"
+		"\"same\" ACTIVE\r\n"
+		"OK\r\n"
+		"{6}\r\nkeep;\n\r\n"
+		"OK\r\n"
+		"OK\r\n";
+	struct msieve_put one = { .name = "same", .data = d_same, .len = 6, .active = true };
+	CHECK_EQ_INT(put_session(in2, sizeof(in2) - 1, &one, 1, &res, &m, &err), 0);
+	CHECK_EQ_INT(res.put, 0);
+	CHECK_EQ_INT(res.same, 1);
+	CHECK(!res.activated);
+	CHECK(res.active_already);
+	static const char want2[] = AUTH_ALICE "LISTSCRIPTS\r\nGETSCRIPT \"same\"\r\nLOGOUT\r\n";
+	CHECK(sent_eq(&m, want2, sizeof(want2) - 1));
+	msieve_memio_release(&m);
+}
+
+static void test_put_refusals(void)
+{
+	static const uint8_t d[] = "keep;";
+	struct msieve_put v = { .name = "x", .data = d, .len = 5, .active = true };
+	struct msieve_memio m;
+	struct msieve_put_result res;
+	struct arca_err err = { 0 };
+	/* a script the server's Sieve rejects: the error names it and the
+	 * server's words; no SETACTIVE after it */
+	static const char in[] = GREETING "OK\r\nOK\r\nNO \"line 1: unknown command 'kep'\"\r\n";
+	CHECK_EQ_INT(put_session(in, sizeof(in) - 1, &v, 1, &res, &m, &err), ARCA_EIO);
+	CHECK(strstr(err.msg, "PUTSCRIPT \"x\"") != NULL);
+	CHECK(strstr(err.msg, "unknown command") != NULL);
+	CHECK(memmem(m.sent.data, m.sent.len, "SETACTIVE", 9) == NULL);
+	msieve_memio_release(&m);
+	/* SETACTIVE refused */
+	static const char in2[] = GREETING "OK\r\nOK\r\nOK\r\nNO (NONEXISTENT) \"no such\"\r\n";
+	memset(&err, 0, sizeof(err));
+	CHECK_EQ_INT(put_session(in2, sizeof(in2) - 1, &v, 1, &res, &m, &err), ARCA_EIO);
+	CHECK(strstr(err.msg, "SETACTIVE") != NULL);
+	CHECK_EQ_INT(res.put, 1);
+	msieve_memio_release(&m);
+	/* over quota, TRYLATER */
+	static const char in3[] = GREETING "OK\r\nOK\r\nNO (QUOTA/MAXSIZE) \"too big\"\r\n";
+	memset(&err, 0, sizeof(err));
+	CHECK_EQ_INT(put_session(in3, sizeof(in3) - 1, &v, 1, &res, &m, &err), ARCA_EIO);
+	CHECK(strstr(err.msg, "QUOTA/MAXSIZE") != NULL);
+	msieve_memio_release(&m);
+	/* bad arguments are refused before a byte is sent */
+	struct msieve_put two[2] = { v, v };
+	memset(&err, 0, sizeof(err));
+	CHECK_EQ_INT(put_session(in, sizeof(in) - 1, two, 2, &res, &m, &err), ARCA_EINVAL);
+	CHECK_EQ_INT(m.sent.len, 0);
+	msieve_memio_release(&m);
+	struct msieve_put bad = { .name = "a\nb", .data = d, .len = 5 };
+	CHECK_EQ_INT(put_session(in, sizeof(in) - 1, &bad, 1, &res, &m, &err), ARCA_EINVAL);
+	msieve_memio_release(&m);
+	two[1].name = "y";
+	CHECK_EQ_INT(put_session(in, sizeof(in) - 1, two, 2, &res, &m, &err), ARCA_EINVAL);   /* two active */
+	msieve_memio_release(&m);
+	/* the connection closing half-way */
+	static const char in4[] = GREETING "OK\r\nOK\r\n";
+	memset(&err, 0, sizeof(err));
+	CHECK_EQ_INT(put_session(in4, sizeof(in4) - 1, &v, 1, &res, &m, &err), ARCA_EIO);
+	msieve_memio_release(&m);
+}
+
 static int live(int argc, char **argv)
 {
 	if (argc < 6) {
@@ -1051,5 +1185,7 @@ int main(int argc, char **argv)
 	RUN(test_session_limits);
 	RUN(test_session_names);
 	RUN(test_session_options);
+	RUN(test_put_session);
+	RUN(test_put_refusals);
 	HARNESS_EXIT();
 }

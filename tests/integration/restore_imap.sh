@@ -1,0 +1,190 @@
+#!/bin/bash
+# `arca restore imap` on a real Dovecot: three accounts filled with real mail
+# (folders with special-use and non-ASCII names, flags, keywords, a Sieve
+# script, subscriptions, a message twice, messages without Message-ID, one
+# with bare "From " lines and one of 3 MiB), pulled with `arca pull imap`, the
+# mail store wiped, then put back over IMAP for all accounts with the master
+# user.  The IMAP view afterwards equals the one before except UIDVALIDITY
+# and UIDs (messages matched in order: same bytes, flags, keywords,
+# INTERNALDATE, folders, special-use, subscriptions); the Sieve scripts are
+# back and the active one is active.  A second run appends nothing.  A
+# restore killed midway (after a batch, and between sending an APPEND and
+# reading its answer) is run again: nothing is duplicated, all is there.
+set -u
+. "$(dirname "$0")/../lib/common.sh"
+. "$ARCA_ROOT/tests/lib/dovecot.sh"
+. "$ARCA_ROOT/tests/lib/corpus.sh"
+PY=/usr/bin/python3
+TOOLS=$ARCA_ROOT/tests/tools
+export ARCA_PASSPHRASE=rimap-pass ARCA_TEST_FAST_KDF=1
+T=$(test_tmpdir rimap)
+trap 'dovecot_stop "$T/dc" >/dev/null 2>&1; _test_cleanup' EXIT
+ACCTS="alice@example.test bob@example.test carol@other.test"
+CORPUS=$(corpus_dir) || { echo "not ok - corpus available"; exit 1; }
+echo masterpw >"$T/masterpw"
+printf '%s\n' $ACCTS >"$T/accounts"
+D=$T/dc
+dovecot_start "$D" maildirpp >/dev/null || { echo "not ok - dovecot starts"; exit 1; }
+R=$T/repo
+"$ARCA" init --repo "$R" --restore-key "$T/rk" >/dev/null
+
+dump_all() {  # TAG
+	local a
+	for a in $ACCTS; do
+		$PY "$TOOLS/imapdump.py" -o "$T/$1-$a.json" 127.0.0.1 "$DOVECOT_IMAP_PORT" "$a*admin" masterpw || return 1
+	done
+}
+# Equal but for UIDVALIDITY, UIDNEXT and UIDs: messages in UID order.
+same_view() {  # A.json B.json
+	$PY - "$1" "$2" <<'PY'
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+out = []
+fa, fb = a['folders'], b['folders']
+for n in sorted(set(fa) ^ set(fb)):
+    out.append('folder only in %s: %s' % ('before' if n in fa else 'after', n))
+for n in sorted(set(fa) & set(fb)):
+    x, y = fa[n], fb[n]
+    for k in sorted(set(x) | set(y)):
+        if k in ('uidvalidity', 'uidnext', 'messages'):
+            continue
+        if x.get(k) != y.get(k):
+            out.append('%s: %s %r != %r' % (n, k, x.get(k), y.get(k)))
+    mx = [(m['flags'], m['internaldate'], m['size'], m['sha256']) for m in x.get('messages', [])]
+    my = [(m['flags'], m['internaldate'], m['size'], m['sha256']) for m in y.get('messages', [])]
+    if mx != my:
+        out.append('%s: %d messages before, %d after; first difference: %r'
+                   % (n, len(mx), len(my), next(((p, q) for p, q in zip(mx, my) if p != q), None)))
+for l in out[:20]:
+    print(l)
+sys.exit(1 if out else 0)
+PY
+}
+restore() {  # extra args...; stdout in $T/restore.out, stderr in $T/restore.err
+	"$ARCA" restore imap --repo "$R" --restore-key "$T/rk" --host 127.0.0.1 \
+		--port "$DOVECOT_IMAP_PORT" --master-user admin --password-file "$T/masterpw" \
+		"$@" >"$T/restore.out" 2>"$T/restore.err"
+}
+total() {  # KEY: the sum over the JSON lines of the last restore
+	$PY -c 'import json,sys
+print(sum(json.loads(l)[sys.argv[2]] for l in open(sys.argv[1]) if l.strip()))' "$T/restore.out" "$1"
+}
+wipe() {
+	dovecot_stop "$D" >/dev/null
+	rm -rf "$DOVECOT_MAIL_ROOT"
+	dovecot_start "$D" maildirpp >/dev/null
+}
+
+check "populate 3 accounts (real mail, folders, flags, keywords, a Sieve script)" \
+	$PY "$TOOLS/populate.py" --host 127.0.0.1 --imap-port "$DOVECOT_IMAP_PORT" \
+	--lmtp-port "$DOVECOT_LMTP_PORT" --sieve-port "$DOVECOT_SIEVE_PORT" \
+	--master-user admin --master-password masterpw \
+	--accounts "${ACCTS// /,}" --messages-dir "$CORPUS" --count 40 --seed 11
+# what populate does not make: the same message twice in a folder, messages
+# without Message-ID (two of the same date and size, differing after the
+# header), lines starting "From " in a body, a 3 MiB message, a second
+# Sieve script (inactive)
+check "add duplicates, messages without Message-ID, 'From ' lines, a large one" $PY - "$DOVECOT_IMAP_PORT" "$TOOLS" <<'PY'
+import sys
+sys.path.insert(0, sys.argv[2])
+from imapdump import ImapClient, quote
+c = ImapClient('127.0.0.1', sys.argv[1]); c.login('alice@example.test*admin', 'masterpw')
+def append(box, flags, date, msg):
+    c.command('APPEND %s (%s) "%s" %%L' % (quote(box), flags, date), [msg])
+twice = b'From: a@x.test\r\nTo: alice@example.test\r\nSubject: twice\r\nMessage-ID: <twice@x.test>\r\n\r\nsame\r\n'
+append('INBOX', '\\Seen', '01-Feb-2020 10:00:00 +0000', twice)
+append('INBOX', '\\Seen', '01-Feb-2020 10:00:00 +0000', twice)
+for body in (b'first\r\n', b'other\r\n'):
+    append('INBOX', '$label1', '02-Feb-2020 11:00:00 +0000',
+           b'From: n@x.test\r\nSubject: no id\r\n\r\n' + body)
+append('Archive', '\\Flagged', '03-Mar-2021 12:00:00 +0000',
+       b'From: f@x.test\r\nSubject: from lines\r\nMessage-ID: <from@x.test>\r\n\r\n'
+       b'From here on\r\n>From quoted once\r\n>>From twice\r\nnot From\r\nFrom\r\n')
+big = b'From: big@x.test\r\nSubject: 3 MiB\r\nMessage-ID: <big@x.test>\r\n\r\n' + \
+      b''.join(b'%07d abcdefghijklmnopqrstuvwxyz 0123456789 ABCDEFGHIJKLMNOPQRSTUVWXYZ\r\n' % i for i in range(42000))
+append('Archiv', '', '04-Apr-2022 13:00:00 +0000', big)
+c.logout()
+PY
+check "a second, inactive Sieve script for alice" $PY - "$DOVECOT_SIEVE_PORT" <<'PY'
+import base64, socket, sys
+s = socket.create_connection(('127.0.0.1', int(sys.argv[1])), 30); f = s.makefile('rb')
+def ok():
+    while True:
+        l = f.readline()
+        if l[:2].upper() == b'OK': return
+        if l[:2].upper() == b'NO' or not l: raise SystemExit('managesieve: %r' % l)
+ok()
+s.sendall(b'AUTHENTICATE "PLAIN" "%s"\r\n' % base64.b64encode(b'alice@example.test\0admin\0masterpw')); ok()
+script = b'# spare\r\nkeep;\r\n'
+s.sendall(b'PUTSCRIPT "spare \xc3\xa9" {%d+}\r\n%s\r\n' % (len(script), script)); ok()
+PY
+check "pull the 3 accounts (with Sieve)" "$ARCA" pull imap --repo "$R" --host 127.0.0.1 \
+	--port "$DOVECOT_IMAP_PORT" --master-user admin --password-file "$T/masterpw" \
+	--accounts-from "$T/accounts" --sieve-port "$DOVECOT_SIEVE_PORT"
+check "dump the accounts" dump_all before
+cp -a "$DOVECOT_MAIL_ROOT/example.test/alice/sieve" "$T/alice-sieve"
+active_before=$(readlink "$DOVECOT_MAIL_ROOT/example.test/alice/.dovecot.sieve")
+nmsgs=$($PY -c 'import json,sys
+print(sum(len(f.get("messages", [])) for p in sys.argv[1:] for f in json.load(open(p))["folders"].values()))' "$T"/before-*.json)
+
+# ---- wipe, restore everything
+wipe || { echo "not ok - dovecot restarts on an empty store"; exit 1; }
+restore --all --sieve-port "$DOVECOT_SIEVE_PORT" --json
+expect_eq "restore imap --all exits 0" "$?" 0
+expect_eq "every message appended ($nmsgs)" "$(total appended)" "$nmsgs"
+expect_eq "nothing was 'already there'" "$(total already)" 0
+check "dump after the restore" dump_all after
+for a in $ACCTS; do
+	check "$a: IMAP view equals the one before (but UIDs)" same_view "$T/before-$a.json" "$T/after-$a.json"
+done
+check "alice's Sieve scripts are back byte for byte" diff -r -x tmp "$T/alice-sieve" "$DOVECOT_MAIL_ROOT/example.test/alice/sieve"
+expect_eq "alice's active Sieve script is active again" \
+	"$(readlink "$DOVECOT_MAIL_ROOT/example.test/alice/.dovecot.sieve")" "$active_before"
+check "the JSON says 2 scripts put and one activated" $PY -c 'import json,sys
+o=[o for o in map(json.loads, open(sys.argv[1])) if o["account"]=="alice@example.test"][0]
+assert o["sieve_put"]==2 and o["sieve_activated"], o' "$T/restore.out"
+
+# ---- a second run: everything is already there
+restore --all --sieve-port "$DOVECOT_SIEVE_PORT" --json
+expect_eq "a second run exits 0" "$?" 0
+expect_eq "a second run appends nothing" "$(total appended)" 0
+expect_eq "a second run finds all $nmsgs already there" "$(total already)" "$nmsgs"
+check "a second run leaves the Sieve scripts alone" $PY -c 'import json,sys
+o=[o for o in map(json.loads, open(sys.argv[1])) if o["account"]=="alice@example.test"][0]
+assert o["sieve_put"]==0 and o["sieve_same"]==2 and not o["sieve_activated"], o' "$T/restore.out"
+check "dump after the second run" dump_all again
+for a in $ACCTS; do
+	check "$a: unchanged by the second run" same_view "$T/after-$a.json" "$T/again-$a.json"
+done
+restore --account bob@example.test
+check "the text report says 'already there' per folder" grep -q "bob@example.test: INBOX: appended 0, already there" "$T/restore.out"
+
+# ---- interrupted restores: killed after a batch, and between an APPEND
+# ---- and its answer (the server has it, we never saw OK)
+wipe || { echo "not ok - dovecot restarts on an empty store"; exit 1; }
+for n in 3 8 14; do
+	( ARCA_FAULT=crash:$n "$ARCA_FAST" restore imap --repo "$R" --restore-key "$T/rk" --host 127.0.0.1 \
+		--port "$DOVECOT_IMAP_PORT" --master-user admin --password-file "$T/masterpw" \
+		--account alice@example.test --batch 4 >/dev/null 2>&1; exit $? ) 2>/dev/null
+	expect_eq "a restore killed at crash point $n" "$?" 137
+done
+restore --account alice@example.test --batch 4 --json
+expect_eq "the re-run completes" "$?" 0
+got=$(total already)
+if [ "$got" -gt 0 ]; then echo "ok - the re-run found $got messages the killed runs had appended"; else echo "not ok - the re-run found nothing already there"; _test_failed=1; fi
+check "dump alice after the interrupted restores" $PY "$TOOLS/imapdump.py" -o "$T/int-alice.json" 127.0.0.1 "$DOVECOT_IMAP_PORT" "alice@example.test*admin" masterpw
+check "alice: no duplicate, nothing missing (view equals the one before)" same_view "$T/before-alice@example.test.json" "$T/int-alice.json"
+
+# ---- one message, into another account, with MULTIAPPEND off the table
+uid=$($PY -c 'import json,sys
+print(json.load(open(sys.argv[1]))["folders"]["Archive"]["messages"][0]["uid"])' "$T/before-alice@example.test.json")
+restore --account alice@example.test --to-account carol@other.test --folder Archive --uid "$uid" --json
+expect_eq "one message restored into another account" "$(total appended)" 1
+restore --account alice@example.test --to-account carol@other.test --folder Archive --uid "$uid" --json
+expect_eq "... and not twice" "$(total already)" 1
+restore --account alice@example.test --folder Nowhere
+expect_eq "an unknown folder is an error (exit 1)" "$?" 1
+check "... that names it" grep -q "no folder Nowhere" "$T/restore.err"
+restore --account alice@example.test --snapshot 0000 --folder INBOX
+expect_eq "an unknown snapshot is an error" "$?" 1
+test_done
