@@ -1,0 +1,2 @@
+/* imapd_mime.c: being written (placeholder until its helper lands it). */
+typedef int arca_placeholder_imapd_mime;

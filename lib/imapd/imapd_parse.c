@@ -1,0 +1,2 @@
+/* imapd_parse.c: being written (placeholder until its helper lands it). */
+typedef int arca_placeholder_imapd_parse;

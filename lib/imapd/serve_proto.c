@@ -1,0 +1,2 @@
+/* serve_proto.c: being written (placeholder until its helper lands it). */
+typedef int arca_placeholder_serve_proto;
