@@ -90,6 +90,12 @@ struct imapd_mime {
 	size_t nparts;
 };
 
+/* Raw text (abuf_add_str is length-prefixed, for records). */
+static int add_str(struct abuf *b, const char *s)
+{
+	return abuf_add(b, s, strlen(s));
+}
+
 /* ---- header lines ---------------------------------------------------- */
 
 /* End of the line starting at pos (index after its LF, or end). */
@@ -262,7 +268,7 @@ static int put_string(struct abuf *out, const char *s, size_t n)
 
 static int put_cstring(struct abuf *out, const char *s)
 {
-	return s ? put_string(out, s, strlen(s)) : abuf_add_str(out, "NIL");
+	return s ? put_string(out, s, strlen(s)) : add_str(out, "NIL");
 }
 
 /* Dovecot's imap_append_string_for_humans(): runs of blanks become one
@@ -319,7 +325,7 @@ static int put_human(struct abuf *out, const char *s, size_t n)
 		return abuf_add_u8(out, '"');
 	}
 	if (n == remove)
-		return abuf_add_str(out, "\"\"");
+		return add_str(out, "\"\"");
 	if ((r = abuf_printf(out, "{%zu}\r\n", n - remove)) < 0)
 		return r;
 	if ((r = abuf_reserve(out, n - remove)) < 0)
@@ -364,7 +370,7 @@ static int put_human(struct abuf *out, const char *s, size_t n)
 static int put_value(struct abuf *out, const struct imapd_mime *m, const struct span *sp)
 {
 	if (!sp->set)
-		return abuf_add_str(out, "NIL");
+		return add_str(out, "NIL");
 	size_t n;
 	char *v = value_dup(m->msg, sp->off, sp->len, &n);
 	if (v == NULL)
@@ -484,7 +490,7 @@ static int put_params(struct abuf *out, clist *l, bool default_charset)
 				continue;
 			if (strcasecmp(pa->pa_name, "charset") == 0)
 				charset = true;
-			if ((r = abuf_add_str(out, any ? " " : "(")) < 0 ||
+			if ((r = add_str(out, any ? " " : "(")) < 0 ||
 			    (r = put_cstring(out, pa->pa_name)) < 0 ||
 			    (r = abuf_add_u8(out, ' ')) < 0 ||
 			    (r = put_cstring(out, pa->pa_value)) < 0)
@@ -493,12 +499,12 @@ static int put_params(struct abuf *out, clist *l, bool default_charset)
 		}
 	}
 	if (default_charset && !charset) {
-		if ((r = abuf_add_str(out, any ? " " : "(")) < 0 ||
-		    (r = abuf_add_str(out, "\"charset\" \"us-ascii\"")) < 0)
+		if ((r = add_str(out, any ? " " : "(")) < 0 ||
+		    (r = add_str(out, "\"charset\" \"us-ascii\"")) < 0)
 			return r;
 		any = true;
 	}
-	return abuf_add_str(out, any ? ")" : "NIL");
+	return add_str(out, any ? ")" : "NIL");
 }
 
 /* ---- the part tree ---------------------------------------------------- */
@@ -552,13 +558,15 @@ static void collect_fields(struct imapd_mime *m, struct part *p)
 	}
 }
 
-/* Does the part's Content-* count?  A message's own header only with a
- * MIME-Version field; a body part of a multipart always (Dovecot's
- * MESSAGE_PART_FLAG_IS_MIME). */
+/* Does the part's Content-* count?  In a message's own header only with a
+ * MIME-Version or a Content-Type field (Dovecot's MESSAGE_PART_FLAG_IS_MIME:
+ * corpus mail with "Content-Type: text/plain; encoding=utf-8" and no
+ * MIME-Version is sent with its parameter, one with only
+ * "Content-Transfer-Encoding: 8BIT" as "7bit"); in a body part always. */
 static bool part_is_mime(const struct part *p)
 {
 	if (p->flags & PF_MESSAGE)
-		return p->f[CF_MIME_VERSION].set;
+		return p->f[CF_MIME_VERSION].set || p->f[CF_TYPE].set;
 	return true;
 }
 
@@ -657,13 +665,11 @@ static int parse_entity(struct imapd_mime *m, struct part *parent, size_t start,
 	bool room = depth < IMAPD_MIME_DEPTH_MAX && m->nparts < MIME_PARTS_MAX;
 
 	if (multipart) {
+		/* without a boundary, or past the limits, a multipart has no
+		 * parts: Dovecot writes it as one empty text/plain part */
+		p->flags |= PF_MULTIPART;
 		const char *b = param_get(p->params, "boundary");
-		if (b == NULL || *b == '\0') {
-			p->flags |= PF_OPAQUE;   /* no boundary: no parts */
-		} else if (!room) {
-			p->flags |= PF_OPAQUE;
-		} else {
-			p->flags |= PF_MULTIPART;
+		if (b != NULL && *b != '\0' && room) {
 			bool digest = p->subtype && strcasecmp(p->subtype, "digest") == 0;
 			int r = split_multipart(m, p, b, depth, digest);
 			if (r < 0)
@@ -726,24 +732,67 @@ enum efield {
 	EF_IN_REPLY_TO, EF_MESSAGE_ID, EF_COUNT
 };
 
+/* "addr@host (Real Name)": libetpan drops the comment, Dovecot sends it
+ * as the name when there is no phrase.  Finds the addr-spec in the raw
+ * value from *cursor on and returns the comment right after it (without
+ * its parentheses), or NULL. */
+static char *trailing_comment(const char *v, size_t n, size_t *cursor, const char *spec)
+{
+	size_t sl = strlen(spec);
+	if (sl == 0 || *cursor >= n)
+		return NULL;
+	const char *hit = memmem(v + *cursor, n - *cursor, spec, sl);
+	if (hit == NULL)
+		return NULL;
+	size_t i = (size_t)(hit - v) + sl;
+	*cursor = i;
+	if (i < n && v[i] == '>')
+		return NULL;          /* <addr> form: libetpan had the phrase */
+	while (i < n && (v[i] == ' ' || v[i] == '\t'))
+		i++;
+	if (i >= n || v[i] != '(')
+		return NULL;
+	size_t start = ++i;
+	int level = 1;
+	for (; i < n; i++) {
+		if (v[i] == '\\' && i + 1 < n)
+			i++;
+		else if (v[i] == '(')
+			level++;
+		else if (v[i] == ')' && --level == 0)
+			break;
+	}
+	if (level != 0)
+		return NULL;
+	*cursor = i + 1;
+	return strndup(v + start, i - start);
+}
+
 /* One address (name adl mailbox host) from libetpan's mailbox. */
-static int put_mailbox(struct abuf *out, const struct mailimf_mailbox *mb)
+static int put_mailbox(struct abuf *out, const struct mailimf_mailbox *mb, const char *v,
+		       size_t n, size_t *cursor)
 {
 	int r;
+	const char *spec = mb->mb_addr_spec ? mb->mb_addr_spec : "";
 	if ((r = abuf_add_u8(out, '(')) < 0)
 		return r;
-	if (mb->mb_display_name != NULL)
+	if (mb->mb_display_name != NULL && *mb->mb_display_name != '\0') {
 		r = put_human(out, mb->mb_display_name, strlen(mb->mb_display_name));
-	else
-		r = abuf_add_str(out, "NIL");
-	if (r < 0 || (r = abuf_add_str(out, " NIL ")) < 0)
+	} else {
+		char *c = trailing_comment(v, n, cursor, spec);
+		if (c != NULL && *c != '\0')
+			r = put_human(out, c, strlen(c));
+		else
+			r = add_str(out, "NIL");
+		free(c);
+	}
+	if (r < 0 || (r = add_str(out, " NIL ")) < 0)
 		return r;
-	const char *spec = mb->mb_addr_spec ? mb->mb_addr_spec : "";
 	const char *at = strrchr(spec, '@');
 	if (at == NULL) {
 		/* Dovecot fills a missing domain so clients see an address */
 		if ((r = put_string(out, spec, strlen(spec))) < 0 ||
-		    (r = abuf_add_str(out, " \"MISSING_DOMAIN\"")) < 0)
+		    (r = add_str(out, " \"MISSING_DOMAIN\"")) < 0)
 			return r;
 	} else {
 		if ((r = put_string(out, spec, (size_t)(at - spec))) < 0 ||
@@ -754,59 +803,86 @@ static int put_mailbox(struct abuf *out, const struct mailimf_mailbox *mb)
 	return abuf_add_u8(out, ')');
 }
 
-static int put_addresses(struct abuf *out, const struct imapd_mime *m, const struct span *sp)
+/* Appends the addresses of one field's value; *any_r set when it had one. */
+static int add_addresses(struct abuf *out, const struct imapd_mime *m, const struct span *sp,
+			 bool *any_r)
 {
-	if (!sp->set)
-		return abuf_add_str(out, "NIL");
 	size_t n;
 	char *v = value_dup(m->msg, sp->off, sp->len, &n);
 	if (v == NULL)
 		return ARCA_ENOMEM;
-	size_t i = 0;
+	size_t i = 0, cursor = 0;
 	struct mailimf_address_list *al = NULL;
 	int r = mailimf_address_list_parse(v, n, &i, &al);
-	free(v);
-	if (r == MAILIMF_ERROR_MEMORY)
+	if (r == MAILIMF_ERROR_MEMORY) {
+		free(v);
 		return ARCA_ENOMEM;
+	}
 	if (r != MAILIMF_NO_ERROR || al == NULL || clist_count(al->ad_list) == 0) {
 		if (al)
 			mailimf_address_list_free(al);
-		return abuf_add_str(out, "NIL");
+		free(v);
+		return 0;
 	}
-	r = abuf_add_u8(out, '(');
+	r = 0;
+	if (!*any_r)
+		r = abuf_add_u8(out, '(');
+	*any_r = true;
 	for (clistiter *it = clist_begin(al->ad_list); it && r >= 0; it = clist_next(it)) {
 		struct mailimf_address *a = clist_content(it);
 		if (a->ad_type == MAILIMF_ADDRESS_MAILBOX) {
 			if (a->ad_data.ad_mailbox)
-				r = put_mailbox(out, a->ad_data.ad_mailbox);
+				r = put_mailbox(out, a->ad_data.ad_mailbox, v, n, &cursor);
 			continue;
 		}
 		struct mailimf_group *g = a->ad_data.ad_group;
 		if (g == NULL)
 			continue;
 		/* RFC 3501: (NIL NIL "name" NIL) members (NIL NIL NIL NIL) */
-		if ((r = abuf_add_str(out, "(NIL NIL ")) < 0 ||
+		if ((r = add_str(out, "(NIL NIL ")) < 0 ||
 		    (r = put_cstring(out, g->grp_display_name ? g->grp_display_name : "")) < 0 ||
-		    (r = abuf_add_str(out, " NIL)")) < 0)
+		    (r = add_str(out, " NIL)")) < 0)
 			break;
 		if (g->grp_mb_list != NULL) {
 			for (clistiter *mi = clist_begin(g->grp_mb_list->mb_list); mi && r >= 0;
 			     mi = clist_next(mi))
-				r = put_mailbox(out, clist_content(mi));
+				r = put_mailbox(out, clist_content(mi), v, n, &cursor);
 		}
 		if (r >= 0)
-			r = abuf_add_str(out, "(NIL NIL NIL NIL)");
+			r = add_str(out, "(NIL NIL NIL NIL)");
 	}
 	mailimf_address_list_free(al);
-	if (r < 0)
-		return r;
-	return abuf_add_u8(out, ')');
+	free(v);
+	return r;
+}
+
+/* An address field of the envelope: the addresses of every field of that
+ * name, in order (Dovecot joins repeated Cc: fields, seen in corpus
+ * mail), or NIL; *present_r says whether the field occurs at all. */
+static int put_address_field(struct abuf *out, const struct imapd_mime *m, const struct part *p,
+			     const char *name, bool *present_r)
+{
+	struct hiter it;
+	struct hfield hf;
+	bool any = false;
+	int r;
+	*present_r = false;
+	hiter_init(&it, m->msg, p->start, p->hdr_len);
+	while (hiter_next(&it, &hf)) {
+		if (!name_is(m->msg, &hf, name))
+			continue;
+		*present_r = true;
+		struct span sp = { hf.vstart, hf.vlen, true };
+		if ((r = add_addresses(out, m, &sp, &any)) < 0)
+			return r;
+	}
+	return add_str(out, any ? ")" : "NIL");
 }
 
 static int put_subject(struct abuf *out, const struct imapd_mime *m, const struct span *sp)
 {
 	if (!sp->set)
-		return abuf_add_str(out, "NIL");
+		return add_str(out, "NIL");
 	/* raw bytes (CR/LF handled by put_human) */
 	return put_human(out, m->msg + sp->off, sp->len);
 }
@@ -815,7 +891,7 @@ static int put_subject(struct abuf *out, const struct imapd_mime *m, const struc
 static int put_envelope(struct abuf *out, const struct imapd_mime *m, const struct part *p)
 {
 	static const char *const names[EF_COUNT] = {
-		"Date", "Subject", "From", "Sender", "Reply-To", "To", "Cc", "Bcc",
+		"Date", "Subject", NULL, NULL, NULL, NULL, NULL, NULL,
 		"In-Reply-To", "Message-ID",
 	};
 	struct span f[EF_COUNT];
@@ -824,10 +900,11 @@ static int put_envelope(struct abuf *out, const struct imapd_mime *m, const stru
 	struct hfield hf;
 	hiter_init(&it, m->msg, p->start, p->hdr_len);
 	while (hiter_next(&it, &hf)) {
-		if (hf.name_len < 2 || hf.name_len > 11)
+		if (hf.name_len < 4 || hf.name_len > 11)
 			continue;
 		for (int i = 0; i < EF_COUNT; i++) {
-			if (!f[i].set && name_is(m->msg, &hf, names[i])) {
+			/* the last of repeated fields counts (as in Dovecot) */
+			if (names[i] && name_is(m->msg, &hf, names[i])) {
 				f[i].off = hf.vstart;
 				f[i].len = hf.vlen;
 				f[i].set = true;
@@ -836,22 +913,38 @@ static int put_envelope(struct abuf *out, const struct imapd_mime *m, const stru
 		}
 	}
 	int r;
+	bool present;
 	if ((r = put_value(out, m, &f[EF_DATE])) < 0 ||
 	    (r = abuf_add_u8(out, ' ')) < 0 ||
-	    (r = put_subject(out, m, &f[EF_SUBJECT])) < 0 ||
-	    (r = abuf_add_u8(out, ' ')) < 0 ||
-	    (r = put_addresses(out, m, &f[EF_FROM])) < 0 ||
-	    (r = abuf_add_u8(out, ' ')) < 0 ||
-	    (r = put_addresses(out, m, f[EF_SENDER].set ? &f[EF_SENDER] : &f[EF_FROM])) < 0 ||
-	    (r = abuf_add_u8(out, ' ')) < 0 ||
-	    (r = put_addresses(out, m, f[EF_REPLY_TO].set ? &f[EF_REPLY_TO] : &f[EF_FROM])) < 0 ||
-	    (r = abuf_add_u8(out, ' ')) < 0 ||
-	    (r = put_addresses(out, m, &f[EF_TO])) < 0 ||
-	    (r = abuf_add_u8(out, ' ')) < 0 ||
-	    (r = put_addresses(out, m, &f[EF_CC])) < 0 ||
-	    (r = abuf_add_u8(out, ' ')) < 0 ||
-	    (r = put_addresses(out, m, &f[EF_BCC])) < 0 ||
-	    (r = abuf_add_u8(out, ' ')) < 0 ||
+	    (r = put_subject(out, m, &f[EF_SUBJECT])) < 0)
+		return r;
+	/* From, then Sender and Reply-To (each From's when absent) */
+	size_t from_at = out->len + 1;
+	if ((r = abuf_add_u8(out, ' ')) < 0 ||
+	    (r = put_address_field(out, m, p, "From", &present)) < 0)
+		return r;
+	size_t from_len = out->len - from_at;
+	static const char *const more[] = { "Sender", "Reply-To" };
+	for (int i = 0; i < 2; i++) {
+		size_t at = out->len;
+		if ((r = abuf_add_u8(out, ' ')) < 0 ||
+		    (r = put_address_field(out, m, p, more[i], &present)) < 0)
+			return r;
+		/* a field that is there but holds no address counts as absent */
+		if (out->len - at == 4 && memcmp(out->data + at, " NIL", 4) == 0) {
+			out->len = at + 1;
+			if ((r = abuf_reserve(out, from_len)) < 0)
+				return r;
+			memcpy(out->data + out->len, out->data + from_at, from_len);
+			out->len += from_len;
+		}
+	}
+	static const char *const rcpt[] = { "To", "Cc", "Bcc" };
+	for (int i = 0; i < 3; i++)
+		if ((r = abuf_add_u8(out, ' ')) < 0 ||
+		    (r = put_address_field(out, m, p, rcpt[i], &present)) < 0)
+			return r;
+	if ((r = abuf_add_u8(out, ' ')) < 0 ||
 	    (r = put_value(out, m, &f[EF_IN_REPLY_TO])) < 0 ||
 	    (r = abuf_add_u8(out, ' ')) < 0 ||
 	    (r = put_value(out, m, &f[EF_MESSAGE_ID])) < 0)
@@ -876,7 +969,7 @@ int imapd_mime_envelope(const struct imapd_mime *m, struct abuf *out)
 static int put_disposition(struct abuf *out, const struct imapd_mime *m, const struct part *p)
 {
 	if (!(p->flags & PF_IS_MIME) || !p->f[CF_DISP].set)
-		return abuf_add_str(out, "NIL");
+		return add_str(out, "NIL");
 	size_t n;
 	char *v = value_dup(m->msg, p->f[CF_DISP].off, p->f[CF_DISP].len, &n);
 	if (v == NULL)
@@ -889,7 +982,7 @@ static int put_disposition(struct abuf *out, const struct imapd_mime *m, const s
 		return r;
 	if (type == NULL) {
 		free_params(params);
-		return abuf_add_str(out, "NIL");
+		return add_str(out, "NIL");
 	}
 	if ((r = abuf_add_u8(out, '(')) >= 0 && (r = put_cstring(out, type)) >= 0 &&
 	    (r = abuf_add_u8(out, ' ')) >= 0 && (r = put_params(out, params, false)) >= 0)
@@ -899,38 +992,47 @@ static int put_disposition(struct abuf *out, const struct imapd_mime *m, const s
 	return r;
 }
 
+/* Content-Language: a comma-separated list of atoms (RFC 3282), each atom
+ * read by libetpan (mailmime_language_parse in libetpan 1.9 returns an
+ * empty list for every input, so it can't be used); the list ends at the
+ * first thing that isn't ", atom", as in Dovecot. */
 static int put_language(struct abuf *out, const struct imapd_mime *m, const struct part *p)
 {
 	if (!(p->flags & PF_IS_MIME) || !p->f[CF_LANG].set)
-		return abuf_add_str(out, "NIL");
+		return add_str(out, "NIL");
 	size_t n;
 	char *v = value_dup(m->msg, p->f[CF_LANG].off, p->f[CF_LANG].len, &n);
 	if (v == NULL)
 		return ARCA_ENOMEM;
-	size_t i = 0;
-	struct mailmime_language *lang = NULL;
-	int r = mailmime_language_parse(v, n, &i, &lang);
-	free(v);
-	if (r == MAILIMF_ERROR_MEMORY)
-		return ARCA_ENOMEM;
-	if (r != MAILIMF_NO_ERROR || lang == NULL || clist_count(lang->lg_list) == 0) {
-		if (lang)
-			mailmime_language_free(lang);
-		return abuf_add_str(out, "NIL");
-	}
-	r = abuf_add_u8(out, '(');
-	bool first = true;
-	for (clistiter *it = clist_begin(lang->lg_list); it && r >= 0; it = clist_next(it)) {
-		if (!first)
-			r = abuf_add_u8(out, ' ');
+	size_t at = out->len, i = 0;
+	int r = 0, count = 0;
+	for (;;) {
+		char *atom = NULL;
+		mailimf_cfws_parse(v, n, &i);
+		int pr = mailimf_atom_parse(v, n, &i, &atom);
+		if (pr == MAILIMF_ERROR_MEMORY) {
+			r = ARCA_ENOMEM;
+			break;
+		}
+		if (pr != MAILIMF_NO_ERROR)
+			break;
+		r = add_str(out, count++ ? " " : "(");
 		if (r >= 0)
-			r = put_cstring(out, clist_content(it));
-		first = false;
+			r = put_cstring(out, atom);
+		free(atom);
+		if (r < 0)
+			break;
+		mailimf_cfws_parse(v, n, &i);
+		if (i >= n || v[i] != ',')
+			break;
+		i++;
 	}
-	mailmime_language_free(lang);
-	if (r < 0)
+	free(v);
+	if (r < 0) {
+		out->len = at;
 		return r;
-	return abuf_add_u8(out, ')');
+	}
+	return add_str(out, count ? ")" : "NIL");
 }
 
 /* Extension data common to both forms: disposition, language, location. */
@@ -949,6 +1051,60 @@ static int put_ext_tail(struct abuf *out, const struct imapd_mime *m, const stru
 static int put_body(struct abuf *out, const struct imapd_mime *m, const struct part *p,
 		    bool ext);
 
+/* The Content-Transfer-Encoding token as written (*tok_r NULL if none). */
+static int cte_token(const struct imapd_mime *m, const struct part *p, char **tok_r)
+{
+	*tok_r = NULL;
+	if (!(p->flags & PF_IS_MIME) || !p->f[CF_CTE].set)
+		return 0;
+	size_t n, i = 0;
+	char *v = value_dup(m->msg, p->f[CF_CTE].off, p->f[CF_CTE].len, &n);
+	if (v == NULL)
+		return ARCA_ENOMEM;
+	mailimf_cfws_parse(v, n, &i);
+	int pr = mailmime_extension_token_parse(v, n, &i, tok_r);
+	free(v);
+	if (pr == MAILIMF_ERROR_MEMORY)
+		return ARCA_ENOMEM;
+	if (pr != MAILIMF_NO_ERROR)
+		*tok_r = NULL;
+	return 0;
+}
+
+/* Dovecot's message_part_data_is_plain_7bit(): a message that is one
+ * text/plain part, 7bit, with no parameter but charset=us-ascii and no
+ * other Content-* field, is cached as a flag and
+ * answered with the default form, whatever the case of the type and
+ * charset as written.  Clients
+ * saw that form, so it is copied. */
+static int plain_7bit(const struct imapd_mime *m, const struct part *p, bool *yes_r)
+{
+	*yes_r = false;
+	if (p != m->root || (p->flags & (PF_MULTIPART | PF_RFC822 | PF_OPAQUE)) ||
+	    !(p->flags & PF_TEXT))
+		return 0;
+	if (p->subtype && strcasecmp(p->subtype, "plain") != 0)
+		return 0;
+	if (p->params && clist_count(p->params) > 1)
+		return 0;
+	if (p->params && clist_count(p->params) == 1) {
+		struct mailmime_parameter *pa = clist_content(clist_begin(p->params));
+		if (!pa->pa_name || !pa->pa_value || strcasecmp(pa->pa_name, "charset") != 0 ||
+		    strcasecmp(pa->pa_value, "us-ascii") != 0)
+			return 0;
+	}
+	if (p->f[CF_ID].set || p->f[CF_DESC].set || p->f[CF_MD5].set || p->f[CF_DISP].set ||
+	    p->f[CF_LANG].set || p->f[CF_LOC].set)
+		return 0;
+	char *cte = NULL;
+	int r = cte_token(m, p, &cte);
+	if (r < 0)
+		return r;
+	*yes_r = cte == NULL || strcasecmp(cte, "7bit") == 0;
+	free(cte);
+	return 0;
+}
+
 static int put_multipart(struct abuf *out, const struct imapd_mime *m, const struct part *p,
 			 bool ext)
 {
@@ -956,7 +1112,9 @@ static int put_multipart(struct abuf *out, const struct imapd_mime *m, const str
 	if (p->children == NULL) {
 		/* a multipart without parts isn't allowed in IMAP: Dovecot
 		 * writes one empty text/plain part */
-		r = abuf_add_str(out, "(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 0 0)");
+		r = add_str(out, ext ? "(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 0 0 "
+				     "NIL NIL NIL NIL)"
+				   : "(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 0 0)");
 		if (r < 0)
 			return r;
 	}
@@ -981,15 +1139,21 @@ static int put_body(struct abuf *out, const struct imapd_mime *m, const struct p
 	int r;
 	if (p->flags & PF_MULTIPART)
 		return put_multipart(out, m, p, ext);
+	bool plain;
+	if ((r = plain_7bit(m, p, &plain)) < 0)
+		return r;
+	if (plain)
+		return abuf_printf(out, "\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL "
+				   "\"7bit\" %zu %zu%s", p->body_len, p->lines,
+				   ext ? " NIL NIL NIL NIL" : "");
 
 	const bool mime = p->flags & PF_IS_MIME;
 	const char *type = p->type, *subtype = p->subtype;
 	clist *params = p->params;
 	if (p->flags & PF_OPAQUE) {
-		/* a composite we didn't descend into (no boundary, too deep,
-		 * too many parts): written as a plain part of its own type
-		 * would let a client expect parts; application/octet-stream
-		 * says "bytes" */
+		/* a message/rfc822 past the depth or part limits: written as
+		 * message/rfc822 it would need an envelope and a structure we
+		 * didn't parse; application/octet-stream says "bytes" */
 		type = "application";
 		subtype = "octet-stream";
 		params = NULL;
@@ -1006,29 +1170,17 @@ static int put_body(struct abuf *out, const struct imapd_mime *m, const struct p
 	    (r = put_value(out, m, mime ? &p->f[CF_DESC] : &none)) < 0 ||
 	    (r = abuf_add_u8(out, ' ')) < 0)
 		return r;
-	if (mime && p->f[CF_CTE].set) {
-		size_t n;
-		char *v = value_dup(m->msg, p->f[CF_CTE].off, p->f[CF_CTE].len, &n);
-		if (v == NULL)
-			return ARCA_ENOMEM;
-		char *tok = NULL;
-		size_t i = 0;
-		mailimf_cfws_parse(v, n, &i);
-		int pr = mailmime_extension_token_parse(v, n, &i, &tok);
-		free(v);
-		if (pr == MAILIMF_ERROR_MEMORY)
-			return ARCA_ENOMEM;
-		r = put_cstring(out, pr == MAILIMF_NO_ERROR && tok ? tok : "7bit");
-		free(tok);
-	} else {
-		r = abuf_add_str(out, "\"7bit\"");
-	}
+	char *cte = NULL;
+	if ((r = cte_token(m, p, &cte)) < 0)
+		return r;
+	r = put_cstring(out, cte ? cte : "7bit");
+	free(cte);
 	if (r < 0 || (r = abuf_printf(out, " %zu", p->body_len)) < 0)
 		return r;
 	if (p->flags & PF_RFC822) {
 		const struct part *msg = p->children;
-		if ((r = abuf_add_str(out, " (")) < 0 || (r = put_envelope(out, m, msg)) < 0 ||
-		    (r = abuf_add_str(out, ") (")) < 0 || (r = put_body(out, m, msg, ext)) < 0 ||
+		if ((r = add_str(out, " (")) < 0 || (r = put_envelope(out, m, msg)) < 0 ||
+		    (r = add_str(out, ") (")) < 0 || (r = put_body(out, m, msg, ext)) < 0 ||
 		    (r = abuf_printf(out, ") %zu", p->lines)) < 0)
 			return r;
 	} else if (text) {
@@ -1085,6 +1237,8 @@ static const struct part *find_part(const struct imapd_mime *m, const struct ima
  * a literal must not hold NUL). */
 static int add_bytes(struct abuf *out, const char *p, size_t n)
 {
+	if (n == 0)
+		return 0;
 	size_t at = out->len;
 	int r = abuf_add(out, p, n);
 	if (r < 0)
@@ -1121,10 +1275,10 @@ static int put_header_fields(struct abuf *out, const struct imapd_mime *m, const
 		/* the last field of a header without blank line and without
 		 * a line end still ends with one */
 		if (f.len == 0 || m->msg[f.start + f.len - 1] != '\n')
-			if ((r = abuf_add_str(out, "\r\n")) < 0)
+			if ((r = add_str(out, "\r\n")) < 0)
 				return r;
 	}
-	return abuf_add_str(out, "\r\n");
+	return add_str(out, "\r\n");
 }
 
 int imapd_mime_section(const struct imapd_mime *m, const struct imapd_section *s,
