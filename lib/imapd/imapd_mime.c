@@ -328,7 +328,8 @@ static int put_human(struct abuf *out, const char *s, size_t n)
 		return add_str(out, "\"\"");
 	if ((r = abuf_printf(out, "{%zu}\r\n", n - remove)) < 0)
 		return r;
-	if ((r = abuf_reserve(out, n - remove)) < 0)
+	/* +1: a trailing blank is written, then taken back below */
+	if ((r = abuf_reserve(out, n - remove + 1)) < 0)
 		return r;
 	size_t at = out->len;
 	last_lwsp = true;

@@ -347,14 +347,14 @@ static void test_simple(void)
 static void test_alternative(void)
 {
 	CHECK_FORM(bs(MSG_ALTERNATIVE),
-		   "((\"text\" \"plain\" (\"charset\" \"utf-8\") NIL NIL \"quoted-printable\" 14 1 NIL NIL NIL NIL)"
-		   "(\"text\" \"html\" (\"charset\" \"utf-8\") NIL NIL \"7bit\" 13 1 NIL NIL NIL NIL)"
+		   "((\"text\" \"plain\" (\"charset\" \"utf-8\") NIL NIL \"quoted-printable\" 12 0 NIL NIL NIL NIL)"
+		   "(\"text\" \"html\" (\"charset\" \"utf-8\") NIL NIL \"7bit\" 11 0 NIL NIL NIL NIL)"
 		   " \"alternative\" (\"boundary\" \"b1\") NIL NIL NIL)");
 	CHECK_FORM(body(MSG_ALTERNATIVE),
-		   "((\"text\" \"plain\" (\"charset\" \"utf-8\") NIL NIL \"quoted-printable\" 14 1)"
-		   "(\"text\" \"html\" (\"charset\" \"utf-8\") NIL NIL \"7bit\" 13 1) \"alternative\")");
-	CHECK_FORM(sect(MSG_ALTERNATIVE, "1"), "plain =C3=A9\r\n");
-	CHECK_FORM(sect(MSG_ALTERNATIVE, "2"), "<p>html</p>\r\n");
+		   "((\"text\" \"plain\" (\"charset\" \"utf-8\") NIL NIL \"quoted-printable\" 12 0)"
+		   "(\"text\" \"html\" (\"charset\" \"utf-8\") NIL NIL \"7bit\" 11 0) \"alternative\")");
+	CHECK_FORM(sect(MSG_ALTERNATIVE, "1"), "plain =C3=A9");
+	CHECK_FORM(sect(MSG_ALTERNATIVE, "2"), "<p>html</p>");
 	CHECK_FORM(sect(MSG_ALTERNATIVE, "1.MIME"),
 		   "Content-Type: text/plain; charset=utf-8\r\n"
 		   "Content-Transfer-Encoding: quoted-printable\r\n\r\n");
@@ -365,12 +365,12 @@ static void test_alternative(void)
 static void test_mixed_attachment(void)
 {
 	CHECK_FORM(bs(MSG_MIXED),
-		   "((\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 15 1 NIL NIL NIL NIL)"
+		   "((\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 13 0 NIL NIL NIL NIL)"
 		   "(\"application\" \"pdf\" (\"name\" \"report.pdf\") \"<pdf1@example.test>\" \"The report\" "
-		   "\"base64\" 14 NIL (\"attachment\" (\"filename\" \"report.pdf\")) (\"en\" \"de\") "
+		   "\"base64\" 12 NIL (\"attachment\" (\"filename\" \"report.pdf\")) (\"en\" \"de\") "
 		   "\"http://example.test/r.pdf\")"
 		   " \"mixed\" (\"boundary\" \"=_outer\") NIL NIL NIL)");
-	CHECK_FORM(sect(MSG_MIXED, "2"), "JVBERi0xLjQK\r\n");
+	CHECK_FORM(sect(MSG_MIXED, "2"), "JVBERi0xLjQK");
 	CHECK_FORM(env(MSG_MIXED),
 		   "(NIL \"report\" ((NIL NIL \"alice\" \"example.test\")) "
 		   "((NIL NIL \"alice\" \"example.test\")) ((NIL NIL \"alice\" \"example.test\")) "
@@ -381,14 +381,14 @@ static void test_mixed_attachment(void)
 static void test_rfc822(void)
 {
 	CHECK_FORM(bs(MSG_RFC822),
-		   "((\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 18 1 NIL NIL NIL NIL)"
-		   "(\"message\" \"rfc822\" NIL NIL NIL \"7bit\" 292 "
+		   "((\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 16 0 NIL NIL NIL NIL)"
+		   "(\"message\" \"rfc822\" NIL NIL NIL \"7bit\" 276 "
 		   "(NIL \"inner\" ((\"Dave\" NIL \"dave\" \"example.test\")) "
 		   "((\"Dave\" NIL \"dave\" \"example.test\")) ((\"Dave\" NIL \"dave\" \"example.test\")) "
 		   "((NIL NIL \"alice\" \"example.test\")) NIL NIL NIL \"<inner@example.test>\") "
-		   "((\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 12 1 NIL NIL NIL NIL)"
-		   "(\"text\" \"html\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 14 1 NIL NIL NIL NIL)"
-		   " \"alternative\" (\"boundary\" \"y\") NIL NIL NIL) 17 NIL NIL NIL NIL)"
+		   "((\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 10 0 NIL NIL NIL NIL)"
+		   "(\"text\" \"html\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 12 0 NIL NIL NIL NIL)"
+		   " \"alternative\" (\"boundary\" \"y\") NIL NIL NIL) 16 NIL NIL NIL NIL)"
 		   " \"mixed\" (\"boundary\" \"x\") NIL NIL NIL)");
 	CHECK_FORM(sect(MSG_RFC822, "2.HEADER.FIELDS (Subject)"), "Subject: inner\r\n\r\n");
 	CHECK_FORM(sect(MSG_RFC822, "2.TEXT"),
@@ -401,14 +401,20 @@ static void test_rfc822(void)
 	char *whole = sect(MSG_RFC822, "2");
 	REQUIRE(whole != NULL);
 	CHECK(strncmp(whole, "From: Dave", 10) == 0);
-	CHECK_EQ_INT(strlen(whole), 292);
+	CHECK_EQ_INT(strlen(whole), 276);
 	free(whole);
 }
 
 static void test_groups_and_odd_addresses(void)
 {
 	CHECK_FORM(env(MSG_GROUPS),
-		   "(NIL {6}\r\n=?utf-8?q?gr=C3=BC=C3=9Fe?= ...)");
+		   "(NIL \"=?utf-8?q?gr=C3=BC=C3=9Fe?=\" ((\"Doe, John\" NIL \"john\" \"example.test\")) "
+		   "((NIL NIL \"secretary\" \"example.test\")) "
+		   "((\"=?utf-8?q?J=C3=B6rg?=\" NIL \"joerg\" \"example.test\")) "
+		   "((NIL NIL \"undisclosed-recipients\" NIL)(NIL NIL NIL NIL)) "
+		   "((NIL NIL \"friends\" NIL)(NIL NIL \"ann\" \"example.test\")"
+		   "(\"Bob\" NIL \"bob\" \"example.test\")(NIL NIL NIL NIL)(NIL NIL \"eve\" \"example.test\")) "
+		   "(({7}\r\nquote\"d NIL \"q\" \"example.test\")) \"<parent@example.test>\" NIL)");
 }
 
 static void test_missing_headers(void)
@@ -421,8 +427,10 @@ static void test_missing_headers(void)
 static void test_8bit_headers(void)
 {
 	CHECK_FORM(env(MSG_8BIT),
-		   "(NIL {7}\r\nGr\xc3\xbc\xc3\x9f" "e ((\"J\xc3\xb6rg\" NIL \"joerg\" \"example.test\")) "
-		   "NIL)");
+		   "(NIL {7}\r\nGr\xc3\xbc\xc3\x9f" "e "
+		   "(({5}\r\nJ\xc3\xb6rg NIL \"joerg\" \"example.test\")) "
+		   "(({5}\r\nJ\xc3\xb6rg NIL \"joerg\" \"example.test\")) "
+		   "(({5}\r\nJ\xc3\xb6rg NIL \"joerg\" \"example.test\")) NIL NIL NIL NIL NIL)");
 }
 
 static void test_no_blank_line(void)
@@ -436,7 +444,12 @@ static void test_no_blank_line(void)
 
 static void test_folded(void)
 {
-	CHECK_FORM(env(MSG_FOLDED), "x");
+	/* folded values are unfolded; the subject's blanks collapse */
+	CHECK_FORM(env(MSG_FOLDED),
+		   "(\"Tue, 2 Jan 2024  10:00:00 +0000\" {28}\r\na folded subject with spaces "
+		   "((NIL NIL \"alice\" \"example.test\")) ((NIL NIL \"alice\" \"example.test\")) "
+		   "((NIL NIL \"alice\" \"example.test\")) "
+		   "((NIL NIL \"bob\" \"example.test\")(NIL NIL \"carol\" \"other.test\")) NIL NIL NIL NIL)");
 	CHECK_FORM(sect(MSG_FOLDED, "HEADER.FIELDS (To Date)"),
 		   "To: bob@example.test,\r\n carol@other.test\r\n"
 		   "Date: Tue, 2 Jan 2024\r\n  10:00:00 +0000\r\n\r\n");
@@ -460,13 +473,15 @@ static void test_deep_nesting(void)
 	int depth = 5000;
 	CHECK(add_str(&b, "MIME-Version: 1.0\r\n") == 0);
 	for (int i = 0; i < depth; i++)
-		CHECK(abuf_printf(&b, "Content-Type: multipart/mixed; boundary=\"b%d\"\r\n\r\n--b%d\r\n", i, i) == 0);
+		CHECK(abuf_printf(&b, "Content-Type: multipart/mixed; boundary=\"=%d=\"\r\n\r\n--=%d=\r\n", i, i) == 0);
 	CHECK(add_str(&b, "Content-Type: text/plain\r\n\r\nleaf\r\n") == 0);
 	struct imapd_mime *m = NULL;
 	REQUIRE(imapd_mime_parse((const char *)b.data, b.len, &m) == 0);
 	struct abuf o = ABUF_INIT;
 	CHECK(imapd_mime_bodystructure(m, true, &o) == 0);
 	CHECK(o.len > 0 && o.len < 100000);
+	if (o.len >= 100000 || o.len == 0)
+		fprintf(stderr, "  deep: %zu bytes\n", o.len);
 	/* the deepest numbers the parser allows still resolve or give "" */
 	struct imapd_section s;
 	memset(&s, 0, sizeof(s));
