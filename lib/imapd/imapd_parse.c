@@ -1339,8 +1339,11 @@ int imapd_line_literal(const char *line, size_t len, uint64_t *n_r, bool *nonsyn
 		i--;
 	if (i == end || i == 0 || line[i - 1] != '{')
 		return 0;
-	if (end - i > 19)
+	*nonsync_r = nonsync;
+	if (end - i > 19) {
+		*n_r = UINT64_MAX;
 		return ARCA_ELIMIT;
+	}
 	uint64_t n = 0;
 	for (size_t k = i; k < end; k++)
 		n = n * 10 + (uint64_t)(line[k] - '0');

@@ -50,7 +50,7 @@
  * Does the line (CRLF excluded) end with a literal marker "{n}" or "{n+}"?
  * 1 with *n_r and *nonsync_r set; 0 if not; ARCA_ELIMIT for a marker whose
  * number has more than 19 digits (the literal is too large whatever the
- * limit).  Only the end of the line is looked at: a marker that turns out
+ * limit; *nonsync_r set, *n_r UINT64_MAX).  Only the end of the line is looked at: a marker that turns out
  * to sit inside a quoted string makes the command a syntax error later.
  */
 int imapd_line_literal(const char *line, size_t len, uint64_t *n_r, bool *nonsync_r);

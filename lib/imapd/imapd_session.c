@@ -405,8 +405,8 @@ static enum rd skip_command(struct sess *s, const struct tail *t)
 {
 	struct tail tl = *t;
 	for (;;) {
-		uint64_t n;
-		bool nonsync;
+		uint64_t n = 0;
+		bool nonsync = false;
 		int lit = imapd_line_literal(tl.b, tl.n, &n, &nonsync);
 		if (lit == 0 || !nonsync)
 			return RD_OK;
@@ -470,8 +470,8 @@ static enum rd read_command(struct sess *s)
 		}
 		const char *line = (const char *)s->cmd.data + line_start;
 		size_t len = s->cmd.len - line_start;
-		uint64_t n;
-		bool nonsync;
+		uint64_t n = 0;
+		bool nonsync = false;
 		int lit = imapd_line_literal(line, len, &n, &nonsync);
 		if (lit == 0)
 			return RD_OK;
@@ -536,6 +536,9 @@ static int find_folder(struct sess *s, const char *wire, size_t *idx_r,
 	} else {
 		if (mutf7_to_utf8(wire, &s->tmp) != 0)
 			return ARCA_ENOENT;
+		/* INBOX's children too: "inbox/x" is "INBOX/x" */
+		if (s->tmp.len > 6 && strncasecmp((const char *)s->tmp.data, "INBOX/", 6) == 0)
+			memcpy(s->tmp.data, "INBOX", 5);
 		name = (const char *)s->tmp.data;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -1080,8 +1083,12 @@ static int fetch_one(struct sess *s, size_t idx, void *vctx)
 		if (!first)
 			out_add(s, " ", 1);
 		first = false;
-		if ((rc = out_fetch_att(s, &c->atts[i], m)) != 0)
+		if ((rc = out_fetch_att(s, &c->atts[i], m)) != 0) {
+			/* half an answer is out: no tagged NO can follow it */
+			logf_(s, "user=%s: FETCH uid %u: %s", s->user, m->uid, arca_strerror(rc));
+			fatal(s, rc);
 			return rc;
+		}
 	}
 	if (fc->add_modseq) {
 		if (!first)

@@ -1133,7 +1133,14 @@ static void test_literals(void)
 	r = cl_until(c, "* BAD");
 	CHECK_STR(r, "* BAD Invalid tag.\r\n");
 	free(r);
-	CHECK_EQ_INT(cl_finish(c), 0);
+	/* a marker too long to be a size: refused; non-synchronizing, the
+	 * command's end can't be found, so BYE */
+	EXPECT(c, "h", "LOGIN {99999999999999999999}", "h NO [TOOBIG] Literal too large.\r\n");
+	cl_send(c, "i LOGIN {99999999999999999999+}\r\nx y\r\n");
+	r = cl_until(c, "* BYE");
+	CHECK_STR(r, "i NO [TOOBIG] Literal too large.\r\n* BYE Literal too large.\r\n");
+	free(r);
+	CHECK_EQ_INT(cl_finish(c), ARCA_ELIMIT);
 }
 
 static void test_max_bad(void)
