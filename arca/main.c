@@ -25,6 +25,7 @@ static const struct {
 	{ "pull", cmd_pull, "capture accounts' live state over IMAP and ManageSieve (pull imap)" },
 	{ "status", cmd_status, "standing alarms and what the repository holds" },
 	{ "alarm", cmd_alarm, "clear an alarm with the restore key (alarm clear)" },
+	{ "serve-imap", cmd_serve_imap, "serve the vault read-only over IMAP while the mail server is rebuilt" },
 	{ "verify", cmd_verify, "check the repository for damage" },
 };
 

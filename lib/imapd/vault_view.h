@@ -58,7 +58,9 @@ struct vv_msg {
 	bool recent;              /* was in new/ (\Recent for the first session) */
 };
 
-/* A selected folder's messages, in UID order. */
+/* A selected folder's messages, in UID order.  vv_mailbox_release() frees
+ * msgs, each keywords[i] and keywords with free(): open() fills them with
+ * malloc'ed memory. */
 struct vv_mailbox {
 	struct vv_msg *msgs;
 	size_t nmsgs;

@@ -1,0 +1,246 @@
+/*
+ * serve_client.c - the session's vault view over the keeper's channel
+ * (serve_client.h).
+ */
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "serve_client.h"
+#include "serve_proto.h"
+#include "banned.h"
+
+struct serve_client {
+	int fd;
+	bool bound;
+	bool broken;
+	struct abuf frame, in;
+	struct serve_folder_list folders;
+};
+
+struct serve_client *serve_client_new(int fd)
+{
+	struct serve_client *c = calloc(1, sizeof(*c));
+	if (c == NULL) {
+		close(fd);
+		return NULL;
+	}
+	c->fd = fd;
+	return c;
+}
+
+static void client_free(void *ctx)
+{
+	struct serve_client *c = ctx;
+	if (c == NULL)
+		return;
+	if (c->fd >= 0)
+		close(c->fd);
+	serve_folder_list_release(&c->folders);
+	abuf_release(&c->frame);
+	abuf_release(&c->in);
+	free(c);
+}
+
+/* Send the frame in c->frame, then receive one answer into c->in. */
+static int call(struct serve_client *c, uint8_t *type_r)
+{
+	if (c->broken)
+		return ARCA_EIO;
+	int rc = serve_send(c->fd, &c->frame, NULL);
+	rc = rc ? rc : serve_recv(c->fd, type_r, &c->in, NULL);
+	if (rc) {
+		c->broken = true;
+		return ARCA_EIO;
+	}
+	return 0;
+}
+
+static int next(struct serve_client *c, uint8_t want)
+{
+	uint8_t type = 0;
+	if (serve_recv(c->fd, &type, &c->in, NULL) != 0 || type != want) {
+		c->broken = true;
+		return ARCA_EIO;
+	}
+	return 0;
+}
+
+static int broken(struct serve_client *c)
+{
+	c->broken = true;
+	return ARCA_EIO;
+}
+
+/* An ERR answer: its code (ARCA_ENOENT and kin pass through). */
+static int err_answer(struct serve_client *c)
+{
+	int rc = serve_decode_err(c->in.data, c->in.len, NULL);
+	return rc == ARCA_EFORMAT ? broken(c) : rc;
+}
+
+static int client_login(void *ctx, const char *user, const char *password)
+{
+	struct serve_client *c = ctx;
+	if (c->bound)
+		return ARCA_ESTATE;
+	if (serve_encode_login(&c->frame, user, password) != 0) {
+		/* too long to be anyone's: as wrong as a wrong password */
+		sodium_memzero(c->frame.data, c->frame.cap);
+		return ARCA_EKEY;
+	}
+	uint8_t type = 0;
+	int rc = call(c, &type);
+	sodium_memzero(c->frame.data, c->frame.cap);
+	if (rc)
+		return rc;
+	if (type == SERVE_OK) {
+		if (serve_decode_empty(c->in.data, c->in.len) != 0)
+			return broken(c);
+		c->bound = true;
+		return 0;
+	}
+	uint8_t reason;
+	char text[SERVE_TEXT_MAX + 1];
+	if (type != SERVE_NO || serve_decode_no(c->in.data, c->in.len, &reason, text) != 0)
+		return broken(c);
+	return reason == SERVE_NO_BAD ? ARCA_EKEY : reason == SERVE_NO_THROTTLED ? ARCA_EBUSY : ARCA_ENOENT;
+}
+
+static int client_folders(void *ctx, const struct vv_folder **list_r, size_t *n_r)
+{
+	struct serve_client *c = ctx;
+	if (!c->bound)
+		return ARCA_ESTATE;
+	serve_folder_list_release(&c->folders);
+	if (serve_encode_folders(&c->frame) != 0)
+		return ARCA_ENOMEM;
+	uint8_t type = 0;
+	int rc = call(c, &type);
+	if (rc)
+		return rc;
+	if (type == SERVE_ERR)
+		return err_answer(c);
+	for (;;) {
+		bool last = false;
+		if (type != SERVE_FOLDER_LIST)
+			return broken(c);
+		rc = serve_decode_folder_list(c->in.data, c->in.len, &c->folders, &last);
+		if (rc == ARCA_ENOMEM)
+			return rc;
+		if (rc)
+			return broken(c);
+		if (last)
+			break;
+		if (serve_recv(c->fd, &type, &c->in, NULL) != 0)
+			return broken(c);
+	}
+	*list_r = c->folders.v;
+	*n_r = c->folders.n;
+	return 0;
+}
+
+static int client_open(void *ctx, size_t folder, struct vv_mailbox *mb_r)
+{
+	struct serve_client *c = ctx;
+	memset(mb_r, 0, sizeof(*mb_r));
+	if (!c->bound)
+		return ARCA_ESTATE;
+	if (serve_encode_open(&c->frame, folder) != 0)
+		return ARCA_ENOENT;
+	uint8_t type = 0;
+	int rc = call(c, &type);
+	if (rc)
+		return rc;
+	if (type == SERVE_ERR)
+		return err_answer(c);
+	uint64_t total = 0;
+	if (type != SERVE_MAILBOX)
+		return broken(c);
+	rc = serve_decode_mailbox(c->in.data, c->in.len, mb_r, &total);
+	if (rc)
+		return rc == ARCA_ENOMEM ? rc : broken(c);
+	size_t cap = 0;
+	uint64_t kwmask = mb_r->nkeywords >= 64 ? UINT64_MAX : (UINT64_C(1) << mb_r->nkeywords) - 1;
+	while (rc == 0 && mb_r->nmsgs < total) {
+		if (next(c, SERVE_MSGS) != 0) {
+			rc = ARCA_EIO;
+			break;
+		}
+		/* grows with what arrives, not with what the head announced */
+		size_t room = total - mb_r->nmsgs;
+		if (room > SERVE_MSGS_PER_FRAME)
+			room = SERVE_MSGS_PER_FRAME;
+		if (mb_r->nmsgs + room > cap) {
+			size_t ncap = cap ? cap * 2 : SERVE_MSGS_PER_FRAME;
+			while (ncap < mb_r->nmsgs + room)
+				ncap *= 2;
+			if (ncap > total)
+				ncap = (size_t)total;
+			struct vv_msg *m = realloc(mb_r->msgs, ncap * sizeof(*m));
+			if (m == NULL) {
+				rc = ARCA_ENOMEM;
+				c->broken = true;   /* the rest of the answer is still coming */
+				break;
+			}
+			mb_r->msgs = m;
+			cap = ncap;
+		}
+		size_t got = 0;
+		if (serve_decode_msgs(c->in.data, c->in.len, mb_r->msgs + mb_r->nmsgs, room, &got) != 0) {
+			rc = broken(c);
+			break;
+		}
+		for (size_t i = mb_r->nmsgs; i < mb_r->nmsgs + got; i++) {
+			const struct vv_msg *m = &mb_r->msgs[i];
+			if ((i > 0 && m->uid <= mb_r->msgs[i - 1].uid) || (m->keywords & ~kwmask) != 0)
+				rc = broken(c);
+		}
+		mb_r->nmsgs += got;
+	}
+	if (rc)
+		vv_mailbox_release(mb_r);
+	return rc;
+}
+
+static int client_body(void *ctx, size_t folder, uint32_t uid, struct abuf *out)
+{
+	struct serve_client *c = ctx;
+	if (!c->bound)
+		return ARCA_ESTATE;
+	if (serve_encode_body(&c->frame, folder, uid) != 0)
+		return ARCA_ENOENT;
+	uint8_t type = 0;
+	int rc = call(c, &type);
+	if (rc)
+		return rc;
+	if (type == SERVE_ERR)
+		return err_answer(c);
+	uint64_t size = 0;
+	if (type != SERVE_BODY_R || serve_decode_body_r(c->in.data, c->in.len, &size) != 0)
+		return broken(c);
+	size_t start = out->len;
+	if (abuf_reserve(out, (size_t)size) != 0) {
+		/* the data is on its way: the channel can't be used again */
+		c->broken = true;
+		return ARCA_ENOMEM;
+	}
+	while (out->len - start < size) {
+		if (next(c, SERVE_DATA) != 0 || c->in.len == 0 || c->in.len > size - (out->len - start)) {
+			out->len = start;
+			return broken(c);
+		}
+		memcpy(out->data + out->len, c->in.data, c->in.len);
+		out->len += c->in.len;
+	}
+	return 0;
+}
+
+const struct vault_view_ops serve_client_ops = {
+	.login = client_login,
+	.folders = client_folders,
+	.open = client_open,
+	.body = client_body,
+	.free = client_free,
+};

@@ -1,0 +1,606 @@
+/*
+ * serve_proto.c - frames between serve-imap's session processes, the
+ * acceptor and the keeper (serve_proto.h, docs/protocol/serve.md).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "serve_proto.h"
+#include "banned.h"
+
+/* ---- stream I/O ---- */
+
+static int full_write(int fd, const uint8_t *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* 1 read all, 0 EOF before the first byte, -1 error or EOF midway. */
+static int full_read(int fd, uint8_t *p, size_t n)
+{
+	size_t got = 0;
+	while (got < n) {
+		ssize_t r = read(fd, p + got, n - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r == 0 && got == 0)
+			return 0;
+		if (r <= 0)
+			return -1;
+		got += (size_t)r;
+	}
+	return 1;
+}
+
+int serve_send(int fd, const struct abuf *frame, struct arca_err *err)
+{
+	if (full_write(fd, frame->data, frame->len) != 0)
+		return arca_err_errno(err, ARCA_EIO, errno, "serve channel: the other side is gone");
+	return 0;
+}
+
+int serve_recv(int fd, uint8_t *type_r, struct abuf *payload, struct arca_err *err)
+{
+	uint8_t hdr[5];
+	int r = full_read(fd, hdr, sizeof(hdr));
+	if (r == 0)
+		return arca_err_set(err, ARCA_ENOENT, "serve channel: the other side hung up");
+	if (r < 0)
+		return arca_err_set(err, ARCA_EIO, "serve channel: a frame header cut short");
+	uint32_t len = get_u32le(hdr);
+	if (len == 0 || len > SERVE_FRAME_MAX)
+		return arca_err_set(err, ARCA_EFORMAT, "serve channel: a frame of %u bytes", len);
+	*type_r = hdr[4];
+	abuf_reset(payload);
+	if (len > 1 && abuf_reserve(payload, len - 1) != 0)
+		return arca_err_set(err, ARCA_ENOMEM, "out of memory");
+	if (len > 1 && full_read(fd, payload->data, len - 1) != 1)
+		return arca_err_set(err, ARCA_EIO, "serve channel: a frame cut short");
+	payload->len = len - 1;
+	return 0;
+}
+
+/* ---- encoders ---- */
+
+static int frame_start(struct abuf *out, uint8_t type)
+{
+	abuf_reset(out);
+	int rc = abuf_add_u32(out, 0);
+	return rc ? rc : abuf_add_u8(out, type);
+}
+
+static int frame_end(struct abuf *out)
+{
+	if (out->len - 4 > SERVE_FRAME_MAX)
+		return ARCA_ELIMIT;
+	put_u32le(out->data, (uint32_t)(out->len - 4));
+	return 0;
+}
+
+static int add_str_max(struct abuf *out, const char *s, size_t max)
+{
+	if (strlen(s) > max)
+		return ARCA_ELIMIT;
+	return abuf_add_str(out, s);
+}
+
+int serve_encode_login(struct abuf *out, const char *user, const char *password)
+{
+	int rc = frame_start(out, SERVE_LOGIN);
+	rc = rc ? rc : add_str_max(out, user, SERVE_USER_MAX);
+	rc = rc ? rc : add_str_max(out, password, SERVE_PASSWORD_MAX);
+	return rc ? rc : frame_end(out);
+}
+
+int serve_encode_folders(struct abuf *out)
+{
+	int rc = frame_start(out, SERVE_FOLDERS);
+	return rc ? rc : frame_end(out);
+}
+
+int serve_encode_open(struct abuf *out, size_t folder)
+{
+	if (folder >= SERVE_FOLDERS_MAX)
+		return ARCA_ELIMIT;
+	int rc = frame_start(out, SERVE_OPEN);
+	rc = rc ? rc : abuf_add_varint(out, folder);
+	return rc ? rc : frame_end(out);
+}
+
+int serve_encode_body(struct abuf *out, size_t folder, uint32_t uid)
+{
+	if (folder >= SERVE_FOLDERS_MAX || uid == 0)
+		return ARCA_ELIMIT;
+	int rc = frame_start(out, SERVE_BODY);
+	rc = rc ? rc : abuf_add_varint(out, folder);
+	rc = rc ? rc : abuf_add_u32(out, uid);
+	return rc ? rc : frame_end(out);
+}
+
+int serve_encode_ok(struct abuf *out)
+{
+	int rc = frame_start(out, SERVE_OK);
+	return rc ? rc : frame_end(out);
+}
+
+/* Texts are cut (not refused) at the limit: they are for humans. */
+static int add_text(struct abuf *out, const char *text)
+{
+	size_t n = strlen(text);
+	if (n > SERVE_TEXT_MAX)
+		n = SERVE_TEXT_MAX;
+	return abuf_add_bytes(out, text, n);
+}
+
+int serve_encode_no(struct abuf *out, uint8_t reason, const char *text)
+{
+	if (reason < SERVE_NO_BAD || reason > SERVE_NO_UNAVAILABLE)
+		return ARCA_ELIMIT;
+	int rc = frame_start(out, SERVE_NO);
+	rc = rc ? rc : abuf_add_u8(out, reason);
+	rc = rc ? rc : add_text(out, text);
+	return rc ? rc : frame_end(out);
+}
+
+int serve_encode_folder_list(struct abuf *out, bool last, const struct vv_folder *folders, size_t n)
+{
+	if (n > SERVE_FOLDERS_PER_FRAME || (n == 0 && !last))
+		return ARCA_ELIMIT;
+	int rc = frame_start(out, SERVE_FOLDER_LIST);
+	rc = rc ? rc : abuf_add_u8(out, last ? 1 : 0);
+	rc = rc ? rc : abuf_add_varint(out, n);
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		const struct vv_folder *f = &folders[i];
+		if (f->name[0] == '\0' || (f->attrs & ~(uint32_t)(VV_SELECTABLE | VV_SUBSCRIBED)) != 0)
+			return ARCA_ELIMIT;
+		rc = add_str_max(out, f->name, SERVE_FOLDER_NAME_MAX);
+		rc = rc ? rc : abuf_add_u8(out, (uint8_t)f->attrs);
+		rc = rc ? rc : add_str_max(out, f->special_use, SERVE_SPECIAL_USE_MAX);
+		rc = rc ? rc : abuf_add_u32(out, f->uidvalidity);
+		rc = rc ? rc : abuf_add_u32(out, f->uidnext);
+		rc = rc ? rc : abuf_add_u64(out, f->highestmodseq);
+		rc = rc ? rc : abuf_add_u32(out, f->messages);
+		rc = rc ? rc : abuf_add_u32(out, f->unseen);
+	}
+	return rc ? rc : frame_end(out);
+}
+
+int serve_encode_mailbox(struct abuf *out, char *const *keywords, size_t nkeywords, uint64_t nmsgs)
+{
+	if (nkeywords > SERVE_KEYWORDS_MAX || nmsgs > SERVE_MSGS_MAX)
+		return ARCA_ELIMIT;
+	int rc = frame_start(out, SERVE_MAILBOX);
+	rc = rc ? rc : abuf_add_varint(out, nkeywords);
+	for (size_t i = 0; i < nkeywords && rc == 0; i++)
+		rc = keywords[i][0] == '\0' ? ARCA_ELIMIT : add_str_max(out, keywords[i], SERVE_KEYWORD_MAX);
+	rc = rc ? rc : abuf_add_varint(out, nmsgs);
+	return rc ? rc : frame_end(out);
+}
+
+#define FLAGS_ALL (VV_SEEN | VV_ANSWERED | VV_FLAGGED | VV_DELETED | VV_DRAFT)
+
+int serve_encode_msgs(struct abuf *out, const struct vv_msg *msgs, size_t n)
+{
+	if (n == 0 || n > SERVE_MSGS_PER_FRAME)
+		return ARCA_ELIMIT;
+	int rc = frame_start(out, SERVE_MSGS);
+	rc = rc ? rc : abuf_add_varint(out, n);
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		const struct vv_msg *m = &msgs[i];
+		if (m->uid == 0 || m->modseq == 0 || (m->flags & ~(uint32_t)FLAGS_ALL) != 0 ||
+		    m->size > SERVE_BODY_MAX)
+			return ARCA_ELIMIT;
+		rc = abuf_add_u32(out, m->uid);
+		rc = rc ? rc : abuf_add_u64(out, m->modseq);
+		rc = rc ? rc : abuf_add_u8(out, (uint8_t)m->flags);
+		rc = rc ? rc : abuf_add_u64(out, m->keywords);
+		rc = rc ? rc : abuf_add_u64(out, (uint64_t)m->date);
+		rc = rc ? rc : abuf_add_u64(out, m->size);
+		rc = rc ? rc : abuf_add_u8(out, m->recent ? 1 : 0);
+	}
+	return rc ? rc : frame_end(out);
+}
+
+int serve_encode_body_r(struct abuf *out, uint64_t size)
+{
+	if (size > SERVE_BODY_MAX)
+		return ARCA_ELIMIT;
+	int rc = frame_start(out, SERVE_BODY_R);
+	rc = rc ? rc : abuf_add_u64(out, size);
+	return rc ? rc : frame_end(out);
+}
+
+int serve_encode_data(struct abuf *out, const void *p, size_t n)
+{
+	if (n == 0 || n > SERVE_DATA_MAX)
+		return ARCA_ELIMIT;
+	int rc = frame_start(out, SERVE_DATA);
+	rc = rc ? rc : abuf_add(out, p, n);
+	return rc ? rc : frame_end(out);
+}
+
+int serve_encode_err(struct abuf *out, int code, const char *text)
+{
+	if (code >= 0)
+		code = ARCA_EIO;
+	int rc = frame_start(out, SERVE_ERR);
+	rc = rc ? rc : abuf_add_u32(out, (uint32_t)-code);
+	rc = rc ? rc : add_text(out, text);
+	return rc ? rc : frame_end(out);
+}
+
+/* ---- decoders ---- */
+
+/* A length-prefixed string of 0..max bytes without NUL into buf. */
+static void dec_str_buf(struct adec *d, char *buf, size_t max)
+{
+	size_t n = 0;
+	const uint8_t *s = adec_bytes(d, &n, max);
+	if (s == NULL || memchr(s, '\0', n) != NULL) {
+		d->failed = true;
+		buf[0] = '\0';
+		return;
+	}
+	memcpy(buf, s, n);
+	buf[n] = '\0';
+}
+
+int serve_decode_login(const uint8_t *p, size_t len, char user[SERVE_USER_MAX + 1],
+		       char password[SERVE_PASSWORD_MAX + 1])
+{
+	struct adec d;
+	adec_init(&d, p, len);
+	dec_str_buf(&d, user, SERVE_USER_MAX);
+	dec_str_buf(&d, password, SERVE_PASSWORD_MAX);
+	if (adec_finish(&d) != 0 || user[0] == '\0') {
+		user[0] = '\0';
+		password[0] = '\0';
+		return ARCA_EFORMAT;
+	}
+	return 0;
+}
+
+int serve_decode_empty(const uint8_t *p, size_t len)
+{
+	(void)p;
+	return len == 0 ? 0 : ARCA_EFORMAT;
+}
+
+int serve_decode_open(const uint8_t *p, size_t len, size_t *folder_r)
+{
+	struct adec d;
+	adec_init(&d, p, len);
+	uint64_t f = adec_varint(&d);
+	if (adec_finish(&d) != 0 || f >= SERVE_FOLDERS_MAX)
+		return ARCA_EFORMAT;
+	*folder_r = (size_t)f;
+	return 0;
+}
+
+int serve_decode_body(const uint8_t *p, size_t len, size_t *folder_r, uint32_t *uid_r)
+{
+	struct adec d;
+	adec_init(&d, p, len);
+	uint64_t f = adec_varint(&d);
+	uint32_t uid = adec_u32(&d);
+	if (adec_finish(&d) != 0 || f >= SERVE_FOLDERS_MAX || uid == 0)
+		return ARCA_EFORMAT;
+	*folder_r = (size_t)f;
+	*uid_r = uid;
+	return 0;
+}
+
+int serve_decode_no(const uint8_t *p, size_t len, uint8_t *reason_r, char text[SERVE_TEXT_MAX + 1])
+{
+	struct adec d;
+	adec_init(&d, p, len);
+	uint8_t reason = adec_u8(&d);
+	dec_str_buf(&d, text, SERVE_TEXT_MAX);
+	if (adec_finish(&d) != 0 || reason < SERVE_NO_BAD || reason > SERVE_NO_UNAVAILABLE)
+		return ARCA_EFORMAT;
+	*reason_r = reason;
+	return 0;
+}
+
+void serve_folder_list_release(struct serve_folder_list *l)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		free(l->v[i].name);
+		free(l->v[i].special_use);
+	}
+	free(l->v);
+	l->v = NULL;
+	l->n = l->cap = 0;
+}
+
+/* The least a folder record takes: empty strings can't be (name >= 1). */
+#define FOLDER_RECORD_MIN (2 + 1 + 1 + 4 + 4 + 8 + 4 + 4)
+
+int serve_decode_folder_list(const uint8_t *p, size_t len, struct serve_folder_list *l, bool *last_r)
+{
+	struct adec d;
+	adec_init(&d, p, len);
+	uint8_t last = adec_u8(&d);
+	uint64_t n = adec_varint(&d);
+	if (d.failed || last > 1 || n > SERVE_FOLDERS_PER_FRAME || (n == 0 && !last) ||
+	    n > adec_left(&d) / FOLDER_RECORD_MIN || l->n + n > SERVE_FOLDERS_MAX)
+		return ARCA_EFORMAT;
+	if (l->n + n > l->cap) {
+		size_t cap = l->cap ? l->cap : 16;
+		while (cap < l->n + n)
+			cap *= 2;
+		struct vv_folder *v = realloc(l->v, cap * sizeof(*v));
+		if (v == NULL)
+			return ARCA_ENOMEM;
+		l->v = v;
+		l->cap = cap;
+	}
+	size_t start = l->n;
+	int rc = 0;
+	for (uint64_t i = 0; i < n && rc == 0; i++) {
+		struct vv_folder f = { 0 };
+		f.name = adec_strdup(&d, SERVE_FOLDER_NAME_MAX);
+		f.attrs = adec_u8(&d);
+		f.special_use = adec_strdup(&d, SERVE_SPECIAL_USE_MAX);
+		f.uidvalidity = adec_u32(&d);
+		f.uidnext = adec_u32(&d);
+		f.highestmodseq = adec_u64(&d);
+		f.messages = adec_u32(&d);
+		f.unseen = adec_u32(&d);
+		if (d.failed || f.name == NULL || f.special_use == NULL || f.name[0] == '\0' ||
+		    (f.attrs & ~(uint32_t)(VV_SELECTABLE | VV_SUBSCRIBED)) != 0 ||
+		    f.unseen > f.messages || f.highestmodseq == 0 || f.uidnext == 0) {
+			free(f.name);
+			free(f.special_use);
+			rc = ARCA_EFORMAT;
+			break;
+		}
+		l->v[l->n++] = f;
+	}
+	if (rc == 0 && adec_finish(&d) != 0)
+		rc = ARCA_EFORMAT;
+	if (rc) {
+		/* the frame counts whole or not at all */
+		for (size_t i = start; i < l->n; i++) {
+			free(l->v[i].name);
+			free(l->v[i].special_use);
+		}
+		l->n = start;
+		return rc;
+	}
+	*last_r = last == 1;
+	return 0;
+}
+
+int serve_decode_mailbox(const uint8_t *p, size_t len, struct vv_mailbox *mb, uint64_t *nmsgs_r)
+{
+	struct adec d;
+	adec_init(&d, p, len);
+	uint64_t nk = adec_varint(&d);
+	if (d.failed || nk > SERVE_KEYWORDS_MAX || nk > adec_left(&d) / 2)
+		return ARCA_EFORMAT;
+	char **kw = nk ? calloc(nk, sizeof(*kw)) : NULL;
+	if (nk && kw == NULL)
+		return ARCA_ENOMEM;
+	int rc = 0;
+	size_t got = 0;
+	for (; got < nk; got++) {
+		kw[got] = adec_strdup(&d, SERVE_KEYWORD_MAX);
+		if (kw[got] == NULL || kw[got][0] == '\0') {
+			rc = ARCA_EFORMAT;
+			if (kw[got])
+				got++;
+			break;
+		}
+	}
+	uint64_t nmsgs = adec_varint(&d);
+	if (rc == 0 && (adec_finish(&d) != 0 || nmsgs > SERVE_MSGS_MAX))
+		rc = ARCA_EFORMAT;
+	if (rc) {
+		for (size_t i = 0; i < got; i++)
+			free(kw[i]);
+		free(kw);
+		return rc;
+	}
+	mb->keywords = kw;
+	mb->nkeywords = (size_t)nk;
+	*nmsgs_r = nmsgs;
+	return 0;
+}
+
+int serve_decode_msgs(const uint8_t *p, size_t len, struct vv_msg *out, size_t room, size_t *n_r)
+{
+	struct adec d;
+	adec_init(&d, p, len);
+	uint64_t n = adec_varint(&d);
+	if (d.failed || n == 0 || n > SERVE_MSGS_PER_FRAME || n > room ||
+	    adec_left(&d) != n * SERVE_MSG_RECORD)
+		return ARCA_EFORMAT;
+	for (uint64_t i = 0; i < n; i++) {
+		struct vv_msg m;
+		m.uid = adec_u32(&d);
+		m.modseq = adec_u64(&d);
+		m.flags = adec_u8(&d);
+		m.keywords = adec_u64(&d);
+		m.date = (int64_t)adec_u64(&d);
+		m.size = adec_u64(&d);
+		uint8_t recent = adec_u8(&d);
+		if (d.failed || m.uid == 0 || m.modseq == 0 || (m.flags & ~(uint32_t)FLAGS_ALL) != 0 ||
+		    m.size > SERVE_BODY_MAX || recent > 1)
+			return ARCA_EFORMAT;
+		m.recent = recent == 1;
+		out[i] = m;
+	}
+	if (adec_finish(&d) != 0)
+		return ARCA_EFORMAT;
+	*n_r = (size_t)n;
+	return 0;
+}
+
+int serve_decode_body_r(const uint8_t *p, size_t len, uint64_t *size_r)
+{
+	struct adec d;
+	adec_init(&d, p, len);
+	uint64_t size = adec_u64(&d);
+	if (adec_finish(&d) != 0 || size > SERVE_BODY_MAX)
+		return ARCA_EFORMAT;
+	*size_r = size;
+	return 0;
+}
+
+int serve_decode_err(const uint8_t *p, size_t len, struct arca_err *err)
+{
+	struct adec d;
+	adec_init(&d, p, len);
+	uint32_t code = adec_u32(&d);
+	char text[SERVE_TEXT_MAX + 1];
+	dec_str_buf(&d, text, SERVE_TEXT_MAX);
+	/* a code this build doesn't know is still an error, just unnamed */
+	if (adec_finish(&d) != 0 || code == 0 || code > 1000)
+		return arca_err_set(err, ARCA_EFORMAT, "serve channel: a malformed ERR");
+	return arca_err_set(err, -(int)code, "%s", text);
+}
+
+/* ---- the control socket ---- */
+
+#define CTL_VERSION 1
+
+int serve_ctl_encode(struct abuf *out, const char *peer, uint16_t port)
+{
+	abuf_reset(out);
+	int rc = abuf_add_u8(out, CTL_VERSION);
+	rc = rc ? rc : add_str_max(out, peer, SERVE_PEER_MAX);
+	rc = rc ? rc : abuf_add_u16(out, port);
+	return rc;
+}
+
+int serve_ctl_decode(const uint8_t *p, size_t len, char peer[SERVE_PEER_MAX + 1], uint16_t *port_r)
+{
+	struct adec d;
+	adec_init(&d, p, len);
+	uint8_t v = adec_u8(&d);
+	dec_str_buf(&d, peer, SERVE_PEER_MAX);
+	uint16_t port = adec_u16(&d);
+	if (adec_finish(&d) != 0 || v != CTL_VERSION) {
+		peer[0] = '\0';
+		return ARCA_EFORMAT;
+	}
+	/* only a numeric address: it names the peer in logs and throttling */
+	unsigned char bin[16];
+	if (inet_pton(AF_INET, peer, bin) != 1 && inet_pton(AF_INET6, peer, bin) != 1) {
+		peer[0] = '\0';
+		return ARCA_EFORMAT;
+	}
+	*port_r = port;
+	return 0;
+}
+
+int serve_ctl_send(int sock, int fd, const char *peer, uint16_t port, struct arca_err *err)
+{
+	struct abuf b = ABUF_INIT;
+	if (serve_ctl_encode(&b, peer, port) != 0) {
+		abuf_release(&b);
+		return arca_err_set(err, ARCA_ELIMIT, "peer address too long");
+	}
+	struct iovec iov = { .iov_base = b.data, .iov_len = b.len };
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	memset(&u, 0, sizeof(u));
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
+			      .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
+	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	ssize_t w;
+	do
+		w = sendmsg(sock, &msg, MSG_NOSIGNAL);
+	while (w < 0 && errno == EINTR);
+	int e = errno;
+	size_t want = b.len;
+	abuf_release(&b);
+	if (w < 0 || (size_t)w != want)
+		return arca_err_errno(err, ARCA_EIO, e, "control socket: the keeper is gone");
+	return 0;
+}
+
+#define CTL_MSG_MAX (1 + 2 + SERVE_PEER_MAX + 2)
+#define CTL_FDS_MAX 8
+
+int serve_ctl_recv(int sock, int *fd_r, char peer[SERVE_PEER_MAX + 1], uint16_t *port_r,
+		   struct arca_err *err)
+{
+	*fd_r = -1;
+	uint8_t buf[CTL_MSG_MAX + 1];
+	struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) };
+	/* room for more descriptors than allowed, so extra ones are seen
+	 * (and closed) rather than silently truncated */
+	union {
+		char buf[CMSG_SPACE(CTL_FDS_MAX * sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
+			      .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
+	ssize_t r;
+	do
+		r = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+	while (r < 0 && errno == EINTR);
+	if (r == 0)
+		return arca_err_set(err, ARCA_ENOENT, "control socket: the acceptor hung up");
+	if (r < 0)
+		return arca_err_errno(err, ARCA_EIO, errno, "control socket");
+	int fds[CTL_FDS_MAX];
+	size_t nfds = 0;
+	bool odd = false;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) {
+			odd = true;
+			continue;
+		}
+		size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < n; i++) {
+			int f;
+			memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+			if (nfds < CTL_FDS_MAX)
+				fds[nfds++] = f;
+			else
+				close(f);
+		}
+	}
+	int rc = 0;
+	if (odd || nfds != 1 || (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0 ||
+	    serve_ctl_decode(buf, (size_t)r, peer, port_r) != 0)
+		rc = arca_err_set(err, ARCA_EFORMAT, "control socket: a malformed message");
+	if (rc == 0) {
+		/* it must be a stream socket: anything else is not a channel */
+		int type = 0;
+		socklen_t tl = sizeof(type);
+		if (getsockopt(fds[0], SOL_SOCKET, SO_TYPE, &type, &tl) != 0 || type != SOCK_STREAM)
+			rc = arca_err_set(err, ARCA_EFORMAT, "control socket: the descriptor is not a stream socket");
+	}
+	if (rc) {
+		for (size_t i = 0; i < nfds; i++)
+			close(fds[i]);
+		return rc;
+	}
+	*fd_r = fds[0];
+	return 0;
+}
