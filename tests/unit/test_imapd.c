@@ -891,7 +891,8 @@ static void test_list(void)
 
 #define SELECT_INBOX                                                           \
 	"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Forwarded Work)\r\n" \
-	"* OK [PERMANENTFLAGS ()] Read-only mailbox.\r\n"                      \
+	"* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Forwarded Work \\*)] " \
+	"Flags as the mail server kept them; read-only now.\r\n"               \
 	"* 4 EXISTS\r\n"                                                       \
 	"* 0 RECENT\r\n"                                                       \
 	"* OK [UNSEEN 3] First unseen.\r\n"                                    \
@@ -908,7 +909,8 @@ static void test_select(void)
 	EXPECT(c, "d", "FETCH 1 FLAGS", "d BAD No mailbox selected.\r\n");
 	EXPECT(c, "e", "EXAMINE \"Archive/2024\"",
 	       "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n"
-	       "* OK [PERMANENTFLAGS ()] Read-only mailbox.\r\n"
+	       "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] "
+	       "Flags as the mail server kept them; read-only now.\r\n"
 	       "* 0 EXISTS\r\n* 0 RECENT\r\n"
 	       "* OK [UIDVALIDITY 1700000004] UIDs valid.\r\n"
 	       "* OK [UIDNEXT 1] Predicted next UID.\r\n"
