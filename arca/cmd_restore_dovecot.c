@@ -13,6 +13,7 @@
 #include "buf.h"
 #include "cli.h"
 #include "doveadm.h"
+#include "doveadm_parse.h"
 #include "maildir.h"
 #include "maildir_merge.h"
 #include "mailsync.h"
@@ -43,10 +44,12 @@ static const char USAGE[] =
 	"A message is never duplicated (same name, UID or bytes) and no file of the\n"
 	"destination is deleted or overwritten; a second run adds nothing.\n"
 	"With --doveadm (run without a shell, split on spaces): Sieve scripts go in\n"
-	"with doveadm sieve put/activate, then every folder gets doveadm force-resync\n"
-	"and doveadm mailbox update --min-highest-modseq N --min-next-uid M\n"
-	"(N the snapshot's HIGHESTMODSEQ, M its next UID) and is checked with\n"
-	"doveadm mailbox status.  Without it, --sieve-home PATTERN writes the scripts\n"
+	"with doveadm sieve put; then one doveadm batch per account runs force-resync\n"
+	"and mailbox status on every folder, a folder still below the snapshot gets\n"
+	"doveadm mailbox update --min-highest-modseq N --min-next-uid M (N the\n"
+	"snapshot's HIGHESTMODSEQ, M its next UID, after the force-resync), and\n"
+	"every folder is checked against what Dovecot reports.\n"
+	"Without it, --sieve-home PATTERN writes the scripts\n"
 	"as files (HOME/sieve/NAME.sieve, HOME/.dovecot.sieve) and MODSEQs are not\n"
 	"raised (the commands to run are printed).\n"
 	"--owner: the owner of what is written (default: the owner of the nearest\n"
@@ -212,116 +215,166 @@ static int run(struct dov *d, const char *const *args, const void *in, size_t in
 	return 1;
 }
 
-/* Lines of a doveadm answer, NUL-terminated in place. */
-static size_t split_lines(struct abuf *out, char **lines, size_t max)
+/* The lines of a doveadm answer (split in place, lines[] allocated here
+ * for at most max); on a malformed answer prints one line naming what was
+ * asked.  Returns 0 or 1. */
+static int answer_lines(struct dov *d, struct doveadm_result *res, size_t max, char ***lines_r,
+			size_t *n_r, const char *what)
 {
-	size_t n = 0;
-	char *p = (char *)out->data;
-	if (p == NULL)
+	*lines_r = NULL;
+	*n_r = 0;
+	if (res->out.len == 0)
 		return 0;
-	while (*p && n < max) {
-		char *e = strchr(p, '\n');
-		if (e)
-			*e = '\0';
-		if (*p)
-			lines[n++] = p;
-		if (!e)
-			break;
-		p = e + 1;
+	char **lines = calloc(max, sizeof(char *));
+	if (lines == NULL || abuf_cstr(&res->out) != 0) {
+		free(lines);
+		fprintf(stderr, "%s: %s: out of memory reading doveadm's answer (%s)\n", cli_prog, d->account, what);
+		return 1;
 	}
-	return n;
+	int rc = dva_split_lines((char *)res->out.data, res->out.len, lines, max, n_r);
+	if (rc != 0) {
+		free(lines);
+		*n_r = 0;
+		fprintf(stderr, "%s: %s: doveadm's answer (%s) is not what Dovecot prints: %s\n", cli_prog,
+			d->account, what, rc == ARCA_ELIMIT ? "too many or too long lines" : "binary bytes in it");
+		return 1;
+	}
+	*lines_r = lines;
+	return 0;
 }
 
-/* The name doveadm gives folder `name` ('/' separated): levels joined with
- * the namespace separator. */
-static int vname(const char *name, char sep, struct abuf *out)
+#define STATUS_FIELDS "uidvalidity uidnext highestmodseq messages"
+
+/* What `doveadm -f flow mailbox status FIELDS '*'` printed, line by line:
+ * names[i] the mailbox, st[i] its numbers. */
+struct statuses {
+	struct doveadm_result res;
+	char **names;
+	struct dva_status *st;
+	size_t n;
+};
+
+static void statuses_release(struct statuses *s)
 {
-	abuf_reset(out);
-	for (const char *p = name; *p; p++) {
-		char c = *p == '/' ? sep : *p;
-		if (abuf_add(out, &c, 1) != 0)
-			return -1;
-	}
-	return abuf_cstr(out);
+	doveadm_result_release(&s->res);
+	free(s->names);
+	free(s->st);
+	memset(s, 0, sizeof(*s));
 }
 
-/* The separator doveadm uses: found by matching a nested folder's name
- * against doveadm mailbox list. */
-static char detect_sep(struct dov *d, char **lines, size_t n, int layout)
+/* Runs args (a mailbox status over '*', alone or last in a batch) into s.
+ * Returns 0 or 1 (one line printed). */
+static int run_status(struct dov *d, const char *const *args, struct statuses *s, const char *what)
 {
-	for (size_t i = 0; i < d->nreps; i++) {
-		const char *f = d->reps[i].folder;
-		if (strchr(f, '/') == NULL)
-			continue;
-		size_t fl = strlen(f);
-		for (size_t k = 0; k < n; k++) {
-			if (strlen(lines[k]) != fl)
-				continue;
-			char sep = 0;
-			bool ok = true;
-			for (size_t j = 0; j < fl && ok; j++) {
-				if (f[j] == '/') {
-					if (sep == 0)
-						sep = lines[k][j];
-					ok = lines[k][j] == sep;
-				} else {
-					ok = lines[k][j] == f[j];
-				}
-			}
-			if (ok && sep != 0)
-				return sep;
-		}
+	memset(s, 0, sizeof(*s));
+	if (run(d, args, NULL, 0, &s->res, what) != 0)
+		return 1;
+	if (answer_lines(d, &s->res, MAILDIR_FOLDERS_MAX, &s->names, &s->n, "doveadm mailbox status") != 0)
+		return 1;
+	s->st = calloc(s->n ? s->n : 1, sizeof(*s->st));
+	if (s->st == NULL) {
+		fprintf(stderr, "%s: %s: out of memory\n", cli_prog, d->account);
+		return 1;
 	}
-	return layout == MAILDIR_LAYOUT_FS ? '/' : '.';
-}
-
-/* "NAME messages=3 uidnext=4 uidvalidity=5 highestmodseq=6": the value of key. */
-static bool status_field(const char *line, size_t skip, const char *key, uint64_t *v)
-{
-	size_t kl = strlen(key);
-	for (const char *p = line + skip; (p = strstr(p, key)) != NULL; p += kl) {
-		if ((p == line + skip || p[-1] == ' ') && p[kl] == '=') {
-			char *e;
-			errno = 0;
-			unsigned long long x = strtoull(p + kl + 1, &e, 10);
-			if (errno == 0 && e != p + kl + 1) {
-				*v = x;
-				return true;
-			}
-		}
-	}
-	return false;
-}
-
-/* Step 3: MODSEQ and next UID up, then check what Dovecot reports. */
-static int raise_and_check(struct dov *d, const char *user, int layout)
-{
-	int fails = 0;
-	const char *list_args[] = { "mailbox", "list", "-u", user, NULL };
-	struct doveadm_result lr;
-	char **lines = NULL;
-	size_t nl = 0;
-	if (d->have_doveadm && !d->dry_run) {
-		if (run(d, list_args, NULL, 0, &lr, "listing the mailboxes") != 0) {
-			doveadm_result_release(&lr);
+	for (size_t i = 0; i < s->n; i++) {
+		/* a refused line is left whole, for the message */
+		if (dva_status_line(s->names[i], &s->st[i]) != 0) {
+			fprintf(stderr, "%s: %s: doveadm mailbox status said \"%.200s\", not a mailbox name and the four numbers asked for\n",
+				cli_prog, d->account, s->names[i]);
 			return 1;
 		}
-		lines = calloc(MAILDIR_FOLDERS_MAX, sizeof(char *));
-		if (lines == NULL) {
-			doveadm_result_release(&lr);
-			return cli_failf("out of memory");
-		}
-		nl = split_lines(&lr.out, lines, MAILDIR_FOLDERS_MAX);
-	} else {
-		memset(&lr, 0, sizeof(lr));
 	}
-	char sep = d->sep ? d->sep : detect_sep(d, lines, nl, layout);
+	return 0;
+}
+
+/* What Dovecot reports for folder f (named box by doveadm) against what
+ * was written. */
+static int check_one(struct dov *d, const struct frep *f, const struct dva_status *st)
+{
+	if (st->uidvalidity != f->uidvalidity || st->uidnext < f->nextuid || st->highestmodseq < f->highestmodseq ||
+	    st->messages < f->messages) {
+		fprintf(stderr, "%s: %s: %s: MISMATCH after the restore: Dovecot reports UIDVALIDITY %llu, UIDNEXT %llu, HIGHESTMODSEQ %llu, %llu messages; expected UIDVALIDITY %u, UIDNEXT >= %u, HIGHESTMODSEQ >= %llu, >= %llu messages\n",
+			cli_prog, d->account, f->folder, (unsigned long long)st->uidvalidity,
+			(unsigned long long)st->uidnext, (unsigned long long)st->highestmodseq,
+			(unsigned long long)st->messages, f->uidvalidity, f->nextuid,
+			(unsigned long long)f->highestmodseq, (unsigned long long)f->messages);
+		return 1;
+	}
+	printf("%s: %s: Dovecot serves UIDVALIDITY %llu, UIDNEXT %llu, HIGHESTMODSEQ %llu (snapshot %llu), %llu messages\n",
+	       d->account, f->folder, (unsigned long long)st->uidvalidity, (unsigned long long)st->uidnext,
+	       (unsigned long long)st->highestmodseq, (unsigned long long)f->highestmodseq,
+	       (unsigned long long)st->messages);
+	return 0;
+}
+
+/*
+ * Step 3: next UID and HIGHESTMODSEQ up, then check what Dovecot reports
+ * (docs/restore.md, "The doveadm calls"):
+ *   1. doveadm -f flow batch -u USER : force-resync '*' : mailbox status FIELDS '*'
+ *      one process: Dovecot takes in every new dovecot-uidlist, and says
+ *      what it now serves (the names also give the separator);
+ *   2. doveadm mailbox update -u USER --min-next-uid M --min-highest-modseq N BOX
+ *      only for the folders still below what was written (Dovecot 2.3's
+ *      doveadm batch can't pass options to mailbox update: "update:
+ *      invalid option"), so one process per such folder;
+ *   3. when 2 ran: doveadm -f flow mailbox status FIELDS '*', the check.
+ * A restore from a Maildir ingest (no MODSEQ; dovecot-uidlist already
+ * carries the next UID) thus costs one doveadm process per account.
+ * When the batch fails (doveadm batch stops at the first failing command
+ * and may not say which folder), each folder goes alone: force-resync and
+ * mailbox update, each error naming its folder.
+ */
+static int raise_and_check(struct dov *d, const char *user, int layout)
+{
+	if (d->nreps == 0)
+		return 0;
+	int fails = 0;
+	bool live = d->have_doveadm && !d->dry_run, resync_each = false;
+	struct statuses s1 = { 0 }, s2 = { 0 };
 	struct abuf mb = ABUF_INIT;
+	if (live) {
+		/* Dovecot first takes in the new dovecot-uidlist (a full
+		 * sync): raising its next UID before would make it take the
+		 * records below that UID for expunged mail and renumber them
+		 * ("Expunged message reappeared") */
+		char sep1[2] = { doveadm_batch_sep((const char *const[]){ user, NULL }), 0 };
+		const char *b1[] = { "-f", "flow", "batch", "-u", user, sep1, "force-resync", "*",
+				     sep1, "mailbox", "status", STATUS_FIELDS, "*", NULL };
+		if (sep1[0] == 0 || run_status(d, b1, &s1, "force-resync and mailbox status in one doveadm batch") != 0) {
+			statuses_release(&s1);
+			resync_each = true;
+			const char *st[] = { "-f", "flow", "mailbox", "status", "-u", user, STATUS_FIELDS, "*", NULL };
+			if (run_status(d, st, &s1, "listing the mailboxes") != 0) {
+				fails = 1;
+				goto out;
+			}
+		}
+	}
+	char sep = d->sep;
+	if (sep == 0 && live) {
+		const char **names = calloc(d->nreps, sizeof(*names));
+		if (names == NULL) {
+			fails = cli_failf("out of memory");
+			goto out;
+		}
+		for (size_t i = 0; i < d->nreps; i++)
+			names[i] = d->reps[i].folder;
+		sep = dva_detect_sep(names, d->nreps, s1.names, s1.n);
+		free(names);
+	}
+	if (sep == 0)
+		sep = layout == MAILDIR_LAYOUT_FS ? '/' : '.';
+	bool *ok = calloc(d->nreps, sizeof(*ok));
+	if (ok == NULL) {
+		fails = cli_failf("out of memory");
+		goto out;
+	}
+	size_t updated = 0;
 	for (size_t i = 0; i < d->nreps; i++) {
 		const struct frep *f = &d->reps[i];
-		if (vname(f->folder, sep, &mb) != 0) {
-			fails++;
-			continue;
+		if (dva_vname(f->folder, sep, &mb) != 0) {
+			fails = cli_failf("out of memory");
+			break;
 		}
 		const char *box = (const char *)mb.data;
 		char nuid[16], hms[24];
@@ -333,7 +386,7 @@ static int raise_and_check(struct dov *d, const char *user, int layout)
 			up[6] = box;
 			up[7] = NULL;
 		}
-		if (!d->have_doveadm || d->dry_run) {
+		if (!live) {
 			printf("%s: %s: %s: doveadm force-resync -u %s '%s'; doveadm mailbox update -u %s --min-next-uid %s%s%s '%s'\n",
 			       d->account, f->folder,
 			       d->dry_run ? "would run" : "run this (no --doveadm given) so no client sees MODSEQ go backwards",
@@ -341,67 +394,65 @@ static int raise_and_check(struct dov *d, const char *user, int layout)
 			       f->highestmodseq ? hms : "", box);
 			continue;
 		}
-		bool listed = false;
-		for (size_t k = 0; k < nl && !listed; k++)
-			listed = strcmp(lines[k], box) == 0;
-		if (!listed) {
-			fprintf(stderr, "%s: %s: %s: doveadm mailbox list does not show it as \"%s\" (give --separator?)\n",
+		struct dva_status st;
+		int rc = dva_status_find(s1.names, s1.st, s1.n, box, &st);
+		if (rc != 0) {
+			fprintf(stderr, rc == ARCA_ENOENT
+				? "%s: %s: %s: doveadm mailbox status does not report it as \"%s\" (give --separator?)\n"
+				: "%s: %s: %s: doveadm mailbox status reports \"%s\" twice\n",
 				cli_prog, d->account, f->folder, box);
 			fails++;
 			continue;
 		}
-		/* Dovecot first takes in the new dovecot-uidlist (a full sync):
-		 * raising its next UID before would make it take the records
-		 * below that UID for expunged mail and renumber them ("Expunged
-		 * message reappeared") */
-		const char *rs[] = { "force-resync", "-u", user, box, NULL };
 		struct doveadm_result res;
-		if (run(d, rs, NULL, 0, &res, f->folder) != 0) {
+		if (resync_each) {
+			const char *rs[] = { "force-resync", "-u", user, box, NULL };
+			if (run(d, rs, NULL, 0, &res, f->folder) != 0) {
+				doveadm_result_release(&res);
+				fails++;
+				continue;
+			}
 			doveadm_result_release(&res);
-			fails++;
-			continue;
 		}
-		doveadm_result_release(&res);
-		if (run(d, up, NULL, 0, &res, f->folder) != 0) {
+		if (resync_each || st.uidnext < f->nextuid || st.highestmodseq < f->highestmodseq) {
+			if (run(d, up, NULL, 0, &res, f->folder) != 0) {
+				doveadm_result_release(&res);
+				fails++;
+				continue;
+			}
 			doveadm_result_release(&res);
-			fails++;
-			continue;
+			updated++;
 		}
-		doveadm_result_release(&res);
-		const char *st[] = { "-f", "flow", "mailbox", "status", "-u", user,
-				     "uidvalidity uidnext highestmodseq messages", box, NULL };
-		if (run(d, st, NULL, 0, &res, f->folder) != 0) {
-			doveadm_result_release(&res);
-			fails++;
-			continue;
-		}
-		const char *ln = res.out.data ? (const char *)res.out.data : "";
-		size_t skip = strncmp(ln, box, strlen(box)) == 0 ? strlen(box) : 0;
-		uint64_t v = 0, nu = 0, hm = 0, msgs = 0;
-		bool ok = status_field(ln, skip, "uidvalidity", &v) && status_field(ln, skip, "uidnext", &nu) &&
-			  status_field(ln, skip, "highestmodseq", &hm) && status_field(ln, skip, "messages", &msgs);
-		if (!ok) {
-			fprintf(stderr, "%s: %s: %s: doveadm mailbox status said \"%.200s\", not the four numbers asked for\n",
-				cli_prog, d->account, f->folder, ln);
-			fails++;
-		} else if (v != f->uidvalidity || nu < f->nextuid || hm < f->highestmodseq || msgs < f->messages) {
-			fprintf(stderr, "%s: %s: %s: MISMATCH after the restore: Dovecot reports UIDVALIDITY %llu, UIDNEXT %llu, HIGHESTMODSEQ %llu, %llu messages; expected UIDVALIDITY %u, UIDNEXT >= %u, HIGHESTMODSEQ >= %llu, >= %llu messages\n",
-				cli_prog, d->account, f->folder, (unsigned long long)v, (unsigned long long)nu,
-				(unsigned long long)hm, (unsigned long long)msgs, f->uidvalidity, f->nextuid,
-				(unsigned long long)f->highestmodseq, (unsigned long long)f->messages);
-			fails++;
-		} else {
-			printf("%s: %s: Dovecot serves UIDVALIDITY %llu, UIDNEXT %llu, HIGHESTMODSEQ %llu (snapshot %llu), %llu messages\n",
-			       d->account, f->folder, (unsigned long long)v, (unsigned long long)nu,
-			       (unsigned long long)hm, (unsigned long long)f->highestmodseq,
-			       (unsigned long long)msgs);
-		}
-		doveadm_result_release(&res);
+		ok[i] = true;
 	}
+	/* the folders that went through get their check, after a failure too */
+	bool checkable = true;
+	if (live && updated > 0) {
+		const char *st[] = { "-f", "flow", "mailbox", "status", "-u", user, STATUS_FIELDS, "*", NULL };
+		if (run_status(d, st, &s2, "checking what Dovecot serves") != 0) {
+			fails++;
+			checkable = false;
+		}
+	}
+	const struct statuses *now = updated > 0 ? &s2 : &s1;
+	for (size_t i = 0; live && checkable && i < d->nreps; i++) {
+		if (!ok[i] || dva_vname(d->reps[i].folder, sep, &mb) != 0)
+			continue;
+		struct dva_status st;
+		if (dva_status_find(now->names, now->st, now->n, (const char *)mb.data, &st) != 0) {
+			fprintf(stderr, "%s: %s: %s: doveadm mailbox status does not report \"%s\" after the restore\n",
+				cli_prog, d->account, d->reps[i].folder, (const char *)mb.data);
+			fails++;
+			continue;
+		}
+		fails += check_one(d, &d->reps[i], &st);
+	}
+	free(ok);
+out:
 	fflush(stdout);
 	abuf_release(&mb);
-	free(lines);
-	doveadm_result_release(&lr);
+	statuses_release(&s1);
+	statuses_release(&s2);
 	return fails ? 1 : 0;
 }
 
@@ -421,16 +472,20 @@ static int sieve_doveadm(struct dov *d, struct repo *r, const struct snapshot *s
 		doveadm_result_release(&lr);
 		return 1;
 	}
-	char *lines[SNAP_SIEVE_MAX + 1];
-	size_t nl = split_lines(&lr.out, lines, SNAP_SIEVE_MAX + 1);
-	const char *active_now = NULL;
-	for (size_t k = 0; k < nl; k++) {
-		size_t l = strlen(lines[k]);
-		if (l > 7 && strcmp(lines[k] + l - 7, " ACTIVE") == 0) {
-			lines[k][l - 7] = '\0';
-			active_now = lines[k];
-		}
+	/* the account's scripts: a few more than a snapshot may hold */
+	char **lines = NULL;
+	size_t nl = 0;
+	long act = -1;
+	if (answer_lines(d, &lr, 4 * SNAP_SIEVE_MAX, &lines, &nl, "doveadm sieve list") != 0 ||
+	    dva_sieve_list(lines, nl, &act) != 0) {
+		if (lines != NULL)
+			fprintf(stderr, "%s: %s: doveadm sieve list printed what Dovecot 2.3 does not (\"%.200s\"): Sieve not restored\n",
+				cli_prog, d->account, (const char *)lr.out.data);
+		free(lines);
+		doveadm_result_release(&lr);
+		return 1;
 	}
+	const char *active_now = act >= 0 ? lines[act] : NULL;
 	struct abuf body = ABUF_INIT, name = ABUF_INIT, msg = ABUF_INIT;
 	size_t put = 0, same = 0;
 	for (size_t i = 0; i < s->nsieve; i++) {
@@ -484,7 +539,10 @@ static int sieve_doveadm(struct dov *d, struct repo *r, const struct snapshot *s
 			printf("%s: Sieve: the account has another script named %s: the snapshot's goes in as %s\n",
 			       d->account, v->name, (const char *)name.data);
 		}
-		const char *pa[] = { "sieve", "put", "-u", user, (const char *)name.data, NULL };
+		/* put -a activates it in the same process */
+		bool activate = v->active && (active_now == NULL || strcmp(active_now, (const char *)name.data) == 0);
+		const char *pa[] = { "sieve", "put", "-u", user, activate ? "-a" : (const char *)name.data,
+				     activate ? (const char *)name.data : NULL, NULL };
 		struct doveadm_result pr;
 		if (run(d, pa, body.data, body.len, &pr, "putting a Sieve script") != 0) {
 			doveadm_result_release(&pr);
@@ -493,24 +551,18 @@ static int sieve_doveadm(struct dov *d, struct repo *r, const struct snapshot *s
 		}
 		doveadm_result_release(&pr);
 		put++;
-		if (v->active) {
-			if (active_now != NULL && strcmp(active_now, (const char *)name.data) != 0) {
-				printf("%s: Sieve: %s stays active (activated after the attack); the snapshot's active script was %s\n",
-				       d->account, active_now, v->name);
-				continue;
-			}
-			const char *aa[] = { "sieve", "activate", "-u", user, (const char *)name.data, NULL };
-			struct doveadm_result ar;
-			fails += run(d, aa, NULL, 0, &ar, "activating a Sieve script");
-			doveadm_result_release(&ar);
+		if (activate)
 			printf("%s: Sieve: %s activated\n", d->account, (const char *)name.data);
-		}
+		else if (v->active)
+			printf("%s: Sieve: %s stays active (activated after the attack); the snapshot's active script was %s\n",
+			       d->account, active_now, v->name);
 	}
 	printf("%s: Sieve: %zu scripts put with doveadm sieve put, %zu already there\n", d->account, put, same);
 	fflush(stdout);
 	abuf_release(&body);
 	abuf_release(&name);
 	abuf_release(&msg);
+	free(lines);
 	doveadm_result_release(&lr);
 	return fails ? 1 : 0;
 }
@@ -546,6 +598,14 @@ static int dov_one(void *ctx, struct repo *r, const struct snap_info *si)
 	    (d->sieve_home && restore_expand(d->sieve_home, si->account, &home) != 0)) {
 		fprintf(stderr, "%s: account \"%s\" can't be a directory name in %s: not restored\n",
 			cli_prog, si->account, d->pattern);
+		fails = 1;
+		goto out;
+	}
+	if (d->have_doveadm && strpbrk((const char *)user.data, "*?") != NULL) {
+		/* doveadm -u takes these as wildcards: the commands would run
+		 * for every user the name matches */
+		fprintf(stderr, "%s: %s: the doveadm user \"%s\" holds '*' or '?', which doveadm -u takes as wildcards: not restored (give --doveadm-user)\n",
+			cli_prog, si->account, (const char *)user.data);
 		fails = 1;
 		goto out;
 	}
@@ -760,12 +820,14 @@ int cmd_restore_dovecot(int argc, char **argv)
 			doveadm_free(&d.dv);
 			return cli_failf("doveadm does not work as given (--doveadm \"%s\"): nothing was restored", doveadm);
 		}
-		const char *loc = res.out.data ? (const char *)res.out.data : "";
-		if (strncmp(loc, "maildir:", 8) != 0 && loc[0] != '\0') {
+		bool known = false, fs = false;
+		bool text = res.out.len == 0 ||
+			    (abuf_cstr(&res.out) == 0 && memchr(res.out.data, '\0', res.out.len) == NULL);
+		const char *loc = res.out.len > 0 && text ? (const char *)res.out.data : "";
+		if (!text || dva_mail_location(loc, &known, &fs) != 0)
 			rc = cli_failf("Dovecot's mail_location is %.200s: arca restore dovecot writes Maildir only", loc);
-		} else if (d.layout == MAILDIR_LAYOUT_AUTO && loc[0] != '\0') {
-			d.layout = strstr(loc, "LAYOUT=fs") ? MAILDIR_LAYOUT_FS : MAILDIR_LAYOUT_MAILDIRPP;
-		}
+		else if (d.layout == MAILDIR_LAYOUT_AUTO && known)
+			d.layout = fs ? MAILDIR_LAYOUT_FS : MAILDIR_LAYOUT_MAILDIRPP;
 		d.account = NULL;
 		doveadm_result_release(&res);
 		if (rc) {

@@ -69,23 +69,40 @@ static int drain(int fd, struct abuf *b, size_t cap)
 	return 1;
 }
 
+static int run_argv(const char **argv, int timeout_s, const void *in, size_t inlen,
+		    struct doveadm_result *res);
+
 int doveadm_run(const struct doveadm *d, const char *const *args, const void *in, size_t inlen,
 		struct doveadm_result *res)
 {
 	memset(res, 0, sizeof(*res));
 	res->status = -2;
-	const char *argv[DOVEADM_WORDS_MAX + 32];
+	size_t nargs = 0;
+	while (args[nargs] != NULL)
+		nargs++;
+	if (nargs > DOVEADM_ARGS_MAX) {
+		snprintf(res->why, sizeof(res->why), "too many arguments (%zu)", nargs);
+		return -1;
+	}
+	const char **argv = calloc(d->nwords + nargs + 1, sizeof(*argv));
+	if (argv == NULL) {
+		snprintf(res->why, sizeof(res->why), "out of memory");
+		return -1;
+	}
 	size_t argc = 0;
 	for (size_t i = 0; i < d->nwords; i++)
 		argv[argc++] = d->words[i];
-	for (size_t i = 0; args[i] != NULL; i++) {
-		if (argc == sizeof(argv) / sizeof(argv[0]) - 1) {
-			snprintf(res->why, sizeof(res->why), "too many arguments");
-			return -1;
-		}
+	for (size_t i = 0; i < nargs; i++)
 		argv[argc++] = args[i];
-	}
 	argv[argc] = NULL;
+	int rc = run_argv(argv, d->timeout_s, in, inlen, res);
+	free(argv);
+	return rc;
+}
+
+static int run_argv(const char **argv, int timeout_s, const void *in, size_t inlen,
+		    struct doveadm_result *res)
+{
 	int pin[2] = { -1, -1 }, pout[2] = { -1, -1 }, perr[2] = { -1, -1 };
 	if (pipe2(pin, O_CLOEXEC) != 0 || pipe2(pout, O_CLOEXEC) != 0 || pipe2(perr, O_CLOEXEC) != 0) {
 		snprintf(res->why, sizeof(res->why), "pipe: %s", strerror(errno));
@@ -129,7 +146,7 @@ int doveadm_run(const struct doveadm *d, const char *const *args, const void *in
 		close(pin[1]);
 		pin[1] = -1;
 	}
-	uint64_t deadline = arca_mono_ns() + (uint64_t)d->timeout_s * 1000000000ull;
+	uint64_t deadline = arca_mono_ns() + (uint64_t)timeout_s * 1000000000ull;
 	bool out_open = true, err_open = true, timed_out = false;
 	while (out_open || err_open || pin[1] >= 0) {
 		struct pollfd pf[3];
@@ -185,7 +202,7 @@ int doveadm_run(const struct doveadm *d, const char *const *args, const void *in
 	(void)abuf_cstr(&res->err);
 	if (timed_out) {
 		res->status = -1;
-		snprintf(res->why, sizeof(res->why), "no answer within %d s (killed)", d->timeout_s);
+		snprintf(res->why, sizeof(res->why), "no answer within %d s (killed)", timeout_s);
 		return -1;
 	}
 	if (WIFSIGNALED(st)) {
@@ -203,8 +220,17 @@ void doveadm_describe(const struct doveadm *d, const char *const *args,
 	abuf_reset(out);
 	for (size_t i = 0; i < d->nwords; i++)
 		abuf_printf(out, "%s%s", i ? " " : "", d->words[i]);
-	for (size_t i = 0; args[i] != NULL; i++)
+	/* a batch for many folders: its start says enough */
+	for (size_t i = 0; args[i] != NULL; i++) {
+		if (out->len > 400) {
+			size_t more = 0;
+			while (args[i + more] != NULL)
+				more++;
+			abuf_printf(out, " ... (%zu more arguments)", more);
+			break;
+		}
 		abuf_printf(out, " %s", args[i]);
+	}
 	if (res->status >= 0)
 		abuf_printf(out, ": exit %d", res->status);
 	else
@@ -232,4 +258,20 @@ void doveadm_describe(const struct doveadm *d, const char *const *args,
 		}
 	}
 	(void)abuf_cstr(out);
+}
+
+char doveadm_batch_sep(const char *const *args)
+{
+	/* doveadm batch splits its arguments at every one equal to the
+	 * separator: it must be none of the arguments (a folder may be named
+	 * ":") */
+	static const char cands[] = ":;|+#%!~^,=";
+	for (const char *c = cands; *c; c++) {
+		bool used = false;
+		for (size_t i = 0; args[i] != NULL && !used; i++)
+			used = args[i][0] == *c && args[i][1] == '\0';
+		if (!used)
+			return *c;
+	}
+	return 0;
 }

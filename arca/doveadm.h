@@ -18,6 +18,8 @@
 #define DOVEADM_WORDS_MAX 32
 #define DOVEADM_OUT_MAX (16u << 20)
 #define DOVEADM_ERR_MAX (64u << 10)
+/* Arguments of one call (Linux takes about 2 MiB of them in all). */
+#define DOVEADM_ARGS_MAX 4096
 
 struct doveadm {
 	char *words[DOVEADM_WORDS_MAX];
@@ -46,5 +48,10 @@ int doveadm_run(const struct doveadm *d, const char *const *args, const void *in
  * into out (reset, NUL-terminated), for one error line. */
 void doveadm_describe(const struct doveadm *d, const char *const *args,
 		      const struct doveadm_result *res, struct abuf *out);
+
+/* A separator for `doveadm batch SEP cmd SEP cmd ...` that is none of
+ * args (NULL-terminated): doveadm splits at every argument equal to it.
+ * 0 when every candidate is taken. */
+char doveadm_batch_sep(const char *const *args);
 
 #endif

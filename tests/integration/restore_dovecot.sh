@@ -12,7 +12,9 @@
 #      them, never duplicates; a second run changes nothing;
 #  (c) --new-uidvalidity on another account;
 #  (d) --folder with --account restores one folder;
-#  (e) bad input fails clearly and loses nothing.
+#  (e) bad input fails clearly and loses nothing;
+#  (f) the doveadm calls: one process per account for a Maildir-ingest
+#      snapshot; when the batch fails, folder by folder, still complete.
 set -u
 . "$(dirname "$0")/../lib/common.sh"
 . "$ARCA_ROOT/tests/lib/dovecot.sh"
@@ -124,8 +126,17 @@ check "(b) INBOX recreated by the deliveries" test -s "$DOVECOT_MAIL_ROOT/exampl
 vnew=$(doveadm -c "$DOVECOT_CONF" -f flow mailbox status -u "$A" uidvalidity INBOX | sed 's/.*uidvalidity=//')
 vold=$(jq1 x 'd["folders"]["INBOX"]["uidvalidity"]' "$T/before-$A.json")
 check "(b) the new INBOX has another UIDVALIDITY ($vnew, was $vold)" test "$vnew" != "$vold"
+# a script of the same name as the snapshot's, with other bytes, inactive,
+# made after the attack: it must be kept (doveadm sieve list prints
+# "NAME " with a trailing space for an inactive script)
+sname=$(printf '%s\n' "$sieve_before" | sed -n 's/ ACTIVE$//p' | head -1)
+printf '# made after the attack\nkeep;\n' | doveadm -c "$DOVECOT_CONF" sieve put -u "$A" "$sname"
 restore --account "$A"
 expect_eq "(b) restore into the live, recreated INBOX exits 0" "$?" 0
+check "(b) Sieve: the script of the same name made after the attack is kept" \
+	sh -c "doveadm -c '$DOVECOT_CONF' sieve get -u '$A' '$sname' | grep -q 'made after the attack'"
+check "(b) Sieve: the snapshot's goes in beside it as $sname-restored, active" \
+	sh -c "grep -q 'another script named $sname: the snapshot.s goes in as $sname-restored' '$T/out' && doveadm -c '$DOVECOT_CONF' sieve list -u '$A' | grep -qx '$sname-restored ACTIVE'"
 cat "$T/err" >&2
 grep "INBOX: merged" "$T/out" | sed 's/^/# /'
 check "(b) the message that arrived again is recognised by its bytes" \
@@ -234,4 +245,46 @@ check "(e) dump after bad input" dump after-e "$A"
 check "(e) nothing of alice's was lost or changed" $PY "$TOOLS/imapdump.py" --compare "$T/before-e-$A.json" "$T/after-e-$A.json"
 restore --account "$A" --dry-run
 check "(e) --dry-run says per folder what would be done" grep -q "dry run, nothing written: INBOX: already complete" "$T/out"
+
+# ---- (f) how many doveadm processes: a wrapper logs each call
+cat >"$T/dvwrap" <<EOF
+#!/bin/sh
+echo "\$*" >>"$T/dvcalls"
+case " \$* " in
+*" batch "*) if [ -n "\${DV_FAIL_BATCH:-}" ]; then echo "batch refused by the test" >&2; exit 75; fi ;;
+esac
+exec doveadm "\$@"
+EOF
+chmod +x "$T/dvwrap"
+dvrestore() {  # REPO args...
+	: >"$T/dvcalls"
+	"$ARCA" restore dovecot --repo "$1" --restore-key "$T/rk2" --maildir "$PATTERN" \
+		--owner "$OWNER" --doveadm "$T/dvwrap -c $DOVECOT_CONF" "${@:2}" >"$T/out" 2>"$T/err"
+}
+# a snapshot from a Maildir ingest (no MODSEQ) of carol's restored Maildir
+check "(f) dump carol before" dump before-f "$C"
+"$ARCA" init --repo "$T/repo2" --restore-key "$T/rk2" >/dev/null
+check "(f) ingest carol's Maildir" "$ARCA" ingest maildir --repo "$T/repo2" --account "$C" --quiet \
+	"$DOVECOT_MAIL_ROOT/other.test/carol/Maildir"
+rm -rf "$DOVECOT_MAIL_ROOT/other.test/carol/Maildir"
+dvrestore "$T/repo2" --account "$C"
+expect_eq "(f) restore from a Maildir ingest exits 0" "$?" 0
+cat "$T/err" >&2
+sed 's/^/# doveadm /' "$T/dvcalls"
+check "(f) one doveadm process for the account (+ the config check), not per folder" \
+	test "$(wc -l <"$T/dvcalls")" -eq 2 -a "$(grep -c ' batch -u carol@other.test : force-resync \* : mailbox status ' "$T/dvcalls")" -eq 1
+check "(f) every folder checked" test "$(grep -c 'carol@other.test: .*: Dovecot serves UIDVALIDITY' "$T/out")" -ge 3
+check "(f) dump after" dump after-f "$C"
+check "(f) carol's view equals the one before" $PY "$TOOLS/imapdump.py" --compare "$T/before-f-$C.json" "$T/after-f-$C.json"
+# the batch refused: every folder alone, each checked; the restore still completes
+rm -rf "$DOVECOT_MAIL_ROOT/other.test/carol/Maildir"
+DV_FAIL_BATCH=1 dvrestore "$T/repo2" --account "$C"
+expect_eq "(f) with the batch failing, the restore still completes (exit 0)" "$?" 0
+check "(f) ... the batch's failure is said, with doveadm's words" \
+	grep -q "in one doveadm batch failed: .*batch refused by the test" "$T/err"
+check "(f) ... then force-resync and update per folder" \
+	test "$(grep -c ' force-resync -u carol@other.test ' "$T/dvcalls")" -ge 3 -a "$(grep -c ' mailbox update -u carol@other.test ' "$T/dvcalls")" -ge 3
+check "(f) ... and every folder checked" test "$(grep -c 'carol@other.test: .*: Dovecot serves UIDVALIDITY' "$T/out")" -ge 3
+check "(f) dump after the fallback" dump after-f2 "$C"
+check "(f) carol's view equals the one before" $PY "$TOOLS/imapdump.py" --compare "$T/before-f-$C.json" "$T/after-f2-$C.json"
 test_done
