@@ -1755,8 +1755,10 @@ static bool pattern_match(const char *pat, size_t pl, const char *name)
 	return cur[pl];
 }
 
+/* extended: the command used LIST-EXTENDED syntax, whose answers may say
+ * \NonExistent (RFC 5258); plain LIST and LSUB say \Noselect. */
 static void out_list_line(struct sess *s, const char *verb, const struct lentry *e,
-			  bool noselect_extra, bool show_sub, bool childinfo)
+			  bool noselect_extra, bool show_sub, bool childinfo, bool extended)
 {
 	out_str(s, "* ");
 	out_str(s, verb);
@@ -1767,7 +1769,7 @@ static void out_list_line(struct sess *s, const char *verb, const struct lentry 
 		if (noselect_extra)
 			out_str(s, "\\Noselect");
 	} else {
-		if (!e->exists)
+		if (!e->exists || (extended && !noselect_extra && e->f && (e->f->attrs & VV_NONEXISTENT)))
 			out_str(s, "\\NonExistent ");   /* RFC 5258: implies \Noselect */
 		else if (e->f == NULL || !(e->f->attrs & VV_SELECTABLE) || noselect_extra)
 			out_str(s, "\\Noselect ");
@@ -1877,7 +1879,8 @@ static void cmd_list(struct sess *s, struct imapd_cmd *c, bool lsub)
 		}
 		if (sel_special && !special)
 			continue;
-		out_list_line(s, lsub ? "LSUB" : "LIST", le, noselect, show_sub, childinfo);
+		out_list_line(s, lsub ? "LSUB" : "LIST", le, noselect, show_sub, childinfo,
+			      !lsub && c->list_extended);
 		if (!lsub && (c->list_return & IMAPD_LR_STATUS) && le->f &&
 		    (le->f->attrs & VV_SELECTABLE) && !childinfo)
 			out_status(s, le->f, c->status_items);

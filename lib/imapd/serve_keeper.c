@@ -211,8 +211,10 @@ static uint32_t maildir_flags_to_vv(uint32_t f)
 	return v;
 }
 
-/* One snapshot folder (messages loaded) into what is served. */
-static int convert_folder(const struct snap_folder *sf, struct kfolder *kf)
+/* One snapshot folder (messages loaded) into what is served.  maildirpp:
+ * the snapshot's layout has no directory for a folder that only holds
+ * others, so Dovecot showed it \NonExistent. */
+static int convert_folder(const struct snap_folder *sf, bool maildirpp, struct kfolder *kf)
 {
 	memset(kf, 0, sizeof(*kf));
 	kf->f.name = strdup(sf->name);
@@ -221,7 +223,8 @@ static int convert_folder(const struct snap_folder *sf, struct kfolder *kf)
 		return ARCA_ENOMEM;
 	if (strlen(kf->f.special_use) > SERVE_SPECIAL_USE_MAX || strlen(kf->f.name) > SERVE_FOLDER_NAME_MAX)
 		return ARCA_ELIMIT;
-	kf->f.attrs = ((sf->attrs & SNAP_FOLDER_SELECTABLE) ? VV_SELECTABLE : 0) |
+	kf->f.attrs = ((sf->attrs & SNAP_FOLDER_SELECTABLE) ? VV_SELECTABLE :
+		       maildirpp ? VV_NONEXISTENT : 0) |
 		      ((sf->attrs & SNAP_FOLDER_SUBSCRIBED) ? VV_SUBSCRIBED : 0);
 	kf->f.uidvalidity = sf->uidvalidity;
 	uint64_t hms = sf->highestmodseq ? sf->highestmodseq : 1;
@@ -420,7 +423,7 @@ static int acct_load(struct serve_keeper *k, struct kacct *a, struct arca_err *e
 		if (sf->attrs & SNAP_FOLDER_SELECTABLE)
 			rc = snapshot_load_msgs(k->o.repo, sf, err);
 		if (rc == 0) {
-			rc = convert_folder(sf, &kf[done]);
+			rc = convert_folder(sf, s->layout != MAILDIR_LAYOUT_FS, &kf[done]);
 			if (rc)
 				arca_err_set(err, rc, "folder %.200s: %s", sf->name,
 					     rc == ARCA_ELIMIT ? "beyond the served limits" : "out of memory");

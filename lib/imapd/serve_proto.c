@@ -162,6 +162,12 @@ static bool separator_ok(unsigned c)
 	return c == '.' || c == '/';
 }
 
+static bool folder_attrs_ok(uint32_t a)
+{
+	return (a & ~(uint32_t)(VV_SELECTABLE | VV_SUBSCRIBED | VV_NONEXISTENT)) == 0 &&
+	       (a & (VV_SELECTABLE | VV_NONEXISTENT)) != (VV_SELECTABLE | VV_NONEXISTENT);
+}
+
 int serve_encode_folder_list(struct abuf *out, bool last, char separator,
 			     const struct vv_folder *folders, size_t n)
 {
@@ -173,7 +179,7 @@ int serve_encode_folder_list(struct abuf *out, bool last, char separator,
 	rc = rc ? rc : abuf_add_varint(out, n);
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		const struct vv_folder *f = &folders[i];
-		if (f->name[0] == '\0' || (f->attrs & ~(uint32_t)(VV_SELECTABLE | VV_SUBSCRIBED)) != 0)
+		if (f->name[0] == '\0' || !folder_attrs_ok(f->attrs))
 			return ARCA_ELIMIT;
 		rc = add_str_max(out, f->name, SERVE_FOLDER_NAME_MAX);
 		rc = rc ? rc : abuf_add_u8(out, (uint8_t)f->attrs);
@@ -385,7 +391,7 @@ int serve_decode_folder_list(const uint8_t *p, size_t len, struct serve_folder_l
 		f.messages = adec_u32(&d);
 		f.unseen = adec_u32(&d);
 		if (d.failed || f.name == NULL || f.special_use == NULL || f.name[0] == '\0' ||
-		    (f.attrs & ~(uint32_t)(VV_SELECTABLE | VV_SUBSCRIBED)) != 0 ||
+		    !folder_attrs_ok(f.attrs) ||
 		    f.unseen > f.messages || f.highestmodseq == 0 || f.uidnext == 0) {
 			free(f.name);
 			free(f.special_use);

@@ -35,6 +35,11 @@ enum vv_flag {
 enum vv_folder_attr {
 	VV_SELECTABLE = 1,        /* holds messages (else \Noselect: only a parent) */
 	VV_SUBSCRIBED = 2,
+	/* Not selectable, and no mailbox at all, only a name above others
+	 * (Maildir++ has no directory for a parent): Dovecot shows it
+	 * \\NonExistent in LIST-EXTENDED answers, \\Noselect in plain LIST.
+	 * Never with VV_SELECTABLE. */
+	VV_NONEXISTENT = 4,
 };
 
 struct vv_folder {

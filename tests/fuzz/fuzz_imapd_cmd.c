@@ -206,7 +206,7 @@ static const char msg2[] =
 static struct vv_folder folders[] = {
 	{ "INBOX", VV_SELECTABLE | VV_SUBSCRIBED, "", 7, 10, 9, 3, 1 },
 	{ "Sent", VV_SELECTABLE, "\\Sent", 8, 3, 2, 1, 0 },
-	{ "a/b", VV_SUBSCRIBED, "", 0, 1, 1, 0, 0 },
+	{ "a/b", VV_SUBSCRIBED | VV_NONEXISTENT, "", 0, 1, 1, 0, 0 },
 	{ "a/b/Entwürfe", VV_SELECTABLE, "\\Drafts", 9, 1, 1, 0, 0 },
 	{ "x.y", VV_SELECTABLE, "", 10, 1, 1, 0, 0 },
 };

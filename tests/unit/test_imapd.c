@@ -276,7 +276,9 @@ static void fixture(struct mview *v, size_t bulk)
 	mv_msg(v, inbox, 8, 9, VV_SEEN | VV_DRAFT, 0, T3 + 60, big_msg);
 	size_t sent = mv_folder(v, "Sent", VV_SELECTABLE | VV_SUBSCRIBED, "\\Sent", 1700000002, 2, 3);
 	mv_msg(v, sent, 1, 3, VV_SEEN, 0, T1, MSG1);
-	mv_folder(v, "Archive", VV_SUBSCRIBED, "", 0, 1, 1);
+	/* Maildir++ has no directory for a parent: the keeper says so */
+	mv_folder(v, "Archive", VV_SUBSCRIBED | (fixture_separator == '.' ? VV_NONEXISTENT : 0), "",
+		  0, 1, 1);
 	size_t a23 = mv_folder(v, "Archive/2023", VV_SELECTABLE | VV_SUBSCRIBED, "\\Archive",
 			       1700000003, 100, 40);
 	mv_msg(v, a23, 50, 30, VV_SEEN, 0, T1, MSG2);
@@ -974,7 +976,7 @@ static void test_list_maildirpp(void)
 	       "h OK Lsub completed.\r\n");
 	EXPECT(c, "i", "LIST (SUBSCRIBED) \"\" *",
 	       "* LIST (\\HasNoChildren \\Subscribed) \".\" INBOX\r\n"
-	       "* LIST (\\Noselect \\HasChildren \\Subscribed) \".\" Archive\r\n"
+	       "* LIST (\\NonExistent \\HasChildren \\Subscribed) \".\" Archive\r\n"
 	       "* LIST (\\HasNoChildren \\Subscribed \\Archive) \".\" Archive.2023\r\n"
 	       "* LIST (\\NonExistent \\HasNoChildren \\Subscribed) \".\" Archive.Gone\r\n"
 	       "* LIST (\\HasNoChildren \\Subscribed \\Drafts) \".\" Entw&APw-rfe\r\n"

@@ -186,9 +186,22 @@ static void test_proto_rejects(void)
 	bool last;
 	CHECK(serve_decode_folder_list(fl, sizeof(fl), &l, &last) == ARCA_EFORMAT);
 	CHECK(l.n == 0);
-	/* a folder with unknown attribute bits; unseen > messages */
-	struct vv_folder bad = { .name = "INBOX", .attrs = 4, .special_use = "", .uidnext = 1, .highestmodseq = 1 };
+	/* a folder with unknown attribute bits, selectable and nonexistent at
+	 * once; unseen > messages */
+	struct vv_folder bad = { .name = "INBOX", .attrs = 8, .special_use = "", .uidnext = 1, .highestmodseq = 1 };
 	CHECK(serve_encode_folder_list(&f, true, '/', &bad, 1) == ARCA_ELIMIT);
+	bad.attrs = VV_SELECTABLE | VV_NONEXISTENT;
+	CHECK(serve_encode_folder_list(&f, true, '/', &bad, 1) == ARCA_ELIMIT);
+	bad.attrs = VV_NONEXISTENT;
+	REQUIRE(serve_encode_folder_list(&f, true, '/', &bad, 1) == 0);
+	f.data[5 + 3 + 6] |= VV_SELECTABLE;   /* last, separator, n, "INBOX", then attrs */
+	CHECK(serve_decode_folder_list(f.data + 5, f.len - 5, &l, &last) == ARCA_EFORMAT);
+	f.data[5 + 3 + 6] = 8;
+	CHECK(serve_decode_folder_list(f.data + 5, f.len - 5, &l, &last) == ARCA_EFORMAT);
+	f.data[5 + 3 + 6] = VV_NONEXISTENT;
+	REQUIRE(serve_decode_folder_list(f.data + 5, f.len - 5, &l, &last) == 0);
+	CHECK(l.n == 1 && l.v[0].attrs == VV_NONEXISTENT);
+	serve_folder_list_release(&l);
 	bad.attrs = 1;
 	bad.unseen = 2;
 	REQUIRE(serve_encode_folder_list(&f, true, '/', &bad, 1) == 0);
@@ -829,7 +842,7 @@ static void test_keeper_view(void)
 	/* UID 0 got 21, after the highest (20): the next is 22 */
 	CHECK_EQ_INT(fl[0].uidnext, 22);
 	CHECK_STR(fl[1].name, "Archive");
-	CHECK_EQ_INT(fl[1].attrs, 0);
+	CHECK_EQ_INT(fl[1].attrs, VV_NONEXISTENT);   /* Maildir++: no directory of its own */
 	CHECK_STR(fl[2].name, "Archive/2020");
 	CHECK_EQ_INT(fl[2].uidnext, 1);
 	CHECK_EQ_INT(fl[2].highestmodseq, 1);
