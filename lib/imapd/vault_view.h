@@ -106,8 +106,9 @@ struct vault_view_ops {
 	int (*body)(void *ctx, size_t folder, uint32_t uid, struct abuf *out);
 	void (*free)(void *ctx);
 	/* Optional (NULL: separator '/', no gone subscriptions).  What came
-	 * with the last folders() answer; valid until the next folders() call
-	 * (the session calls it right after folders()). */
+	 * with the last folders() answer (a view that hasn't answered one yet
+	 * asks for it first); valid until the next folders() call, which may
+	 * change it (the session calls it right after each folders()). */
 	int (*account)(void *ctx, const struct vv_account **acct_r);
 };
 
