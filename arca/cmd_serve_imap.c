@@ -31,7 +31,7 @@ static const char USAGE[] =
 	"                --listen ADDR:PORT [--listen-tls ADDR:PORT]\n"
 	"                [--snapshot ID ...] [--at TIME] [--tls-cert PEM --tls-key PEM]\n"
 	"                [--user NAME] [--max-sessions N] [--cache-mb N] [--log FILE]\n"
-	"                [--login-fails N] [--login-lock SECONDS]\n\n"
+	"                [--login-fails N] [--login-lock SECONDS] [--separator . | /]\n\n"
 	"Serves every account of the vault read-only over IMAP (IMAP4rev1 with\n"
 	"CONDSTORE/QRESYNC, UIDPLUS, LIST-EXTENDED, SPECIAL-USE, IDLE, ...), each\n"
 	"from one snapshot with its original UIDVALIDITYs, UIDs, MODSEQs, flags,\n"
@@ -40,6 +40,10 @@ static const char USAGE[] =
 	"Logins are checked against PASSWD-FILE (Dovecot's passwd-file format; the\n"
 	"provider's own file can be used: it is read again when it changes).  The\n"
 	"IMAP user name is the account's name in the vault.\n"
+	"Folders are shown with the hierarchy separator the mail server showed:\n"
+	"'.' for a Maildir++ snapshot (Dovecot's default), '/' for LAYOUT=fs;\n"
+	"--separator overrides it for every account (a Dovecot configured with\n"
+	"\"separator = /\" on Maildir++, or a pull from a server that showed another).\n"
 	"Snapshots: by default each account's latest one not marked suspect by a\n"
 	"standing alarm; --at TIME the last one at or before TIME; --snapshot ID\n"
 	"(repeatable) that snapshot for its account.\n"
@@ -165,6 +169,7 @@ int cmd_serve_imap(int argc, char **argv)
 		{ "log", required_argument, NULL, 'g' },
 		{ "login-fails", required_argument, NULL, 'f' },
 		{ "login-lock", required_argument, NULL, 'o' },
+		{ "separator", required_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -175,6 +180,7 @@ int cmd_serve_imap(int argc, char **argv)
 	char *ids[64];
 	size_t nids = 0;
 	unsigned long max_sessions = 1000, cache_mb = 256, fails = 5, lock_s = 60;
+	char separator = '\0';
 	int c;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
@@ -216,6 +222,13 @@ int cmd_serve_imap(int argc, char **argv)
 		case 'o':
 			if (!parse_uint(optarg, 86400, &lock_s))
 				return cli_failf("--login-lock %s: not a number of seconds (1 to 86400)", optarg);
+			break;
+		case 'S':
+			/* the two Dovecot shows for its layouts: another would
+			 * need its own quoting and wildcard rules */
+			if (strcmp(optarg, ".") != 0 && strcmp(optarg, "/") != 0)
+				return cli_failf("--separator \"%s\": only '.' or '/' (the separators Dovecot shows)", optarg);
+			separator = optarg[0];
 			break;
 		case 'h':
 			puts(USAGE);
@@ -342,6 +355,7 @@ int cmd_serve_imap(int argc, char **argv)
 	struct serve_keeper_opts ko = {
 		.repo = r, .users = pw, .pick = pick, .pick_ctx = &pc, .log = log_line,
 		.cache_bytes = (size_t)cache_mb << 20, .max_channels = (unsigned)max_sessions,
+		.separator = separator,
 		.throttle = { .fails = (unsigned)fails, .lock_s = (unsigned)lock_s },
 	};
 	if (serve_keeper_new(&ko, &k, &err) != 0) {

@@ -266,7 +266,16 @@ struct listed {
 	char special[16];
 };
 
-static int list_folders(struct acct *a, struct listed **out, size_t *n_r, struct arca_err *err)
+/* What LIST said of the hierarchy separator: the first one shown, and
+ * whether another one came too. */
+struct seen_delim {
+	char first;          /* '\0': none (NIL, or nothing listed) */
+	bool nil;            /* some folder came with NIL */
+	bool mixed;
+};
+
+static int list_folders(struct acct *a, struct listed **out, size_t *n_r, struct seen_delim *sd,
+			struct arca_err *err)
 {
 	clist *list = NULL;
 	int r = mailimap_list(a->c->imap, "", "*", &list);
@@ -280,6 +289,12 @@ static int list_folders(struct acct *a, struct listed **out, size_t *n_r, struct
 		struct mailimap_mailbox_list *mb = clist_content(it);
 		if (mb->mb_name == NULL)
 			continue;
+		if (mb->mb_delimiter == '\0')
+			sd->nil = true;
+		else if (sd->first == '\0')
+			sd->first = mb->mb_delimiter;
+		else if (sd->first != mb->mb_delimiter)
+			sd->mixed = true;
 		if (pull_folder_name(mb->mb_name, mb->mb_delimiter, &a->tmp) != 0) {
 			warn(a, "folder name %.200s can't be kept (not valid modified UTF-7 or has an empty level): skipped", mb->mb_name);
 			continue;
@@ -331,6 +346,36 @@ static int list_folders(struct acct *a, struct listed **out, size_t *n_r, struct
 	*out = v;
 	*n_r = n;
 	return 0;
+}
+
+/*
+ * The snapshot's layout from the separator the server showed, so that
+ * serve-imap shows it again and restore writes the matching Maildir:
+ * Dovecot shows '.' for Maildir++ (its default) and '/' for LAYOUT=fs.
+ * Any other (NIL, or another character, or several) can't be told apart
+ * by layout: Maildir++ is kept, as before, and the pull says so.
+ */
+uint8_t pull_layout_of_separator(char first, bool nil, bool mixed)
+{
+	if (!nil && !mixed && first == '/')
+		return MAILDIR_LAYOUT_FS;
+	return MAILDIR_LAYOUT_MAILDIRPP;
+}
+
+static void note_separator(struct acct *a, const struct seen_delim *sd)
+{
+	if (!sd->nil && !sd->mixed && (sd->first == '.' || sd->first == '/' || sd->first == '\0'))
+		return;
+	char shown[8];
+	if (sd->first > 0x20 && sd->first < 0x7f)
+		snprintf(shown, sizeof(shown), "'%c'", sd->first);
+	else if (sd->first != '\0')
+		snprintf(shown, sizeof(shown), "0x%02x", (unsigned char)sd->first);
+	else
+		snprintf(shown, sizeof(shown), "NIL");
+	warn(a, "the server's hierarchy separator is %s%s, not Dovecot's '.' or '/': the snapshot "
+	     "says Maildir++ (serve-imap shows '.'; --separator / shows '/')", shown,
+	     sd->mixed ? " and others" : sd->nil && sd->first != '\0' ? " and NIL" : "");
 }
 
 static int list_subscriptions(struct acct *a, struct arca_err *err)
@@ -1209,10 +1254,13 @@ static int pull_one(struct acct *a, struct arca_err *err)
 	if (a->s == NULL)
 		return arca_err_set(err, ARCA_ENOMEM, "out of memory");
 	a->s->time_ns = t0;
-	a->s->layout = MAILDIR_LAYOUT_MAILDIRPP;
 	struct listed *ls = NULL;
 	size_t nls = 0;
-	rc = list_folders(a, &ls, &nls, err);
+	struct seen_delim sd = { 0 };
+	rc = list_folders(a, &ls, &nls, &sd, err);
+	a->s->layout = pull_layout_of_separator(sd.first, sd.nil, sd.mixed);
+	if (rc == 0)
+		note_separator(a, &sd);
 	rc = rc ? rc : list_subscriptions(a, err);
 	for (size_t i = 0; i < nls && rc == 0; i++) {
 		struct listed *l = &ls[i];

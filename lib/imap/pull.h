@@ -96,5 +96,10 @@ void pull_base_strip_sizes(char *base);
 /* An IMAP folder name (modified UTF-7, levels split by delim) as the
  * snapshot's UTF-8 '/'-separated name; ARCA_EFORMAT if it can't be one. */
 int pull_folder_name(const char *mutf7, char delim, struct abuf *out);
+/* The snapshot's layout (enum maildir_layout) from the hierarchy separator
+ * LIST showed: the first non-NIL one, whether some folder came with NIL,
+ * whether another came too.  '/' alone is LAYOUT=fs; anything else
+ * Maildir++ (Dovecot's '.', and what can't be told apart). */
+uint8_t pull_layout_of_separator(char first, bool nil, bool mixed);
 
 #endif

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "pack.h"
+#include "maildir.h"
 #include "pull_ipc.h"
 
 static int full_write(int fd, const uint8_t *p, size_t n)
@@ -143,6 +144,9 @@ int pull_ipc_encode_finish(struct abuf *out, const struct snapshot *s, bool gone
 		return ARCA_ELIMIT;
 	rc = abuf_add_str(out, s->account);
 	rc = rc ? rc : abuf_add_u64(out, s->time_ns);
+	if (s->layout != MAILDIR_LAYOUT_MAILDIRPP && s->layout != MAILDIR_LAYOUT_FS)
+		rc = rc ? rc : ARCA_ELIMIT;
+	rc = rc ? rc : abuf_add_u8(out, s->layout);
 	rc = rc ? rc : abuf_add_varint(out, s->nsubscriptions);
 	for (size_t i = 0; i < s->nsubscriptions && rc == 0; i++)
 		rc = strlen(s->subscriptions[i]) > SNAP_NAME_MAX ? ARCA_ELIMIT : abuf_add_str(out, s->subscriptions[i]);
@@ -323,9 +327,13 @@ int pull_ipc_decode_finish(const uint8_t *p, size_t len, const char *account,
 		return ARCA_ENOMEM;
 	int rc = ARCA_EFORMAT;
 	s->time_ns = adec_u64(&d);
-	s->layout = 1;   /* Maildir++: the store side's choice, not the engine's */
+	/* the layout the server's hierarchy separator says: the network
+	 * process may pick either (it names the folders anyway); it only
+	 * decides how restore lays them out and what serve-imap shows */
+	s->layout = adec_u8(&d);
 	uint64_t nsubs = adec_varint(&d);
-	if (d.failed || nsubs > SNAP_FOLDERS_MAX || nsubs > adec_left(&d))
+	if (d.failed || (s->layout != MAILDIR_LAYOUT_MAILDIRPP && s->layout != MAILDIR_LAYOUT_FS) ||
+	    nsubs > SNAP_FOLDERS_MAX || nsubs > adec_left(&d))
 		goto fail;
 	for (uint64_t i = 0; i < nsubs; i++) {
 		char *name = adec_strdup(&d, SNAP_NAME_MAX);

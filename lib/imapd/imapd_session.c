@@ -80,6 +80,13 @@ struct sess {
 
 	struct abuf cmd;              /* the command being read */
 	struct abuf tmp;              /* scratch */
+	struct abuf name;             /* scratch: a name with the shown separator */
+
+	/* from the view with each folder list */
+	char sep;                     /* hierarchy separator shown: '.' or '/' */
+	char *const *gone;            /* subscriptions to folders that don't exist */
+	size_t ngone;
+	bool hidden_logged;
 };
 
 /* ---- log ------------------------------------------------------------------ */
@@ -512,12 +519,66 @@ static void out_caps(struct sess *s)
 		out_str(s, " AUTH=PLAIN");
 }
 
+/* The folder list, and with it the account's separator and gone
+ * subscriptions (a view without account(): '/' and none). */
 static int get_folders(struct sess *s, const struct vv_folder **f, size_t *n)
 {
+	const struct vv_account *a = NULL;
 	int rc = s->vv->folders(s->vctx, f, n);
-	if (rc != 0)
+	if (rc == 0 && s->vv->account != NULL)
+		rc = s->vv->account(s->vctx, &a);
+	if (rc != 0) {
 		logf_(s, "user=%s: folder list: %s", s->user, arca_strerror(rc));
-	return rc;
+		return rc;
+	}
+	s->sep = a != NULL && a->separator == '.' ? '.' : '/';
+	s->gone = a != NULL ? a->gone_subs : NULL;
+	s->ngone = a != NULL ? a->ngone_subs : 0;
+	return 0;
+}
+
+/*
+ * Names: the view's are UTF-8 with '/' between levels; the client sees the
+ * account's separator instead (Dovecot's '.' for Maildir++).  Translating
+ * is only a bijection if no level holds the shown separator: a LAYOUT=fs
+ * folder "a.b" shown with '.' would read as two levels "a", "b" and could
+ * never be named back.  Such a name is not shown at all (the log says so)
+ * rather than shown split wrongly; Dovecot on Maildir++ can't have it, so
+ * it only comes from a LAYOUT=fs vault served with --separator '.'.
+ */
+static bool name_showable(const struct sess *s, const char *utf8)
+{
+	return s->sep == '/' || strchr(utf8, s->sep) == NULL;
+}
+
+/* The view's name with the shown separator, in s->name (NUL-terminated). */
+static int display_name(struct sess *s, const char *utf8)
+{
+	if (!name_showable(s, utf8))
+		return ARCA_EINVAL;
+	abuf_reset(&s->name);
+	if (abuf_add(&s->name, utf8, strlen(utf8)) != 0 || abuf_cstr(&s->name) != 0)
+		return ARCA_ENOMEM;
+	for (size_t i = 0; s->sep != '/' && i < s->name.len; i++)
+		if (s->name.data[i] == '/')
+			s->name.data[i] = (unsigned char)s->sep;
+	return 0;
+}
+
+/* b (UTF-8 as the client wrote it, NUL-terminated) into the view's form,
+ * in place.  false: it can name nothing (a '/' inside a level, when the
+ * separator is '.', is in no view name). */
+static bool view_form(const struct sess *s, struct abuf *b)
+{
+	if (s->sep == '/')
+		return true;
+	for (size_t i = 0; i < b->len; i++) {
+		if (b->data[i] == '/')
+			return false;
+		if (b->data[i] == (unsigned char)s->sep)
+			b->data[i] = '/';
+	}
+	return true;
 }
 
 /* A mailbox name from the client (modified UTF-7; INBOX in any case) to
@@ -534,7 +595,7 @@ static int find_folder(struct sess *s, const char *wire, size_t *idx_r,
 	if (strcasecmp(wire, "INBOX") == 0) {
 		name = "INBOX";
 	} else {
-		if (mutf7_to_utf8(wire, &s->tmp) != 0)
+		if (mutf7_to_utf8(wire, &s->tmp) != 0 || !view_form(s, &s->tmp))
 			return ARCA_ENOENT;
 		/* INBOX's children too: "inbox/x" is "INBOX/x" */
 		if (s->tmp.len > 6 && strncasecmp((const char *)s->tmp.data, "INBOX/", 6) == 0)
@@ -551,10 +612,12 @@ static int find_folder(struct sess *s, const char *wire, size_t *idx_r,
 	return ARCA_ENOENT;
 }
 
-/* A view's folder name as the client sees it (modified UTF-7), in s->tmp. */
+/* A view's folder name as the client sees it (the shown separator,
+ * modified UTF-7), in s->tmp. */
 static int wire_name(struct sess *s, const char *utf8)
 {
-	return utf8_to_mutf7(utf8, &s->tmp);
+	int rc = display_name(s, utf8);
+	return rc ? rc : utf8_to_mutf7((const char *)s->name.data, &s->tmp);
 }
 
 static void out_mailbox(struct sess *s, const char *utf8)
@@ -1462,9 +1525,13 @@ static void cmd_search(struct sess *s, struct imapd_cmd *c)
 /* ---- LIST ----------------------------------------------------------------- */
 
 struct lentry {
-	const char *name;             /* UTF-8 */
-	const struct vv_folder *f;    /* NULL: a parent the view doesn't list */
-	bool children, sub_children;  /* has children / subscribed descendants */
+	const char *name;             /* UTF-8, '/' separated */
+	const struct vv_folder *f;    /* NULL: a parent the view doesn't list, or a gone subscription */
+	bool exists;                  /* a folder or a parent of one; else only subscribed (or a
+					 parent of such a name): Dovecot's \NonExistent */
+	bool subscribed;
+	bool children;                /* has children that exist (any, for a name that doesn't) */
+	bool sub_children;            /* has subscribed descendants */
 };
 
 /* Names ordered so that a folder's descendants follow it directly: '/'
@@ -1507,8 +1574,9 @@ static struct lentry *lentry_find(struct lentry *e, size_t n, const char *name)
 	return NULL;
 }
 
-/* Every folder, and every parent of a folder that the view doesn't list
- * itself, sorted; names of synthesized parents are allocated in *names. */
+/* Every folder and gone subscription the client can be shown, and every
+ * parent of one that isn't listed itself, sorted; names of synthesized
+ * parents are allocated in *names. */
 static int list_entries(struct sess *s, struct lentry **e_r, size_t *n_r, char ***names_r,
 			size_t *nnames_r)
 {
@@ -1517,59 +1585,106 @@ static int list_entries(struct sess *s, struct lentry **e_r, size_t *n_r, char *
 	int rc = get_folders(s, &f, &nf);
 	if (rc)
 		return rc;
-	size_t cap = nf, n = 0, nnames = 0;
+	size_t cap = nf + s->ngone, n = 0, nnames = 0, hidden = 0;
 	struct lentry *e = calloc(cap ? cap : 1, sizeof(*e));
 	char **names = NULL;
 	if (e == NULL)
 		return ARCA_ENOMEM;
-	for (size_t i = 0; i < nf; i++)
-		e[n++] = (struct lentry){ .name = f[i].name, .f = &f[i] };
+	for (size_t i = 0; i < nf; i++) {
+		if (!name_showable(s, f[i].name)) {
+			hidden++;
+			continue;
+		}
+		e[n++] = (struct lentry){ .name = f[i].name, .f = &f[i], .exists = true,
+					  .subscribed = (f[i].attrs & VV_SUBSCRIBED) != 0 };
+	}
+	for (size_t i = 0; i < s->ngone; i++) {
+		if (!name_showable(s, s->gone[i])) {
+			hidden++;
+			continue;
+		}
+		e[n++] = (struct lentry){ .name = s->gone[i], .subscribed = true };
+	}
+	if (hidden > 0 && !s->hidden_logged) {
+		s->hidden_logged = true;
+		logf_(s, "user=%s: %zu folder or subscription names not shown: a level holds the "
+		      "separator '%c' (serve-imap --separator / shows them)", s->user, hidden, s->sep);
+	}
 	qsort(e, n, sizeof(*e), lentry_cmp);
-	/* parents that aren't listed */
+	/* a subscription that names a folder after all (a view may not have
+	 * left it out) is that folder's */
+	size_t w = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (w > 0 && name_cmp(e[w - 1].name, e[i].name) == 0) {
+			struct lentry *k = &e[w - 1];
+			bool sub = k->subscribed || e[i].subscribed;
+			if (!k->exists)
+				*k = e[i];
+			k->subscribed = sub;
+			continue;
+		}
+		e[w++] = e[i];
+	}
+	n = w;
+	/* parents that aren't listed: those of folders first (they exist),
+	 * then those only of gone subscriptions (they don't) */
 	size_t base = n;
-	for (size_t i = 0; i < base; i++) {
-		const char *nm = e[i].name;
-		for (const char *sl = strchr(nm, '/'); sl; sl = strchr(sl + 1, '/')) {
-			char *parent = strndup(nm, (size_t)(sl - nm));
-			if (parent == NULL)
-				goto nomem;
-			bool have = lentry_find(e, base, parent) != NULL;
-			for (size_t k = base; k < n && !have; k++)
-				have = strcmp(e[k].name, parent) == 0;
-			if (have) {
-				free(parent);
+	for (int pass = 0; pass < 2; pass++) {
+		for (size_t i = 0; i < base; i++) {
+			if (e[i].exists != (pass == 0))
 				continue;
-			}
-			if (n == cap) {
-				size_t ncap = cap * 2 + 8;
-				struct lentry *ne = realloc(e, ncap * sizeof(*e));
-				if (ne == NULL) {
+			const char *nm = e[i].name;
+			for (const char *sl = strchr(nm, '/'); sl; sl = strchr(sl + 1, '/')) {
+				char *parent = strndup(nm, (size_t)(sl - nm));
+				if (parent == NULL)
+					goto nomem;
+				struct lentry *have = lentry_find(e, base, parent);
+				for (size_t k = base; k < n && have == NULL; k++)
+					if (strcmp(e[k].name, parent) == 0)
+						have = &e[k];
+				if (have) {
+					have->exists |= e[i].exists;
+					free(parent);
+					continue;
+				}
+				if (n == cap) {
+					size_t ncap = cap * 2 + 8;
+					struct lentry *ne = realloc(e, ncap * sizeof(*e));
+					if (ne == NULL) {
+						free(parent);
+						goto nomem;
+					}
+					e = ne;
+					cap = ncap;
+				}
+				char **nn = realloc(names, (nnames + 1) * sizeof(*names));
+				if (nn == NULL) {
 					free(parent);
 					goto nomem;
 				}
-				e = ne;
-				cap = ncap;
+				names = nn;
+				names[nnames++] = parent;
+				e[n++] = (struct lentry){ .name = parent, .exists = e[i].exists };
 			}
-			char **nn = realloc(names, (nnames + 1) * sizeof(*names));
-			if (nn == NULL) {
-				free(parent);
-				goto nomem;
-			}
-			names = nn;
-			names[nnames++] = parent;
-			e[n++] = (struct lentry){ .name = parent };
 		}
 	}
 	qsort(e, n, sizeof(*e), lentry_cmp);
-	for (size_t i = 0; i + 1 < n; i++) {
-		size_t l = strlen(e[i].name);
-		e[i].children = strncmp(e[i + 1].name, e[i].name, l) == 0 && e[i + 1].name[l] == '/';
-	}
+	/* every level of every name is an entry now: marking the parent and
+	 * the ancestors is enough */
 	for (size_t i = 0; i < n; i++) {
-		if (e[i].f == NULL || !(e[i].f->attrs & VV_SUBSCRIBED))
-			continue;
-		/* mark every ancestor */
 		const char *nm = e[i].name;
+		const char *last = strrchr(nm, '/');
+		if (last != NULL) {
+			char *parent = strndup(nm, (size_t)(last - nm));
+			if (parent == NULL)
+				goto nomem;
+			struct lentry *pe = lentry_find(e, n, parent);
+			free(parent);
+			if (pe && (e[i].exists || !pe->exists))
+				pe->children = true;
+		}
+		if (!e[i].subscribed)
+			continue;
 		for (const char *sl = strchr(nm, '/'); sl; sl = strchr(sl + 1, '/')) {
 			char *parent = strndup(nm, (size_t)(sl - nm));
 			if (parent == NULL)
@@ -1640,26 +1755,34 @@ static bool pattern_match(const char *pat, size_t pl, const char *name)
 	return cur[pl];
 }
 
+/* extended: the command used LIST-EXTENDED syntax, whose answers may say
+ * \NonExistent (RFC 5258); plain LIST and LSUB say \Noselect. */
 static void out_list_line(struct sess *s, const char *verb, const struct lentry *e,
-			  bool noselect_extra, bool show_sub, bool childinfo)
+			  bool noselect_extra, bool show_sub, bool childinfo, bool extended)
 {
-	bool subscribed = e->f && (e->f->attrs & VV_SUBSCRIBED);
 	out_str(s, "* ");
 	out_str(s, verb);
 	out_str(s, " (");
-	const char *sep = "";
-	if (e->f == NULL || !(e->f->attrs & VV_SELECTABLE) || noselect_extra)
-		out_str(s, "\\Noselect"), sep = " ";
-	out_str(s, sep);
-	out_str(s, e->children ? "\\HasChildren" : "\\HasNoChildren");
-	if (show_sub && subscribed)
-		out_str(s, " \\Subscribed");
-	if (e->f && e->f->special_use && e->f->special_use[0] == '\\' &&
-	    keyword_ok(e->f->special_use + 1)) {
-		out_add(s, " ", 1);
-		out_str(s, e->f->special_use);
+	if (!e->exists && verb[1] == 'S') {
+		/* LSUB of a subscription whose folder is gone, as Dovecot:
+		 * "()", or "(\Noselect)" for its parent matched by '%' */
+		if (noselect_extra)
+			out_str(s, "\\Noselect");
+	} else {
+		if (!e->exists || (extended && !noselect_extra && e->f && (e->f->attrs & VV_NONEXISTENT)))
+			out_str(s, "\\NonExistent ");   /* RFC 5258: implies \Noselect */
+		else if (e->f == NULL || !(e->f->attrs & VV_SELECTABLE) || noselect_extra)
+			out_str(s, "\\Noselect ");
+		out_str(s, e->children ? "\\HasChildren" : "\\HasNoChildren");
+		if (show_sub && e->subscribed)
+			out_str(s, " \\Subscribed");
+		if (e->f && e->f->special_use && e->f->special_use[0] == '\\' &&
+		    keyword_ok(e->f->special_use + 1)) {
+			out_add(s, " ", 1);
+			out_str(s, e->f->special_use);
+		}
 	}
-	out_str(s, ") \"/\" ");
+	out_fmt(s, ") \"%c\" ", s->sep);
 	out_mailbox(s, e->name);
 	if (childinfo)
 		out_str(s, " (\"CHILDINFO\" (\"SUBSCRIBED\"))");
@@ -1682,7 +1805,13 @@ static void cmd_list(struct sess *s, struct imapd_cmd *c, bool lsub)
 	const char *ref = c->a1;
 	/* LIST "" "": the hierarchy separator and the root */
 	if (!lsub && c->nstrs == 1 && c->strs[0][0] == '\0' && !c->list_extended) {
-		out_str(s, "* LIST (\\Noselect) \"/\" \"\"\r\n");
+		const struct vv_folder *f;
+		size_t nf;
+		if (get_folders(s, &f, &nf) != 0) {
+			tagged(s, c->tag, "NO [SERVERBUG] Internal error.");
+			return;
+		}
+		out_fmt(s, "* LIST (\\Noselect) \"%c\" \"\"\r\n", s->sep);
 		tagged(s, c->tag, "OK List completed.");
 		return;
 	}
@@ -1690,26 +1819,30 @@ static void cmd_list(struct sess *s, struct imapd_cmd *c, bool lsub)
 	struct abuf pats = ABUF_INIT;
 	size_t *off = calloc(c->nstrs, sizeof(size_t)), *len = calloc(c->nstrs, sizeof(size_t));
 	bool *pct = calloc(c->nstrs, sizeof(bool));
+	bool *never = calloc(c->nstrs, sizeof(bool));
 	struct lentry *e = NULL;
 	char **names = NULL;
 	size_t n = 0, nnames = 0;
-	int rc = (off && len && pct) ? 0 : ARCA_ENOMEM;
+	int rc = (off && len && pct && never) ? 0 : ARCA_ENOMEM;
+	/* the entries first: they bring the account's separator */
+	if (rc == 0)
+		rc = list_entries(s, &e, &n, &names, &nnames);
 	for (size_t i = 0; i < c->nstrs && rc == 0; i++) {
 		struct abuf joined = ABUF_INIT;
 		rc = join2(&joined, ref, c->strs[i]);
 		if (rc == 0) {
 			off[i] = pats.len;
+			struct abuf *pat = &joined;   /* not modified UTF-7: matched as given */
 			if (mutf7_to_utf8((const char *)joined.data, &s->tmp) == 0)
-				rc = abuf_add(&pats, s->tmp.data, s->tmp.len);
-			else   /* not modified UTF-7: matched as given */
-				rc = abuf_add(&pats, joined.data, joined.len);
+				pat = &s->tmp;
+			/* in the view's form, '/' between levels */
+			never[i] = !view_form(s, pat);
+			rc = abuf_add(&pats, pat->data, pat->len);
 			len[i] = pats.len - off[i];
 			pct[i] = len[i] > 0 && pats.data[pats.len - 1] == '%';
 		}
 		abuf_release(&joined);
 	}
-	if (rc == 0)
-		rc = list_entries(s, &e, &n, &names, &nnames);
 	if (rc != 0) {
 		out_str(s, c->tag);
 		out_str(s, rc == ARCA_ENOMEM ? " NO [SERVERBUG] Out of memory.\r\n"
@@ -1724,14 +1857,16 @@ static void cmd_list(struct sess *s, struct imapd_cmd *c, bool lsub)
 		const struct lentry *le = &e[i];
 		bool matched = false, pct_match = false;
 		for (size_t k = 0; k < c->nstrs; k++) {
-			if (pattern_match((const char *)pats.data + off[k], len[k], le->name)) {
+			if (!never[k] && pattern_match((const char *)pats.data + off[k], len[k], le->name)) {
 				matched = true;
 				pct_match |= pct[k];
 			}
 		}
-		if (!matched)
+		/* a name known only from subscriptions is listed only when
+		 * subscriptions are asked for */
+		if (!matched || (!le->exists && !sel_sub))
 			continue;
-		bool subscribed = le->f && (le->f->attrs & VV_SUBSCRIBED);
+		bool subscribed = le->subscribed;
 		bool special = le->f && le->f->special_use && le->f->special_use[0];
 		bool childinfo = false, noselect = false;
 		if (sel_sub && !subscribed) {
@@ -1744,7 +1879,8 @@ static void cmd_list(struct sess *s, struct imapd_cmd *c, bool lsub)
 		}
 		if (sel_special && !special)
 			continue;
-		out_list_line(s, lsub ? "LSUB" : "LIST", le, noselect, show_sub, childinfo);
+		out_list_line(s, lsub ? "LSUB" : "LIST", le, noselect, show_sub, childinfo,
+			      !lsub && c->list_extended);
 		if (!lsub && (c->list_return & IMAPD_LR_STATUS) && le->f &&
 		    (le->f->attrs & VV_SELECTABLE) && !childinfo)
 			out_status(s, le->f, c->status_items);
@@ -1758,6 +1894,7 @@ done:
 	free(off);
 	free(len);
 	free(pct);
+	free(never);
 	abuf_release(&pats);
 }
 
@@ -2257,10 +2394,18 @@ static void dispatch(struct sess *s, struct imapd_cmd *c)
 	case IMAPD_CMD_ENABLE:
 		cmd_enable(s, c);
 		break;
-	case IMAPD_CMD_NAMESPACE:
-		out_str(s, "* NAMESPACE ((\"\" \"/\")) NIL NIL\r\n");
+	case IMAPD_CMD_NAMESPACE: {
+		/* the separator comes with the folder list */
+		const struct vv_folder *f;
+		size_t nf;
+		if (get_folders(s, &f, &nf) != 0) {
+			tagged(s, c->tag, "NO [SERVERBUG] Internal error.");
+			break;
+		}
+		out_fmt(s, "* NAMESPACE ((\"\" \"%c\")) NIL NIL\r\n", s->sep);
 		tagged(s, c->tag, "OK Namespace completed.");
 		break;
+	}
 	case IMAPD_CMD_IDLE:
 		cmd_idle(s, c);
 		break;
@@ -2313,6 +2458,7 @@ int imapd_session_run(const struct imapd_io *io, const struct vault_view_ops *vv
 	s->idle_ms = o->idle_timeout_ms > 0 ? o->idle_timeout_ms : 30 * 60 * 1000;
 	s->login_ms = o->login_timeout_ms > 0 ? o->login_timeout_ms : 60 * 1000;
 	s->max_bad = o->max_bad > 0 ? o->max_bad : 20;
+	s->sep = VV_SEPARATOR_DEFAULT;   /* until a folder list says otherwise */
 	s->tls = io->tls;
 	clock_gettime(CLOCK_MONOTONIC, &s->start);
 	/* buffers are never NULL from here on (pointer arithmetic on them) */
@@ -2372,6 +2518,7 @@ int imapd_session_run(const struct imapd_io *io, const struct vault_view_ops *vv
 		memset(s->cmd.data, 0, s->cmd.cap);
 	abuf_release(&s->cmd);
 	abuf_release(&s->tmp);
+	abuf_release(&s->name);
 	free(s);
 	return rc;
 }

@@ -17,6 +17,9 @@ struct serve_client {
 	bool broken;
 	struct abuf frame, in;
 	struct serve_folder_list folders;
+	struct serve_name_list gone;    /* came with folders */
+	struct vv_account acct;         /* points into gone */
+	bool have_folders;
 };
 
 struct serve_client *serve_client_new(int fd)
@@ -38,6 +41,7 @@ static void client_free(void *ctx)
 	if (c->fd >= 0)
 		close(c->fd);
 	serve_folder_list_release(&c->folders);
+	serve_name_list_release(&c->gone);
 	abuf_release(&c->frame);
 	abuf_release(&c->in);
 	free(c);
@@ -114,6 +118,8 @@ static int client_folders(void *ctx, const struct vv_folder **list_r, size_t *n_
 	if (!c->bound)
 		return ARCA_ESTATE;
 	serve_folder_list_release(&c->folders);
+	serve_name_list_release(&c->gone);
+	c->have_folders = false;
 	if (serve_encode_folders(&c->frame) != 0)
 		return ARCA_ENOMEM;
 	uint8_t type = 0;
@@ -127,8 +133,10 @@ static int client_folders(void *ctx, const struct vv_folder **list_r, size_t *n_
 		if (type != SERVE_FOLDER_LIST)
 			return broken(c);
 		rc = serve_decode_folder_list(c->in.data, c->in.len, &c->folders, &last);
-		if (rc == ARCA_ENOMEM)
+		if (rc == ARCA_ENOMEM) {
+			c->broken = true;   /* the rest of the answer is still coming */
 			return rc;
+		}
 		if (rc)
 			return broken(c);
 		if (last)
@@ -136,8 +144,40 @@ static int client_folders(void *ctx, const struct vv_folder **list_r, size_t *n_
 		if (serve_recv(c->fd, &type, &c->in, NULL) != 0)
 			return broken(c);
 	}
+	/* then the subscriptions to folders that are gone, up to their last */
+	for (bool last = false; !last;) {
+		if (next(c, SERVE_GONE_SUBS) != 0)
+			return ARCA_EIO;
+		rc = serve_decode_gone_subs(c->in.data, c->in.len, &c->gone, &last);
+		if (rc == ARCA_ENOMEM) {
+			c->broken = true;   /* frames may still be coming */
+			return rc;
+		}
+		if (rc)
+			return broken(c);
+	}
+	c->acct.separator = c->folders.separator;
+	c->acct.gone_subs = c->gone.v;
+	c->acct.ngone_subs = c->gone.n;
+	c->have_folders = true;
 	*list_r = c->folders.v;
 	*n_r = c->folders.n;
+	return 0;
+}
+
+static int client_account(void *ctx, const struct vv_account **acct_r)
+{
+	struct serve_client *c = ctx;
+	if (!c->bound)
+		return ARCA_ESTATE;
+	if (!c->have_folders) {
+		const struct vv_folder *f;
+		size_t n;
+		int rc = client_folders(ctx, &f, &n);
+		if (rc)
+			return rc;
+	}
+	*acct_r = &c->acct;
 	return 0;
 }
 
@@ -243,4 +283,5 @@ const struct vault_view_ops serve_client_ops = {
 	.open = client_open,
 	.body = client_body,
 	.free = client_free,
+	.account = client_account,
 };

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -17,6 +18,7 @@
 #include "serve_keeper.h"
 #include "serve_proto.h"
 #include "snapshot.h"
+#include "maildir.h"
 #include "banned.h"
 
 /* ---- pure helpers ---- */
@@ -124,6 +126,9 @@ struct kacct {
 	struct kfolder *folders;
 	struct vv_folder *list;         /* shallow copies of folders[i].f */
 	size_t nfolders;
+	char separator;                 /* '.' or '/' */
+	char **gone;                    /* subscriptions to no folder, sorted, each once */
+	size_t ngone;
 	size_t bytes;                   /* what the loaded state takes, roughly */
 };
 
@@ -170,6 +175,11 @@ static void kfolders_free(struct kfolder *f, size_t n)
 static void acct_unload(struct serve_keeper *k, struct kacct *a)
 {
 	kfolders_free(a->folders, a->nfolders);
+	for (size_t i = 0; i < a->ngone; i++)
+		free(a->gone[i]);
+	free(a->gone);
+	a->gone = NULL;
+	a->ngone = 0;
 	free(a->list);
 	a->folders = NULL;
 	a->list = NULL;
@@ -201,8 +211,10 @@ static uint32_t maildir_flags_to_vv(uint32_t f)
 	return v;
 }
 
-/* One snapshot folder (messages loaded) into what is served. */
-static int convert_folder(const struct snap_folder *sf, struct kfolder *kf)
+/* One snapshot folder (messages loaded) into what is served.  maildirpp:
+ * the snapshot's layout has no directory for a folder that only holds
+ * others, so Dovecot showed it \NonExistent. */
+static int convert_folder(const struct snap_folder *sf, bool maildirpp, struct kfolder *kf)
 {
 	memset(kf, 0, sizeof(*kf));
 	kf->f.name = strdup(sf->name);
@@ -211,7 +223,8 @@ static int convert_folder(const struct snap_folder *sf, struct kfolder *kf)
 		return ARCA_ENOMEM;
 	if (strlen(kf->f.special_use) > SERVE_SPECIAL_USE_MAX || strlen(kf->f.name) > SERVE_FOLDER_NAME_MAX)
 		return ARCA_ELIMIT;
-	kf->f.attrs = ((sf->attrs & SNAP_FOLDER_SELECTABLE) ? VV_SELECTABLE : 0) |
+	kf->f.attrs = ((sf->attrs & SNAP_FOLDER_SELECTABLE) ? VV_SELECTABLE :
+		       maildirpp ? VV_NONEXISTENT : 0) |
 		      ((sf->attrs & SNAP_FOLDER_SUBSCRIBED) ? VV_SUBSCRIBED : 0);
 	kf->f.uidvalidity = sf->uidvalidity;
 	uint64_t hms = sf->highestmodseq ? sf->highestmodseq : 1;
@@ -293,6 +306,84 @@ static int convert_folder(const struct snap_folder *sf, struct kfolder *kf)
 	return 0;
 }
 
+static int strp_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The snapshot's subscriptions that name no folder (Dovecot keeps a
+ * subscription when its folder is deleted, and lists it), sorted, each
+ * once, at most SERVE_SUBS_MAX; names the channel can't carry (empty,
+ * too long) are left out. */
+static int gone_subscriptions(const struct snapshot *s, char ***gone_r, size_t *n_r)
+{
+	*gone_r = NULL;
+	*n_r = 0;
+	if (s->nsubscriptions == 0)
+		return 0;
+	const char **names = malloc((s->nfolders ? s->nfolders : 1) * sizeof(*names));
+	char **gone = calloc(s->nsubscriptions, sizeof(*gone));
+	if (names == NULL || gone == NULL) {
+		free(names);
+		free(gone);
+		return ARCA_ENOMEM;
+	}
+	bool have_inbox = false;
+	for (size_t i = 0; i < s->nfolders; i++) {
+		names[i] = s->folders[i].name;
+		have_inbox |= strcmp(names[i], "INBOX") == 0;
+	}
+	qsort(names, s->nfolders, sizeof(*names), strp_cmp);
+	size_t n = 0;
+	int rc = 0;
+	for (size_t i = 0; i < s->nsubscriptions && n < SERVE_SUBS_MAX; i++) {
+		const char *sub = s->subscriptions[i];
+		size_t len = strlen(sub);
+		if (len == 0 || len > SERVE_FOLDER_NAME_MAX ||
+		    (have_inbox && strcasecmp(sub, "INBOX") == 0) ||
+		    (s->nfolders > 0 && bsearch(&sub, names, s->nfolders, sizeof(*names), strp_cmp) != NULL))
+			continue;
+		if ((gone[n] = strdup(sub)) == NULL) {
+			rc = ARCA_ENOMEM;
+			break;
+		}
+		n++;
+	}
+	free(names);
+	if (rc) {
+		for (size_t i = 0; i < n; i++)
+			free(gone[i]);
+		free(gone);
+		return rc;
+	}
+	qsort(gone, n, sizeof(*gone), strp_cmp);
+	size_t w = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (w > 0 && strcmp(gone[w - 1], gone[i]) == 0) {
+			free(gone[i]);
+			continue;
+		}
+		gone[w++] = gone[i];
+	}
+	if (w == 0) {
+		free(gone);
+		gone = NULL;
+	}
+	*gone_r = gone;
+	*n_r = w;
+	return 0;
+}
+
+/* The separator Dovecot showed for the snapshot's Maildir layout:
+ * Maildir++ (and 0, a root that doesn't say) '.', LAYOUT=fs '/'; the
+ * --separator option overrides it for every account. */
+static char layout_separator(const struct serve_keeper *k, uint8_t layout)
+{
+	if (k->o.separator != '\0')
+		return k->o.separator;
+	return layout == MAILDIR_LAYOUT_FS ? '/' : '.';
+}
+
 /* Evict loaded accounts no channel uses, least recently used first,
  * until the cache fits. */
 static void cache_trim(struct serve_keeper *k)
@@ -332,7 +423,7 @@ static int acct_load(struct serve_keeper *k, struct kacct *a, struct arca_err *e
 		if (sf->attrs & SNAP_FOLDER_SELECTABLE)
 			rc = snapshot_load_msgs(k->o.repo, sf, err);
 		if (rc == 0) {
-			rc = convert_folder(sf, &kf[done]);
+			rc = convert_folder(sf, s->layout != MAILDIR_LAYOUT_FS, &kf[done]);
 			if (rc)
 				arca_err_set(err, rc, "folder %.200s: %s", sf->name,
 					     rc == ARCA_ELIMIT ? "beyond the served limits" : "out of memory");
@@ -353,12 +444,22 @@ static int acct_load(struct serve_keeper *k, struct kacct *a, struct arca_err *e
 		bytes += sizeof(*kf) + sizeof(*list) + strlen(kf[done].f.name) + 64 +
 			 kf[done].nmsgs * sizeof(struct kmsg);
 	}
+	char **gone = NULL;
+	size_t ngone = 0;
+	if (rc == 0 && (rc = gone_subscriptions(s, &gone, &ngone)) != 0)
+		arca_err_set(err, rc, "out of memory");
+	for (size_t i = 0; i < ngone; i++)
+		bytes += sizeof(char *) + strlen(gone[i]) + 1;
+	char sep = layout_separator(k, s->layout);
 	snapshot_free(s);
 	if (rc) {
 		kfolders_free(kf, done);
 		free(list);
 		return rc;
 	}
+	a->separator = sep;
+	a->gone = gone;
+	a->ngone = ngone;
 	a->folders = kf;
 	a->list = list;
 	a->nfolders = done;
@@ -696,8 +797,22 @@ static void do_folders(struct chan *c)
 	do {
 		size_t m = n - off > SERVE_FOLDERS_PER_FRAME ? SERVE_FOLDERS_PER_FRAME : n - off;
 		bool last = off + m == n;
-		if (serve_encode_folder_list(&c->out, last, list + off, m) != 0) {
+		if (serve_encode_folder_list(&c->out, last, c->acct->separator, list + off, m) != 0) {
 			c->violation = "cannot encode the folder list";
+			return;
+		}
+		if (send_out(c) != 0)
+			return;
+		off += m;
+	} while (off < n);
+	/* then the subscriptions whose folder is gone (at least one frame) */
+	char *const *gone = c->acct->gone;
+	n = c->acct->ngone;
+	off = 0;
+	do {
+		size_t m = n - off > SERVE_SUBS_PER_FRAME ? SERVE_SUBS_PER_FRAME : n - off;
+		if (serve_encode_gone_subs(&c->out, off + m == n, gone + off, m) != 0) {
+			c->violation = "cannot encode the subscriptions";
 			return;
 		}
 		if (send_out(c) != 0)

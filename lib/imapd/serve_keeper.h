@@ -54,6 +54,9 @@ struct serve_keeper_opts {
 	size_t cache_bytes;             /* accounts kept loaded; 0: 256 MiB */
 	unsigned max_channels;          /* 0: 1000 */
 	unsigned login_tries;           /* LOGINs per channel; 0: 10 */
+	/* Hierarchy separator shown for every account, '.' or '/'; 0: each
+	 * snapshot's own (Maildir++ '.', LAYOUT=fs '/'). */
+	char separator;
 	struct login_throttle_opts throttle;
 };
 

@@ -157,16 +157,29 @@ int serve_encode_no(struct abuf *out, uint8_t reason, const char *text)
 	return rc ? rc : frame_end(out);
 }
 
-int serve_encode_folder_list(struct abuf *out, bool last, const struct vv_folder *folders, size_t n)
+static bool separator_ok(unsigned c)
 {
-	if (n > SERVE_FOLDERS_PER_FRAME || (n == 0 && !last))
+	return c == '.' || c == '/';
+}
+
+static bool folder_attrs_ok(uint32_t a)
+{
+	return (a & ~(uint32_t)(VV_SELECTABLE | VV_SUBSCRIBED | VV_NONEXISTENT)) == 0 &&
+	       (a & (VV_SELECTABLE | VV_NONEXISTENT)) != (VV_SELECTABLE | VV_NONEXISTENT);
+}
+
+int serve_encode_folder_list(struct abuf *out, bool last, char separator,
+			     const struct vv_folder *folders, size_t n)
+{
+	if (n > SERVE_FOLDERS_PER_FRAME || (n == 0 && !last) || !separator_ok((unsigned char)separator))
 		return ARCA_ELIMIT;
 	int rc = frame_start(out, SERVE_FOLDER_LIST);
 	rc = rc ? rc : abuf_add_u8(out, last ? 1 : 0);
+	rc = rc ? rc : abuf_add_u8(out, (uint8_t)separator);
 	rc = rc ? rc : abuf_add_varint(out, n);
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		const struct vv_folder *f = &folders[i];
-		if (f->name[0] == '\0' || (f->attrs & ~(uint32_t)(VV_SELECTABLE | VV_SUBSCRIBED)) != 0)
+		if (f->name[0] == '\0' || !folder_attrs_ok(f->attrs))
 			return ARCA_ELIMIT;
 		rc = add_str_max(out, f->name, SERVE_FOLDER_NAME_MAX);
 		rc = rc ? rc : abuf_add_u8(out, (uint8_t)f->attrs);
@@ -177,6 +190,18 @@ int serve_encode_folder_list(struct abuf *out, bool last, const struct vv_folder
 		rc = rc ? rc : abuf_add_u32(out, f->messages);
 		rc = rc ? rc : abuf_add_u32(out, f->unseen);
 	}
+	return rc ? rc : frame_end(out);
+}
+
+int serve_encode_gone_subs(struct abuf *out, bool last, char *const *names, size_t n)
+{
+	if (n > SERVE_SUBS_PER_FRAME || (n == 0 && !last))
+		return ARCA_ELIMIT;
+	int rc = frame_start(out, SERVE_GONE_SUBS);
+	rc = rc ? rc : abuf_add_u8(out, last ? 1 : 0);
+	rc = rc ? rc : abuf_add_varint(out, n);
+	for (size_t i = 0; i < n && rc == 0; i++)
+		rc = names[i][0] == '\0' ? ARCA_ELIMIT : add_str_max(out, names[i], SERVE_FOLDER_NAME_MAX);
 	return rc ? rc : frame_end(out);
 }
 
@@ -326,6 +351,7 @@ void serve_folder_list_release(struct serve_folder_list *l)
 	free(l->v);
 	l->v = NULL;
 	l->n = l->cap = 0;
+	l->separator = '\0';
 }
 
 /* The least a folder record takes: empty strings can't be (name >= 1). */
@@ -336,9 +362,11 @@ int serve_decode_folder_list(const uint8_t *p, size_t len, struct serve_folder_l
 	struct adec d;
 	adec_init(&d, p, len);
 	uint8_t last = adec_u8(&d);
+	uint8_t sep = adec_u8(&d);
 	uint64_t n = adec_varint(&d);
 	if (d.failed || last > 1 || n > SERVE_FOLDERS_PER_FRAME || (n == 0 && !last) ||
-	    n > adec_left(&d) / FOLDER_RECORD_MIN || l->n + n > SERVE_FOLDERS_MAX)
+	    n > adec_left(&d) / FOLDER_RECORD_MIN || l->n + n > SERVE_FOLDERS_MAX ||
+	    !separator_ok(sep) || (l->separator != '\0' && l->separator != (char)sep))
 		return ARCA_EFORMAT;
 	if (l->n + n > l->cap) {
 		size_t cap = l->cap ? l->cap : 16;
@@ -363,7 +391,7 @@ int serve_decode_folder_list(const uint8_t *p, size_t len, struct serve_folder_l
 		f.messages = adec_u32(&d);
 		f.unseen = adec_u32(&d);
 		if (d.failed || f.name == NULL || f.special_use == NULL || f.name[0] == '\0' ||
-		    (f.attrs & ~(uint32_t)(VV_SELECTABLE | VV_SUBSCRIBED)) != 0 ||
+		    !folder_attrs_ok(f.attrs) ||
 		    f.unseen > f.messages || f.highestmodseq == 0 || f.uidnext == 0) {
 			free(f.name);
 			free(f.special_use);
@@ -380,6 +408,59 @@ int serve_decode_folder_list(const uint8_t *p, size_t len, struct serve_folder_l
 			free(l->v[i].name);
 			free(l->v[i].special_use);
 		}
+		l->n = start;
+		return rc;
+	}
+	l->separator = (char)sep;
+	*last_r = last == 1;
+	return 0;
+}
+
+void serve_name_list_release(struct serve_name_list *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+	l->v = NULL;
+	l->n = l->cap = 0;
+}
+
+int serve_decode_gone_subs(const uint8_t *p, size_t len, struct serve_name_list *l, bool *last_r)
+{
+	struct adec d;
+	adec_init(&d, p, len);
+	uint8_t last = adec_u8(&d);
+	uint64_t n = adec_varint(&d);
+	/* a name takes 2 bytes at least (length and one byte) */
+	if (d.failed || last > 1 || n > SERVE_SUBS_PER_FRAME || (n == 0 && !last) ||
+	    n > adec_left(&d) / 2 || l->n + n > SERVE_SUBS_MAX)
+		return ARCA_EFORMAT;
+	if (l->n + n > l->cap) {
+		size_t cap = l->cap ? l->cap : 16;
+		while (cap < l->n + n)
+			cap *= 2;
+		char **v = realloc(l->v, cap * sizeof(*v));
+		if (v == NULL)
+			return ARCA_ENOMEM;
+		l->v = v;
+		l->cap = cap;
+	}
+	size_t start = l->n;
+	int rc = 0;
+	for (uint64_t i = 0; i < n; i++) {
+		char *name = adec_strdup(&d, SERVE_FOLDER_NAME_MAX);
+		if (d.failed || name == NULL || name[0] == '\0') {
+			free(name);
+			rc = ARCA_EFORMAT;
+			break;
+		}
+		l->v[l->n++] = name;
+	}
+	if (rc == 0 && adec_finish(&d) != 0)
+		rc = ARCA_EFORMAT;
+	if (rc) {
+		for (size_t i = start; i < l->n; i++)
+			free(l->v[i]);
 		l->n = start;
 		return rc;
 	}

@@ -38,6 +38,8 @@
 #define SERVE_SPECIAL_USE_MAX 64
 #define SERVE_FOLDERS_MAX 100000              /* = SNAP_FOLDERS_MAX */
 #define SERVE_FOLDERS_PER_FRAME 200           /* 200 * (4096 + 96) < a frame */
+#define SERVE_SUBS_MAX 100000                 /* gone subscriptions, = snapshot's limit */
+#define SERVE_SUBS_PER_FRAME 200              /* 200 * (4096 + 3) < a frame */
 #define SERVE_KEYWORD_MAX 255                 /* one keyword's bytes */
 #define SERVE_KEYWORDS_MAX 64                 /* per mailbox */
 #define SERVE_MSGS_MAX 10000000u              /* per mailbox */
@@ -54,12 +56,13 @@ enum serve_type {
 	/* keeper -> session */
 	SERVE_OK = 64,          /* empty: LOGIN accepted */
 	SERVE_NO = 65,          /* u8 reason, str text: LOGIN refused */
-	SERVE_FOLDER_LIST = 66, /* u8 last, varint n, n folder records */
+	SERVE_FOLDER_LIST = 66, /* u8 last, u8 separator, varint n, n folder records */
 	SERVE_MAILBOX = 67,     /* varint nkeywords, strs, varint nmsgs; MSGS follow */
 	SERVE_MSGS = 68,        /* varint n, n message records */
 	SERVE_BODY_R = 69,      /* u64 size; DATA follow */
 	SERVE_DATA = 70,        /* bytes */
 	SERVE_ERR = 71,         /* u32 -code, str text: OPEN or BODY failed */
+	SERVE_GONE_SUBS = 72,   /* u8 last, varint n, n str: after the last FOLDER_LIST */
 };
 
 /* Why a LOGIN was refused. */
@@ -82,8 +85,12 @@ int serve_encode_open(struct abuf *out, size_t folder);
 int serve_encode_body(struct abuf *out, size_t folder, uint32_t uid);
 int serve_encode_ok(struct abuf *out);
 int serve_encode_no(struct abuf *out, uint8_t reason, const char *text);
-/* One frame of the folder list: folders[0..n) with n <= SERVE_FOLDERS_PER_FRAME. */
-int serve_encode_folder_list(struct abuf *out, bool last, const struct vv_folder *folders, size_t n);
+/* One frame of the folder list: folders[0..n) with n <= SERVE_FOLDERS_PER_FRAME;
+ * separator '.' or '/' (the same in every frame of one answer). */
+int serve_encode_folder_list(struct abuf *out, bool last, char separator,
+			     const struct vv_folder *folders, size_t n);
+/* One frame of the gone subscriptions: names[0..n), n <= SERVE_SUBS_PER_FRAME. */
+int serve_encode_gone_subs(struct abuf *out, bool last, char *const *names, size_t n);
 int serve_encode_mailbox(struct abuf *out, char *const *keywords, size_t nkeywords, uint64_t nmsgs);
 int serve_encode_msgs(struct abuf *out, const struct vv_msg *msgs, size_t n);
 int serve_encode_body_r(struct abuf *out, uint64_t size);
@@ -105,11 +112,23 @@ int serve_decode_no(const uint8_t *p, size_t len, uint8_t *reason_r, char text[S
 struct serve_folder_list {
 	struct vv_folder *v;
 	size_t n, cap;
+	char separator;           /* 0 until the first frame */
 };
 /* Appends one frame's folders; *last_r says whether the list is complete.
- * More than SERVE_FOLDERS_MAX in all is ARCA_EFORMAT. */
+ * More than SERVE_FOLDERS_MAX in all, or a separator other than '.' and
+ * '/' or unlike the earlier frames', is ARCA_EFORMAT. */
 int serve_decode_folder_list(const uint8_t *p, size_t len, struct serve_folder_list *l, bool *last_r);
 void serve_folder_list_release(struct serve_folder_list *l);
+
+/* The gone subscriptions being received, frames appended until `last`. */
+struct serve_name_list {
+	char **v;
+	size_t n, cap;
+};
+/* More than SERVE_SUBS_MAX in all, an empty name or one over
+ * SERVE_FOLDER_NAME_MAX is ARCA_EFORMAT. */
+int serve_decode_gone_subs(const uint8_t *p, size_t len, struct serve_name_list *l, bool *last_r);
+void serve_name_list_release(struct serve_name_list *l);
 
 /* MAILBOX: the keywords into mb (mb->msgs left alone), the count. */
 int serve_decode_mailbox(const uint8_t *p, size_t len, struct vv_mailbox *mb, uint64_t *nmsgs_r);

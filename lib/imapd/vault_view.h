@@ -35,6 +35,11 @@ enum vv_flag {
 enum vv_folder_attr {
 	VV_SELECTABLE = 1,        /* holds messages (else \Noselect: only a parent) */
 	VV_SUBSCRIBED = 2,
+	/* Not selectable, and no mailbox at all, only a name above others
+	 * (Maildir++ has no directory for a parent): Dovecot shows it
+	 * \\NonExistent in LIST-EXTENDED answers, \\Noselect in plain LIST.
+	 * Never with VV_SELECTABLE. */
+	VV_NONEXISTENT = 4,
 };
 
 struct vv_folder {
@@ -70,6 +75,22 @@ struct vv_mailbox {
 
 void vv_mailbox_release(struct vv_mailbox *mb);
 
+/* The separators a view can report: what Dovecot shows for its two Maildir
+ * layouts (Maildir++ '.', LAYOUT=fs '/').  Others are not served (see
+ * docs/serve-imap.md, "Hierarchy separator"). */
+#define VV_SEPARATOR_DEFAULT '/'
+
+/* How the account's server named things, beside its folder list. */
+struct vv_account {
+	char separator;           /* hierarchy separator to show: '.' or '/' */
+	/* Subscriptions to names that are no folder (the folder was deleted,
+	 * the subscription stayed): UTF-8, '/' separated, each once, none
+	 * equal to a folder's name.  Dovecot lists them in LSUB and in LIST
+	 * (SUBSCRIBED) with \NonExistent. */
+	char **gone_subs;
+	size_t ngone_subs;
+};
+
 struct vault_view_ops {
 	/* Check a login (the view checks it; the session only passes it on).
 	 * 0: the view is now bound to that account; ARCA_EKEY: wrong user or
@@ -84,6 +105,11 @@ struct vault_view_ops {
 	 * Dovecot serves a Maildir file) to out; exactly vv_msg.size bytes. */
 	int (*body)(void *ctx, size_t folder, uint32_t uid, struct abuf *out);
 	void (*free)(void *ctx);
+	/* Optional (NULL: separator '/', no gone subscriptions).  What came
+	 * with the last folders() answer (a view that hasn't answered one yet
+	 * asks for it first); valid until the next folders() call, which may
+	 * change it (the session calls it right after each folders()). */
+	int (*account)(void *ctx, const struct vv_account **acct_r);
 };
 
 #endif

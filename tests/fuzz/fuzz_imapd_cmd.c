@@ -3,7 +3,8 @@
  * promises (kinds, sets, sections, search trees within the limits); then
  * the same bytes are a client's stream into a whole session over an
  * in-memory io and a small in-memory vault view (logged in first when the
- * input's first byte is odd), which must end, answer with a greeting first,
+ * input's first byte is odd; shown with Maildir++'s '.' separator, which
+ * hides "x.y", when its bit 2 is set), which must end, answer with a greeting first,
  * and return one of the codes it documents. */
 #include <stdint.h>
 #include <stdio.h>
@@ -205,9 +206,15 @@ static const char msg2[] =
 static struct vv_folder folders[] = {
 	{ "INBOX", VV_SELECTABLE | VV_SUBSCRIBED, "", 7, 10, 9, 3, 1 },
 	{ "Sent", VV_SELECTABLE, "\\Sent", 8, 3, 2, 1, 0 },
-	{ "a/b", VV_SUBSCRIBED, "", 0, 1, 1, 0, 0 },
+	{ "a/b", VV_SUBSCRIBED | VV_NONEXISTENT, "", 0, 1, 1, 0, 0 },
 	{ "a/b/Entwürfe", VV_SELECTABLE, "\\Drafts", 9, 1, 1, 0, 0 },
+	{ "x.y", VV_SELECTABLE, "", 10, 1, 1, 0, 0 },
 };
+
+/* subscriptions whose folders are gone: one under an existing parent, one
+ * that '.' can't show */
+static char *gone[] = { "Old/Gone", "a/Gone", "x.y/z" };
+static struct vv_account account = { '/', gone, 3 };
 
 static const struct vv_msg inbox_msgs[] = {
 	{ 1, 3, VV_SEEN, 1, 1672653600, sizeof(msg1) - 1, false },
@@ -273,12 +280,21 @@ static int v_body(void *ctx, size_t f, uint32_t uid, struct abuf *out)
 	abort();
 }
 
+static int v_account(void *ctx, const struct vv_account **a)
+{
+	(void)ctx;
+	if (!bound)
+		abort();
+	*a = &account;
+	return 0;
+}
+
 static void v_free(void *ctx)
 {
 	(void)ctx;
 }
 
-static const struct vault_view_ops view = { v_login, v_folders, v_open, v_body, v_free };
+static const struct vault_view_ops view = { v_login, v_folders, v_open, v_body, v_free, v_account };
 
 static void run_session(const uint8_t *data, size_t size)
 {
@@ -294,6 +310,7 @@ static void run_session(const uint8_t *data, size_t size)
 			       .loopback = true, .ctx = &m };
 	struct imapd_session_opts o = { .greeting_name = "fuzz", .max_bad = 50 };
 	bound = false;
+	account.separator = size > 0 && (data[0] & 4) ? '.' : '/';
 	int rc = imapd_session_run(&io, &view, NULL, &o);
 	if (rc != 0 && rc != ARCA_ELIMIT && rc != ARCA_EIO && rc != ARCA_EFORMAT &&
 	    rc != ARCA_ENOMEM)

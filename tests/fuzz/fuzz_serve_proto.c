@@ -24,7 +24,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size < 1)
 		return 0;
-	uint8_t which = data[0] % 10;
+	uint8_t which = data[0] % 11;
 	data++;
 	size--;
 	struct abuf f = ABUF_INIT;
@@ -71,7 +71,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		struct serve_folder_list l = { 0 };
 		bool last;
 		if (serve_decode_folder_list(data, size, &l, &last) == 0) {
-			if (serve_encode_folder_list(&f, last, l.v, l.n) != 0)
+			if (serve_encode_folder_list(&f, last, l.separator, l.v, l.n) != 0)
 				abort();
 			same(&f, data, size);
 		}
@@ -112,6 +112,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case 8: {
 		struct arca_err err = { 0 };
 		(void)serve_decode_err(data, size, &err);
+		break;
+	}
+	case 10: {
+		struct serve_name_list l = { 0 };
+		bool last;
+		if (serve_decode_gone_subs(data, size, &l, &last) == 0) {
+			if (serve_encode_gone_subs(&f, last, l.v, l.n) != 0)
+				abort();
+			same(&f, data, size);
+		}
+		serve_name_list_release(&l);
 		break;
 	}
 	case 9: {

@@ -51,6 +51,7 @@ struct mview {
 	bool bound;
 	unsigned logins;
 	int fail_body;            /* body() returns this when set */
+	struct vv_account acct;   /* separator, gone subscriptions */
 };
 
 static char *xstrdup(const char *s)
@@ -160,8 +161,20 @@ static int mv_body(void *ctx, size_t folder, uint32_t uid, struct abuf *out)
 	return ARCA_ENOENT;
 }
 
+static int mv_account(void *ctx, const struct vv_account **a)
+{
+	struct mview *v = ctx;
+	if (!v->bound)
+		return ARCA_ESTATE;
+	*a = &v->acct;
+	return 0;
+}
+
 static void mv_free(struct mview *v)
 {
+	for (size_t i = 0; i < v->acct.ngone_subs; i++)
+		free(v->acct.gone_subs[i]);
+	free(v->acct.gone_subs);
 	for (size_t i = 0; i < v->nf; i++) {
 		free(v->f[i].name);
 		free(v->f[i].special_use);
@@ -184,7 +197,7 @@ static void mv_ops_free(void *ctx)
 
 static const struct vault_view_ops mv_ops = {
 	.login = mv_login, .folders = mv_folders, .open = mv_open, .body = mv_body,
-	.free = mv_ops_free,
+	.free = mv_ops_free, .account = mv_account,
 };
 
 /* ---- the fixture account ----------------------------------------------------- */
@@ -235,9 +248,15 @@ static char *big_msg;            /* 300 KB, for streaming */
 #define T2 1672790400LL          /* 2023-01-04 00:00:00 UTC */
 #define T3 1707120000LL          /* 2024-02-05 08:00:00 UTC */
 
+/* The account as a Maildir++ Dovecot showed it ('.'), with subscriptions
+ * to folders that are gone, or as LAYOUT=fs ('/') with the same. */
+static char fixture_separator = '/';
+static bool fixture_gone;
+
 static void fixture(struct mview *v, size_t bulk)
 {
 	memset(v, 0, sizeof(*v));
+	v->acct.separator = fixture_separator;
 	if (big_msg == NULL) {
 		size_t n = 300000;
 		big_msg = malloc(n + 1);
@@ -257,7 +276,9 @@ static void fixture(struct mview *v, size_t bulk)
 	mv_msg(v, inbox, 8, 9, VV_SEEN | VV_DRAFT, 0, T3 + 60, big_msg);
 	size_t sent = mv_folder(v, "Sent", VV_SELECTABLE | VV_SUBSCRIBED, "\\Sent", 1700000002, 2, 3);
 	mv_msg(v, sent, 1, 3, VV_SEEN, 0, T1, MSG1);
-	mv_folder(v, "Archive", VV_SUBSCRIBED, "", 0, 1, 1);
+	/* Maildir++ has no directory for a parent: the keeper says so */
+	mv_folder(v, "Archive", VV_SUBSCRIBED | (fixture_separator == '.' ? VV_NONEXISTENT : 0), "",
+		  0, 1, 1);
 	size_t a23 = mv_folder(v, "Archive/2023", VV_SELECTABLE | VV_SUBSCRIBED, "\\Archive",
 			       1700000003, 100, 40);
 	mv_msg(v, a23, 50, 30, VV_SEEN, 0, T1, MSG2);
@@ -268,6 +289,18 @@ static void fixture(struct mview *v, size_t bulk)
 	mv_msg(v, drafts, 4, 7, VV_DRAFT, 0, T3, MSG3);
 	mv_folder(v, "a/b/c", VV_SELECTABLE, "", 1700000006, 1, 1);
 	mv_folder(v, "Trash", VV_SELECTABLE | VV_SUBSCRIBED, "\\Trash", 1700000007, 1, 1);
+	if (fixture_gone) {
+		/* "x.y" can't be shown with '.' (only LAYOUT=fs has it); "Sent"
+		 * is a folder after all (a view may leave it in) */
+		mv_folder(v, "x.y", VV_SELECTABLE, "", 1700000009, 1, 1);
+		static const char *const gone[] = { "Old/Gone", "Archive/Gone", "Sent", "x.y/z" };
+		v->acct.ngone_subs = sizeof(gone) / sizeof(gone[0]);
+		v->acct.gone_subs = calloc(v->acct.ngone_subs, sizeof(char *));
+		if (v->acct.gone_subs == NULL)
+			abort();
+		for (size_t i = 0; i < v->acct.ngone_subs; i++)
+			v->acct.gone_subs[i] = xstrdup(gone[i]);
+	}
 	if (bulk > 0) {
 		size_t b = mv_folder(v, "Bulk", VV_SELECTABLE, "", 1700000008, (uint32_t)(2 * bulk + 1),
 				     2 * bulk);
@@ -889,6 +922,107 @@ static void test_list(void)
 	CHECK_EQ_INT(cl_finish(c), 0);
 }
 
+/* Served as a Maildir++ Dovecot showed it: '.' everywhere, names
+ * translated both ways, subscriptions to gone folders in LSUB and LIST
+ * (SUBSCRIBED) as Dovecot answers them (compared with Dovecot 2.3.19). */
+static void test_list_maildirpp(void)
+{
+	fixture_separator = '.';
+	fixture_gone = true;
+	struct cl *c = cl_login();
+	fixture_separator = '/';
+	fixture_gone = false;
+	EXPECT(c, "a", "NAMESPACE", "* NAMESPACE ((\"\" \".\")) NIL NIL\r\na OK Namespace completed.\r\n");
+	EXPECT(c, "b", "LIST \"\" \"\"", "* LIST (\\Noselect) \".\" \"\"\r\nb OK List completed.\r\n");
+	EXPECT(c, "c", "LIST \"\" *",
+	       "* LIST (\\HasNoChildren) \".\" INBOX\r\n"
+	       "* LIST (\\Noselect \\HasChildren) \".\" Archive\r\n"
+	       "* LIST (\\HasNoChildren \\Archive) \".\" Archive.2023\r\n"
+	       "* LIST (\\HasNoChildren) \".\" Archive.2024\r\n"
+	       "* LIST (\\HasNoChildren \\Drafts) \".\" Entw&APw-rfe\r\n"
+	       "* LIST (\\HasNoChildren \\Sent) \".\" Sent\r\n"
+	       "* LIST (\\HasNoChildren \\Trash) \".\" Trash\r\n"
+	       "* LIST (\\Noselect \\HasChildren) \".\" a\r\n"
+	       "* LIST (\\Noselect \\HasChildren) \".\" a.b\r\n"
+	       "* LIST (\\HasNoChildren) \".\" a.b.c\r\n"
+	       "c OK List completed.\r\n");
+	CHECK(strstr(c->log, "2 folder or subscription names not shown: a level holds the separator '.'") != NULL);
+	EXPECT(c, "d", "LIST Archive. %",
+	       "* LIST (\\HasNoChildren \\Archive) \".\" Archive.2023\r\n"
+	       "* LIST (\\HasNoChildren) \".\" Archive.2024\r\n"
+	       "d OK List completed.\r\n");
+	EXPECT(c, "e", "LIST \"\" Archive/*", "e OK List completed.\r\n");
+	EXPECT(c, "f", "LIST \"\" (inbox a.%.c x*)",
+	       "* LIST (\\HasNoChildren) \".\" INBOX\r\n"
+	       "* LIST (\\HasNoChildren) \".\" a.b.c\r\n"
+	       "f OK List completed.\r\n");
+	EXPECT(c, "g", "LSUB \"\" *",
+	       "* LSUB (\\HasNoChildren) \".\" INBOX\r\n"
+	       "* LSUB (\\Noselect \\HasChildren) \".\" Archive\r\n"
+	       "* LSUB (\\HasNoChildren \\Archive) \".\" Archive.2023\r\n"
+	       "* LSUB () \".\" Archive.Gone\r\n"
+	       "* LSUB (\\HasNoChildren \\Drafts) \".\" Entw&APw-rfe\r\n"
+	       "* LSUB () \".\" Old.Gone\r\n"
+	       "* LSUB (\\HasNoChildren \\Sent) \".\" Sent\r\n"
+	       "* LSUB (\\HasNoChildren \\Trash) \".\" Trash\r\n"
+	       "g OK Lsub completed.\r\n");
+	EXPECT(c, "h", "LSUB \"\" %",
+	       "* LSUB (\\HasNoChildren) \".\" INBOX\r\n"
+	       "* LSUB (\\Noselect \\HasChildren) \".\" Archive\r\n"
+	       "* LSUB (\\HasNoChildren \\Drafts) \".\" Entw&APw-rfe\r\n"
+	       "* LSUB (\\Noselect) \".\" Old\r\n"
+	       "* LSUB (\\HasNoChildren \\Sent) \".\" Sent\r\n"
+	       "* LSUB (\\HasNoChildren \\Trash) \".\" Trash\r\n"
+	       "h OK Lsub completed.\r\n");
+	EXPECT(c, "i", "LIST (SUBSCRIBED) \"\" *",
+	       "* LIST (\\HasNoChildren \\Subscribed) \".\" INBOX\r\n"
+	       "* LIST (\\NonExistent \\HasChildren \\Subscribed) \".\" Archive\r\n"
+	       "* LIST (\\HasNoChildren \\Subscribed \\Archive) \".\" Archive.2023\r\n"
+	       "* LIST (\\NonExistent \\HasNoChildren \\Subscribed) \".\" Archive.Gone\r\n"
+	       "* LIST (\\HasNoChildren \\Subscribed \\Drafts) \".\" Entw&APw-rfe\r\n"
+	       "* LIST (\\NonExistent \\HasNoChildren \\Subscribed) \".\" Old.Gone\r\n"
+	       "* LIST (\\HasNoChildren \\Subscribed \\Sent) \".\" Sent\r\n"
+	       "* LIST (\\HasNoChildren \\Subscribed \\Trash) \".\" Trash\r\n"
+	       "i OK List completed.\r\n");
+	EXPECT(c, "j", "LIST (SUBSCRIBED RECURSIVEMATCH) \"\" O%",
+	       "* LIST (\\NonExistent \\HasChildren) \".\" Old (\"CHILDINFO\" (\"SUBSCRIBED\"))\r\n"
+	       "j OK List completed.\r\n");
+	EXPECT(c, "k", "LIST \"\" O* RETURN (SUBSCRIBED)", "k OK List completed.\r\n");
+	EXPECT(c, "l", "LIST (SUBSCRIBED) \"\" Old.Gone RETURN (STATUS (MESSAGES))",
+	       "* LIST (\\NonExistent \\HasNoChildren \\Subscribed) \".\" Old.Gone\r\n"
+	       "l OK List completed.\r\n");
+	EXPECT(c, "m", "STATUS Archive.2023 (MESSAGES)",
+	       "* STATUS Archive.2023 (MESSAGES 2)\r\nm OK Status completed.\r\n");
+	EXPECT(c, "n", "STATUS Archive/2023 (MESSAGES)",
+	       "n NO [NONEXISTENT] Mailbox doesn't exist: Archive/2023\r\n");
+	EXPECT(c, "o", "STATUS x.y (MESSAGES)", "o NO [NONEXISTENT] Mailbox doesn't exist: x.y\r\n");
+	EXPECT(c, "p", "EXAMINE Old.Gone", "p NO [NONEXISTENT] Mailbox doesn't exist: Old.Gone\r\n");
+	char *r = cl_cmd(c, "q", "EXAMINE inbox");
+	CHECK(strstr(r, "q OK [READ-ONLY]") != NULL);
+	free(r);
+	r = cl_cmd(c, "r", "EXAMINE Archive.2023");
+	CHECK(strstr(r, "* OK [UIDVALIDITY 1700000003]") != NULL && strstr(r, "r OK [READ-ONLY]") != NULL);
+	free(r);
+	CHECK_EQ_INT(cl_finish(c), 0);
+
+	/* LAYOUT=fs: '/', and a '.' inside a level is just a character */
+	fixture_gone = true;
+	c = cl_login();
+	fixture_gone = false;
+	EXPECT(c, "a", "NAMESPACE", "* NAMESPACE ((\"\" \"/\")) NIL NIL\r\na OK Namespace completed.\r\n");
+	EXPECT(c, "b", "LIST \"\" x*", "* LIST (\\HasNoChildren) \"/\" x.y\r\nb OK List completed.\r\n");
+	EXPECT(c, "c", "LSUB \"\" *O*/*",
+	       "* LSUB () \"/\" Old/Gone\r\n"
+	       "c OK Lsub completed.\r\n");
+	EXPECT(c, "d", "LIST (SUBSCRIBED) \"\" x*",
+	       "* LIST (\\NonExistent \\HasNoChildren \\Subscribed) \"/\" x.y/z\r\n"
+	       "d OK List completed.\r\n");
+	EXPECT(c, "e", "STATUS x.y (UIDVALIDITY)",
+	       "* STATUS x.y (UIDVALIDITY 1700000009)\r\ne OK Status completed.\r\n");
+	CHECK(strstr(c->log, "not shown") == NULL);
+	CHECK_EQ_INT(cl_finish(c), 0);
+}
+
 #define SELECT_INBOX                                                           \
 	"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Forwarded Work)\r\n" \
 	"* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Forwarded Work \\*)] " \
@@ -1302,6 +1436,7 @@ int main(int argc, char **argv)
 	RUN(test_login_failures);
 	RUN(test_authenticate);
 	RUN(test_list);
+	RUN(test_list_maildirpp);
 	RUN(test_select);
 	RUN(test_fetch);
 	RUN(test_search);

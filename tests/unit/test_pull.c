@@ -939,6 +939,19 @@ static bool alarm_same(const struct alarm *a, const struct alarm *b)
 	return true;
 }
 
+/* The layout a pull records from the separator LIST showed. */
+static void test_layout_of_separator(void)
+{
+	CHECK_EQ_INT(pull_layout_of_separator('.', false, false), MAILDIR_LAYOUT_MAILDIRPP);
+	CHECK_EQ_INT(pull_layout_of_separator('/', false, false), MAILDIR_LAYOUT_FS);
+	/* what can't be told apart stays Maildir++ (the pull warns) */
+	CHECK_EQ_INT(pull_layout_of_separator('\0', false, false), MAILDIR_LAYOUT_MAILDIRPP);
+	CHECK_EQ_INT(pull_layout_of_separator('\0', true, false), MAILDIR_LAYOUT_MAILDIRPP);
+	CHECK_EQ_INT(pull_layout_of_separator('\\', false, false), MAILDIR_LAYOUT_MAILDIRPP);
+	CHECK_EQ_INT(pull_layout_of_separator('/', true, false), MAILDIR_LAYOUT_MAILDIRPP);
+	CHECK_EQ_INT(pull_layout_of_separator('/', false, true), MAILDIR_LAYOUT_MAILDIRPP);
+}
+
 static void test_alarm_round_trip(void)
 {
 	for (size_t ns = 0; ns <= 3; ns++) {
@@ -1578,6 +1591,7 @@ int main(void)
 	RUN(test_base_strip_sizes);
 	RUN(test_base_ok_restorable);
 	RUN(test_folder_name);
+	RUN(test_layout_of_separator);
 	RUN(test_alarm_round_trip);
 	RUN(test_alarm_decode_rejects);
 	RUN(test_alarm_encode_limits);

@@ -19,6 +19,7 @@
 #include "pull_ipc.h"
 #include "repo.h"
 #include "snapshot.h"
+#include "maildir.h"
 
 struct env {
 	char *dir;
@@ -151,6 +152,7 @@ static void test_foreign_content_refused(void)
 	CHECK(repo_flush(e.r, &err) == 0);
 	char *accounts[] = { "a@x.test" };
 	struct snapshot *s = snapshot_new("a@x.test", "imap");
+	s->layout = MAILDIR_LAYOUT_MAILDIRPP;
 	struct snap_folder *f = snapshot_add_folder(s, "INBOX");
 	f->attrs = SNAP_FOLDER_SELECTABLE;
 	f->uidvalidity = 7;
@@ -183,10 +185,43 @@ static void test_foreign_content_refused(void)
 	env_release(&e);
 }
 
+/* FINISH carries the layout the server's separator says (1 Maildir++, 2
+ * LAYOUT=fs); the store takes it and refuses any other value. */
+static void test_finish_layout(void)
+{
+	struct snapshot *s = snapshot_new("a@x.test", "imap");
+	REQUIRE(s != NULL);
+	struct abuf fr = ABUF_INIT;
+	CHECK_EQ_INT(pull_ipc_encode_finish(&fr, s, false, 0), ARCA_ELIMIT);   /* 0: unset */
+	s->layout = MAILDIR_LAYOUT_FS;
+	REQUIRE(pull_ipc_encode_finish(&fr, s, false, 0) == 0);
+	struct snapshot *t = NULL;
+	bool gone = true;
+	uint64_t examined = 1;
+	/* frame: u32 length, u8 type; payload: gone, examined, account, time */
+	REQUIRE(pull_ipc_decode_finish(fr.data + 5, fr.len - 5, "a@x.test", &t, &gone, &examined) == 0);
+	REQUIRE(t != NULL);
+	CHECK_EQ_INT(t->layout, MAILDIR_LAYOUT_FS);
+	snapshot_free(t);
+	size_t at = 5 + 1 + 1 + 1 + strlen("a@x.test") + 8;
+	CHECK_EQ_INT(fr.data[at], MAILDIR_LAYOUT_FS);
+	fr.data[at] = 3;
+	t = NULL;
+	CHECK_EQ_INT(pull_ipc_decode_finish(fr.data + 5, fr.len - 5, "a@x.test", &t, &gone, &examined),
+		     ARCA_EFORMAT);
+	CHECK(t == NULL);
+	fr.data[at] = 0;
+	CHECK_EQ_INT(pull_ipc_decode_finish(fr.data + 5, fr.len - 5, "a@x.test", &t, &gone, &examined),
+		     ARCA_EFORMAT);
+	abuf_release(&fr);
+	snapshot_free(s);
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
 	RUN(test_violation_raises_alarm);
 	RUN(test_foreign_content_refused);
+	RUN(test_finish_layout);
 	HARNESS_EXIT();
 }

@@ -25,6 +25,7 @@
 #include "serve_keeper.h"
 #include "serve_proto.h"
 #include "snapshot.h"
+#include "maildir.h"
 
 /* ---- codec ---- */
 
@@ -60,10 +61,11 @@ static void test_proto_roundtrip(void)
 	};
 	struct serve_folder_list l = { 0 };
 	bool last = true;
-	REQUIRE(serve_encode_folder_list(&f, false, fo, 1) == 0);
+	REQUIRE(serve_encode_folder_list(&f, false, '.', fo, 1) == 0);
 	REQUIRE(serve_decode_folder_list(f.data + 5, f.len - 5, &l, &last) == 0);
 	CHECK(!last);
-	REQUIRE(serve_encode_folder_list(&f, true, fo + 1, 1) == 0);
+	CHECK(l.separator == '.');
+	REQUIRE(serve_encode_folder_list(&f, true, '.', fo + 1, 1) == 0);
 	REQUIRE(serve_decode_folder_list(f.data + 5, f.len - 5, &l, &last) == 0);
 	CHECK(last);
 	REQUIRE(l.n == 2);
@@ -73,6 +75,27 @@ static void test_proto_roundtrip(void)
 	CHECK_STR(l.v[1].special_use, "\\Archive");
 	CHECK_STR(l.v[1].name, "Archive/\xc3\xa9t\xc3\xa9");
 	serve_folder_list_release(&l);
+	REQUIRE(serve_encode_folder_list(&f, true, '/', NULL, 0) == 0);
+	REQUIRE(serve_decode_folder_list(f.data + 5, f.len - 5, &l, &last) == 0);
+	CHECK(last && l.n == 0 && l.separator == '/');
+	serve_folder_list_release(&l);
+
+	char *subs[] = { "Old/Gone", "\xe6\x97\xa5", "x" };
+	struct serve_name_list nl = { 0 };
+	REQUIRE(serve_encode_gone_subs(&f, false, subs, 2) == 0);
+	REQUIRE(serve_decode_gone_subs(f.data + 5, f.len - 5, &nl, &last) == 0);
+	CHECK(!last && nl.n == 2);
+	REQUIRE(serve_encode_gone_subs(&f, true, subs + 2, 1) == 0);
+	REQUIRE(serve_decode_gone_subs(f.data + 5, f.len - 5, &nl, &last) == 0);
+	CHECK(last && nl.n == 3);
+	REQUIRE(nl.n == 3);
+	CHECK_STR(nl.v[0], "Old/Gone");
+	CHECK_STR(nl.v[1], "\xe6\x97\xa5");
+	CHECK_STR(nl.v[2], "x");
+	serve_name_list_release(&nl);
+	REQUIRE(serve_encode_gone_subs(&f, true, NULL, 0) == 0);
+	REQUIRE(serve_decode_gone_subs(f.data + 5, f.len - 5, &nl, &last) == 0);
+	CHECK(last && nl.n == 0);
 
 	char *kw[] = { "$Work", "custom" };
 	struct vv_mailbox mb = { 0 };
@@ -158,20 +181,71 @@ static void test_proto_rejects(void)
 	char text[SERVE_TEXT_MAX + 1];
 	CHECK(serve_decode_no(no, sizeof(no), &reason, text) == ARCA_EFORMAT);
 	/* a folder list claiming more records than its bytes can hold */
-	uint8_t fl[] = { 1, 100, 1, 'X' };
+	uint8_t fl[] = { 1, '/', 100, 1, 'X' };
 	struct serve_folder_list l = { 0 };
 	bool last;
 	CHECK(serve_decode_folder_list(fl, sizeof(fl), &l, &last) == ARCA_EFORMAT);
 	CHECK(l.n == 0);
-	/* a folder with unknown attribute bits; unseen > messages */
-	struct vv_folder bad = { .name = "INBOX", .attrs = 4, .special_use = "", .uidnext = 1, .highestmodseq = 1 };
-	CHECK(serve_encode_folder_list(&f, true, &bad, 1) == ARCA_ELIMIT);
+	/* a folder with unknown attribute bits, selectable and nonexistent at
+	 * once; unseen > messages */
+	struct vv_folder bad = { .name = "INBOX", .attrs = 8, .special_use = "", .uidnext = 1, .highestmodseq = 1 };
+	CHECK(serve_encode_folder_list(&f, true, '/', &bad, 1) == ARCA_ELIMIT);
+	bad.attrs = VV_SELECTABLE | VV_NONEXISTENT;
+	CHECK(serve_encode_folder_list(&f, true, '/', &bad, 1) == ARCA_ELIMIT);
+	bad.attrs = VV_NONEXISTENT;
+	REQUIRE(serve_encode_folder_list(&f, true, '/', &bad, 1) == 0);
+	f.data[5 + 3 + 6] |= VV_SELECTABLE;   /* last, separator, n, "INBOX", then attrs */
+	CHECK(serve_decode_folder_list(f.data + 5, f.len - 5, &l, &last) == ARCA_EFORMAT);
+	f.data[5 + 3 + 6] = 8;
+	CHECK(serve_decode_folder_list(f.data + 5, f.len - 5, &l, &last) == ARCA_EFORMAT);
+	f.data[5 + 3 + 6] = VV_NONEXISTENT;
+	REQUIRE(serve_decode_folder_list(f.data + 5, f.len - 5, &l, &last) == 0);
+	CHECK(l.n == 1 && l.v[0].attrs == VV_NONEXISTENT);
+	serve_folder_list_release(&l);
 	bad.attrs = 1;
 	bad.unseen = 2;
-	REQUIRE(serve_encode_folder_list(&f, true, &bad, 1) == 0);
+	REQUIRE(serve_encode_folder_list(&f, true, '/', &bad, 1) == 0);
 	CHECK(serve_decode_folder_list(f.data + 5, f.len - 5, &l, &last) == ARCA_EFORMAT);
 	CHECK(l.n == 0);
+	/* separators: only '.' and '/', and the same in every frame */
+	bad.unseen = 0;
+	CHECK(serve_encode_folder_list(&f, true, '\\', &bad, 1) == ARCA_ELIMIT);
+	REQUIRE(serve_encode_folder_list(&f, true, '/', &bad, 1) == 0);
+	f.data[6] = ':';
+	CHECK(serve_decode_folder_list(f.data + 5, f.len - 5, &l, &last) == ARCA_EFORMAT);
+	f.data[6] = 0;
+	CHECK(serve_decode_folder_list(f.data + 5, f.len - 5, &l, &last) == ARCA_EFORMAT);
+	CHECK(l.n == 0 && l.separator == 0);
+	REQUIRE(serve_encode_folder_list(&f, false, '.', &bad, 1) == 0);
+	REQUIRE(serve_decode_folder_list(f.data + 5, f.len - 5, &l, &last) == 0);
+	REQUIRE(serve_encode_folder_list(&f, true, '/', &bad, 1) == 0);
+	CHECK(serve_decode_folder_list(f.data + 5, f.len - 5, &l, &last) == ARCA_EFORMAT);
+	CHECK(l.n == 1 && l.separator == '.');
 	serve_folder_list_release(&l);
+	/* gone subscriptions: an empty name, a count past the bytes, past the
+	 * frame's limit, n = 0 before the last frame, trailing bytes */
+	struct serve_name_list nl = { 0 };
+	char *empty[] = { "" };
+	CHECK(serve_encode_gone_subs(&f, true, empty, 1) == ARCA_ELIMIT);
+	CHECK(serve_encode_gone_subs(&f, false, NULL, 0) == ARCA_ELIMIT);
+	uint8_t g0[] = { 1, 1, 0 };
+	CHECK(serve_decode_gone_subs(g0, sizeof(g0), &nl, &last) == ARCA_EFORMAT);
+	uint8_t g1[] = { 1, 3, 1, 'a' };
+	CHECK(serve_decode_gone_subs(g1, sizeof(g1), &nl, &last) == ARCA_EFORMAT);
+	uint8_t g2[] = { 0, 0 };
+	CHECK(serve_decode_gone_subs(g2, sizeof(g2), &nl, &last) == ARCA_EFORMAT);
+	uint8_t g3[] = { 1, 1, 1, 'a', 'b' };
+	CHECK(serve_decode_gone_subs(g3, sizeof(g3), &nl, &last) == ARCA_EFORMAT);
+	uint8_t g4[] = { 2, 1, 1, 'a' };
+	CHECK(serve_decode_gone_subs(g4, sizeof(g4), &nl, &last) == ARCA_EFORMAT);
+	struct abuf many = ABUF_INIT;
+	REQUIRE(abuf_add_u8(&many, 1) == 0 && abuf_add_varint(&many, SERVE_SUBS_PER_FRAME + 1) == 0);
+	for (int i = 0; i <= SERVE_SUBS_PER_FRAME; i++)
+		REQUIRE(abuf_add_str(&many, "a") == 0);
+	CHECK(serve_decode_gone_subs(many.data, many.len, &nl, &last) == ARCA_EFORMAT);
+	abuf_release(&many);
+	CHECK(nl.n == 0);
+	serve_name_list_release(&nl);
 	/* messages: wrong record count for the bytes, flags beyond the five */
 	struct vv_msg m = { .uid = 1, .modseq = 1 };
 	REQUIRE(serve_encode_msgs(&f, &m, 1) == 0);
@@ -578,12 +652,19 @@ static int build_repo(struct kenv *e)
 	f = snapshot_add_folder(s, "Archive");     /* a parent only */
 	f = snapshot_add_folder(s, "Archive/2020");
 	f->attrs = SNAP_FOLDER_SELECTABLE;
+	/* Maildir++; subscribed: folders that exist, and two that are gone
+	 * (one twice, as a subscriptions file may hold it) */
+	s->layout = MAILDIR_LAYOUT_MAILDIRPP;
+	const char *subs[] = { "INBOX", "Zed/Gone", "Archive/2020", "Old/Gone", "Zed/Gone", "inbox" };
+	for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]) && rc == 0; i++)
+		rc = snapshot_add_subscription(s, subs[i]);
 	f->uidvalidity = 7;
 	f->nextuid = 1;
 	rc = rc ? rc : commit(r, s);
 	/* bob */
 	s = snapshot_new("bob@example.test", "imap");
 	s->time_ns = 1790000000000000001ull;
+	s->layout = MAILDIR_LAYOUT_FS;
 	f = snapshot_add_folder(s, "INBOX");
 	f->attrs = SNAP_FOLDER_SELECTABLE;
 	f->uidvalidity = 99;
@@ -594,6 +675,8 @@ static int build_repo(struct kenv *e)
 	repo_close(r);
 	return rc;
 }
+
+static char kenv_separator;       /* the keeper's --separator; 0: none */
 
 static int kenv_init(struct kenv *e, const struct login_throttle_opts *thr)
 {
@@ -621,7 +704,7 @@ static int kenv_init(struct kenv *e, const struct login_throttle_opts *thr)
 		return -1;
 	}
 	struct serve_keeper_opts o = { .repo = e->r, .users = e->pw, .log = on_log, .log_ctx = e,
-				       .max_channels = 8 };
+				       .max_channels = 8, .separator = kenv_separator };
 	if (thr)
 		o.throttle = *thr;
 	else
@@ -759,10 +842,18 @@ static void test_keeper_view(void)
 	/* UID 0 got 21, after the highest (20): the next is 22 */
 	CHECK_EQ_INT(fl[0].uidnext, 22);
 	CHECK_STR(fl[1].name, "Archive");
-	CHECK_EQ_INT(fl[1].attrs, 0);
+	CHECK_EQ_INT(fl[1].attrs, VV_NONEXISTENT);   /* Maildir++: no directory of its own */
 	CHECK_STR(fl[2].name, "Archive/2020");
 	CHECK_EQ_INT(fl[2].uidnext, 1);
 	CHECK_EQ_INT(fl[2].highestmodseq, 1);
+	/* Maildir++: Dovecot's '.'; the subscriptions whose folders are gone,
+	 * sorted, each once (INBOX in any case is the folder) */
+	const struct vv_account *ac = NULL;
+	REQUIRE(V->account(c, &ac) == 0);
+	CHECK(ac->separator == '.');
+	REQUIRE(ac->ngone_subs == 2);
+	CHECK_STR(ac->gone_subs[0], "Old/Gone");
+	CHECK_STR(ac->gone_subs[1], "Zed/Gone");
 
 	struct vv_mailbox mb;
 	CHECK_EQ_INT(V->open(c, 1, &mb), ARCA_ENOENT);    /* not selectable */
@@ -845,6 +936,10 @@ static void test_keeper_other_account(void)
 	REQUIRE(a != NULL && b != NULL);
 	REQUIRE(V->login(a, "alice@example.test", "pw") == 0);
 	REQUIRE(V->login(b, "bob@example.test", "secret1") == 0);
+	/* bob's snapshot came from LAYOUT=fs: '/', no gone subscriptions */
+	const struct vv_account *ac = NULL;
+	REQUIRE(V->account(b, &ac) == 0);
+	CHECK(ac->separator == '/' && ac->ngone_subs == 0);
 	struct abuf body = ABUF_INIT;
 	bool leaked = false;
 	for (size_t f = 0; f < 5; f++)
@@ -884,6 +979,29 @@ static bool channel_closed(int fd)
 }
 
 /* A session that breaks the protocol loses its channel. */
+/* --separator overrides each snapshot's own, for every account. */
+static void test_keeper_separator(void)
+{
+	struct kenv e;
+	kenv_separator = '/';
+	int rc = kenv_init(&e, NULL);
+	kenv_separator = '\0';
+	REQUIRE(rc == 0);
+	struct serve_client *a = session(&e, "127.0.0.1", NULL);
+	REQUIRE(a != NULL);
+	REQUIRE(V->login(a, "alice@example.test", "pw") == 0);
+	const struct vv_account *ac = NULL;
+	REQUIRE(V->account(a, &ac) == 0);    /* before any folders(): asks for them */
+	CHECK(ac->separator == '/' && ac->ngone_subs == 2);
+	const struct vv_folder *fl;
+	size_t n;
+	REQUIRE(V->folders(a, &fl, &n) == 0 && n == 3);
+	REQUIRE(V->account(a, &ac) == 0);
+	CHECK(ac->separator == '/' && ac->ngone_subs == 2);
+	V->free(a);
+	kenv_release(&e);
+}
+
 static void test_keeper_violations(void)
 {
 	struct kenv e;
@@ -997,6 +1115,7 @@ int main(void)
 	RUN(test_keeper_throttle);
 	RUN(test_keeper_view);
 	RUN(test_keeper_other_account);
+	RUN(test_keeper_separator);
 	RUN(test_keeper_violations);
 	RUN(test_keeper_run);
 	HARNESS_EXIT();
