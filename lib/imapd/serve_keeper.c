@@ -606,8 +606,11 @@ static void do_login(struct chan *c)
 	c->tries++;
 	const char *which = "channel";
 	uint64_t now = arca_mono_ns();
+	/* the check is reserved here, under the throttle's lock, and ended
+	 * by login_throttle_fail/_ok: parallel channels can't all pass the
+	 * throttle before the first failure is counted */
 	if (c->tries > k->o.login_tries ||
-	    login_throttle_check(k->thr, norm, c->peer, now, &which) != 0) {
+	    login_throttle_begin(k->thr, norm, c->peer, now, &which) != 0) {
 		sodium_memzero(pass, sizeof(pass));
 		klog(k, "login refused: %s from %s: too many failures (throttled by %s)", shown, c->peer, which);
 		/* the refusal is slowed down too: hammering gains nothing */
@@ -629,7 +632,7 @@ static void do_login(struct chan *c)
 		answer_no(c, SERVE_NO_BAD, "wrong user name or password");
 		return;
 	}
-	login_throttle_ok(k->thr, norm);
+	login_throttle_ok(k->thr, norm, c->peer);
 	/* bind: the account's snapshot, picked once for the keeper's life */
 	pthread_mutex_lock(&k->lock);
 	struct kacct *a = acct_find(k, norm);
@@ -1001,6 +1004,13 @@ int serve_keeper_run(struct serve_keeper *k, int ctl, volatile sig_atomic_t *sto
 		int rc = serve_ctl_recv(ctl, &fd, peer, &port, &e2);
 		if (rc == ARCA_ENOENT)
 			return 0;
+		if (rc == ARCA_EBUSY) {
+			/* the session's channel end sees end of file: its
+			 * client is told the vault is unavailable */
+			klog(k, "connection from %s port %u refused: no file descriptor left in the keeper",
+			     peer[0] ? peer : "?", (unsigned)port);
+			continue;
+		}
 		if (rc)
 			return arca_err_set(err, rc, "%s", e2.msg);
 		if (serve_keeper_spawn(k, fd, peer, &e2) != 0)

@@ -586,6 +586,13 @@ int serve_ctl_recv(int sock, int *fd_r, char peer[SERVE_PEER_MAX + 1], uint16_t 
 		}
 	}
 	int rc = 0;
+	if (!odd && nfds == 0 && (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) == MSG_CTRUNC &&
+	    serve_ctl_decode(buf, (size_t)r, peer, port_r) == 0) {
+		/* a well-formed message whose descriptor the kernel could not
+		 * install here (the keeper's descriptor table is full): that
+		 * one connection is lost, the acceptor did nothing wrong */
+		return arca_err_set(err, ARCA_EBUSY, "control socket: no descriptor left for a new channel");
+	}
 	if (odd || nfds != 1 || (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0 ||
 	    serve_ctl_decode(buf, (size_t)r, peer, port_r) != 0)
 		rc = arca_err_set(err, ARCA_EFORMAT, "control socket: a malformed message");

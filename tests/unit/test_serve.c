@@ -14,7 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -448,21 +450,24 @@ static void test_throttle(void)
 	REQUIRE(t != NULL);
 	uint64_t s = 1000000000ull, now = 1000 * s;
 	const char *which = NULL;
-	CHECK_EQ_INT(login_throttle_check(t, "u", "192.0.2.1", now, &which), 0);
+	CHECK_EQ_INT(login_throttle_begin(t, "u", "192.0.2.1", now, &which), 0);
 	CHECK_EQ_INT(login_throttle_fail(t, "u", "192.0.2.1", now), 100);
+	CHECK_EQ_INT(login_throttle_begin(t, "u", "192.0.2.1", now + s, &which), 0);
 	CHECK_EQ_INT(login_throttle_fail(t, "u", "192.0.2.1", now + s), 200);
-	CHECK_EQ_INT(login_throttle_check(t, "u", "192.0.2.1", now + s, &which), 0);
+	CHECK_EQ_INT(login_throttle_begin(t, "u", "192.0.2.1", now + s, &which), 0);
 	CHECK_EQ_INT(login_throttle_fail(t, "u", "192.0.2.1", now + 2 * s), 400);
-	CHECK_EQ_INT(login_throttle_check(t, "u", "192.0.2.9", now + 3 * s, &which), ARCA_EBUSY);
+	CHECK_EQ_INT(login_throttle_begin(t, "u", "192.0.2.9", now + 3 * s, &which), ARCA_EBUSY);
 	CHECK_STR(which, "user");
-	CHECK_EQ_INT(login_throttle_check(t, "v", "192.0.2.1", now + 3 * s, &which), ARCA_EBUSY);
+	CHECK_EQ_INT(login_throttle_begin(t, "v", "192.0.2.1", now + 3 * s, &which), ARCA_EBUSY);
 	CHECK_STR(which, "address");
-	CHECK_EQ_INT(login_throttle_check(t, "v", "192.0.2.9", now + 3 * s, &which), 0);
+	CHECK_EQ_INT(login_throttle_begin(t, "v", "192.0.2.9", now + 3 * s, &which), 0);
+	login_throttle_ok(t, "v", "192.0.2.9");
 	/* a success doesn't lift a standing lock */
-	login_throttle_ok(t, "u");
-	CHECK_EQ_INT(login_throttle_check(t, "u", "192.0.2.9", now + 4 * s, &which), ARCA_EBUSY);
+	login_throttle_ok(t, "u", "192.0.2.9");
+	CHECK_EQ_INT(login_throttle_begin(t, "u", "192.0.2.9", now + 4 * s, &which), ARCA_EBUSY);
 	/* the lock ends */
-	CHECK_EQ_INT(login_throttle_check(t, "u", "192.0.2.1", now + 33 * s, &which), 0);
+	CHECK_EQ_INT(login_throttle_begin(t, "u", "192.0.2.1", now + 33 * s, &which), 0);
+	login_throttle_ok(t, "u", "192.0.2.1");
 	/* failures outside the window don't add up */
 	CHECK_EQ_INT(login_throttle_fail(t, "w", "198.51.100.1", now), 100);
 	CHECK_EQ_INT(login_throttle_fail(t, "w", "198.51.100.1", now + 61 * s), 100);
@@ -472,7 +477,74 @@ static void test_throttle(void)
 		snprintf(u, sizeof(u), "flood%d", i);
 		(void)login_throttle_fail(t, u, "203.0.113.5", now + 5 * s);
 	}
-	CHECK_EQ_INT(login_throttle_check(t, "x", "203.0.113.5", now + 6 * s, &which), ARCA_EBUSY);
+	CHECK_EQ_INT(login_throttle_begin(t, "x", "203.0.113.5", now + 6 * s, &which), ARCA_EBUSY);
+	login_throttle_free(t);
+
+	/* one check in flight per user and per address: a second waits for
+	 * the first's outcome (here, in vain: wait_ms 100) */
+	struct login_throttle_opts o2 = { .fails = 3, .delay_ms = 1, .wait_ms = 100, .max_checks = 2 };
+	t = login_throttle_new(&o2);
+	REQUIRE(t != NULL);
+	CHECK_EQ_INT(login_throttle_begin(t, "a", "192.0.2.1", now, &which), 0);
+	CHECK_EQ_INT(login_throttle_begin(t, "a", "192.0.2.2", now, &which), ARCA_EBUSY);
+	CHECK_STR(which, "busy");
+	CHECK_EQ_INT(login_throttle_begin(t, "b", "192.0.2.1", now, &which), ARCA_EBUSY);
+	CHECK_EQ_INT(login_throttle_begin(t, "b", "192.0.2.2", now, &which), 0);
+	/* and at most max_checks in all */
+	CHECK_EQ_INT(login_throttle_begin(t, "c", "192.0.2.3", now, &which), ARCA_EBUSY);
+	CHECK_STR(which, "busy");
+	login_throttle_ok(t, "b", "192.0.2.2");
+	CHECK_EQ_INT(login_throttle_begin(t, "c", "192.0.2.3", now, &which), 0);
+	login_throttle_ok(t, "c", "192.0.2.3");
+	(void)login_throttle_fail(t, "a", "192.0.2.1", now);
+	CHECK_EQ_INT(login_throttle_begin(t, "a", "192.0.2.2", now, &which), 0);
+	(void)login_throttle_fail(t, "a", "192.0.2.2", now);
+	login_throttle_free(t);
+}
+
+/* 40 parallel guesses of one user from one address, each check taking
+ * 10 ms, with fails = 5: exactly 5 checks run (they were 30-odd when the
+ * throttle was only looked at before the check and the failure counted
+ * after it). */
+struct guess_arg {
+	struct login_throttle *t;
+	int checked;
+};
+
+static void *guess_main(void *p)
+{
+	struct guess_arg *g = p;
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	uint64_t ns = (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
+	if (login_throttle_begin(g->t, "alice", "192.0.2.66", ns, NULL) == 0) {
+		g->checked = 1;
+		usleep(10000);   /* the hash */
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		ns = (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
+		(void)login_throttle_fail(g->t, "alice", "192.0.2.66", ns);
+	}
+	return NULL;
+}
+
+static void test_throttle_parallel(void)
+{
+	struct login_throttle_opts o = { .fails = 5, .delay_ms = 1 };
+	struct login_throttle *t = login_throttle_new(&o);
+	REQUIRE(t != NULL);
+	enum { N = 40 };
+	pthread_t th[N];
+	struct guess_arg g[N];
+	for (int i = 0; i < N; i++) {
+		g[i] = (struct guess_arg){ .t = t };
+		REQUIRE(pthread_create(&th[i], NULL, guess_main, &g[i]) == 0);
+	}
+	int checked = 0;
+	for (int i = 0; i < N; i++) {
+		pthread_join(th[i], NULL);
+		checked += g[i].checked;
+	}
+	CHECK_EQ_INT(checked, 5);
 	login_throttle_free(t);
 }
 
@@ -983,6 +1055,78 @@ static void test_keeper_run(void)
 	V->free(c);
 }
 
+/* Fill the descriptor table: the soft limit lowered to the first free
+ * number, every hole below it taken.  Returns how many were taken (into
+ * held[]), *old_r the limit to put back. */
+static size_t fd_table_fill(int held[], size_t max, struct rlimit *old_r)
+{
+	getrlimit(RLIMIT_NOFILE, old_r);
+	int probe = dup(0);
+	if (probe < 0)
+		return 0;
+	close(probe);
+	struct rlimit low = { .rlim_cur = (rlim_t)probe + 1, .rlim_max = old_r->rlim_max };
+	if (setrlimit(RLIMIT_NOFILE, &low) != 0)
+		return 0;
+	size_t n = 0;
+	int fd;
+	while (n < max && (fd = dup(0)) >= 0)
+		held[n++] = fd;
+	return n;
+}
+
+static void fd_table_release(int held[], size_t n, const struct rlimit *old)
+{
+	for (size_t i = 0; i < n; i++)
+		close(held[i]);
+	setrlimit(RLIMIT_NOFILE, old);
+}
+
+/* A full descriptor table in the keeper loses that one connection (the
+ * kernel drops the descriptor and sets MSG_CTRUNC): not a malformed
+ * message, the keeper goes on. */
+static void test_ctl_fd_table_full(void)
+{
+	struct kenv e;
+	REQUIRE(kenv_init(&e, NULL) == 0);
+	int ctl[2], ch[2], ch2[2];
+	REQUIRE(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ctl) == 0);
+	REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ch) == 0);
+	REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ch2) == 0);
+	REQUIRE(serve_ctl_send(ctl[0], ch[0], "192.0.2.7", 40000, NULL) == 0);
+	REQUIRE(serve_ctl_send(ctl[0], ch2[0], "192.0.2.8", 40001, NULL) == 0);
+	close(ch[0]);
+	close(ch2[0]);
+	int held[4096];
+	struct rlimit old;
+	size_t n = fd_table_fill(held, 4096, &old);
+	REQUIRE(n > 0);
+	int fd = -1;
+	char peer[SERVE_PEER_MAX + 1];
+	uint16_t port = 0;
+	int rc = serve_ctl_recv(ctl[1], &fd, peer, &port, NULL);
+	fd_table_release(held, n, &old);
+	CHECK_EQ_INT(rc, ARCA_EBUSY);
+	CHECK_STR(peer, "192.0.2.7");
+	CHECK_EQ_INT(fd, -1);
+	/* the session's end sees the channel gone */
+	char c;
+	CHECK(read(ch[1], &c, 1) == 0);
+	/* the keeper's loop: the second one is lost the same way, and the
+	 * loop goes on to the end of the control socket */
+	close(ctl[0]);
+	n = fd_table_fill(held, 4096, &old);
+	REQUIRE(n > 0);
+	rc = serve_keeper_run(e.k, ctl[1], NULL, NULL);
+	fd_table_release(held, n, &old);
+	CHECK_EQ_INT(rc, 0);
+	CHECK(log_has(&e, "connection from 192.0.2.8 port 40001 refused: no file descriptor left"));
+	close(ctl[1]);
+	close(ch[1]);
+	close(ch2[1]);
+	kenv_release(&e);
+}
+
 int main(void)
 {
 	RUN(test_proto_roundtrip);
@@ -993,11 +1137,13 @@ int main(void)
 	RUN(test_passwd_schemes);
 	RUN(test_passwd_file);
 	RUN(test_throttle);
+	RUN(test_throttle_parallel);
 	RUN(test_keeper_login);
 	RUN(test_keeper_throttle);
 	RUN(test_keeper_view);
 	RUN(test_keeper_other_account);
 	RUN(test_keeper_violations);
 	RUN(test_keeper_run);
+	RUN(test_ctl_fd_table_full);
 	HARNESS_EXIT();
 }
