@@ -49,8 +49,12 @@ static int full_read(int fd, uint8_t *p, size_t n)
 
 int serve_send(int fd, const struct abuf *frame, struct arca_err *err)
 {
-	if (full_write(fd, frame->data, frame->len) != 0)
-		return arca_err_errno(err, ARCA_EIO, errno, "serve channel: the other side is gone");
+	if (full_write(fd, frame->data, frame->len) != 0) {
+		int e = errno;    /* kept for the caller: EAGAIN is a send timeout */
+		arca_err_errno(err, ARCA_EIO, e, "serve channel: the other side is gone");
+		errno = e;
+		return ARCA_EIO;
+	}
 	return 0;
 }
 

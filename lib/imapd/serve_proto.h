@@ -69,9 +69,11 @@ enum serve_no_reason {
 	SERVE_NO_UNAVAILABLE = 3, /* the account can't be served (no snapshot, trouble) */
 };
 
-/* Blocking I/O on a stream socket (EINTR retried).  recv: a whole frame,
- * its length checked before the payload is allocated; EOF before the
- * first byte is ARCA_ENOENT (the other side hung up between frames). */
+/* Blocking I/O on a stream socket (EINTR retried).  send: ARCA_EIO with
+ * errno as send(2) left it (EAGAIN: the socket's SO_SNDTIMEO ran out).
+ * recv: a whole frame, its length checked before the payload is
+ * allocated; EOF before the first byte is ARCA_ENOENT (the other side hung
+ * up between frames). */
 int serve_send(int fd, const struct abuf *frame, struct arca_err *err);
 int serve_recv(int fd, uint8_t *type_r, struct abuf *payload, struct arca_err *err);
 

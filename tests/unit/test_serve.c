@@ -285,6 +285,28 @@ static void test_crlf(void)
 	CHECK(!serve_served_size_hint("x,W=123456789012345678901", "", &w));
 	CHECK(serve_served_size_hint("x", "S1200 W1234", &w) && w == 1234);
 	CHECK(!serve_served_size_hint("x", "S1200 W12x", &w));
+
+	/* piece by piece: the same bytes whatever the piece size (a bare LF
+	 * at a piece's edge, a CR LF split across two) */
+	const char *cases[] = { "a\nb\r\nc\rd\n\n", "\n\n\n", "\r\n\r\n", "x\r", "\rx\n\r\n\n", "" };
+	for (size_t ci = 0; ci < sizeof(cases) / sizeof(cases[0]); ci++) {
+		const uint8_t *p = (const uint8_t *)cases[ci];
+		size_t n = strlen(cases[ci]);
+		abuf_reset(&b);
+		REQUIRE(serve_crlf(p, n, &b) == 0);
+		for (size_t cap = 2; cap <= 9; cap++) {
+			uint8_t out[64], piece[16];
+			size_t pos = 0, len = 0, got;
+			while ((got = serve_crlf_chunk(p, n, &pos, piece, cap)) > 0) {
+				CHECK(got <= cap);
+				memcpy(out + len, piece, got);
+				len += got;
+			}
+			CHECK(pos == n);
+			CHECK(len == b.len && memcmp(out, b.data, len) == 0);
+		}
+	}
+	abuf_release(&b);
 }
 
 /* ---- passwd ---- */
@@ -663,9 +685,33 @@ static int build_repo(struct kenv *e)
 	rc = rc ? rc : add_msg(r, f, BOB, strlen(BOB), 10, 0, "", 0, "b1", false);
 	rc = rc ? rc : add_msg(r, f, BOB "2", strlen(BOB) + 1, 11, 0, "", 0, "b2", false);
 	rc = rc ? rc : commit(r, s);
+	/* dave: a UID recorded three times, one without a UID */
+	s = snapshot_new("dave@example.test", "imap");
+	s->time_ns = 1790000000000000002ull;
+	f = snapshot_add_folder(s, "INBOX");
+	f->attrs = SNAP_FOLDER_SELECTABLE;
+	f->uidvalidity = 5;
+	f->nextuid = 7;
+	rc = rc ? rc : add_msg(r, f, "d1\n", 3, 5, 0, "", 0, "d1", false);
+	rc = rc ? rc : add_msg(r, f, "d2\n", 3, 5, 0, "", 0, "d2", false);
+	rc = rc ? rc : add_msg(r, f, "d3\n", 3, 0, 0, "", 0, "d3", false);
+	rc = rc ? rc : add_msg(r, f, "d4\n", 3, 5, 0, "", 0, "d4", false);
+	rc = rc ? rc : add_msg(r, f, "d5\n", 3, 9, 0, "", 0, "d5", false);
+	rc = rc ? rc : commit(r, s);
+	/* erin: a real UID 4294967295 (after it no UIDNEXT exists) */
+	s = snapshot_new("erin@example.test", "imap");
+	s->time_ns = 1790000000000000003ull;
+	f = snapshot_add_folder(s, "INBOX");
+	f->attrs = SNAP_FOLDER_SELECTABLE;
+	f->uidvalidity = 6;
+	rc = rc ? rc : add_msg(r, f, "e1\n", 3, 5, 0, "", 0, "e1", false);
+	rc = rc ? rc : add_msg(r, f, "e2\n", 3, UINT32_MAX, 0, "", 0, "e2", false);
+	rc = rc ? rc : commit(r, s);
 	repo_close(r);
 	return rc;
 }
+
+static unsigned kenv_send_timeout_ms;   /* 0: the keeper's default */
 
 static int kenv_init(struct kenv *e, const struct login_throttle_opts *thr)
 {
@@ -682,7 +728,9 @@ static int kenv_init(struct kenv *e, const struct login_throttle_opts *thr)
 		return -1;
 	fputs("alice@example.test:{PLAIN}pw::::::\n"
 	      "bob@example.test:$6$abcdefgh$oGoxMtczJ0/xYkNKQnGuC3pOdNoGsZRZNs7n5JzX8KfMJWEmD2Bx4wBt/tMCPvjE87aPyrlQPEKxEcxV6d4J6.\n"
-	      "carol@other.test:{PLAIN}cpw\n", f);
+	      "carol@other.test:{PLAIN}cpw\n"
+	      "dave@example.test:{PLAIN}dpw\n"
+	      "erin@example.test:{PLAIN}epw\n", f);
 	fclose(f);
 	struct arca_err err = { 0 };
 	struct arca_restore_key *rk = NULL;
@@ -693,7 +741,7 @@ static int kenv_init(struct kenv *e, const struct login_throttle_opts *thr)
 		return -1;
 	}
 	struct serve_keeper_opts o = { .repo = e->r, .users = e->pw, .log = on_log, .log_ctx = e,
-				       .max_channels = 8 };
+				       .max_channels = 8, .send_timeout_ms = kenv_send_timeout_ms };
 	if (thr)
 		o.throttle = *thr;
 	else
@@ -1017,6 +1065,73 @@ static void test_keeper_violations(void)
 	kenv_release(&e);
 }
 
+/* Renumbering: a UID recorded three times keeps it once (the first in
+ * the snapshot's order), the others and a message without a UID get new
+ * ones after the highest, in the snapshot's order; a real UID 4294967295
+ * is not taken for a marker (and leaves no room for a UIDNEXT: the
+ * folder is beyond what can be served). */
+static void test_keeper_renumber(void)
+{
+	struct kenv e;
+	REQUIRE(kenv_init(&e, NULL) == 0);
+	struct serve_client *c = session(&e, "127.0.0.1", NULL);
+	REQUIRE(c != NULL);
+	REQUIRE(V->login(c, "dave@example.test", "dpw") == 0);
+	const struct vv_folder *fl;
+	size_t n;
+	REQUIRE(V->folders(c, &fl, &n) == 0 && n == 1);
+	CHECK_EQ_INT(fl[0].uidnext, 13);
+	struct vv_mailbox mb;
+	REQUIRE(V->open(c, 0, &mb) == 0);
+	REQUIRE(mb.nmsgs == 5);
+	/* d1 keeps 5, d5 keeps 9; d2, d3, d4 get 10, 11, 12 */
+	static const uint32_t uids[] = { 5, 9, 10, 11, 12 };
+	static const char *const bodies[] = { "d1\r\n", "d5\r\n", "d2\r\n", "d3\r\n", "d4\r\n" };
+	struct abuf b = ABUF_INIT;
+	for (size_t i = 0; i < 5; i++) {
+		CHECK_EQ_INT(mb.msgs[i].uid, uids[i]);
+		abuf_reset(&b);
+		CHECK(V->body(c, 0, uids[i], &b) == 0 && b.len == 4 && memcmp(b.data, bodies[i], 4) == 0);
+	}
+	abuf_release(&b);
+	vv_mailbox_release(&mb);
+	V->free(c);
+	c = session(&e, "127.0.0.1", NULL);
+	REQUIRE(c != NULL);
+	REQUIRE(V->login(c, "erin@example.test", "epw") == 0);
+	CHECK(V->folders(c, &fl, &n) != 0);
+	CHECK(log_has(&e, "beyond the served limits"));
+	V->free(c);
+	kenv_release(&e);
+}
+
+/* A session that asks for a large message and never reads its channel
+ * loses it after the keeper's send timeout (it held a thread and the
+ * message for good). */
+static void test_keeper_send_timeout(void)
+{
+	struct kenv e;
+	kenv_send_timeout_ms = 300;
+	int rc0 = kenv_init(&e, NULL);
+	kenv_send_timeout_ms = 0;
+	REQUIRE(rc0 == 0);
+	int raw = -1;
+	struct serve_client *c = session(&e, "192.0.2.44", &raw);
+	REQUIRE(c != NULL);
+	REQUIRE(V->login(c, "alice@example.test", "pw") == 0);
+	struct abuf req = ABUF_INIT;
+	REQUIRE(serve_encode_body(&req, 0, 20) == 0);   /* the 3 MB one */
+	REQUIRE(send(raw, req.data, req.len, MSG_NOSIGNAL) == (ssize_t)req.len);
+	abuf_release(&req);
+	int i = 0;
+	for (; i < 300 && serve_keeper_channels(e.k) > 0; i++)
+		usleep(10000);
+	CHECK_EQ_INT(serve_keeper_channels(e.k), 0);
+	CHECK(log_has(&e, "session of alice@example.test from 192.0.2.44 took nothing from its channel for 300 ms"));
+	V->free(c);
+	kenv_release(&e);
+}
+
 /* The keeper takes channels from a control socket; at most max_channels;
  * freeing it ends open channels. */
 static void test_keeper_run(void)
@@ -1143,6 +1258,8 @@ int main(void)
 	RUN(test_keeper_view);
 	RUN(test_keeper_other_account);
 	RUN(test_keeper_violations);
+	RUN(test_keeper_renumber);
+	RUN(test_keeper_send_timeout);
 	RUN(test_keeper_run);
 	RUN(test_ctl_fd_table_full);
 	HARNESS_EXIT();
