@@ -1132,6 +1132,53 @@ static void test_keeper_send_timeout(void)
 	kenv_release(&e);
 }
 
+/* The keeper: 30 sessions from one address guess alice's password at
+ * once; with --login-fails 5 only 5 passwords are checked, the rest are
+ * refused unchecked. */
+struct par_arg {
+	struct kenv *e;
+	int rc;
+};
+
+static void *par_main(void *p)
+{
+	struct par_arg *a = p;
+	struct serve_client *c = session(a->e, "192.0.2.77", NULL);
+	a->rc = c ? V->login(c, "alice@example.test", "guess") : -1;
+	if (c)
+		V->free(c);
+	return NULL;
+}
+
+static void test_keeper_throttle_parallel(void)
+{
+	struct kenv e;
+	struct login_throttle_opts thr = { .fails = 5, .delay_ms = 1 };
+	REQUIRE(kenv_init(&e, &thr) == 0);
+	/* more channels than the 8 of kenv: a keeper of its own size */
+	serve_keeper_free(e.k);
+	struct serve_keeper_opts o = { .repo = e.r, .users = e.pw, .log = on_log, .log_ctx = &e,
+				       .max_channels = 64, .throttle = thr };
+	struct arca_err err = { 0 };
+	REQUIRE(serve_keeper_new(&o, &e.k, &err) == 0);
+	enum { N = 30 };
+	pthread_t th[N];
+	struct par_arg a[N];
+	for (int i = 0; i < N; i++) {
+		a[i] = (struct par_arg){ .e = &e };
+		REQUIRE(pthread_create(&th[i], NULL, par_main, &a[i]) == 0);
+	}
+	int bad = 0, busy = 0;
+	for (int i = 0; i < N; i++) {
+		pthread_join(th[i], NULL);
+		bad += a[i].rc == ARCA_EKEY;
+		busy += a[i].rc == ARCA_EBUSY;
+	}
+	CHECK_EQ_INT(bad, 5);
+	CHECK_EQ_INT(busy, N - 5);
+	kenv_release(&e);
+}
+
 /* The keeper takes channels from a control socket; at most max_channels;
  * freeing it ends open channels. */
 static void test_keeper_run(void)
@@ -1260,6 +1307,7 @@ int main(void)
 	RUN(test_keeper_violations);
 	RUN(test_keeper_renumber);
 	RUN(test_keeper_send_timeout);
+	RUN(test_keeper_throttle_parallel);
 	RUN(test_keeper_run);
 	RUN(test_ctl_fd_table_full);
 	HARNESS_EXIT();
