@@ -482,6 +482,19 @@ kill "$TO" 2>/dev/null; wait "$TO" 2>/dev/null
 expect_eq "a non-loopback address without TLS: refused (exit 1)" "$?" 1
 check "... saying it needs TLS" grep -q "needs TLS" "$T/nonloop.err"
 
+# ---- without root, no listener off loopback (even with TLS): the sessions
+# would run as the key holder's user
+NR=$T/nonroot
+mkdir -p "$NR/repo"
+cp "$R/config" "$NR/repo/config"
+cp "$T/rk" "$T/users" "$T/ca/tls/server.pem" "$T/ca/tls/server.key" "$NR/"
+chmod -R a+rX "$NR"
+setpriv --reuid=nobody --regid=nogroup --clear-groups "$ARCA" serve-imap --repo "$NR/repo" --restore-key "$NR/rk" \
+	--users "$NR/users" --listen "0.0.0.0:$P2" --tls-cert "$NR/server.pem" --tls-key "$NR/server.key" \
+	>/dev/null 2>"$T/nonroot.err"
+expect_eq "not root, a non-loopback address with TLS: refused (exit 1)" "$?" 1
+check "... saying it needs root" grep -q "needs arca serve-imap started as root" "$T/nonroot.err"
+
 kill "$MAIN" 2>/dev/null; wait "$MAIN" 2>/dev/null
 for e in serve proc tls fd to; do check "no error line (nor leak) in the $e instance's stderr" test ! -s "$T/$e.log.err"; done
 check "serve-imap logged no protocol break" bash -c "! grep -q 'broke the channel protocol' '$T/serve.log'"
