@@ -15,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -31,7 +33,9 @@ static const char USAGE[] =
 	"                --listen ADDR:PORT [--listen-tls ADDR:PORT]\n"
 	"                [--snapshot ID ...] [--at TIME] [--tls-cert PEM --tls-key PEM]\n"
 	"                [--user NAME] [--max-sessions N] [--cache-mb N] [--log FILE]\n"
-	"                [--login-fails N] [--login-lock SECONDS] [--separator . | /]\n\n"
+	"                [--login-fails N] [--login-lock SECONDS] [--separator . | /]\n"
+	"                [--max-per-address N]\n"
+	"                [--tls-handshake-timeout SECONDS] [--write-timeout SECONDS]\n\n"
 	"Serves every account of the vault read-only over IMAP (IMAP4rev1 with\n"
 	"CONDSTORE/QRESYNC, UIDPLUS, LIST-EXTENDED, SPECIAL-USE, IDLE, ...), each\n"
 	"from one snapshot with its original UIDVALIDITYs, UIDs, MODSEQs, flags,\n"
@@ -48,12 +52,17 @@ static const char USAGE[] =
 	"standing alarm; --at TIME the last one at or before TIME; --snapshot ID\n"
 	"(repeatable) that snapshot for its account.\n"
 	"TLS: with --tls-cert/--tls-key, STARTTLS on --listen and implicit TLS on\n"
-	"--listen-tls.  A non-loopback address needs TLS.  The network side runs\n"
-	"as --user (default nobody) and never holds the restore key.\n"
+	"--listen-tls.  A non-loopback address needs TLS, and root (the network\n"
+	"side then runs as --user, default nobody, and never holds the restore\n"
+	"key; without root it runs as the same user as the key holder).\n"
 	"The passphrase comes from ARCA_PASSPHRASE or the terminal.  Log lines go\n"
 	"to stderr or --log FILE.  Stop with SIGTERM or SIGINT.";
 
 static int log_fd = 2;
+
+/* descriptors the keeper needs besides one per session: stdio, the log,
+ * the control socket, the repository's files, the users file */
+#define FD_RESERVE 32
 
 static void log_line(void *ctx, const char *line)
 {
@@ -170,6 +179,9 @@ int cmd_serve_imap(int argc, char **argv)
 		{ "login-fails", required_argument, NULL, 'f' },
 		{ "login-lock", required_argument, NULL, 'o' },
 		{ "separator", required_argument, NULL, 'S' },
+		{ "max-per-address", required_argument, NULL, 'A' },
+		{ "tls-handshake-timeout", required_argument, NULL, 'H' },
+		{ "write-timeout", required_argument, NULL, 'W' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -181,6 +193,8 @@ int cmd_serve_imap(int argc, char **argv)
 	size_t nids = 0;
 	unsigned long max_sessions = 1000, cache_mb = 256, fails = 5, lock_s = 60;
 	char separator = '\0';
+	unsigned long per_addr = SERVE_MAX_PER_ADDRESS, hs_s = SERVE_HANDSHAKE_TIMEOUT_MS / 1000,
+		      wr_s = SERVE_WRITE_TIMEOUT_MS / 1000;
 	int c;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
@@ -229,6 +243,18 @@ int cmd_serve_imap(int argc, char **argv)
 			if (strcmp(optarg, ".") != 0 && strcmp(optarg, "/") != 0)
 				return cli_failf("--separator \"%s\": only '.' or '/' (the separators Dovecot shows)", optarg);
 			separator = optarg[0];
+			break;
+		case 'A':
+			if (!parse_uint(optarg, 100000, &per_addr))
+				return cli_failf("--max-per-address %s: not a number from 1 to 100000", optarg);
+			break;
+		case 'H':
+			if (!parse_uint(optarg, 3600, &hs_s))
+				return cli_failf("--tls-handshake-timeout %s: not a number of seconds (1 to 3600)", optarg);
+			break;
+		case 'W':
+			if (!parse_uint(optarg, 3600, &wr_s))
+				return cli_failf("--write-timeout %s: not a number of seconds (1 to 3600)", optarg);
 			break;
 		case 'h':
 			puts(USAGE);
@@ -290,14 +316,51 @@ int cmd_serve_imap(int argc, char **argv)
 		/* a password must never cross a network in clear */
 		if (!ls[nls - 1].loopback && tls == NULL)
 			rc = cli_failf("%s is not a loopback address: serving it needs TLS (--tls-cert, --tls-key)", a);
+		/* without root the sessions run as this very user: one taken
+		 * over by its client could read the key file, or this
+		 * process's memory.  Only local clients may be served so. */
+		else if (!ls[nls - 1].loopback && geteuid() != 0)
+			rc = cli_failf("%s is not a loopback address: serving it needs arca serve-imap started as root "
+				       "(the network side then runs as --user, apart from the restore key)", a);
 	}
 	if (rc)
 		goto out;
+	/* no core file and no ptrace by the same uid: this process will
+	 * hold the restore key and the users' hashes */
+	(void)prctl(PR_SET_DUMPABLE, 0);
+	/* every session's channel is a descriptor here: as many as the
+	 * system lets us have, and no more sessions than fit */
+	{
+		struct rlimit rl;
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+			rlim_t want = rl.rlim_max;
+			if (want == RLIM_INFINITY || want > (rlim_t)1 << 20)
+				want = (rlim_t)1 << 20;
+			rl.rlim_cur = want;
+			while (setrlimit(RLIMIT_NOFILE, &rl) != 0 && rl.rlim_cur > 1024)
+				rl.rlim_cur /= 2;
+		}
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+		    rl.rlim_cur < (rlim_t)max_sessions + FD_RESERVE) {
+			if (rl.rlim_cur < FD_RESERVE + 8) {
+				rc = cli_failf("the limit of open files (%llu) is too low to serve (at least %u; ulimit -n)",
+					       (unsigned long long)rl.rlim_cur, FD_RESERVE + 8);
+				goto out;
+			}
+			char line[200];
+			snprintf(line, sizeof(line), "warning: --max-sessions lowered from %lu to %llu: the limit of open files is %llu",
+				 max_sessions, (unsigned long long)(rl.rlim_cur - FD_RESERVE), (unsigned long long)rl.rlim_cur);
+			log_line(NULL, line);
+			max_sessions = (unsigned long)(rl.rlim_cur - FD_RESERVE);
+		}
+	}
 
 	signal(SIGPIPE, SIG_IGN);
 	static const char *const scrub[] = { "ARCA_PASSPHRASE", NULL };
 	struct serve_net_opts no = { .listeners = ls, .nlisteners = nls, .tls = tls, .run_as = run_as,
 				     .max_sessions = (unsigned)max_sessions, .log_fd = log_fd,
+				     .max_per_address = (unsigned)per_addr,
+				     .handshake_timeout_ms = (int)hs_s * 1000, .write_timeout_ms = (int)wr_s * 1000,
 				     .scrub_env = scrub };
 	/* the network side first: no key, passwd hash or repository handle
 	 * is ever in its memory */
@@ -316,8 +379,10 @@ int cmd_serve_imap(int argc, char **argv)
 	}
 	nls = 0;
 	if (geteuid() != 0) {
-		char line[200];
-		snprintf(line, sizeof(line), "warning: not started as root: the network side runs as uid %u (not dropped to %s)",
+		char line[400];
+		snprintf(line, sizeof(line), "warning: not started as root: the network side runs as uid %u (not dropped to %s), "
+			 "so the restore key is NOT kept apart from the sessions (a session taken over by its client could "
+			 "read the key file); only loopback listeners are allowed",
 			 (unsigned)geteuid(), run_as ? run_as : "nobody");
 		log_line(NULL, line);
 	}
@@ -347,6 +412,14 @@ int cmd_serve_imap(int argc, char **argv)
 		}
 	}
 	rc = cli_open_repo(repo, REPO_OPEN_READ, keyfile, &r);
+	/* the passphrase is read: out of this process's environment (which
+	 * /proc/PID/environ shows), bytes wiped in place */
+	for (const char *const *n = scrub; *n; n++) {
+		char *v = getenv(*n);
+		if (v)
+			explicit_bzero(v, strlen(v));
+		unsetenv(*n);
+	}
 	if (rc)
 		goto out;
 	rc = resolve_snapshots(r, ids, nids, &pc);

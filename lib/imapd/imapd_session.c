@@ -11,7 +11,8 @@
  *
  * Every wait for the client goes through io->wait with the time left, so a
  * client that says nothing, or says half a command, is dropped after
- * idle_timeout_ms (login_timeout_ms before login).
+ * idle_timeout_ms; before login, whatever it sends, login_timeout_ms after
+ * the connection began (in_fill).
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -278,6 +279,14 @@ static enum rd in_fill(struct sess *s, int timeout_ms)
 	out_flush(s);
 	if (s->end)
 		return RD_ERR;
+	/* before login every wait, in a command line, a literal or an
+	 * AUTHENTICATE exchange alike, ends at the one deadline counted from
+	 * the connection: a byte now and then keeps nobody in */
+	if (s->state == S_NOTAUTH) {
+		int left = wait_ms(s);
+		if (left < timeout_ms)
+			timeout_ms = left;
+	}
 	if (timeout_ms <= 0)
 		return RD_TIMEOUT;
 	int w = s->io->wait(s->io->ctx, timeout_ms);

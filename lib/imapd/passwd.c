@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "buf.h"
@@ -564,11 +565,20 @@ struct thr_entry {
 	uint64_t first_ns, last_ns, locked_until_ns;
 };
 
+#define THR_CHECKS_MAX 64
+
+struct thr_inflight {
+	char ku[2 + PASSWD_USER_MAX + 1], ka[2 + PASSWD_USER_MAX + 1];
+};
+
 struct login_throttle {
 	pthread_mutex_t lock;
+	pthread_cond_t turn;            /* a check ended */
 	struct login_throttle_opts o;
 	struct thr_entry *e;
 	size_t n;
+	struct thr_inflight inflight[THR_CHECKS_MAX];
+	size_t ninflight;
 };
 
 struct login_throttle *login_throttle_new(const struct login_throttle_opts *o)
@@ -588,12 +598,23 @@ struct login_throttle *login_throttle_new(const struct login_throttle_opts *o)
 		t->o.delay_ms = 250;
 	if (t->o.entries == 0)
 		t->o.entries = 10000;
+	if (t->o.max_checks == 0)
+		t->o.max_checks = 4;
+	if (t->o.max_checks > THR_CHECKS_MAX)
+		t->o.max_checks = THR_CHECKS_MAX;
+	if (t->o.wait_ms == 0)
+		t->o.wait_ms = 10000;
 	t->e = calloc(t->o.entries, sizeof(*t->e));
 	if (t->e == NULL) {
 		free(t);
 		return NULL;
 	}
 	pthread_mutex_init(&t->lock, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&t->turn, &ca);
+	pthread_condattr_destroy(&ca);
 	return t;
 }
 
@@ -602,6 +623,7 @@ void login_throttle_free(struct login_throttle *t)
 	if (t == NULL)
 		return;
 	pthread_mutex_destroy(&t->lock);
+	pthread_cond_destroy(&t->turn);
 	free(t->e);
 	free(t);
 }
@@ -656,28 +678,70 @@ static struct thr_entry *find_or_add(struct login_throttle *t, const char *key, 
 	return e;
 }
 
-int login_throttle_check(struct login_throttle *t, const char *user, const char *peer,
+int login_throttle_begin(struct login_throttle *t, const char *user, const char *peer,
 			 uint64_t now_ns, const char **which_r)
 {
 	char ku[sizeof(((struct thr_entry *)0)->key)], ka[sizeof(ku)];
 	make_key(ku, sizeof(ku), 'u', user);
 	make_key(ka, sizeof(ka), 'a', peer);
-	int rc = 0;
-	pthread_mutex_lock(&t->lock);
-	struct thr_entry *e = find(t, ku);
-	if (e && now_ns < e->locked_until_ns) {
-		rc = ARCA_EBUSY;
-		if (which_r)
-			*which_r = "user";
+	struct timespec until;
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += t->o.wait_ms / 1000;
+	until.tv_nsec += (long)(t->o.wait_ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
 	}
-	e = rc ? NULL : find(t, ka);
-	if (e && now_ns < e->locked_until_ns) {
-		rc = ARCA_EBUSY;
-		if (which_r)
-			*which_r = "address";
+	const char *which = NULL;
+	pthread_mutex_lock(&t->lock);
+	for (;;) {
+		/* the lock as it stands now: a check that ended while this
+		 * one waited may have set it */
+		struct thr_entry *e = find(t, ku);
+		if (e && now_ns < e->locked_until_ns) {
+			which = "user";
+			break;
+		}
+		e = find(t, ka);
+		if (e && now_ns < e->locked_until_ns) {
+			which = "address";
+			break;
+		}
+		bool busy = t->ninflight >= t->o.max_checks;
+		for (size_t i = 0; !busy && i < t->ninflight; i++)
+			if (strcmp(t->inflight[i].ku, ku) == 0 || strcmp(t->inflight[i].ka, ka) == 0)
+				busy = true;
+		if (!busy) {
+			struct thr_inflight *f = &t->inflight[t->ninflight++];
+			memcpy(f->ku, ku, sizeof(ku));
+			memcpy(f->ka, ka, sizeof(ka));
+			pthread_mutex_unlock(&t->lock);
+			return 0;
+		}
+		int r;
+		do
+			r = pthread_cond_timedwait(&t->turn, &t->lock, &until);
+		while (r == EINTR);
+		if (r == ETIMEDOUT) {
+			which = "busy";
+			break;
+		}
 	}
 	pthread_mutex_unlock(&t->lock);
-	return rc;
+	if (which_r)
+		*which_r = which;
+	return ARCA_EBUSY;
+}
+
+/* Under the lock: the check of (ku, ka) ended. */
+static void end_check(struct login_throttle *t, const char *ku, const char *ka)
+{
+	for (size_t i = 0; i < t->ninflight; i++)
+		if (strcmp(t->inflight[i].ku, ku) == 0 && strcmp(t->inflight[i].ka, ka) == 0) {
+			t->inflight[i] = t->inflight[--t->ninflight];
+			break;
+		}
+	pthread_cond_broadcast(&t->turn);
 }
 
 static unsigned fail_one(struct login_throttle *t, const char *key, uint64_t now)
@@ -703,16 +767,18 @@ unsigned login_throttle_fail(struct login_throttle *t, const char *user, const c
 	pthread_mutex_lock(&t->lock);
 	unsigned a = fail_one(t, ku, now_ns);
 	unsigned b = fail_one(t, ka, now_ns);
+	end_check(t, ku, ka);
 	pthread_mutex_unlock(&t->lock);
 	unsigned c = a > b ? a : b;
 	unsigned shift = c > 4 ? 3 : c - 1;
 	return t->o.delay_ms << shift;
 }
 
-void login_throttle_ok(struct login_throttle *t, const char *user)
+void login_throttle_ok(struct login_throttle *t, const char *user, const char *peer)
 {
-	char ku[sizeof(((struct thr_entry *)0)->key)];
+	char ku[sizeof(((struct thr_entry *)0)->key)], ka[sizeof(ku)];
 	make_key(ku, sizeof(ku), 'u', user);
+	make_key(ka, sizeof(ka), 'a', peer);
 	pthread_mutex_lock(&t->lock);
 	struct thr_entry *e = find(t, ku);
 	if (e && e->locked_until_ns == 0) {
@@ -722,5 +788,6 @@ void login_throttle_ok(struct login_throttle *t, const char *user)
 	} else if (e) {
 		e->count = 0;
 	}
+	end_check(t, ku, ka);
 	pthread_mutex_unlock(&t->lock);
 }

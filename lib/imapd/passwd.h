@@ -90,6 +90,13 @@ int passwd_verify(const char *stored, const char *password);
  * answer: delay_ms, doubled for each further failure in the window, at
  * most 8 x delay_ms.  At most `entries` names are tracked (the oldest
  * unlocked ones are forgotten first).  Thread-safe.
+ *
+ * A check is reserved before the password is hashed (login_throttle_begin)
+ * and its outcome recorded when it ends (login_throttle_fail or _ok), all
+ * under the throttle's lock: at most one check is in flight per user name
+ * and per address (a second waits for the first's outcome), and at most
+ * `max_checks` in all, so parallel connections can't run more checks
+ * than `fails` before the lock falls.
  */
 struct login_throttle_opts {
 	unsigned fails;         /* 0: 5 */
@@ -97,17 +104,22 @@ struct login_throttle_opts {
 	unsigned lock_s;        /* 0: 60 */
 	unsigned delay_ms;      /* 0: 250 */
 	unsigned entries;       /* 0: 10000 */
+	unsigned max_checks;    /* checks in flight at once; 0: 4 */
+	unsigned wait_ms;       /* longest wait for a turn; 0: 10000 */
 };
 struct login_throttle;
 struct login_throttle *login_throttle_new(const struct login_throttle_opts *o);
 void login_throttle_free(struct login_throttle *t);
-/* 0: go on and check; ARCA_EBUSY: refused for now (*which_r "user" or "address"). */
-int login_throttle_check(struct login_throttle *t, const char *user, const char *peer,
+/* 0: go on and check, a check of (user, peer) is reserved: end it with
+ * exactly one login_throttle_fail or login_throttle_ok.  ARCA_EBUSY:
+ * refused for now, nothing reserved (*which_r "user", "address", or
+ * "busy" when no turn came within wait_ms). */
+int login_throttle_begin(struct login_throttle *t, const char *user, const char *peer,
 			 uint64_t now_ns, const char **which_r);
-/* A failed check: returns the delay (ms) to wait before answering. */
+/* A failed check ends: returns the delay (ms) to wait before answering. */
 unsigned login_throttle_fail(struct login_throttle *t, const char *user, const char *peer,
 			     uint64_t now_ns);
-/* A successful login clears the user's failures (not the address's). */
-void login_throttle_ok(struct login_throttle *t, const char *user);
+/* A successful check ends: clears the user's failures (not the address's). */
+void login_throttle_ok(struct login_throttle *t, const char *user, const char *peer);
 
 #endif

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -78,6 +79,21 @@ int serve_crlf(const uint8_t *p, size_t n, struct abuf *out)
 	return 0;
 }
 
+size_t serve_crlf_chunk(const uint8_t *p, size_t n, size_t *pos, uint8_t *out, size_t cap)
+{
+	size_t i = *pos, w = 0;
+	while (i < n) {
+		bool bare = p[i] == '\n' && (i == 0 || p[i - 1] != '\r');
+		if (w + (bare ? 2 : 1) > cap)
+			break;
+		if (bare)
+			out[w++] = '\r';
+		out[w++] = p[i++];
+	}
+	*pos = i;
+	return w;
+}
+
 static uint64_t served_len(const uint8_t *p, size_t n)
 {
 	uint64_t len = n;
@@ -101,8 +117,10 @@ static void log_name(char out[130], const char *s)
 struct kmsg {
 	struct vv_msg v;
 	uint64_t raw_size;
+	uint32_t seq;                   /* position in the snapshot's folder */
 	uint8_t ctype;
 	bool size_known;                /* v.size is the served size */
+	bool renumber;                  /* gets a new UID (convert_folder) */
 	uint8_t cid[ARCA_ID_LEN];
 };
 
@@ -189,10 +207,19 @@ static void acct_unload(struct serve_keeper *k, struct kacct *a)
 	a->bytes = 0;
 }
 
+/* by UID, equal UIDs in the snapshot's order (qsort is not stable) */
 static int kmsg_uid_cmp(const void *a, const void *b)
 {
 	const struct kmsg *x = a, *y = b;
-	return x->v.uid < y->v.uid ? -1 : x->v.uid > y->v.uid;
+	if (x->v.uid != y->v.uid)
+		return x->v.uid < y->v.uid ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static int kmsg_seq_cmp(const void *a, const void *b)
+{
+	const struct kmsg *x = a, *y = b;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
 static uint32_t maildir_flags_to_vv(uint32_t f)
@@ -256,6 +283,7 @@ static int convert_folder(const struct snap_folder *sf, bool maildirpp, struct k
 		k->v.date = m->date_sec;
 		k->v.recent = m->in_new;
 		k->raw_size = m->size;
+		k->seq = (uint32_t)i;
 		k->ctype = m->content_type;
 		memcpy(k->cid, m->content_id, ARCA_ID_LEN);
 		uint64_t w;
@@ -267,32 +295,35 @@ static int convert_folder(const struct snap_folder *sf, bool maildirpp, struct k
 			hms = k->v.modseq;
 	}
 	kf->nmsgs = sf->nmsgs;
-	/* ascending UIDs; a UID seen twice (a damaged record) and messages
-	 * that never got one are given new UIDs after the highest, in the
-	 * snapshot's order, as Dovecot would on seeing the files */
+	/* ascending UIDs; a UID seen again (a damaged record: the first in
+	 * the snapshot's order keeps it) and messages that never got one are
+	 * given new UIDs after the highest, in the snapshot's order, as
+	 * Dovecot would on seeing the files.  A flag marks them, not a UID
+	 * value: every u32 but 0 is a real UID. */
 	if (kf->nmsgs > 1)
 		qsort(kf->msgs, kf->nmsgs, sizeof(*kf->msgs), kmsg_uid_cmp);
-	size_t nuid0 = 0;
+	size_t nrenum = 0;
+	uint64_t maxuid = 0;            /* the highest UID kept; 0: none */
 	for (size_t i = 0; i < kf->nmsgs; i++) {
-		if (kf->msgs[i].v.uid == 0 || (i > 0 && kf->msgs[i].v.uid == kf->msgs[i - 1].v.uid &&
-					       kf->msgs[i - 1].v.uid != 0)) {
-			if (kf->msgs[i].v.uid != 0)
-				kf->msgs[i].v.uid = UINT32_MAX;   /* marked, renumbered below */
-			nuid0++;
+		struct kmsg *m = &kf->msgs[i];
+		if (m->v.uid == 0 || (maxuid != 0 && m->v.uid == maxuid)) {
+			m->renumber = true;
+			nrenum++;
+		} else {
+			maxuid = m->v.uid;  /* ascending: the last kept is the highest */
 		}
 	}
-	uint64_t maxuid = 0;
-	for (size_t i = 0; i < kf->nmsgs; i++)
-		if (kf->msgs[i].v.uid != 0 && kf->msgs[i].v.uid != UINT32_MAX && kf->msgs[i].v.uid > maxuid)
-			maxuid = kf->msgs[i].v.uid;
 	if (maxuid + 1 > next)
 		next = maxuid + 1;
-	if (nuid0 > 0) {
-		if (next + nuid0 > UINT32_MAX)
+	if (nrenum > 0) {
+		if (next + nrenum > UINT32_MAX)
 			return ARCA_ELIMIT;
+		qsort(kf->msgs, kf->nmsgs, sizeof(*kf->msgs), kmsg_seq_cmp);
 		for (size_t i = 0; i < kf->nmsgs; i++)
-			if (kf->msgs[i].v.uid == 0 || kf->msgs[i].v.uid == UINT32_MAX)
+			if (kf->msgs[i].renumber) {
 				kf->msgs[i].v.uid = (uint32_t)next++;
+				kf->msgs[i].renumber = false;
+			}
 		qsort(kf->msgs, kf->nmsgs, sizeof(*kf->msgs), kmsg_uid_cmp);
 	}
 	if (next > UINT32_MAX)
@@ -594,6 +625,8 @@ int serve_keeper_new(const struct serve_keeper_opts *o, struct serve_keeper **k_
 		k->o.max_channels = 1000;
 	if (k->o.login_tries == 0)
 		k->o.login_tries = 10;
+	if (k->o.send_timeout_ms == 0)
+		k->o.send_timeout_ms = 60000;
 	k->thr = login_throttle_new(&o->throttle);
 	k->chfds = malloc(k->o.max_channels * sizeof(int));
 	if (k->thr == NULL || k->chfds == NULL) {
@@ -666,7 +699,14 @@ static int send_out(struct chan *c)
 {
 	struct arca_err err = { 0 };
 	if (serve_send(c->fd, &c->out, &err) != 0) {
-		c->violation = "";      /* the session is gone: nothing to log */
+		int e = errno;    /* send's, kept by arca_err_errno */
+		if (e == EAGAIN || e == EWOULDBLOCK) {
+			char shown[130];
+			log_name(shown, c->acct ? c->acct->account : "(not logged in)");
+			klog(c->k, "session of %s from %s took nothing from its channel for %u ms: channel closed",
+			     shown, c->peer, c->k->o.send_timeout_ms);
+		}
+		c->violation = "";      /* the session is gone (or stuck): no protocol break */
 		return -1;
 	}
 	return 0;
@@ -707,8 +747,11 @@ static void do_login(struct chan *c)
 	c->tries++;
 	const char *which = "channel";
 	uint64_t now = arca_mono_ns();
+	/* the check is reserved here, under the throttle's lock, and ended
+	 * by login_throttle_fail/_ok: parallel channels can't all pass the
+	 * throttle before the first failure is counted */
 	if (c->tries > k->o.login_tries ||
-	    login_throttle_check(k->thr, norm, c->peer, now, &which) != 0) {
+	    login_throttle_begin(k->thr, norm, c->peer, now, &which) != 0) {
 		sodium_memzero(pass, sizeof(pass));
 		klog(k, "login refused: %s from %s: too many failures (throttled by %s)", shown, c->peer, which);
 		/* the refusal is slowed down too: hammering gains nothing */
@@ -730,7 +773,7 @@ static void do_login(struct chan *c)
 		answer_no(c, SERVE_NO_BAD, "wrong user name or password");
 		return;
 	}
-	login_throttle_ok(k->thr, norm);
+	login_throttle_ok(k->thr, norm, c->peer);
 	/* bind: the account's snapshot, picked once for the keeper's life */
 	pthread_mutex_lock(&k->lock);
 	struct kacct *a = acct_find(k, norm);
@@ -917,9 +960,13 @@ static void do_body(struct chan *c)
 		return;
 	}
 	struct arca_err err = { 0 };
-	struct abuf raw = ABUF_INIT, body = ABUF_INIT;
+	struct abuf raw = ABUF_INIT;
 	int rc;
-	const char *what = "no such message";
+	bool size_known = false;
+	uint64_t size = 0;
+	/* under the lock only what needs it: the repository read (struct
+	 * repo is not thread-safe); counting, converting and sending go on
+	 * outside it */
 	pthread_mutex_lock(&k->lock);
 	struct kfolder *f = folder_get(c, fi, &err, &rc);
 	struct kmsg *m = f ? msg_find(f, uid) : NULL;
@@ -930,47 +977,69 @@ static void do_body(struct chan *c)
 	if (m && rc == 0 && raw.len != m->raw_size)
 		rc = arca_err_set(&err, ARCA_ECORRUPT, "the content is %zu bytes, its record says %llu",
 				  raw.len, (unsigned long long)m->raw_size);
-	if (m && rc == 0 && (rc = serve_crlf(raw.data, raw.len, &body)) != 0)
-		arca_err_set(&err, rc, "out of memory");
-	if (m && rc == 0 && m->size_known && body.len != m->v.size) {
-		/* W= said otherwise: the content wins for later sessions, and
-		 * this answer fails rather than contradict RFC822.SIZE */
-		rc = arca_err_set(&err, ARCA_ECORRUPT, "served as %zu bytes, W= says %llu (corrected)",
-				  body.len, (unsigned long long)m->v.size);
-		m->v.size = body.len;
-	} else if (m && rc == 0 && !m->size_known) {
-		m->v.size = body.len;
-		m->size_known = true;
+	if (m) {
+		size_known = m->size_known;
+		size = m->v.size;
 	}
-	if (rc && rc != ARCA_ENOENT)
-		what = "the vault can't read this message";
 	pthread_mutex_unlock(&k->lock);
-	abuf_release(&raw);
+	/* the served bytes are counted, never held: DATA frames are
+	 * converted from the raw content one at a time */
+	uint64_t served = rc == 0 ? served_len(raw.data, raw.len) : 0;
+	if (rc == 0 && served > SERVE_BODY_MAX)
+		rc = arca_err_set(&err, ARCA_ELIMIT, "a message larger than served");
+	if (rc == 0 && (!size_known || served != size)) {
+		/* the content wins for later sessions; when W= said
+		 * otherwise this answer fails rather than contradict the
+		 * RFC822.SIZE this session was told.  The account stays
+		 * loaded while this channel is bound: m is still valid. */
+		pthread_mutex_lock(&k->lock);
+		m->v.size = served;
+		m->size_known = true;
+		pthread_mutex_unlock(&k->lock);
+		if (size_known)
+			rc = arca_err_set(&err, ARCA_ECORRUPT, "served as %llu bytes, W= says %llu (corrected)",
+					  (unsigned long long)served, (unsigned long long)size);
+	}
 	if (rc) {
+		abuf_release(&raw);
 		if (rc != ARCA_ENOENT) {
 			char shown[130];
 			log_name(shown, c->acct->account);
 			klog(k, "error: %s: folder %zu uid %u: %s", shown, fi, uid, err.msg);
 		}
-		abuf_release(&body);
-		answer_err(c, rc, what);
+		answer_err(c, rc, rc == ARCA_ENOENT ? "no such message" : "the vault can't read this message");
 		return;
 	}
-	int sent = serve_encode_body_r(&c->out, body.len) == 0 ? send_out(c) : -1;
-	for (size_t off = 0; sent == 0 && off < body.len;) {
-		size_t n = body.len - off > SERVE_DATA_MAX ? SERVE_DATA_MAX : body.len - off;
-		if (serve_encode_data(&c->out, body.data + off, n) != 0)
-			break;
-		sent = send_out(c);
-		off += n;
+	uint8_t *chunk = served > 0 ? malloc(served < SERVE_DATA_MAX ? (size_t)served : SERVE_DATA_MAX) : NULL;
+	if (served > 0 && chunk == NULL) {
+		abuf_release(&raw);
+		answer_err(c, ARCA_ENOMEM, "the vault can't read this message");
+		return;
 	}
-	abuf_release(&body);
+	int sent = serve_encode_body_r(&c->out, served) == 0 ? send_out(c) : -1;
+	size_t pos = 0;
+	while (sent == 0 && pos < raw.len) {
+		size_t n = serve_crlf_chunk(raw.data, raw.len, &pos, chunk,
+					    served < SERVE_DATA_MAX ? (size_t)served : SERVE_DATA_MAX);
+		if (n == 0 || serve_encode_data(&c->out, chunk, n) != 0) {
+			c->violation = "cannot encode a message";
+			break;
+		}
+		sent = send_out(c);
+	}
+	free(chunk);
+	abuf_release(&raw);
 }
 
 static void channel_serve(struct serve_keeper *k, int fd, const char *peer)
 {
 	struct chan c = { .k = k, .fd = fd };
 	snprintf(c.peer, sizeof(c.peer), "%s", peer);
+	/* a session that doesn't read its channel loses it: it would hold
+	 * this thread, and the message in memory, for good */
+	struct timeval tv = { .tv_sec = k->o.send_timeout_ms / 1000,
+			      .tv_usec = (long)(k->o.send_timeout_ms % 1000) * 1000 };
+	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	while (c.violation == NULL) {
 		uint8_t type = 0;
 		struct arca_err err = { 0 };
@@ -1116,6 +1185,13 @@ int serve_keeper_run(struct serve_keeper *k, int ctl, volatile sig_atomic_t *sto
 		int rc = serve_ctl_recv(ctl, &fd, peer, &port, &e2);
 		if (rc == ARCA_ENOENT)
 			return 0;
+		if (rc == ARCA_EBUSY) {
+			/* the session's channel end sees end of file: its
+			 * client is told the vault is unavailable */
+			klog(k, "connection from %s port %u refused: no file descriptor left in the keeper",
+			     peer[0] ? peer : "?", (unsigned)port);
+			continue;
+		}
 		if (rc)
 			return arca_err_set(err, rc, "%s", e2.msg);
 		if (serve_keeper_spawn(k, fd, peer, &e2) != 0)

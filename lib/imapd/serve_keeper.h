@@ -22,8 +22,8 @@
  * from the content once.
  *
  * Threads: one per channel; every repository call, and the account cache,
- * under one lock (struct repo is not thread-safe).  Password hashing and
- * sending run outside it.
+ * under one lock (struct repo is not thread-safe).  Password hashing,
+ * a body's LF -> CRLF conversion and sending run outside it.
  */
 #ifndef ARCA_SERVE_KEEPER_H
 #define ARCA_SERVE_KEEPER_H
@@ -57,6 +57,7 @@ struct serve_keeper_opts {
 	/* Hierarchy separator shown for every account, '.' or '/'; 0: each
 	 * snapshot's own (Maildir++ '.', LAYOUT=fs '/'). */
 	char separator;
+	unsigned send_timeout_ms;       /* a session not reading its channel this long loses it; 0: 60 s */
 	struct login_throttle_opts throttle;
 };
 
@@ -86,5 +87,9 @@ void serve_keeper_free(struct serve_keeper *k);
 bool serve_served_size_hint(const char *base, const char *uidlist_ext, uint64_t *size_r);
 /* Append p[0..n) to out with every bare LF turned into CRLF. */
 int serve_crlf(const uint8_t *p, size_t n, struct abuf *out);
+/* The same a piece at a time: convert p[*pos..n) into out (cap >= 2
+ * bytes) as far as it fits, never splitting a CRLF made of a bare LF;
+ * advances *pos, returns the bytes written. */
+size_t serve_crlf_chunk(const uint8_t *p, size_t n, size_t *pos, uint8_t *out, size_t cap);
 
 #endif

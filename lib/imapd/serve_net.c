@@ -31,12 +31,18 @@
 #include "serve_proto.h"
 #include "banned.h"
 
-/* Deadlines of a session's socket: a read waits at most this long (the
- * session's own idle timeout is shorter; this is the backstop), a write
- * (a client that stopped reading) and the TLS handshake less. */
+/* Deadlines of a session's socket (the socket is non-blocking: every wait
+ * goes through poll with the time left).  A read waits at most as long as
+ * the session's last wait for input allowed (so a partial TLS record can't
+ * stretch the session's own timeouts), at most READ_TIMEOUT_MS; a write (a
+ * client that stopped reading) and the TLS handshake less.  The defaults
+ * of the settable ones are in serve_net.h. */
 #define READ_TIMEOUT_MS (35 * 60 * 1000)
-#define WRITE_TIMEOUT_MS (5 * 60 * 1000)
-#define HANDSHAKE_TIMEOUT_MS (60 * 1000)
+/* TCP keepalive: a peer gone without a FIN or RST (a cut link) is noticed
+ * after about 5 + 4 x 1 minutes even in a long IDLE */
+#define KEEPALIVE_IDLE_S 300
+#define KEEPALIVE_INTVL_S 60
+#define KEEPALIVE_CNT 4
 
 void serve_log_write(int fd, const char *line)
 {
@@ -207,6 +213,8 @@ struct sess_io {
 	SSL_CTX *ctx;
 	SSL *ssl;
 	int log_fd;
+	int handshake_ms, write_ms;
+	int read_ms;                  /* the last io_wait's timeout */
 };
 
 static long ms_since(const struct timespec *t0)
@@ -249,7 +257,7 @@ static int tls_accept(struct sess_io *s)
 			break;
 		int e = SSL_get_error(s->ssl, r);
 		short ev = e == SSL_ERROR_WANT_READ ? POLLIN : e == SSL_ERROR_WANT_WRITE ? POLLOUT : 0;
-		if (ev == 0 || wait_fd(s->fd, ev, &t0, HANDSHAKE_TIMEOUT_MS) != 1) {
+		if (ev == 0 || wait_fd(s->fd, ev, &t0, s->handshake_ms) != 1) {
 			logf_(s->log_fd, "TLS handshake failed: %s", ev ? "timed out" : ssl_reason());
 			return -1;
 		}
@@ -277,7 +285,7 @@ static ssize_t io_read(void *ctx, void *buf, size_t n)
 			short ev = e == SSL_ERROR_WANT_READ ? POLLIN : e == SSL_ERROR_WANT_WRITE ? POLLOUT : 0;
 			if (ev == 0)
 				return e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0 ? 0 : -1;
-			if (wait_fd(s->fd, ev, &t0, READ_TIMEOUT_MS) != 1)
+			if (wait_fd(s->fd, ev, &t0, s->read_ms) != 1)
 				return -1;
 			continue;
 		}
@@ -288,7 +296,7 @@ static ssize_t io_read(void *ctx, void *buf, size_t n)
 			continue;
 		if (errno != EAGAIN && errno != EWOULDBLOCK)
 			return -1;
-		if (wait_fd(s->fd, POLLIN, &t0, READ_TIMEOUT_MS) != 1)
+		if (wait_fd(s->fd, POLLIN, &t0, s->read_ms) != 1)
 			return -1;
 	}
 }
@@ -311,7 +319,7 @@ static int io_write(void *ctx, const void *buf, size_t n)
 			}
 			int e = SSL_get_error(s->ssl, w);
 			short ev = e == SSL_ERROR_WANT_READ ? POLLIN : e == SSL_ERROR_WANT_WRITE ? POLLOUT : 0;
-			if (ev == 0 || wait_fd(s->fd, ev, &t0, WRITE_TIMEOUT_MS) != 1)
+			if (ev == 0 || wait_fd(s->fd, ev, &t0, s->write_ms) != 1)
 				return -1;
 			continue;
 		}
@@ -324,7 +332,7 @@ static int io_write(void *ctx, const void *buf, size_t n)
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) &&
-		    wait_fd(s->fd, POLLOUT, &t0, WRITE_TIMEOUT_MS) == 1)
+		    wait_fd(s->fd, POLLOUT, &t0, s->write_ms) == 1)
 			continue;
 		return -1;
 	}
@@ -336,6 +344,11 @@ static int io_wait(void *ctx, int timeout_ms)
 	struct sess_io *s = ctx;
 	if (s->ssl && SSL_pending(s->ssl) > 0)
 		return 1;
+	/* the read that follows may find half a TLS record: it waits no
+	 * longer than this wait did */
+	s->read_ms = timeout_ms < READ_TIMEOUT_MS ? timeout_ms : READ_TIMEOUT_MS;
+	if (s->read_ms < 1)
+		s->read_ms = 1;
 	struct timespec t0;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	int r = wait_fd(s->fd, POLLIN, &t0, timeout_ms);
@@ -386,15 +399,29 @@ static void session_main(const struct serve_net_opts *o, int conn, int chan, boo
 	struct rlimit rl = { 0, 0 };
 	(void)setrlimit(RLIMIT_NPROC, &rl);
 	(void)setrlimit(RLIMIT_CORE, &rl);
-	struct sess_io s = { .fd = conn, .ctx = o->tls, .log_fd = o->log_fd };
+	struct sess_io s = { .fd = conn, .ctx = o->tls, .log_fd = o->log_fd,
+			     .handshake_ms = o->handshake_timeout_ms > 0 ? o->handshake_timeout_ms
+									  : SERVE_HANDSHAKE_TIMEOUT_MS,
+			     .write_ms = o->write_timeout_ms > 0 ? o->write_timeout_ms : SERVE_WRITE_TIMEOUT_MS,
+			     .read_ms = READ_TIMEOUT_MS };
 	s.io.read = io_read;
 	s.io.write = io_write;
 	s.io.wait = io_wait;
 	s.io.starttls = o->tls && !tls ? io_starttls : NULL;
 	s.io.loopback = loopback;
 	s.io.ctx = &s;
-	int one = 1;
+	/* non-blocking: a read or write that can't go on waits in poll with
+	 * a deadline, never in the kernel without one (a silent client in
+	 * the TLS handshake, half a TLS record, a client that stops reading) */
+	int fl = fcntl(conn, F_GETFL);
+	if (fl < 0 || fcntl(conn, F_SETFL, fl | O_NONBLOCK) != 0)
+		_exit(1);
+	int one = 1, idle = KEEPALIVE_IDLE_S, intvl = KEEPALIVE_INTVL_S, cnt = KEEPALIVE_CNT;
 	(void)setsockopt(conn, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	(void)setsockopt(conn, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+	(void)setsockopt(conn, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+	(void)setsockopt(conn, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+	(void)setsockopt(conn, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
 	if (tls && tls_accept(&s) != 0) {
 		SSL_free(s.ssl);
 		_exit(1);
@@ -449,12 +476,21 @@ static void refuse_busy(int conn, bool tls)
 	close(conn);
 }
 
+/* The running sessions, by pid and client address: the per-address cap
+ * counts them. */
+struct sess_rec {
+	pid_t pid;
+	char peer[INET6_ADDRSTRLEN];
+};
+
 static void acceptor_main(const struct serve_net_opts *o, int ctl)
 {
 	unsigned max = o->max_sessions ? o->max_sessions : 1000;
+	unsigned per_addr = o->max_per_address ? o->max_per_address : SERVE_MAX_PER_ADDRESS;
 	unsigned running = 0;
+	struct sess_rec *run = calloc(max, sizeof(*run));
 	struct pollfd *p = calloc(o->nlisteners + 1, sizeof(*p));
-	if (p == NULL)
+	if (p == NULL || run == NULL)
 		_exit(1);
 	for (size_t i = 0; i < o->nlisteners; i++)
 		p[i] = (struct pollfd){ .fd = o->listeners[i].fd, .events = POLLIN };
@@ -462,9 +498,13 @@ static void acceptor_main(const struct serve_net_opts *o, int ctl)
 	for (;;) {
 		if (child_exited) {
 			child_exited = 0;
-			while (waitpid(-1, NULL, WNOHANG) > 0)
-				if (running > 0)
-					running--;
+			pid_t dead;
+			while ((dead = waitpid(-1, NULL, WNOHANG)) > 0)
+				for (unsigned j = 0; j < running; j++)
+					if (run[j].pid == dead) {
+						run[j] = run[--running];
+						break;
+					}
 		}
 		int r = poll(p, o->nlisteners + 1, -1);
 		if (r < 0 && errno == EINTR)
@@ -489,6 +529,19 @@ static void acceptor_main(const struct serve_net_opts *o, int ctl)
 				refuse_busy(conn, tls);
 				continue;
 			}
+			/* one address can't take every session (Dovecot's
+			 * mail_max_userip_connections, per address only: the
+			 * user is not known before the login) */
+			unsigned same = 0;
+			for (unsigned j = 0; j < running; j++)
+				if (strcmp(run[j].peer, peer) == 0)
+					same++;
+			if (same >= per_addr) {
+				logf_(o->log_fd, "connection from %s port %u refused: %u sessions from that address",
+				      peer, (unsigned)port, same);
+				refuse_busy(conn, tls);
+				continue;
+			}
 			int sv[2];
 			if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
 				refuse_busy(conn, tls);
@@ -508,8 +561,11 @@ static void acceptor_main(const struct serve_net_opts *o, int ctl)
 			}
 			close(sv[1]);
 			close(conn);
-			if (pid > 0)
+			if (pid > 0) {
+				run[running].pid = pid;
+				snprintf(run[running].peer, sizeof(run[running].peer), "%s", peer);
 				running++;
+			}
 		}
 	}
 }
@@ -521,6 +577,7 @@ int serve_net_spawn(const struct serve_net_opts *o, pid_t *pid_r, int *ctl_r, st
 			return arca_err_set(err, ARCA_EINVAL, "%s: TLS without a certificate", o->listeners[i].name);
 	uid_t uid = 0;
 	gid_t gid = 0;
+	pid_t keeper = getpid();
 	if (geteuid() == 0) {
 		const char *user = o->run_as ? o->run_as : "nobody";
 		struct passwd *pw = getpwnam(user);
@@ -557,14 +614,21 @@ int serve_net_spawn(const struct serve_net_opts *o, pid_t *pid_r, int *ctl_r, st
 		sigemptyset(&sa.sa_mask);
 		sa.sa_flags = SA_NOCLDSTOP;  /* no SA_RESTART: poll returns */
 		sigaction(SIGCHLD, &sa, NULL);
-		(void)prctl(PR_SET_DUMPABLE, 0);
-		(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() == 1)
-			_exit(1);
-		if (drop_privileges(uid, gid) != 0 || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
+		/* credentials first: changing them resets the dumpable flag
+		 * and the parent-death signal, so those come after */
+		if (drop_privileges(uid, gid) != 0) {
 			logf_(o->log_fd, "cannot drop privileges for the network side");
 			_exit(1);
 		}
+		if (prctl(PR_SET_DUMPABLE, 0) != 0 || prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 ||
+		    prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
+			logf_(o->log_fd, "cannot restrict the network side (prctl)");
+			_exit(1);
+		}
+		/* the keeper died before PDEATHSIG was set: nobody would
+		 * ever stop this process */
+		if (getppid() != keeper)
+			_exit(1);
 		if (chdir("/") != 0)
 			_exit(1);
 		int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);

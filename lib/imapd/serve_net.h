@@ -44,16 +44,23 @@ int serve_net_listen(const char *addr_port, bool tls, struct serve_listener *l,
  * tickets) from PEM files: the certificate chain and its private key. */
 SSL_CTX *serve_net_tls_ctx(const char *cert, const char *key, struct arca_err *err);
 
+#define SERVE_MAX_PER_ADDRESS 20
+#define SERVE_HANDSHAKE_TIMEOUT_MS (60 * 1000)
+#define SERVE_WRITE_TIMEOUT_MS (5 * 60 * 1000)
+
 struct serve_net_opts {
 	const struct serve_listener *listeners;
 	size_t nlisteners;
 	SSL_CTX *tls;               /* NULL: no TLS (then every listener must be plain) */
 	const char *run_as;         /* user for the acceptor and sessions; NULL: nobody */
 	unsigned max_sessions;      /* 0: 1000 */
+	unsigned max_per_address;   /* sessions from one client address; 0: SERVE_MAX_PER_ADDRESS */
 	int log_fd;                 /* the sessions' and acceptor's log lines */
 	const char *greeting_name;  /* NULL: "Arca vault (read-only)" */
 	int idle_timeout_ms;        /* 0: the session's default */
 	int login_timeout_ms;
+	int handshake_timeout_ms;   /* TLS handshake; 0: SERVE_HANDSHAKE_TIMEOUT_MS */
+	int write_timeout_ms;       /* a client not taking our bytes; 0: SERVE_WRITE_TIMEOUT_MS */
 	/* Environment variables the acceptor wipes (value bytes zeroed, then
 	 * unset) first thing: e.g. ARCA_PASSPHRASE, which fork would
 	 * otherwise hand down to every session.  NULL-terminated, or NULL. */

@@ -49,8 +49,12 @@ static int full_read(int fd, uint8_t *p, size_t n)
 
 int serve_send(int fd, const struct abuf *frame, struct arca_err *err)
 {
-	if (full_write(fd, frame->data, frame->len) != 0)
-		return arca_err_errno(err, ARCA_EIO, errno, "serve channel: the other side is gone");
+	if (full_write(fd, frame->data, frame->len) != 0) {
+		int e = errno;    /* kept for the caller: EAGAIN is a send timeout */
+		arca_err_errno(err, ARCA_EIO, e, "serve channel: the other side is gone");
+		errno = e;
+		return ARCA_EIO;
+	}
 	return 0;
 }
 
@@ -667,6 +671,13 @@ int serve_ctl_recv(int sock, int *fd_r, char peer[SERVE_PEER_MAX + 1], uint16_t 
 		}
 	}
 	int rc = 0;
+	if (!odd && nfds == 0 && (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) == MSG_CTRUNC &&
+	    serve_ctl_decode(buf, (size_t)r, peer, port_r) == 0) {
+		/* a well-formed message whose descriptor the kernel could not
+		 * install here (the keeper's descriptor table is full): that
+		 * one connection is lost, the acceptor did nothing wrong */
+		return arca_err_set(err, ARCA_EBUSY, "control socket: no descriptor left for a new channel");
+	}
 	if (odd || nfds != 1 || (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0 ||
 	    serve_ctl_decode(buf, (size_t)r, peer, port_r) != 0)
 		rc = arca_err_set(err, ARCA_EFORMAT, "control socket: a malformed message");

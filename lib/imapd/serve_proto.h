@@ -72,9 +72,11 @@ enum serve_no_reason {
 	SERVE_NO_UNAVAILABLE = 3, /* the account can't be served (no snapshot, trouble) */
 };
 
-/* Blocking I/O on a stream socket (EINTR retried).  recv: a whole frame,
- * its length checked before the payload is allocated; EOF before the
- * first byte is ARCA_ENOENT (the other side hung up between frames). */
+/* Blocking I/O on a stream socket (EINTR retried).  send: ARCA_EIO with
+ * errno as send(2) left it (EAGAIN: the socket's SO_SNDTIMEO ran out).
+ * recv: a whole frame, its length checked before the payload is
+ * allocated; EOF before the first byte is ARCA_ENOENT (the other side hung
+ * up between frames). */
 int serve_send(int fd, const struct abuf *frame, struct arca_err *err);
 int serve_recv(int fd, uint8_t *type_r, struct abuf *payload, struct arca_err *err);
 
@@ -148,8 +150,11 @@ int serve_decode_err(const uint8_t *p, size_t len, struct arca_err *err);
  */
 int serve_ctl_send(int sock, int fd, const char *peer, uint16_t port, struct arca_err *err);
 /* 0 with *fd_r a new descriptor (close-on-exec) and the peer filled;
- * ARCA_ENOENT when the acceptor hung up; ARCA_EFORMAT for a malformed
- * message (any descriptors that came with it are closed). */
+ * ARCA_ENOENT when the acceptor hung up; ARCA_EBUSY when a well-formed
+ * message's descriptor could not be received (MSG_CTRUNC with none: the
+ * receiver's descriptor table is full; the peer is filled, that one
+ * connection is lost, the next message may be fine); ARCA_EFORMAT for a
+ * malformed message (any descriptors that came with it are closed). */
 int serve_ctl_recv(int sock, int *fd_r, char peer[SERVE_PEER_MAX + 1], uint16_t *port_r,
 		   struct arca_err *err);
 /* The control payload alone (for the fuzzer): peer must be a numeric

@@ -249,8 +249,25 @@ if [ -n "${SESS:-}" ]; then
 	$PY "$TOOLS/memscan.py" "$PROC" "$T/needle-hash" 0 "$(stat -c %s "$T/needle-hash")"
 	expect_eq "... but it is in the keeper's (the scan works)" "$?" 0
 fi
+# the keeper took the passphrase out of its environment once read
+n=$(tr '\0' '\n' <"/proc/$PROC/environ" 2>/dev/null | grep -c -e "$ARCA_PASSPHRASE")
+expect_eq "the passphrase is gone from the keeper's /proc/PID/environ" "$n" 0
+# the acceptor dies with the keeper even when it can't notice (stopped):
+# its parent-death signal survived the change of user
+SESSPID=${SESS:-0}
+kill -STOP "${ACC:-0}" 2>/dev/null
+kill -KILL "$PROC"; wait "$PROC" 2>/dev/null
+st=stopped
+for i in $(seq 1 40); do
+	st=$(awk '/^State:/ {print $2}' "/proc/${ACC:-0}/status" 2>/dev/null)
+	case "$st" in ''|Z) st=gone; break ;; esac
+	sleep 0.05
+done
+expect_eq "the acceptor (stopped) dies with the keeper" "$st" gone
+kill -CONT "${ACC:-0}" 2>/dev/null
+for i in $(seq 1 40); do [ -d "/proc/$SESSPID" ] || break; sleep 0.05; done
+check "... and so does the session" test ! -d "/proc/$SESSPID"
 kill "$HOLD" 2>/dev/null; wait "$HOLD" 2>/dev/null
-kill "$PROC"; wait "$PROC" 2>/dev/null
 
 # ---- refusals
 imap_script() {  # PORT then lines "SEND ..."; prints every line received
@@ -377,10 +394,118 @@ check "STARTTLS: verified by the private CA, LOGIN, same UIDVALIDITY ($out)" gre
 kill "$SERVE_PID" 2>/dev/null; wait "$SERVE_PID" 2>/dev/null
 check "SIGTERM stops it, the log says so" grep -q "stopping" "$T/tls.log"
 
+# ---- the keeper's descriptor table: with 48 open files at most, sessions
+# are capped to what fits (the log says so) and 45 idle connections don't
+# stop the server
+read -r P5 P6 <<<"$(_dovecot_free_ports 2)"
+printf '#!/bin/bash\nulimit -n 48\nexec "%s" "$@"\n' "$ARCA" >"$T/lowfd"
+chmod +x "$T/lowfd"
+SERVE_BIN=$T/lowfd check "serve-imap under ulimit -n 48 starts" start_serve "$T/fd.log" --listen "127.0.0.1:$P5" --max-per-address 100
+FDS=$SERVE_PID
+check "... lowering --max-sessions to what fits" grep -q "max-sessions lowered from 1000 to 16" "$T/fd.log"
+out=$($PY - "$P5" <<'PY'
+import socket, sys
+port = int(sys.argv[1])
+conns, ok, bye = [], 0, 0
+for i in range(45):
+    s = socket.create_connection(('127.0.0.1', port), timeout=10)
+    g = s.recv(1000)
+    ok += g.startswith(b'* OK')
+    bye += g.startswith(b'* BYE [UNAVAILABLE]')
+    conns.append((s, g))
+# one of the sessions logs in: the keeper still serves
+s = next(c for c, g in conns if g.startswith(b'* OK'))
+s.sendall(b'a LOGIN alice@example.test alice-pw\r\n')
+ans = b''
+while b'\r\n' not in ans:
+    d = s.recv(1000)
+    if not d:
+        break
+    ans += d
+print(ok, bye, ans.split(b' ')[1].decode() if ans else 'EOF')
+PY
+)
+expect_eq "45 connections: 16 served, 29 told BYE, a login works" "$out" "16 29 OK"
+check "the server still runs" kill -0 "$FDS"
+kill "$FDS" 2>/dev/null; wait "$FDS" 2>/dev/null
+check "... and stopped cleanly" grep -q "stopping" "$T/fd.log"
+
+# ---- per address, and the network timeouts (handshake, write)
+check "serve-imap with --max-per-address 3, 2 s timeouts starts" start_serve "$T/to.log" --listen "127.0.0.1:$P6" \
+	--listen-tls "127.0.0.1:$P3" --tls-cert "$T/ca/tls/server.pem" --tls-key "$T/ca/tls/server.key" \
+	--max-per-address 3 --tls-handshake-timeout 2 --write-timeout 2
+TO=$SERVE_PID
+out=$($PY - "$P6" <<'PY'
+import socket, sys
+port = int(sys.argv[1])
+cs = [socket.create_connection(('127.0.0.1', port), timeout=10) for i in range(4)]
+print(' '.join(c.recv(1000).split(b' ')[1].decode() for c in cs))
+PY
+)
+expect_eq "a fourth connection from one address is told BYE" "$out" "OK OK OK BYE"
+check "... and the log says why" grep -q "refused: 3 sessions from that address" "$T/to.log"
+# a client silent on the TLS port is dropped after the handshake timeout
+out=$($PY - "$P3" <<'PY'
+import socket, sys, time
+s = socket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=15)
+t0 = time.monotonic()
+try:
+    d = s.recv(1000)
+except socket.timeout:
+    d = None
+print('EOF' if d == b'' else 'open', int(time.monotonic() - t0))
+PY
+)
+case "$out" in "EOF "[1-5]) echo "ok - a silent client on the TLS port is dropped after the handshake timeout ($out s)" ;;
+	*) echo "not ok - a silent client on the TLS port is dropped after the handshake timeout ($out)"; _test_failed=1 ;; esac
+# a client that stops reading is dropped after the write timeout
+out=$($PY - "$P6" <<'PY'
+import socket, sys, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+s.connect(('127.0.0.1', int(sys.argv[1])))
+s.settimeout(10)
+f = s.makefile('rb')
+f.readline()
+s.sendall(b'a LOGIN bob@example.test bob-pw\r\nb EXAMINE INBOX\r\n')
+while not f.readline().startswith(b'b '):
+    pass
+# many large answers asked for, none read
+s.sendall(b''.join(b'f%d FETCH 1:* BODY.PEEK[]\r\n' % i for i in range(60)))
+time.sleep(6)
+t0 = time.monotonic()
+res = 'open'
+try:
+    while True:
+        d = s.recv(1 << 20)
+        if not d:
+            res = 'EOF'
+            break
+except socket.timeout:
+    pass
+print(res)
+PY
+)
+expect_eq "a client that stops reading is dropped after the write timeout" "$out" EOF
+kill "$TO" 2>/dev/null; wait "$TO" 2>/dev/null
+
 # ---- no plain listener off loopback
 "$ARCA" serve-imap --repo "$R" --restore-key "$T/rk" --users "$T/users" --listen "0.0.0.0:$P2" >/dev/null 2>"$T/nonloop.err"
 expect_eq "a non-loopback address without TLS: refused (exit 1)" "$?" 1
 check "... saying it needs TLS" grep -q "needs TLS" "$T/nonloop.err"
+
+# ---- without root, no listener off loopback (even with TLS): the sessions
+# would run as the key holder's user
+NR=$T/nonroot
+mkdir -p "$NR/repo"
+cp "$R/config" "$NR/repo/config"
+cp "$T/rk" "$T/users" "$T/ca/tls/server.pem" "$T/ca/tls/server.key" "$NR/"
+chmod -R a+rX "$NR"
+setpriv --reuid=nobody --regid=nogroup --clear-groups "$ARCA" serve-imap --repo "$NR/repo" --restore-key "$NR/rk" \
+	--users "$NR/users" --listen "0.0.0.0:$P2" --tls-cert "$NR/server.pem" --tls-key "$NR/server.key" \
+	>/dev/null 2>"$T/nonroot.err"
+expect_eq "not root, a non-loopback address with TLS: refused (exit 1)" "$?" 1
+check "... saying it needs root" grep -q "needs arca serve-imap started as root" "$T/nonroot.err"
 
 kill "$MAIN" 2>/dev/null; wait "$MAIN" 2>/dev/null
 
@@ -416,6 +541,6 @@ else
 	echo "not ok - dovecot (LAYOUT=fs) starts"; _test_failed=1
 fi
 
-for e in serve proc tls sep fs; do check "no error line (nor leak) in the $e instance's stderr" test ! -s "$T/$e.log.err"; done
+for e in serve proc tls sep fs fd to; do check "no error line (nor leak) in the $e instance's stderr" test ! -s "$T/$e.log.err"; done
 check "serve-imap logged no protocol break" bash -c "! grep -q 'broke the channel protocol' '$T/serve.log'"
 test_done

@@ -1312,6 +1312,39 @@ static void test_timeouts(void)
 	CHECK_STR(r, "* BYE Disconnected for inactivity.\r\n");
 	free(r);
 	CHECK_EQ_INT(cl_finish(c), ARCA_ELIMIT);
+
+	/* before login, a literal fed a byte at a time doesn't stretch the
+	 * login timeout (600 ms from the connection, not per byte): BYE
+	 * comes while the literal is still being sent */
+	c = cl_start_opts(true, false, false, 0, 600, 60000);
+	free(cl_until(c, "* OK"));
+	cl_send(c, "a LOGIN {100}\r\n");
+	free(cl_until(c, "+ "));
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (int i = 0; i < 15; i++) {
+		(void)!send(c->fd, "x", 1, MSG_NOSIGNAL);   /* fails once the session is gone */
+		usleep(150000);
+	}
+	r = cl_until(c, "* BYE");
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	CHECK_STR(r, "* BYE Disconnected for inactivity.\r\n");
+	free(r);
+	CHECK_EQ_INT(cl_finish(c), ARCA_ELIMIT);
+	/* and not long after the deadline (the bytes took 2.25 s) */
+	CHECK((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000 < 4000);
+
+	/* nor does a line trickled in without end */
+	c = cl_start_opts(true, false, false, 0, 600, 60000);
+	free(cl_until(c, "* OK"));
+	for (int i = 0; i < 15; i++) {
+		(void)!send(c->fd, "y", 1, MSG_NOSIGNAL);
+		usleep(150000);
+	}
+	r = cl_until(c, "* BYE");
+	CHECK_STR(r, "* BYE Disconnected for inactivity.\r\n");
+	free(r);
+	CHECK_EQ_INT(cl_finish(c), ARCA_ELIMIT);
 }
 
 static void test_idle(void)

@@ -14,7 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -357,6 +359,28 @@ static void test_crlf(void)
 	CHECK(!serve_served_size_hint("x,W=123456789012345678901", "", &w));
 	CHECK(serve_served_size_hint("x", "S1200 W1234", &w) && w == 1234);
 	CHECK(!serve_served_size_hint("x", "S1200 W12x", &w));
+
+	/* piece by piece: the same bytes whatever the piece size (a bare LF
+	 * at a piece's edge, a CR LF split across two) */
+	const char *cases[] = { "a\nb\r\nc\rd\n\n", "\n\n\n", "\r\n\r\n", "x\r", "\rx\n\r\n\n", "" };
+	for (size_t ci = 0; ci < sizeof(cases) / sizeof(cases[0]); ci++) {
+		const uint8_t *p = (const uint8_t *)cases[ci];
+		size_t n = strlen(cases[ci]);
+		abuf_reset(&b);
+		REQUIRE(serve_crlf(p, n, &b) == 0);
+		for (size_t cap = 2; cap <= 9; cap++) {
+			uint8_t out[64], piece[16];
+			size_t pos = 0, len = 0, got;
+			while ((got = serve_crlf_chunk(p, n, &pos, piece, cap)) > 0) {
+				CHECK(got <= cap);
+				memcpy(out + len, piece, got);
+				len += got;
+			}
+			CHECK(pos == n);
+			CHECK(len == b.len && memcmp(out, b.data, len) == 0);
+		}
+	}
+	abuf_release(&b);
 }
 
 /* ---- passwd ---- */
@@ -522,21 +546,24 @@ static void test_throttle(void)
 	REQUIRE(t != NULL);
 	uint64_t s = 1000000000ull, now = 1000 * s;
 	const char *which = NULL;
-	CHECK_EQ_INT(login_throttle_check(t, "u", "192.0.2.1", now, &which), 0);
+	CHECK_EQ_INT(login_throttle_begin(t, "u", "192.0.2.1", now, &which), 0);
 	CHECK_EQ_INT(login_throttle_fail(t, "u", "192.0.2.1", now), 100);
+	CHECK_EQ_INT(login_throttle_begin(t, "u", "192.0.2.1", now + s, &which), 0);
 	CHECK_EQ_INT(login_throttle_fail(t, "u", "192.0.2.1", now + s), 200);
-	CHECK_EQ_INT(login_throttle_check(t, "u", "192.0.2.1", now + s, &which), 0);
+	CHECK_EQ_INT(login_throttle_begin(t, "u", "192.0.2.1", now + s, &which), 0);
 	CHECK_EQ_INT(login_throttle_fail(t, "u", "192.0.2.1", now + 2 * s), 400);
-	CHECK_EQ_INT(login_throttle_check(t, "u", "192.0.2.9", now + 3 * s, &which), ARCA_EBUSY);
+	CHECK_EQ_INT(login_throttle_begin(t, "u", "192.0.2.9", now + 3 * s, &which), ARCA_EBUSY);
 	CHECK_STR(which, "user");
-	CHECK_EQ_INT(login_throttle_check(t, "v", "192.0.2.1", now + 3 * s, &which), ARCA_EBUSY);
+	CHECK_EQ_INT(login_throttle_begin(t, "v", "192.0.2.1", now + 3 * s, &which), ARCA_EBUSY);
 	CHECK_STR(which, "address");
-	CHECK_EQ_INT(login_throttle_check(t, "v", "192.0.2.9", now + 3 * s, &which), 0);
+	CHECK_EQ_INT(login_throttle_begin(t, "v", "192.0.2.9", now + 3 * s, &which), 0);
+	login_throttle_ok(t, "v", "192.0.2.9");
 	/* a success doesn't lift a standing lock */
-	login_throttle_ok(t, "u");
-	CHECK_EQ_INT(login_throttle_check(t, "u", "192.0.2.9", now + 4 * s, &which), ARCA_EBUSY);
+	login_throttle_ok(t, "u", "192.0.2.9");
+	CHECK_EQ_INT(login_throttle_begin(t, "u", "192.0.2.9", now + 4 * s, &which), ARCA_EBUSY);
 	/* the lock ends */
-	CHECK_EQ_INT(login_throttle_check(t, "u", "192.0.2.1", now + 33 * s, &which), 0);
+	CHECK_EQ_INT(login_throttle_begin(t, "u", "192.0.2.1", now + 33 * s, &which), 0);
+	login_throttle_ok(t, "u", "192.0.2.1");
 	/* failures outside the window don't add up */
 	CHECK_EQ_INT(login_throttle_fail(t, "w", "198.51.100.1", now), 100);
 	CHECK_EQ_INT(login_throttle_fail(t, "w", "198.51.100.1", now + 61 * s), 100);
@@ -546,7 +573,74 @@ static void test_throttle(void)
 		snprintf(u, sizeof(u), "flood%d", i);
 		(void)login_throttle_fail(t, u, "203.0.113.5", now + 5 * s);
 	}
-	CHECK_EQ_INT(login_throttle_check(t, "x", "203.0.113.5", now + 6 * s, &which), ARCA_EBUSY);
+	CHECK_EQ_INT(login_throttle_begin(t, "x", "203.0.113.5", now + 6 * s, &which), ARCA_EBUSY);
+	login_throttle_free(t);
+
+	/* one check in flight per user and per address: a second waits for
+	 * the first's outcome (here, in vain: wait_ms 100) */
+	struct login_throttle_opts o2 = { .fails = 3, .delay_ms = 1, .wait_ms = 100, .max_checks = 2 };
+	t = login_throttle_new(&o2);
+	REQUIRE(t != NULL);
+	CHECK_EQ_INT(login_throttle_begin(t, "a", "192.0.2.1", now, &which), 0);
+	CHECK_EQ_INT(login_throttle_begin(t, "a", "192.0.2.2", now, &which), ARCA_EBUSY);
+	CHECK_STR(which, "busy");
+	CHECK_EQ_INT(login_throttle_begin(t, "b", "192.0.2.1", now, &which), ARCA_EBUSY);
+	CHECK_EQ_INT(login_throttle_begin(t, "b", "192.0.2.2", now, &which), 0);
+	/* and at most max_checks in all */
+	CHECK_EQ_INT(login_throttle_begin(t, "c", "192.0.2.3", now, &which), ARCA_EBUSY);
+	CHECK_STR(which, "busy");
+	login_throttle_ok(t, "b", "192.0.2.2");
+	CHECK_EQ_INT(login_throttle_begin(t, "c", "192.0.2.3", now, &which), 0);
+	login_throttle_ok(t, "c", "192.0.2.3");
+	(void)login_throttle_fail(t, "a", "192.0.2.1", now);
+	CHECK_EQ_INT(login_throttle_begin(t, "a", "192.0.2.2", now, &which), 0);
+	(void)login_throttle_fail(t, "a", "192.0.2.2", now);
+	login_throttle_free(t);
+}
+
+/* 40 parallel guesses of one user from one address, each check taking
+ * 10 ms, with fails = 5: exactly 5 checks run (they were 30-odd when the
+ * throttle was only looked at before the check and the failure counted
+ * after it). */
+struct guess_arg {
+	struct login_throttle *t;
+	int checked;
+};
+
+static void *guess_main(void *p)
+{
+	struct guess_arg *g = p;
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	uint64_t ns = (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
+	if (login_throttle_begin(g->t, "alice", "192.0.2.66", ns, NULL) == 0) {
+		g->checked = 1;
+		usleep(10000);   /* the hash */
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		ns = (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
+		(void)login_throttle_fail(g->t, "alice", "192.0.2.66", ns);
+	}
+	return NULL;
+}
+
+static void test_throttle_parallel(void)
+{
+	struct login_throttle_opts o = { .fails = 5, .delay_ms = 1 };
+	struct login_throttle *t = login_throttle_new(&o);
+	REQUIRE(t != NULL);
+	enum { N = 40 };
+	pthread_t th[N];
+	struct guess_arg g[N];
+	for (int i = 0; i < N; i++) {
+		g[i] = (struct guess_arg){ .t = t };
+		REQUIRE(pthread_create(&th[i], NULL, guess_main, &g[i]) == 0);
+	}
+	int checked = 0;
+	for (int i = 0; i < N; i++) {
+		pthread_join(th[i], NULL);
+		checked += g[i].checked;
+	}
+	CHECK_EQ_INT(checked, 5);
 	login_throttle_free(t);
 }
 
@@ -672,11 +766,34 @@ static int build_repo(struct kenv *e)
 	rc = rc ? rc : add_msg(r, f, BOB, strlen(BOB), 10, 0, "", 0, "b1", false);
 	rc = rc ? rc : add_msg(r, f, BOB "2", strlen(BOB) + 1, 11, 0, "", 0, "b2", false);
 	rc = rc ? rc : commit(r, s);
+	/* dave: a UID recorded three times, one without a UID */
+	s = snapshot_new("dave@example.test", "imap");
+	s->time_ns = 1790000000000000002ull;
+	f = snapshot_add_folder(s, "INBOX");
+	f->attrs = SNAP_FOLDER_SELECTABLE;
+	f->uidvalidity = 5;
+	f->nextuid = 7;
+	rc = rc ? rc : add_msg(r, f, "d1\n", 3, 5, 0, "", 0, "d1", false);
+	rc = rc ? rc : add_msg(r, f, "d2\n", 3, 5, 0, "", 0, "d2", false);
+	rc = rc ? rc : add_msg(r, f, "d3\n", 3, 0, 0, "", 0, "d3", false);
+	rc = rc ? rc : add_msg(r, f, "d4\n", 3, 5, 0, "", 0, "d4", false);
+	rc = rc ? rc : add_msg(r, f, "d5\n", 3, 9, 0, "", 0, "d5", false);
+	rc = rc ? rc : commit(r, s);
+	/* erin: a real UID 4294967295 (after it no UIDNEXT exists) */
+	s = snapshot_new("erin@example.test", "imap");
+	s->time_ns = 1790000000000000003ull;
+	f = snapshot_add_folder(s, "INBOX");
+	f->attrs = SNAP_FOLDER_SELECTABLE;
+	f->uidvalidity = 6;
+	rc = rc ? rc : add_msg(r, f, "e1\n", 3, 5, 0, "", 0, "e1", false);
+	rc = rc ? rc : add_msg(r, f, "e2\n", 3, UINT32_MAX, 0, "", 0, "e2", false);
+	rc = rc ? rc : commit(r, s);
 	repo_close(r);
 	return rc;
 }
 
 static char kenv_separator;       /* the keeper's --separator; 0: none */
+static unsigned kenv_send_timeout_ms;   /* 0: the keeper's default */
 
 static int kenv_init(struct kenv *e, const struct login_throttle_opts *thr)
 {
@@ -693,7 +810,9 @@ static int kenv_init(struct kenv *e, const struct login_throttle_opts *thr)
 		return -1;
 	fputs("alice@example.test:{PLAIN}pw::::::\n"
 	      "bob@example.test:$6$abcdefgh$oGoxMtczJ0/xYkNKQnGuC3pOdNoGsZRZNs7n5JzX8KfMJWEmD2Bx4wBt/tMCPvjE87aPyrlQPEKxEcxV6d4J6.\n"
-	      "carol@other.test:{PLAIN}cpw\n", f);
+	      "carol@other.test:{PLAIN}cpw\n"
+	      "dave@example.test:{PLAIN}dpw\n"
+	      "erin@example.test:{PLAIN}epw\n", f);
 	fclose(f);
 	struct arca_err err = { 0 };
 	struct arca_restore_key *rk = NULL;
@@ -704,7 +823,8 @@ static int kenv_init(struct kenv *e, const struct login_throttle_opts *thr)
 		return -1;
 	}
 	struct serve_keeper_opts o = { .repo = e->r, .users = e->pw, .log = on_log, .log_ctx = e,
-				       .max_channels = 8, .separator = kenv_separator };
+				       .max_channels = 8, .separator = kenv_separator,
+				       .send_timeout_ms = kenv_send_timeout_ms };
 	if (thr)
 		o.throttle = *thr;
 	else
@@ -1063,6 +1183,120 @@ static void test_keeper_violations(void)
 	kenv_release(&e);
 }
 
+/* Renumbering: a UID recorded three times keeps it once (the first in
+ * the snapshot's order), the others and a message without a UID get new
+ * ones after the highest, in the snapshot's order; a real UID 4294967295
+ * is not taken for a marker (and leaves no room for a UIDNEXT: the
+ * folder is beyond what can be served). */
+static void test_keeper_renumber(void)
+{
+	struct kenv e;
+	REQUIRE(kenv_init(&e, NULL) == 0);
+	struct serve_client *c = session(&e, "127.0.0.1", NULL);
+	REQUIRE(c != NULL);
+	REQUIRE(V->login(c, "dave@example.test", "dpw") == 0);
+	const struct vv_folder *fl;
+	size_t n;
+	REQUIRE(V->folders(c, &fl, &n) == 0 && n == 1);
+	CHECK_EQ_INT(fl[0].uidnext, 13);
+	struct vv_mailbox mb;
+	REQUIRE(V->open(c, 0, &mb) == 0);
+	REQUIRE(mb.nmsgs == 5);
+	/* d1 keeps 5, d5 keeps 9; d2, d3, d4 get 10, 11, 12 */
+	static const uint32_t uids[] = { 5, 9, 10, 11, 12 };
+	static const char *const bodies[] = { "d1\r\n", "d5\r\n", "d2\r\n", "d3\r\n", "d4\r\n" };
+	struct abuf b = ABUF_INIT;
+	for (size_t i = 0; i < 5; i++) {
+		CHECK_EQ_INT(mb.msgs[i].uid, uids[i]);
+		abuf_reset(&b);
+		CHECK(V->body(c, 0, uids[i], &b) == 0 && b.len == 4 && memcmp(b.data, bodies[i], 4) == 0);
+	}
+	abuf_release(&b);
+	vv_mailbox_release(&mb);
+	V->free(c);
+	c = session(&e, "127.0.0.1", NULL);
+	REQUIRE(c != NULL);
+	REQUIRE(V->login(c, "erin@example.test", "epw") == 0);
+	CHECK(V->folders(c, &fl, &n) != 0);
+	CHECK(log_has(&e, "beyond the served limits"));
+	V->free(c);
+	kenv_release(&e);
+}
+
+/* A session that asks for a large message and never reads its channel
+ * loses it after the keeper's send timeout (it held a thread and the
+ * message for good). */
+static void test_keeper_send_timeout(void)
+{
+	struct kenv e;
+	kenv_send_timeout_ms = 300;
+	int rc0 = kenv_init(&e, NULL);
+	kenv_send_timeout_ms = 0;
+	REQUIRE(rc0 == 0);
+	int raw = -1;
+	struct serve_client *c = session(&e, "192.0.2.44", &raw);
+	REQUIRE(c != NULL);
+	REQUIRE(V->login(c, "alice@example.test", "pw") == 0);
+	struct abuf req = ABUF_INIT;
+	REQUIRE(serve_encode_body(&req, 0, 20) == 0);   /* the 3 MB one */
+	REQUIRE(send(raw, req.data, req.len, MSG_NOSIGNAL) == (ssize_t)req.len);
+	abuf_release(&req);
+	int i = 0;
+	for (; i < 300 && serve_keeper_channels(e.k) > 0; i++)
+		usleep(10000);
+	CHECK_EQ_INT(serve_keeper_channels(e.k), 0);
+	CHECK(log_has(&e, "session of alice@example.test from 192.0.2.44 took nothing from its channel for 300 ms"));
+	V->free(c);
+	kenv_release(&e);
+}
+
+/* The keeper: 30 sessions from one address guess alice's password at
+ * once; with --login-fails 5 only 5 passwords are checked, the rest are
+ * refused unchecked. */
+struct par_arg {
+	struct kenv *e;
+	int rc;
+};
+
+static void *par_main(void *p)
+{
+	struct par_arg *a = p;
+	struct serve_client *c = session(a->e, "192.0.2.77", NULL);
+	a->rc = c ? V->login(c, "alice@example.test", "guess") : -1;
+	if (c)
+		V->free(c);
+	return NULL;
+}
+
+static void test_keeper_throttle_parallel(void)
+{
+	struct kenv e;
+	struct login_throttle_opts thr = { .fails = 5, .delay_ms = 1 };
+	REQUIRE(kenv_init(&e, &thr) == 0);
+	/* more channels than the 8 of kenv: a keeper of its own size */
+	serve_keeper_free(e.k);
+	struct serve_keeper_opts o = { .repo = e.r, .users = e.pw, .log = on_log, .log_ctx = &e,
+				       .max_channels = 64, .throttle = thr };
+	struct arca_err err = { 0 };
+	REQUIRE(serve_keeper_new(&o, &e.k, &err) == 0);
+	enum { N = 30 };
+	pthread_t th[N];
+	struct par_arg a[N];
+	for (int i = 0; i < N; i++) {
+		a[i] = (struct par_arg){ .e = &e };
+		REQUIRE(pthread_create(&th[i], NULL, par_main, &a[i]) == 0);
+	}
+	int bad = 0, busy = 0;
+	for (int i = 0; i < N; i++) {
+		pthread_join(th[i], NULL);
+		bad += a[i].rc == ARCA_EKEY;
+		busy += a[i].rc == ARCA_EBUSY;
+	}
+	CHECK_EQ_INT(bad, 5);
+	CHECK_EQ_INT(busy, N - 5);
+	kenv_release(&e);
+}
+
 /* The keeper takes channels from a control socket; at most max_channels;
  * freeing it ends open channels. */
 static void test_keeper_run(void)
@@ -1101,6 +1335,78 @@ static void test_keeper_run(void)
 	V->free(c);
 }
 
+/* Fill the descriptor table: the soft limit lowered to the first free
+ * number, every hole below it taken.  Returns how many were taken (into
+ * held[]), *old_r the limit to put back. */
+static size_t fd_table_fill(int held[], size_t max, struct rlimit *old_r)
+{
+	getrlimit(RLIMIT_NOFILE, old_r);
+	int probe = dup(0);
+	if (probe < 0)
+		return 0;
+	close(probe);
+	struct rlimit low = { .rlim_cur = (rlim_t)probe + 1, .rlim_max = old_r->rlim_max };
+	if (setrlimit(RLIMIT_NOFILE, &low) != 0)
+		return 0;
+	size_t n = 0;
+	int fd;
+	while (n < max && (fd = dup(0)) >= 0)
+		held[n++] = fd;
+	return n;
+}
+
+static void fd_table_release(int held[], size_t n, const struct rlimit *old)
+{
+	for (size_t i = 0; i < n; i++)
+		close(held[i]);
+	setrlimit(RLIMIT_NOFILE, old);
+}
+
+/* A full descriptor table in the keeper loses that one connection (the
+ * kernel drops the descriptor and sets MSG_CTRUNC): not a malformed
+ * message, the keeper goes on. */
+static void test_ctl_fd_table_full(void)
+{
+	struct kenv e;
+	REQUIRE(kenv_init(&e, NULL) == 0);
+	int ctl[2], ch[2], ch2[2];
+	REQUIRE(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ctl) == 0);
+	REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ch) == 0);
+	REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ch2) == 0);
+	REQUIRE(serve_ctl_send(ctl[0], ch[0], "192.0.2.7", 40000, NULL) == 0);
+	REQUIRE(serve_ctl_send(ctl[0], ch2[0], "192.0.2.8", 40001, NULL) == 0);
+	close(ch[0]);
+	close(ch2[0]);
+	int held[4096];
+	struct rlimit old;
+	size_t n = fd_table_fill(held, 4096, &old);
+	REQUIRE(n > 0);
+	int fd = -1;
+	char peer[SERVE_PEER_MAX + 1];
+	uint16_t port = 0;
+	int rc = serve_ctl_recv(ctl[1], &fd, peer, &port, NULL);
+	fd_table_release(held, n, &old);
+	CHECK_EQ_INT(rc, ARCA_EBUSY);
+	CHECK_STR(peer, "192.0.2.7");
+	CHECK_EQ_INT(fd, -1);
+	/* the session's end sees the channel gone */
+	char c;
+	CHECK(read(ch[1], &c, 1) == 0);
+	/* the keeper's loop: the second one is lost the same way, and the
+	 * loop goes on to the end of the control socket */
+	close(ctl[0]);
+	n = fd_table_fill(held, 4096, &old);
+	REQUIRE(n > 0);
+	rc = serve_keeper_run(e.k, ctl[1], NULL, NULL);
+	fd_table_release(held, n, &old);
+	CHECK_EQ_INT(rc, 0);
+	CHECK(log_has(&e, "connection from 192.0.2.8 port 40001 refused: no file descriptor left"));
+	close(ctl[1]);
+	close(ch[1]);
+	close(ch2[1]);
+	kenv_release(&e);
+}
+
 int main(void)
 {
 	RUN(test_proto_roundtrip);
@@ -1111,12 +1417,17 @@ int main(void)
 	RUN(test_passwd_schemes);
 	RUN(test_passwd_file);
 	RUN(test_throttle);
+	RUN(test_throttle_parallel);
 	RUN(test_keeper_login);
 	RUN(test_keeper_throttle);
 	RUN(test_keeper_view);
 	RUN(test_keeper_other_account);
 	RUN(test_keeper_separator);
 	RUN(test_keeper_violations);
+	RUN(test_keeper_renumber);
+	RUN(test_keeper_send_timeout);
+	RUN(test_keeper_throttle_parallel);
 	RUN(test_keeper_run);
+	RUN(test_ctl_fd_table_full);
 	HARNESS_EXIT();
 }
