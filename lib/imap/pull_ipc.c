@@ -9,76 +9,43 @@
 
 #include "pack.h"
 #include "maildir.h"
+#include "chan.h"
 #include "pull_ipc.h"
-
-static int full_write(int fd, const uint8_t *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
-static int full_read(int fd, uint8_t *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t r = read(fd, p, n);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return -1;
-		p += r;
-		n -= (size_t)r;
-	}
-	return 0;
-}
 
 int pull_ipc_send(int fd, const struct abuf *frame, struct arca_err *err)
 {
-	if (full_write(fd, frame->data, frame->len) != 0)
+	if (chan_send(fd, frame) != 0)
 		return arca_err_set(err, ARCA_EIO, "pull: the other process is gone (%s)", strerror(errno));
 	return 0;
 }
 
 int pull_ipc_recv(int fd, uint8_t *type_r, struct abuf *payload, struct arca_err *err)
 {
-	uint8_t hdr[5];
-	if (full_read(fd, hdr, sizeof(hdr)) != 0)
-		return arca_err_set(err, ARCA_EIO, "pull: the other process hung up");
-	uint32_t len = get_u32le(hdr);
-	if (len == 0 || len > PULL_IPC_FRAME_MAX)
-		return arca_err_set(err, ARCA_EFORMAT, "pull: a frame of %u bytes", len);
-	*type_r = hdr[4];
-	abuf_reset(payload);
-	if (abuf_reserve(payload, len - 1) != 0)
+	switch (chan_recv(fd, PULL_IPC_FRAME_MAX, type_r, payload)) {
+	case 0:
+		return 0;
+	case ARCA_EFORMAT:
+		return arca_err_set(err, ARCA_EFORMAT, "pull: a frame of a length over %u or of 0",
+				    (unsigned)PULL_IPC_FRAME_MAX);
+	case ARCA_ENOMEM:
 		return arca_err_set(err, ARCA_ENOMEM, "out of memory");
-	if (full_read(fd, payload->data, len - 1) != 0)
+	case ARCA_ENOENT:
+		return arca_err_set(err, ARCA_EIO, "pull: the other process hung up");
+	default:
 		return arca_err_set(err, ARCA_EIO, "pull: a frame cut short");
-	payload->len = len - 1;
-	return 0;
+	}
 }
 
 /* ---- encoders ---- */
 
 static int frame_start(struct abuf *out, uint8_t type)
 {
-	abuf_reset(out);
-	int rc = abuf_add_u32(out, 0);
-	return rc ? rc : abuf_add_u8(out, type);
+	return chan_frame_start(out, type);
 }
 
 static int frame_end(struct abuf *out)
 {
-	if (out->len - 4 > PULL_IPC_FRAME_MAX)
-		return ARCA_ELIMIT;
-	put_u32le(out->data, (uint32_t)(out->len - 4));
-	return 0;
+	return chan_frame_end(out, PULL_IPC_FRAME_MAX);
 }
 
 int pull_ipc_encode_begin(struct abuf *out, uint32_t index)

@@ -11,45 +11,15 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "chan.h"
 #include "serve_proto.h"
 #include "banned.h"
 
 /* ---- stream I/O ---- */
 
-static int full_write(int fd, const uint8_t *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
-/* 1 read all, 0 EOF before the first byte, -1 error or EOF midway. */
-static int full_read(int fd, uint8_t *p, size_t n)
-{
-	size_t got = 0;
-	while (got < n) {
-		ssize_t r = read(fd, p + got, n - got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r == 0 && got == 0)
-			return 0;
-		if (r <= 0)
-			return -1;
-		got += (size_t)r;
-	}
-	return 1;
-}
-
 int serve_send(int fd, const struct abuf *frame, struct arca_err *err)
 {
-	if (full_write(fd, frame->data, frame->len) != 0) {
+	if (chan_send(fd, frame) != 0) {
 		int e = errno;    /* kept for the caller: EAGAIN is a send timeout */
 		arca_err_errno(err, ARCA_EIO, e, "serve channel: the other side is gone");
 		errno = e;
@@ -60,40 +30,31 @@ int serve_send(int fd, const struct abuf *frame, struct arca_err *err)
 
 int serve_recv(int fd, uint8_t *type_r, struct abuf *payload, struct arca_err *err)
 {
-	uint8_t hdr[5];
-	int r = full_read(fd, hdr, sizeof(hdr));
-	if (r == 0)
+	switch (chan_recv(fd, SERVE_FRAME_MAX, type_r, payload)) {
+	case 0:
+		return 0;
+	case ARCA_ENOENT:
 		return arca_err_set(err, ARCA_ENOENT, "serve channel: the other side hung up");
-	if (r < 0)
-		return arca_err_set(err, ARCA_EIO, "serve channel: a frame header cut short");
-	uint32_t len = get_u32le(hdr);
-	if (len == 0 || len > SERVE_FRAME_MAX)
-		return arca_err_set(err, ARCA_EFORMAT, "serve channel: a frame of %u bytes", len);
-	*type_r = hdr[4];
-	abuf_reset(payload);
-	if (len > 1 && abuf_reserve(payload, len - 1) != 0)
+	case ARCA_EFORMAT:
+		return arca_err_set(err, ARCA_EFORMAT, "serve channel: a frame of a length over %u or of 0",
+				    (unsigned)SERVE_FRAME_MAX);
+	case ARCA_ENOMEM:
 		return arca_err_set(err, ARCA_ENOMEM, "out of memory");
-	if (len > 1 && full_read(fd, payload->data, len - 1) != 1)
+	default:
 		return arca_err_set(err, ARCA_EIO, "serve channel: a frame cut short");
-	payload->len = len - 1;
-	return 0;
+	}
 }
 
 /* ---- encoders ---- */
 
 static int frame_start(struct abuf *out, uint8_t type)
 {
-	abuf_reset(out);
-	int rc = abuf_add_u32(out, 0);
-	return rc ? rc : abuf_add_u8(out, type);
+	return chan_frame_start(out, type);
 }
 
 static int frame_end(struct abuf *out)
 {
-	if (out->len - 4 > SERVE_FRAME_MAX)
-		return ARCA_ELIMIT;
-	put_u32le(out->data, (uint32_t)(out->len - 4));
-	return 0;
+	return chan_frame_end(out, SERVE_FRAME_MAX);
 }
 
 static int add_str_max(struct abuf *out, const char *s, size_t max)
