@@ -109,15 +109,6 @@ int iapp_quote(const char *s, struct abuf *out)
 
 /* ---- LIST / LSUB ---- */
 
-static const char *special_use_of(const char *ext)
-{
-	static const char *const uses[] = { "All", "Archive", "Drafts", "Flagged", "Junk", "Sent", "Trash" };
-	for (size_t i = 0; i < sizeof(uses) / sizeof(uses[0]); i++)
-		if (strcasecmp(ext, uses[i]) == 0)
-			return uses[i];
-	return NULL;
-}
-
 void iapp_folders_release(struct iapp_folders *f)
 {
 	for (size_t i = 0; i < f->n; i++) {
@@ -200,22 +191,7 @@ int iapp_list(struct imap_conn *c, const struct iapp_caps *caps, struct iapp_fol
 		struct iapp_folder *f;
 		if ((rc = add_listed(out, &cap, mb->mb_name, mb->mb_delimiter, &f)) != 0)
 			break;
-		f->selectable = true;
-		struct mailimap_mbx_list_flags *fl = mb->mb_flag;
-		if (fl && fl->mbf_type == MAILIMAP_MBX_LIST_FLAGS_SFLAG &&
-		    fl->mbf_sflag == MAILIMAP_MBX_LIST_SFLAG_NOSELECT)
-			f->selectable = false;
-		for (clistiter *o = fl && fl->mbf_oflags ? clist_begin(fl->mbf_oflags) : NULL; o; o = clist_next(o)) {
-			struct mailimap_mbx_list_oflag *of = clist_content(o);
-			if (of->of_type != MAILIMAP_MBX_LIST_OFLAG_FLAG_EXT || of->of_flag_ext == NULL)
-				continue;
-			if (strcasecmp(of->of_flag_ext, "NonExistent") == 0 ||
-			    strcasecmp(of->of_flag_ext, "Noselect") == 0)
-				f->selectable = false;
-			const char *su = special_use_of(of->of_flag_ext);
-			if (su)
-				snprintf(f->special, sizeof(f->special), "\\%s", su);
-		}
+		f->selectable = imap_list_attrs(mb, f->special, sizeof(f->special));
 	}
 	mailimap_list_result_free(list);
 	if (rc) {

@@ -1,6 +1,7 @@
 /*
  * imap_conn.c - libetpan session over a netconn (imap_conn.h).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -338,4 +339,34 @@ void imap_conn_close(struct imap_conn *c)
 		mailimap_free(c->imap);   /* frees the stream, its driver and the netconn */
 	}
 	free(c);
+}
+
+static const char *special_use_of(const char *ext)
+{
+	static const char *const uses[] = { "All", "Archive", "Drafts", "Flagged", "Junk", "Sent", "Trash" };
+	for (size_t i = 0; i < sizeof(uses) / sizeof(uses[0]); i++)
+		if (strcasecmp(ext, uses[i]) == 0)
+			return uses[i];
+	return NULL;
+}
+
+bool imap_list_attrs(const struct mailimap_mailbox_list *mb, char *special, size_t special_len)
+{
+	bool selectable = true;
+	const struct mailimap_mbx_list_flags *fl = mb->mb_flag;
+	if (fl && fl->mbf_type == MAILIMAP_MBX_LIST_FLAGS_SFLAG &&
+	    fl->mbf_sflag == MAILIMAP_MBX_LIST_SFLAG_NOSELECT)
+		selectable = false;
+	for (clistiter *o = fl && fl->mbf_oflags ? clist_begin(fl->mbf_oflags) : NULL; o; o = clist_next(o)) {
+		const struct mailimap_mbx_list_oflag *of = clist_content(o);
+		if (of->of_type != MAILIMAP_MBX_LIST_OFLAG_FLAG_EXT || of->of_flag_ext == NULL)
+			continue;
+		if (strcasecmp(of->of_flag_ext, "NonExistent") == 0 ||
+		    strcasecmp(of->of_flag_ext, "Noselect") == 0)
+			selectable = false;
+		const char *su = special_use_of(of->of_flag_ext);
+		if (su)
+			snprintf(special, special_len, "\\%s", su);
+	}
+	return selectable;
 }

@@ -69,4 +69,11 @@ int imap_conn_check_ok(struct imap_conn *c, const char *what, struct arca_err *e
 /* Fill err from a libetpan result code with the server's last words. */
 int imap_conn_fail(struct imap_conn *c, int r, const char *what, struct arca_err *err);
 
+/* What a LIST answer line says of its folder: whether it can be selected
+ * (not \Noselect, not \NonExistent) and its special-use attribute
+ * ("\Sent", ... written to special, left as is when there is none;
+ * special_len >= 16). */
+struct mailimap_mailbox_list;
+bool imap_list_attrs(const struct mailimap_mailbox_list *mb, char *special, size_t special_len);
+
 #endif

@@ -250,15 +250,6 @@ static struct snap_folder *cached_folder(struct acct *a, const char *name, size_
 
 /* ---- LIST / LSUB ---- */
 
-static const char *special_use_of(const char *ext)
-{
-	static const char *const uses[] = { "All", "Archive", "Drafts", "Flagged", "Junk", "Sent", "Trash" };
-	for (size_t i = 0; i < sizeof(uses) / sizeof(uses[0]); i++)
-		if (strcasecmp(ext, uses[i]) == 0)
-			return uses[i];
-	return NULL;
-}
-
 struct listed {
 	char *name;          /* UTF-8, '/' */
 	char *wire;          /* as the server spells it (mUTF-7) */
@@ -300,22 +291,7 @@ static int list_folders(struct acct *a, struct listed **out, size_t *n_r, struct
 			continue;
 		}
 		struct listed *l = &v[n];
-		l->selectable = true;
-		struct mailimap_mbx_list_flags *fl = mb->mb_flag;
-		if (fl && fl->mbf_type == MAILIMAP_MBX_LIST_FLAGS_SFLAG &&
-		    fl->mbf_sflag == MAILIMAP_MBX_LIST_SFLAG_NOSELECT)
-			l->selectable = false;
-		for (clistiter *o = fl && fl->mbf_oflags ? clist_begin(fl->mbf_oflags) : NULL; o; o = clist_next(o)) {
-			struct mailimap_mbx_list_oflag *of = clist_content(o);
-			if (of->of_type != MAILIMAP_MBX_LIST_OFLAG_FLAG_EXT || of->of_flag_ext == NULL)
-				continue;
-			if (strcasecmp(of->of_flag_ext, "NonExistent") == 0 ||
-			    strcasecmp(of->of_flag_ext, "Noselect") == 0)
-				l->selectable = false;
-			const char *su = special_use_of(of->of_flag_ext);
-			if (su)
-				snprintf(l->special, sizeof(l->special), "\\%s", su);
-		}
+		l->selectable = imap_list_attrs(mb, l->special, sizeof(l->special));
 		l->name = strdup((const char *)a->tmp.data);
 		l->wire = strdup(mb->mb_name);
 		if (l->name == NULL || l->wire == NULL) {
