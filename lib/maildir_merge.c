@@ -470,18 +470,7 @@ static int install_msg(struct repo *r, const char *fdir, const struct snap_msg *
 	int fd = open(t, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0)
 		return arca_err_errno(err, arca_errno_code(errno), errno, "create %s", t);
-	uint64_t size = 0;
-	int rc = repo_get_stream(r, m->content_type, m->content_id, fd, fpath, &size, err);
-	if (rc == 0 && size != m->size)
-		rc = arca_err_set(err, ARCA_ECORRUPT, "%s: restored %llu bytes, snapshot says %llu",
-				  fpath, (unsigned long long)size, (unsigned long long)m->size);
-	struct timespec ts[2] = { { m->date_sec, m->date_nsec }, { m->date_sec, m->date_nsec } };
-	if (rc == 0 && futimens(fd, ts) != 0)
-		rc = arca_err_errno(err, ARCA_EIO, errno, "set the date of %s", t);
-	if (rc == 0 && o->owner_uid >= 0 && fchown(fd, (uid_t)o->owner_uid, (gid_t)o->owner_gid) != 0)
-		rc = arca_err_errno(err, ARCA_EIO, errno, "chown %s", t);
-	if (close(fd) != 0 && rc == 0)
-		rc = arca_err_errno(err, ARCA_EIO, errno, "close %s", t);
+	int rc = restore_msg_write(r, m, fd, t, o->owner_uid, o->owner_gid, err);
 	if (rc == 0) {
 		/* never replaces: renameat2(RENAME_NOREPLACE), or link() where
 		 * the file system lacks it */

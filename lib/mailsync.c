@@ -962,6 +962,24 @@ int restore_msg_name(const struct snap_msg *m, uint32_t letters, struct abuf *na
 	return 0;
 }
 
+int restore_msg_write(struct repo *r, const struct snap_msg *m, int fd, const char *path,
+		      int owner_uid, int owner_gid, struct arca_err *err)
+{
+	uint64_t size = 0;
+	int rc = repo_get_stream(r, m->content_type, m->content_id, fd, path, &size, err);
+	if (rc == 0 && size != m->size)
+		rc = arca_err_set(err, ARCA_ECORRUPT, "%s: restored %llu bytes, snapshot says %llu",
+				  path, (unsigned long long)size, (unsigned long long)m->size);
+	struct timespec ts[2] = { { m->date_sec, m->date_nsec }, { m->date_sec, m->date_nsec } };
+	if (rc == 0 && futimens(fd, ts) != 0)
+		rc = arca_err_errno(err, ARCA_EIO, errno, "set the date of %s", path);
+	if (rc == 0 && owner_uid >= 0 && fchown(fd, (uid_t)owner_uid, (gid_t)owner_gid) != 0)
+		rc = arca_err_errno(err, ARCA_EIO, errno, "chown %s", path);
+	if (close(fd) != 0 && rc == 0)
+		rc = arca_err_errno(err, ARCA_EIO, errno, "close %s", path);
+	return rc;
+}
+
 static int restore_msg(struct repo *r, const char *fdir, const struct snap_msg *m,
 		       uint32_t letters, const struct restore_opts *o,
 		       struct abuf *name, struct abuf *final, struct arca_err *err)
@@ -983,18 +1001,7 @@ static int restore_msg(struct repo *r, const char *fdir, const struct snap_msg *
 		int e = errno;
 		return arca_err_errno(err, arca_errno_code(e), e, "create %s", fpath);
 	}
-	uint64_t size;
-	rc = repo_get_stream(r, m->content_type, m->content_id, fd, fpath, &size, err);
-	if (rc == 0 && size != m->size)
-		rc = arca_err_set(err, ARCA_ECORRUPT, "%s: restored %llu bytes, snapshot says %llu",
-				  fpath, (unsigned long long)size, (unsigned long long)m->size);
-	struct timespec ts[2] = { { m->date_sec, m->date_nsec }, { m->date_sec, m->date_nsec } };
-	if (rc == 0 && futimens(fd, ts) != 0)
-		rc = arca_err_errno(err, ARCA_EIO, errno, "set the date of %s", fpath);
-	if (rc == 0 && o->owner_uid >= 0 && fchown(fd, (uid_t)o->owner_uid, (gid_t)o->owner_gid) != 0)
-		rc = arca_err_errno(err, ARCA_EIO, errno, "chown %s", fpath);
-	if (close(fd) != 0 && rc == 0)
-		rc = arca_err_errno(err, ARCA_EIO, errno, "close %s", fpath);
+	rc = restore_msg_write(r, m, fd, fpath, o->owner_uid, o->owner_gid, err);
 	if (rc)
 		unlink(fpath);   /* never leave a wrong message behind */
 	return rc;

@@ -137,6 +137,12 @@ struct restore_result {
 int restore_msg_name(const struct snap_msg *m, uint32_t letters, struct abuf *name,
 		     struct arca_err *err);
 
+/* One message's content into fd (which it closes), dated with its
+ * INTERNALDATE and owned by owner_uid:owner_gid (-1: left); its size must be
+ * the snapshot's.  path names the file in errors. */
+int restore_msg_write(struct repo *r, const struct snap_msg *m, int fd, const char *path,
+		      int owner_uid, int owner_gid, struct arca_err *err);
+
 /* Restore snapshot `root` (NULL: an account known only from the journal:
  * an empty Maildir plus its journaled mail) into o->dest, then add the
  * journaled mail of o->account that the snapshot lacks. */
