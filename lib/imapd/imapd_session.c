@@ -1953,6 +1953,20 @@ struct qr_ctx {
 	uint64_t modseq;
 };
 
+
+/* The system flags and the selected folder's keywords, for FLAGS and
+ * PERMANENTFLAGS. */
+static void out_flag_names(struct sess *s)
+{
+	out_str(s, "\\Answered \\Flagged \\Deleted \\Seen \\Draft");
+	for (size_t i = 0; i < s->mb.nkeywords && i < 64; i++) {
+		if (s->mb.keywords[i] == NULL)
+			continue;
+		out_add(s, " ", 1);
+		out_str(s, s->mb.keywords[i]);
+	}
+}
+
 static int qresync_one(struct sess *s, size_t idx, void *vctx)
 {
 	const struct qr_ctx *q = vctx;
@@ -2021,26 +2035,16 @@ static void cmd_select(struct sess *s, struct imapd_cmd *c)
 	if (c->condstore)
 		s->condstore = true;
 
-	out_str(s, "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft");
-	for (size_t i = 0; i < s->mb.nkeywords && i < 64; i++) {
-		if (s->mb.keywords[i] == NULL)
-			continue;
-		out_add(s, " ", 1);
-		out_str(s, s->mb.keywords[i]);
-	}
+	out_str(s, "* FLAGS (");
+	out_flag_names(s);
 	/* PERMANENTFLAGS as Dovecot announced them, not "()": sync clients
 	 * decide from it which flags the server can hold, and mbsync, told
 	 * "()", takes the flags it can't see as gone and tries to remove them
 	 * (then aborts on the refusal).  Changes are still refused (STORE: NO
 	 * [READ-ONLY]); the client keeps them and sends them to the rebuilt
 	 * server later. */
-	out_str(s, ")\r\n* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft");
-	for (size_t i = 0; i < s->mb.nkeywords && i < 64; i++) {
-		if (s->mb.keywords[i] == NULL)
-			continue;
-		out_add(s, " ", 1);
-		out_str(s, s->mb.keywords[i]);
-	}
+	out_str(s, ")\r\n* OK [PERMANENTFLAGS (");
+	out_flag_names(s);
 	out_str(s, " \\*)] Flags as the mail server kept them; read-only now.\r\n* ");
 	out_u64(s, s->mb.nmsgs);
 	out_str(s, " EXISTS\r\n* 0 RECENT\r\n");
