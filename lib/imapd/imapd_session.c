@@ -1862,11 +1862,13 @@ static void cmd_list(struct sess *s, struct imapd_cmd *c, bool lsub)
 	bool sel_special = c->list_select & IMAPD_LS_SPECIAL_USE;
 	bool recursive = c->list_select & IMAPD_LS_RECURSIVEMATCH;
 	bool show_sub = !lsub && (sel_sub || (c->list_return & IMAPD_LR_SUBSCRIBED));
+	/* empty patterns only: pats never allocated (NULL + 0 is still UB) */
+	const char *pbase = pats.data ? (const char *)pats.data : "";
 	for (size_t i = 0; i < n && !s->end; i++) {
 		const struct lentry *le = &e[i];
 		bool matched = false, pct_match = false;
 		for (size_t k = 0; k < c->nstrs; k++) {
-			if (!never[k] && pattern_match((const char *)pats.data + off[k], len[k], le->name)) {
+			if (!never[k] && pattern_match(pbase + off[k], len[k], le->name)) {
 				matched = true;
 				pct_match |= pct[k];
 			}
