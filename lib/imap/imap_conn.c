@@ -1,6 +1,7 @@
 /*
  * imap_conn.c - libetpan session over a netconn (imap_conn.h).
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,18 +14,24 @@
 
 /* ---- a libetpan stream driver on top of netconn ---- */
 
+/* The driver's data is the imap_conn: reads go through its tag watcher,
+ * which also refuses oversized literals (IMAP_LITERAL_MAX). */
 static ssize_t nc_read(mailstream_low *s, void *buf, size_t len)
 {
+	struct imap_conn *c = s->data;
 	struct arca_err e = { 0 };
-	ssize_t n = netconn_read(s->data, buf, len, &e);
+	ssize_t n = netconn_read(c->nc, buf, len, &e);
 	/* libetpan reads 0 as "nothing yet" and would spin at EOF */
-	return n <= 0 ? -1 : n;
+	if (n <= 0)
+		return -1;
+	return imap_tagwatch_take(&c->tags, buf, (size_t)n) == 0 ? n : -1;
 }
 
 static ssize_t nc_write(mailstream_low *s, const void *buf, size_t len)
 {
+	struct imap_conn *c = s->data;
 	struct arca_err e = { 0 };
-	return netconn_write_all(s->data, buf, len, &e) == 0 ? (ssize_t)len : -1;
+	return netconn_write_all(c->nc, buf, len, &e) == 0 ? (ssize_t)len : -1;
 }
 
 static int nc_close(mailstream_low *s)
@@ -35,12 +42,15 @@ static int nc_close(mailstream_low *s)
 
 static int nc_get_fd(mailstream_low *s)
 {
-	return netconn_fd(s->data);
+	struct imap_conn *c = s->data;
+	return netconn_fd(c->nc);
 }
 
 static void nc_free(mailstream_low *s)
 {
-	netconn_free(s->data);
+	struct imap_conn *c = s->data;
+	netconn_free(c->nc);
+	c->nc = NULL;
 	free(s);
 }
 
@@ -72,7 +82,7 @@ static mailstream_low_driver netconn_driver = {
 	.mailstream_get_certificate_chain = nc_get_chain,
 };
 
-/* ---- the tagged-status watcher ---- */
+/* ---- the tagged-status watcher and literal guard ---- */
 
 void imap_tagwatch_init(struct imap_tagwatch *w)
 {
@@ -80,92 +90,210 @@ void imap_tagwatch_init(struct imap_tagwatch *w)
 	w->first_segment = true;
 }
 
-/* A segment of a response ended (CRLF seen): a literal announced at its
- * end, or the end of the response. */
-static void segment_end(struct imap_tagwatch *w)
+static void refuse(struct imap_tagwatch *w, const char *why)
 {
-	/* "{123}" or "{123+}" just before the CRLF */
-	size_t t = w->taillen;
-	if (t > 0 && w->tail[t - 1] == '\r')
-		t--;
-	if (t >= 3 && w->tail[t - 1] == '}') {
-		size_t e = t - 1;
-		if (e > 0 && w->tail[e - 1] == '+')
-			e--;
-		size_t b = e;
-		while (b > 0 && w->tail[b - 1] >= '0' && w->tail[b - 1] <= '9')
-			b--;
-		if (b > 0 && w->tail[b - 1] == '{' && e > b && e - b <= 19) {
-			uint64_t n = 0;
-			for (size_t i = b; i < e; i++)
-				n = n * 10 + (uint64_t)(w->tail[i] - '0');
-			w->literal_left = n;
-			w->first_segment = false;
-			w->taillen = 0;
+	if (w->refused == NULL)
+		w->refused = why;
+}
+
+/* The first segment of a response ended: a tagged status line? */
+static bool note_tagged(struct imap_tagwatch *w)
+{
+	if (w->headlen == 0 || w->head[0] == '*' || w->head[0] == '+')
+		return false;
+	size_t i = 0;
+	while (i < w->headlen && w->head[i] != ' ')
+		i++;
+	const char *st = w->head + i + 1;
+	size_t left = i + 1 < w->headlen ? w->headlen - i - 1 : 0;
+	int status = IMAP_TAG_NONE;
+	if (left >= 2 && strncasecmp(st, "OK", 2) == 0 && (left == 2 || st[2] == ' ' || st[2] == '\r'))
+		status = IMAP_TAG_OK;
+	else if (left >= 2 && strncasecmp(st, "NO", 2) == 0 && (left == 2 || st[2] == ' ' || st[2] == '\r'))
+		status = IMAP_TAG_NO;
+	else if (left >= 3 && strncasecmp(st, "BAD", 3) == 0)
+		status = IMAP_TAG_BAD;
+	if (i == 0 || status == IMAP_TAG_NONE)
+		return false;
+	w->last = status;
+	size_t k = 0;
+	for (size_t j = i + 1; j < w->headlen && k + 1 < sizeof(w->last_text); j++) {
+		char c = w->head[j];
+		if (c == '\r')
+			break;
+		w->last_text[k++] = (c >= 0x20 && c < 0x7f) ? c : '?';
+	}
+	w->last_text[k] = '\0';
+	return true;
+}
+
+/* A space at the top level of a response's first segment: after "+", or
+ * after a status word ("* OK", "tag NO", ...), the rest of the line is
+ * resp-text, where libetpan reads braces as text. */
+static void first_segment_space(struct imap_tagwatch *w)
+{
+	w->words++;
+	if (w->words == 1) {
+		w->word0len = w->headlen - 1;   /* head holds the space */
+		if (w->word0len == 1 && w->head[0] == '+')
+			w->text = true;
+		return;
+	}
+	if (w->words != 2 || w->headlen == sizeof(w->head))
+		return;   /* (a full head: the second word is no status word) */
+	static const char *const status[] = { "OK", "NO", "BAD", "BYE", "PREAUTH" };
+	const char *w1 = w->head + w->word0len + 1;
+	size_t len = w->headlen - 1 - (w->word0len + 1);
+	for (size_t i = 0; i < sizeof(status) / sizeof(status[0]); i++)
+		if (strlen(status[i]) == len && strncasecmp(w1, status[i], len) == 0)
+			w->text = true;
+}
+
+/* A line ended outside a literal. */
+static void line_end(struct imap_tagwatch *w)
+{
+	if (w->brace == IMAP_BRACE_CLOSE || w->brace == IMAP_BRACE_CLOSE_CR) {
+		if (w->text) {
+			/* inside a response code libetpan could read it as a
+			 * literal, in plain text not: we can't know which */
+			refuse(w, "a literal at the end of status text");
 			return;
 		}
+		w->literal_left = w->brace_n;
+		w->brace = IMAP_BRACE_NONE;
+		w->first_segment = false;
+		w->quoted = w->escaped = false;
+		return;
 	}
-	/* the response is complete: a tagged line? */
-	if (w->headlen > 0 && w->head[0] != '*' && w->head[0] != '+') {
-		size_t i = 0;
-		while (i < w->headlen && w->head[i] != ' ')
-			i++;
-		const char *st = w->head + i + 1;
-		size_t left = i + 1 < w->headlen ? w->headlen - i - 1 : 0;
-		int status = IMAP_TAG_NONE;
-		if (left >= 2 && strncasecmp(st, "OK", 2) == 0 && (left == 2 || st[2] == ' ' || st[2] == '\r'))
-			status = IMAP_TAG_OK;
-		else if (left >= 2 && strncasecmp(st, "NO", 2) == 0 && (left == 2 || st[2] == ' ' || st[2] == '\r'))
-			status = IMAP_TAG_NO;
-		else if (left >= 3 && strncasecmp(st, "BAD", 3) == 0)
-			status = IMAP_TAG_BAD;
-		if (i > 0 && status != IMAP_TAG_NONE) {
-			w->last = status;
-			size_t k = 0;
-			for (size_t j = i + 1; j < w->headlen && k + 1 < sizeof(w->last_text); j++) {
-				char c = w->head[j];
-				if (c == '\r')
-					break;
-				w->last_text[k++] = (c >= 0x20 && c < 0x7f) ? c : '?';
-			}
-			w->last_text[k] = '\0';
-		}
+	if (w->brace != IMAP_BRACE_NONE && !w->text) {
+		refuse(w, "a '{' that starts no literal");
+		return;
 	}
+	/* a command's answer ends with its tagged line, or a "+" that asks
+	 * for the next literal: the answer's byte count starts again */
+	if (w->first_segment && (note_tagged(w) || (w->headlen > 0 && w->head[0] == '+')))
+		w->answer_bytes = 0;
 	w->headlen = 0;
-	w->taillen = 0;
+	w->words = 0;
+	w->word0len = 0;
 	w->first_segment = true;
+	w->text = w->quoted = w->escaped = false;
+	w->brace = IMAP_BRACE_NONE;
+}
+
+/* One byte outside literal data and line ends.  Returns false when the
+ * byte ended a brace form that isn't a literal in text and must be looked
+ * at again as an ordinary byte. */
+static bool brace_byte(struct imap_tagwatch *w, char c)
+{
+	switch (w->brace) {
+	case IMAP_BRACE_OPEN:
+		if (c == '-') {
+			w->brace = IMAP_BRACE_MINUS;   /* libetpan reads "{-N}" as {0} */
+			return true;
+		}
+		/* fall through */
+	case IMAP_BRACE_MINUS:
+	case IMAP_BRACE_DIGITS:
+		if (c >= '0' && c <= '9') {
+			unsigned d = (unsigned)(c - '0');
+			/* saturating: libetpan's uint32 wraps, so anything
+			 * over the limit is refused, never read modulo 2^32 */
+			w->brace_n = w->brace_n > (UINT64_MAX - d) / 10 ? UINT64_MAX : w->brace_n * 10 + d;
+			w->brace_digits = true;
+			if (w->brace != IMAP_BRACE_MINUS)
+				w->brace = IMAP_BRACE_DIGITS;
+			return true;
+		}
+		if (c == '}' && w->brace_digits) {
+			if (w->brace == IMAP_BRACE_MINUS)
+				w->brace_n = 0;
+			if (w->brace_n > IMAP_LITERAL_MAX) {
+				w->oversize = w->brace_n;
+				refuse(w, "a literal over the size limit");
+			}
+			w->brace = IMAP_BRACE_CLOSE;
+			return true;
+		}
+		break;
+	case IMAP_BRACE_CLOSE:
+		if (c == '\r') {
+			w->brace = IMAP_BRACE_CLOSE_CR;
+			return true;
+		}
+		break;
+	default:
+		break;
+	}
+	/* not "{N}" then CRLF: libetpan would take "{N}" followed by other
+	 * bytes as a literal all the same (a Lotus workaround), so outside
+	 * text it is refused rather than read another way than libetpan */
+	if (!w->text) {
+		refuse(w, w->brace == IMAP_BRACE_CLOSE || w->brace == IMAP_BRACE_CLOSE_CR
+			  ? "a literal not followed by CRLF" : "a '{' that starts no literal");
+		return true;
+	}
+	w->brace = IMAP_BRACE_NONE;
+	return false;
 }
 
 void imap_tagwatch_feed(struct imap_tagwatch *w, const uint8_t *p, size_t n)
 {
 	size_t i = 0;
-	while (i < n) {
+	while (i < n && w->refused == NULL) {
 		if (w->literal_left > 0) {
 			size_t take = n - i < w->literal_left ? n - i : (size_t)w->literal_left;
 			i += take;
 			w->literal_left -= take;
+			w->answer_bytes += take;
+			if (w->answer_bytes > IMAP_ANSWER_MAX)
+				refuse(w, "an answer over the size limit");
 			continue;
 		}
 		char c = (char)p[i++];
+		if (++w->answer_bytes > IMAP_ANSWER_MAX) {
+			refuse(w, "an answer over the size limit");
+			continue;
+		}
 		if (c == '\n') {
-			segment_end(w);
+			line_end(w);
 			continue;
 		}
 		if (w->first_segment && w->headlen < sizeof(w->head))
 			w->head[w->headlen++] = c;
-		if (w->taillen == sizeof(w->tail)) {
-			memmove(w->tail, w->tail + 1, sizeof(w->tail) - 1);
-			w->taillen--;
+		if (w->brace != IMAP_BRACE_NONE && brace_byte(w, c))
+			continue;
+		if (w->quoted) {
+			if (w->escaped)
+				w->escaped = false;
+			else if (c == '\\')
+				w->escaped = true;
+			else if (c == '"')
+				w->quoted = false;
+			continue;
 		}
-		w->tail[w->taillen++] = c;
+		if (w->first_segment && !w->text && c == ' ') {
+			first_segment_space(w);
+			continue;
+		}
+		if (w->first_segment && w->words == 0 && w->headlen > IMAP_WORD0_MAX) {
+			refuse(w, "a response whose tag is too long");
+			continue;
+		}
+		if (c == '"' && !w->text) {
+			w->quoted = true;
+		} else if (c == '{') {
+			w->brace = IMAP_BRACE_OPEN;
+			w->brace_n = 0;
+			w->brace_digits = false;
+		}
 	}
 }
 
-static void on_log(mailimap *session, int log_type, const char *str, size_t size, void *ctx)
+int imap_tagwatch_take(struct imap_tagwatch *w, const uint8_t *p, size_t n)
 {
-	(void)session;
-	if (log_type == MAILSTREAM_LOG_TYPE_DATA_RECEIVED && str != NULL)
-		imap_tagwatch_feed(ctx, (const uint8_t *)str, size);
+	imap_tagwatch_feed(w, p, n);
+	return w->refused ? -1 : 0;
 }
 
 int imap_conn_check_ok(struct imap_conn *c, const char *what, struct arca_err *err)
@@ -183,6 +311,15 @@ int imap_conn_fail(struct imap_conn *c, int r, const char *what, struct arca_err
 	const char *said = c && c->imap && c->imap->imap_response ? c->imap->imap_response : "";
 	int code = ARCA_EIO;
 	const char *kind = "failed";
+	if (c && c->tags.oversize)
+		return arca_err_set(err, ARCA_EFORMAT, "%s: %s refused: the server announced a literal of %s%llu bytes (at most %u)",
+				    c->host ? c->host : "IMAP", what, c->tags.oversize == UINT64_MAX ? "over " : "",
+				    (unsigned long long)(c->tags.oversize == UINT64_MAX ? UINT64_MAX : c->tags.oversize),
+				    (unsigned)IMAP_LITERAL_MAX);
+	if (c && c->tags.refused)
+		return arca_err_set(err, ARCA_EFORMAT, "%s: %s refused: the server sent %s%s",
+				    c->host ? c->host : "IMAP", what, c->tags.refused,
+				    strstr(c->tags.refused, "answer over") ? " (128 MiB before its tagged line)" : "");
 	switch (r) {
 	case MAILIMAP_ERROR_PARSE:
 		code = ARCA_EFORMAT;
@@ -233,7 +370,8 @@ int imap_conn_open(const struct imap_conn_opts *o, struct imap_conn **c_r, struc
 	}
 	c->nc = nc;
 	c->imap = mailimap_new(0, NULL);
-	mailstream_low *low = c->imap ? mailstream_low_new(nc, &netconn_driver) : NULL;
+	imap_tagwatch_init(&c->tags);
+	mailstream_low *low = c->imap ? mailstream_low_new(c, &netconn_driver) : NULL;
 	mailstream *stream = low ? mailstream_new(low, 16384) : NULL;
 	if (stream == NULL) {
 		if (low)
@@ -245,8 +383,6 @@ int imap_conn_open(const struct imap_conn_opts *o, struct imap_conn **c_r, struc
 		free(c);
 		return arca_err_set(err, ARCA_ENOMEM, "out of memory");
 	}
-	imap_tagwatch_init(&c->tags);
-	mailimap_set_logger(c->imap, on_log, &c->tags);
 	/* libetpan's own timeout (seconds) on top of netconn's deadlines */
 	mailimap_set_timeout(c->imap, (o->net.timeout_ms > 0 ? o->net.timeout_ms : 60000) / 1000 + 1);
 	int r = mailimap_connect(c->imap, stream);

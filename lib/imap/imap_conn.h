@@ -10,6 +10,7 @@
 #define ARCA_IMAP_CONN_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include <libetpan/mailimap.h>
 #include <libetpan/condstore.h>
@@ -27,26 +28,72 @@ struct imap_conn_opts {
 };
 
 /*
- * What the server said in its last tagged answer.  libetpan reports a
- * FETCH as successful when some FETCH responses arrived even if the
- * command ended in NO ("Some messages could not be FETCHed"), so we watch
- * the received bytes ourselves: a small lexer that finds response starts
- * (skipping literals) and notes the status word of tagged lines.  Pure;
- * fuzzed (tests/fuzz/fuzz_imap_tagwatch.c).
+ * What the server said in its last tagged answer, and a guard on the
+ * literals it announces.  libetpan reports a FETCH as successful when some
+ * FETCH responses arrived even if the command ended in NO ("Some messages
+ * could not be FETCHed"), so we watch the received bytes ourselves: a small
+ * lexer that finds response starts (skipping literals) and notes the status
+ * word of tagged lines.
+ *
+ * The same lexer is the literal guard (IMAP_LITERAL_MAX).  To skip literal
+ * data exactly where libetpan does, it reads the bytes as libetpan's
+ * grammar does: after "+" or a status word (OK NO BAD BYE PREAUTH) the line
+ * is text; elsewhere '"' opens a quoted string and '{' can only start a
+ * literal ('{' is an atom-special), which must be "{N}" then CRLF.  What
+ * libetpan might read otherwise is refused: a '{' that starts no literal
+ * outside text, a literal not followed by CRLF (libetpan takes it anyway),
+ * "{N}" CRLF at the end of status text (a literal inside a response code,
+ * or not), a tag over IMAP_WORD0_MAX bytes, an answer over
+ * IMAP_ANSWER_MAX.  N is read saturating, so
+ * "{4294967301}" is refused rather than read as libetpan's wrapped 5.
+ * Pure; fuzzed (tests/fuzz/fuzz_imap_tagwatch.c).
  */
 enum imap_tag_status { IMAP_TAG_NONE = 0, IMAP_TAG_OK, IMAP_TAG_NO, IMAP_TAG_BAD };
+/*
+ * The largest literal a server may announce.  libetpan allocates a literal
+ * whole as soon as it has parsed "{N}" (and N wraps at 2^32), so a hostile
+ * server could make the pull allocate gigabytes with one line: the stream
+ * driver refuses the bytes before libetpan sees them.  Nothing we ask for
+ * is larger than a whole message of up to PULL_INMEM_MAX (32 MiB, bigger
+ * ones come in pieces: lib/imap/pull.c); twice that leaves room.
+ */
+#define IMAP_LITERAL_MAX (64u << 20)
+/*
+ * The most a server may send between two tagged lines (or "+" requests):
+ * libetpan keeps a command's whole answer in memory until it ends, so
+ * unasked-for FETCH answers could otherwise grow it without end.  Our
+ * largest answers: a body batch (16 MiB) or one message up to 32 MiB, 5000
+ * metadata records, 2000 header windows of a restore (lib/imap/imap_append.c).
+ */
+#define IMAP_ANSWER_MAX (128u << 20)
+#define IMAP_WORD0_MAX 32             /* "*", "+" or one of our tags */
+enum imap_brace { IMAP_BRACE_NONE = 0, IMAP_BRACE_OPEN, IMAP_BRACE_MINUS, IMAP_BRACE_DIGITS,
+		  IMAP_BRACE_CLOSE, IMAP_BRACE_CLOSE_CR };
 struct imap_tagwatch {
 	char head[48];                /* the start of the response being read */
 	size_t headlen;
-	char tail[24];                /* the last bytes of the current segment */
-	size_t taillen;
-	uint64_t literal_left;        /* bytes of a literal still to skip */
+	unsigned words;               /* top-level spaces seen in the first segment */
+	size_t word0len;              /* the length of its first word */
 	bool first_segment;           /* before any literal of this response */
+	bool text;                    /* the rest of this line is resp-text */
+	bool quoted, escaped;         /* inside a quoted string (not text) */
+	int brace;                    /* enum imap_brace: where in "{N}" CRLF */
+	bool brace_digits;
+	uint64_t brace_n;             /* N so far, saturating */
+	uint64_t literal_left;        /* bytes of a literal still to skip */
+	uint64_t answer_bytes;        /* since the last tagged or "+" line */
+	uint64_t oversize;            /* N of a literal over IMAP_LITERAL_MAX (UINT64_MAX: more than fits) */
+	const char *refused;          /* why the stream was refused; NULL while not */
 	int last;                     /* enum imap_tag_status of the last tagged line */
 	char last_text[96];           /* its text, printable */
 };
 void imap_tagwatch_init(struct imap_tagwatch *w);
+/* Feed received bytes (in any split); nothing more is read once refused. */
 void imap_tagwatch_feed(struct imap_tagwatch *w, const uint8_t *p, size_t n);
+/* What a stream driver does with each read: feed the bytes, and -1 (the
+ * bytes must not reach libetpan) once the stream is refused, by these
+ * bytes or earlier ones. */
+int imap_tagwatch_take(struct imap_tagwatch *w, const uint8_t *p, size_t n);
 
 struct imap_conn {
 	mailimap *imap;

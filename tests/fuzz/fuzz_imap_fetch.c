@@ -7,7 +7,9 @@
  *
  * The connection is a libetpan stream driver that reads "* OK ready\r\n"
  * (prepended, so every input reaches the command's responses) then the
- * input, then fails (EOF as an error: see feed_read); what libetpan writes
+ * input, then fails (EOF as an error: see feed_read), through the same
+ * literal guard as imap_conn.c's driver (imap_tagwatch_take: libetpan
+ * would allocate a "{4444444444}" literal whole); what libetpan writes
  * is dropped (FUZZ_IMAP_DEBUG=1 shows it).  The session is put in
  * the SELECTED state by hand (as after EXAMINE) and runs UID FETCH, then
  * again as UID FETCH ... (CHANGEDSINCE n VANISHED) as pull.c does with
@@ -30,6 +32,7 @@
 #include <libetpan/mailimap.h>
 #include <libetpan/qresync.h>
 
+#include "imap_conn.h"
 #include "imap_fetch.h"
 #include "imap_xguid.h"
 
@@ -54,6 +57,7 @@ static const char greeting[] = "* OK ready\r\n";
 struct feed {
 	const uint8_t *data;
 	size_t size, pos;            /* pos counts the greeting first */
+	struct imap_tagwatch tags;   /* as imap_conn.c's driver: refuses huge literals */
 };
 
 static ssize_t feed_read(mailstream_low *s, void *buf, size_t len)
@@ -74,7 +78,9 @@ static ssize_t feed_read(mailstream_low *s, void *buf, size_t len)
 	 * inside one (e.g. "* 1 FETCH (BODY[] {6}\r\nab" then EOF).  The same
 	 * holds for lib/imap/imap_conn.c's driver, whose read passes
 	 * netconn_read's 0 at EOF through: see tests/unit/test_pull.c. */
-	return n > 0 ? (ssize_t)n : -1;
+	if (n == 0 || imap_tagwatch_take(&f->tags, buf, n) != 0)
+		return -1;
+	return (ssize_t)n;
 }
 
 static bool debug;   /* FUZZ_IMAP_DEBUG=1: show what libetpan sends and gets */
@@ -194,7 +200,8 @@ static void check_record(const struct mailimap_msg_att *ma)
 
 static void session(const uint8_t *data, size_t size, bool qresync)
 {
-	struct feed feed = { data, size, 0 };
+	struct feed feed = { data, size, 0, { 0 } };
+	imap_tagwatch_init(&feed.tags);
 	mailimap *imap = mailimap_new(0, NULL);
 	mailstream_low *low = imap ? mailstream_low_new(&feed, &feed_driver) : NULL;
 	mailstream *stream = low ? mailstream_new(low, 8192) : NULL;

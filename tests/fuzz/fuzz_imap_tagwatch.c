@@ -2,7 +2,7 @@
  * Fuzz the tagged-status watcher (lib/imap/imap_conn.c): whatever the
  * server sends, it must not read out of bounds, and feeding the bytes in
  * any split must give the same result as feeding them at once (libetpan
- * hands us the stream in arbitrary pieces).
+ * hands us the stream in arbitrary pieces), the literal guard included.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -28,7 +28,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (size_t i = 0; i < size; i += piece)
 		imap_tagwatch_feed(&split, data + i, size - i < piece ? size - i : piece);
 	if (whole.last != split.last || strcmp(whole.last_text, split.last_text) != 0 ||
-	    whole.literal_left != split.literal_left)
+	    whole.literal_left != split.literal_left || whole.oversize != split.oversize ||
+	    (whole.refused == NULL) != (split.refused == NULL) ||
+	    (whole.refused && strcmp(whole.refused, split.refused) != 0))
+		abort();
+	/* refused exactly when a literal over the limit was seen, or for a reason */
+	if (whole.oversize > IMAP_LITERAL_MAX ? whole.refused == NULL : whole.oversize != 0)
 		abort();
 	if (whole.last < IMAP_TAG_NONE || whole.last > IMAP_TAG_BAD ||
 	    strlen(whole.last_text) >= sizeof(whole.last_text))

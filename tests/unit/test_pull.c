@@ -616,6 +616,109 @@ static void test_conn_eof_inside_literal(void)
 	CHECK_EQ_INT(WIFEXITED(st) ? WEXITSTATUS(st) : -1, 0);
 }
 
+/* The bytes of one answer are bounded (IMAP_ANSWER_MAX): unasked-for
+ * literals of 32 MiB each are refused once they add up to more, and a
+ * tagged line in between starts the count again. */
+static void test_answer_guard(void)
+{
+	static uint8_t chunk[1 << 16];
+	memset(chunk, 'x', sizeof(chunk));
+	for (int tagged = 0; tagged <= 1; tagged++) {
+		struct imap_tagwatch w;
+		imap_tagwatch_init(&w);
+		int rc = 0, i;
+		for (i = 0; i < 6 && rc == 0; i++) {
+			char head[64];
+			snprintf(head, sizeof(head), "* %d FETCH (BODY[] {%u}\r\n", i + 1, 32u << 20);
+			rc = imap_tagwatch_take(&w, (const uint8_t *)head, strlen(head));
+			for (size_t k = 0; k < (32u << 20) / sizeof(chunk) && rc == 0; k++)
+				rc = imap_tagwatch_take(&w, chunk, sizeof(chunk));
+			if (rc == 0)
+				rc = imap_tagwatch_take(&w, (const uint8_t *)")\r\n", 3);
+			if (rc == 0 && tagged)
+				rc = imap_tagwatch_take(&w, (const uint8_t *)"7 OK done\r\n", 11);
+		}
+		if (tagged) {
+			CHECK_EQ_INT(rc, 0);
+			CHECK(w.refused == NULL);
+		} else {
+			CHECK(rc != 0);
+			CHECK(w.refused != NULL && strstr(w.refused, "answer over"));
+			CHECK_EQ_INT(i, 4);   /* the fourth literal crosses 128 MiB */
+		}
+	}
+}
+
+/* A server that answers UID FETCH with a literal of 4 GiB and then waits:
+ * the client must not hand it to libetpan (which would allocate it whole)
+ * and must fail at once with a message that says why. */
+static void test_conn_huge_literal(void)
+{
+	int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t salen = sizeof(sa);
+	REQUIRE(ls >= 0 && bind(ls, (struct sockaddr *)&sa, sizeof(sa)) == 0 && listen(ls, 1) == 0 &&
+		getsockname(ls, (struct sockaddr *)&sa, &salen) == 0);
+	fflush(NULL);
+	pid_t pid = fork();
+	REQUIRE(pid >= 0);
+	if (pid == 0) {
+		close(ls);
+		alarm(10);
+		struct imap_conn_opts o = {
+			.net = { .host = "127.0.0.1", .port = ntohs(sa.sin_port), .tls = NETCONN_PLAIN,
+				 .timeout_ms = 8000 },
+			.user = "alice", .password = "pw",
+		};
+		struct imap_conn *c = NULL;
+		struct arca_err err = { 0 };
+		if (imap_conn_open(&o, &c, &err) != 0) {
+			fprintf(stderr, "  imap_conn_open: %s\n", err.msg);
+			_exit(3);
+		}
+		if (mailimap_examine(c->imap, "INBOX") != MAILIMAP_NO_ERROR)
+			_exit(4);
+		struct mailimap_set *set = mailimap_set_new_interval(1, 0);
+		struct mailimap_fetch_type *ft = meta_type(true);
+		clist *result = NULL;
+		int r = mailimap_uid_fetch(c->imap, set, ft, &result);
+		if (r == MAILIMAP_NO_ERROR)
+			_exit(5);
+		imap_conn_fail(c, r, "UID FETCH", &err);
+		fprintf(stderr, "  (as expected) %s\n", err.msg);
+		_exit(strstr(err.msg, "UID FETCH refused: the server announced a literal of 4294967296 bytes") ? 0 : 6);
+	}
+	struct pollfd pfd = { .fd = ls, .events = POLLIN };
+	int fd = poll(&pfd, 1, 10000) == 1 ? accept4(ls, NULL, NULL, SOCK_CLOEXEC) : -1;
+	close(ls);
+	if (fd >= 0) {
+		struct timeval tv = { .tv_sec = 10 };
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		serve_send(fd, "* OK ready\r\n");
+		char line[1024], reply[1200];
+		while (serve_line(fd, line, sizeof(line))) {
+			char tag[32];
+			if (sscanf(line, "%31s", tag) != 1)
+				break;
+			if (strstr(line, "UID FETCH")) {
+				/* 2^32 + 0: libetpan would read it as {0} */
+				serve_send(fd, "* 1 FETCH (UID 7 BODY[] {4294967296}\r\nabc");
+				continue;   /* and wait for the client to give up */
+			}
+			if (strstr(line, "CAPABILITY"))
+				serve_send(fd, "* CAPABILITY IMAP4rev1\r\n");
+			snprintf(reply, sizeof(reply), "%s OK%s done\r\n", tag,
+				 strstr(line, "EXAMINE") ? " [READ-ONLY]" : "");
+			serve_send(fd, reply);
+		}
+		close(fd);
+	}
+	int st = 0;
+	CHECK(waitpid(pid, &st, 0) == pid);
+	CHECK(WIFEXITED(st));
+	CHECK_EQ_INT(WIFEXITED(st) ? WEXITSTATUS(st) : -1, 0);
+}
+
 /* Structures libetpan's parser never makes but its constructors allow. */
 static void test_fetch_constructed(void)
 {
@@ -1559,20 +1662,81 @@ static void test_tagwatch(void)
 	imap_tagwatch_init(&w);
 	imap_tagwatch_feed(&w, (const uint8_t *)lit, sizeof(lit) - 1);
 	CHECK(w.last == IMAP_TAG_NONE);
-	static const char *const more[] = { "10 OK done\r\n", "11 BAD what\r\n",
-		/* a literal length that would overflow is not a literal */
-		"* X {99999999999999999999}\r\n12 OK y\r\n" };
+	static const char *const more[] = { "10 OK done\r\n", "11 BAD what\r\n" };
 	imap_tagwatch_feed(&w, (const uint8_t *)more[0], strlen(more[0]));
 	CHECK(w.last == IMAP_TAG_OK);
 	imap_tagwatch_feed(&w, (const uint8_t *)more[1], strlen(more[1]));
 	CHECK(w.last == IMAP_TAG_BAD);
-	imap_tagwatch_feed(&w, (const uint8_t *)more[2], strlen(more[2]));
-	CHECK(w.last == IMAP_TAG_OK);
+	CHECK(w.refused == NULL);
+}
+
+/* The literal guard: what libetpan would allocate or read another way is
+ * refused before it gets the bytes; what it reads as text or a quoted
+ * string is not a literal; a literal's data is skipped whatever it holds. */
+static void test_literal_guard(void)
+{
+	static const struct {
+		const char *in;
+		bool refused;
+		uint64_t oversize;
+	} cases[] = {
+		/* over the limit, wrapping, saturating, leading zeros */
+		{ "* 1 FETCH (BODY[] {67108865}\r\n", true, 67108865 },
+		{ "* 1 FETCH (BODY[] {4294967301}\r\nhello", true, 4294967301ull },
+		{ "* 1 FETCH (BODY[] {44444444444444444448}\r\n", true, UINT64_MAX },
+		{ "* 1 FETCH (BODY[] {0000000000000000000000000000000067108865}\r\n", true, 67108865 },
+		{ "* 1 FETCH (BODY[] {000000000000000000000000000000000000012}\r\nhello world!)\r\n1 OK y\r\n", false, 0 },
+		{ "* 1 FETCH (BODY[] {67108864}\r\n", false, 0 },
+		/* the size in any later segment, and split anywhere */
+		{ "* 1 FETCH (BODY[] {3}\r\nabc BODY[1] {99999999}\r\n", true, 99999999 },
+		/* libetpan would take these as literals all the same */
+		{ "* 1 FETCH (BODY[] {4294967295}x\r\n", true, 4294967295ull },
+		{ "* 1 FETCH (BODY[] {5}\rab\r\n", true, 0 },
+		{ "* 1 FETCH (BODY[] {5}  abcde)\r\n", true, 0 },
+		{ "* 1 FETCH (BODY[] {5+}\r\nabcde)\r\n", true, 0 },
+		{ "* 1 FETCH (BODY[] {}\r\n", true, 0 },
+		{ "* 1 FETCH (BODY[] {12\r\n", true, 0 },
+		/* "{-N}" is libetpan's {0} (a Free workaround) */
+		{ "* 1 FETCH (BODY[] {-99999999999}\r\n)\r\n1 OK y\r\n", false, 0 },
+		/* in status text braces are text, unless too large or at the end */
+		{ "* OK [ALERT] {5} is not a literal {6} either\r\n1 OK y\r\n", false, 0 },
+		{ "+ {5}\r\n", true, 0 },
+		{ "2 NO no {99999999999} here\r\n", true, 99999999999ull },
+		{ "* BYE {5}\r\n", true, 0 },
+		/* a quoted string holds anything, escapes included */
+		{ "* LIST () \"/\" \"a{99999999999}\\\"{1}\"\r\n1 OK y\r\n", false, 0 },
+		/* the data of a literal is skipped, whatever it holds */
+		{ "* 1 FETCH (BODY[] {20}\r\n{4294967295}\r\n* OK {)\r\n1 OK y\r\n", false, 0 },
+		/* a tag that is too long to read the status word after it */
+		{ "0123456789012345678901234567890123 OK y\r\n", true, 0 },
+	};
+	for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+		size_t len = strlen(cases[k].in);
+		for (size_t piece = 1; piece <= len; piece++) {
+			struct imap_tagwatch w;
+			imap_tagwatch_init(&w);
+			int rc = 0;
+			for (size_t i = 0; i < len && rc == 0; i += piece)
+				rc = imap_tagwatch_take(&w, (const uint8_t *)cases[k].in + i,
+							len - i < piece ? len - i : piece);
+			if ((rc != 0) != cases[k].refused || (w.refused != NULL) != cases[k].refused ||
+			    w.oversize != cases[k].oversize) {
+				fprintf(stderr, "case %zu piece %zu: rc %d refused %s oversize %llu\n", k, piece, rc,
+					w.refused ? w.refused : "-", (unsigned long long)w.oversize);
+				CHECK(0);
+				break;
+			}
+			if (!cases[k].refused && strstr(cases[k].in, "1 OK y"))
+				CHECK(w.last == IMAP_TAG_OK);
+		}
+	}
 }
 
 int main(void)
 {
 	RUN(test_tagwatch);
+	RUN(test_literal_guard);
+	RUN(test_answer_guard);
 	RUN(test_xguid_atom);
 	RUN(test_xguid_quoted);
 	RUN(test_xguid_rejects);
@@ -1584,6 +1748,7 @@ int main(void)
 	RUN(test_fetch_bad_xguid);
 	RUN(test_fetch_tagged_no_after_results);
 	RUN(test_conn_eof_inside_literal);
+	RUN(test_conn_huge_literal);
 	RUN(test_fetch_constructed);
 	RUN(test_date_to_epoch);
 	RUN(test_unserve_crlf);
