@@ -1,6 +1,8 @@
 /* arca restore dovecot: exact server-side restore into a Dovecot host,
  * merged with the mail that arrived since (docs/restore.md). */
 #include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
 #include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -14,6 +16,7 @@
 #include "cli.h"
 #include "doveadm.h"
 #include "doveadm_parse.h"
+#include "fsutil.h"
 #include "maildir.h"
 #include "maildir_merge.h"
 #include "mailsync.h"
@@ -604,12 +607,88 @@ static void owner_above(const char *path, int *uid, int *gid)
 	free(p);
 }
 
+/*
+ * Staging.  When an account's Maildir doesn't exist at all (a host rebuilt
+ * empty), the restore is written into DEST.arca-restore next to it, made
+ * durable with one syncfs, and renamed into place.  Dovecot never sees a
+ * half-restored Maildir, and no message needs a temporary name of its own
+ * nor a sync per folder.  If DEST appears meanwhile (mail delivered, a
+ * login), the staging directory is dropped and the restore merges into
+ * DEST as usual.
+ */
+#define STAGE_SUFFIX ".arca-restore"
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)ftw;
+	return (flag == FTW_DP || flag == FTW_D ? rmdir(path) : unlink(path)) != 0 ? -1 : 0;
+}
+
+/* Remove a staging directory (left by an interrupted run, or dropped). */
+static int stage_remove(const char *stage)
+{
+	struct stat st;
+	if (lstat(stage, &st) != 0)
+		return errno == ENOENT ? 0 : -1;
+	return nftw(stage, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* The staging path for dest, when dest doesn't exist; "" when the restore
+ * goes into dest itself. */
+static int stage_path(const struct dov *d, const char *dest, struct abuf *stage)
+{
+	struct stat st;
+	abuf_reset(stage);
+	if (d->dry_run || d->folder != NULL || lstat(dest, &st) == 0 || errno != ENOENT)
+		return abuf_cstr(stage);
+	size_t n = strlen(dest);
+	while (n > 1 && dest[n - 1] == '/')
+		n--;
+	if (abuf_add(stage, dest, n) != 0 || abuf_printf(stage, "%s", STAGE_SUFFIX) != 0)
+		return ARCA_ENOMEM;
+	return abuf_cstr(stage);
+}
+
+/* The staged restore is complete: durable, then in place.  1: dest
+ * appeared meanwhile (nothing moved, the stage is gone), 0: done, -1: an
+ * error (printed). */
+static int stage_finish(const char *account, const char *stage, const char *dest)
+{
+	struct arca_err err = { 0 };
+	if (restore_sync(stage, &err) != 0) {
+		fprintf(stderr, "%s: %s: %s\n", cli_prog, account, err.msg);
+		return -1;
+	}
+	if (renameat2(AT_FDCWD, stage, AT_FDCWD, dest, RENAME_NOREPLACE) != 0) {
+		if (errno == EEXIST || errno == ENOTEMPTY) {
+			printf("%s: %s appeared while the restore was being written: merging into it instead\n",
+			       account, dest);
+			if (stage_remove(stage) != 0)
+				fprintf(stderr, "%s: %s: warning: remove %s: %s\n", cli_prog, account, stage,
+					strerror(errno));
+			return 1;
+		}
+		fprintf(stderr, "%s: %s: move %s to %s: %s (the restore is complete there: move it by hand, or re-run)\n",
+			cli_prog, account, stage, dest, strerror(errno));
+		return -1;
+	}
+	char *parent = fs_dirname(dest);
+	int rc = parent ? fs_fsync_dir(parent, &err) : ARCA_ENOMEM;
+	free(parent);
+	if (rc != 0) {
+		fprintf(stderr, "%s: %s: %s\n", cli_prog, account, err.msg[0] ? err.msg : "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
 static int dov_one(void *ctx, struct repo *r, const struct snap_info *si)
 {
 	struct dov *d = ctx;
 	d->account = si->account;
 	d->fails = 0;
-	struct abuf dest = ABUF_INIT, home = ABUF_INIT, user = ABUF_INIT;
+	struct abuf dest = ABUF_INIT, home = ABUF_INIT, user = ABUF_INIT, stage = ABUF_INIT;
 	int fails = 0;
 	if (restore_expand(d->pattern, si->account, &dest) != 0 ||
 	    restore_expand(d->user_pattern, si->account, &user) != 0 ||
@@ -665,19 +744,55 @@ static int dov_one(void *ctx, struct repo *r, const struct snap_info *si)
 	char hex[2 * ARCA_ID_LEN + 1], t[40];
 	hex_encode(hex, si->root, ARCA_ID_LEN);
 	cli_format_time(si->time_ns, t);
+	if (stage_path(d, (const char *)dest.data, &stage) != 0) {
+		fprintf(stderr, "%s: %s: out of memory\n", cli_prog, si->account);
+		fails = 1;
+		goto out;
+	}
+	if (stage.len > 0) {
+		if (stage_remove((const char *)stage.data) != 0) {
+			fprintf(stderr, "%s: %s: remove %s (left by an interrupted restore): %s\n", cli_prog,
+				si->account, (const char *)stage.data, strerror(errno));
+			fails = 1;
+			goto out;
+		}
+		ro.dest = (const char *)stage.data;
+		ro.staged = true;
+	}
 	if (journal_only)
-		printf("%s: restoring from the journal only (no snapshot) into %s\n", si->account, ro.dest);
+		printf("%s: restoring from the journal only (no snapshot) into %s%s\n", si->account,
+		       (const char *)dest.data, ro.staged ? " (new: staged next to it)" : "");
 	else
-		printf("%s: restoring snapshot %.16s (%s) into %s (%s layout%s)\n", si->account, hex, t, ro.dest,
-		       layout == MAILDIR_LAYOUT_FS ? "LAYOUT=fs" : "Maildir++", d->dry_run ? "; dry run" : "");
+		printf("%s: restoring snapshot %.16s (%s) into %s (%s layout%s%s)\n", si->account, hex, t,
+		       (const char *)dest.data, layout == MAILDIR_LAYOUT_FS ? "LAYOUT=fs" : "Maildir++",
+		       d->dry_run ? "; dry run" : "", ro.staged ? "; new: staged next to it" : "");
 	fflush(stdout);
 	struct restore_result res;
 	memset(&err, 0, sizeof(err));
 	int rc = restore_maildir(r, journal_only ? NULL : si->root, &ro, &res, &err);
+	bool stage_failed = false;
+	if (rc == 0 && ro.staged) {
+		int st = stage_finish(si->account, ro.dest, (const char *)dest.data);
+		ro.dest = (const char *)dest.data;
+		ro.staged = false;
+		if (st > 0) {
+			reps_clear(d);
+			memset(&err, 0, sizeof(err));
+			rc = restore_maildir(r, journal_only ? NULL : si->root, &ro, &res, &err);
+		}
+		stage_failed = st < 0;
+	} else if (rc && ro.staged) {
+		(void)stage_remove(ro.dest);   /* nothing of it was in place */
+		ro.dest = (const char *)dest.data;
+	}
 	if (rc) {
 		fprintf(stderr, "%s: %s: restoring into %s: %s (what is already there is untouched; re-run to complete)\n",
 			cli_prog, si->account, ro.dest, err.msg[0] ? err.msg : arca_strerror(rc));
 		fails = 1;
+	}
+	if (stage_failed) {
+		fails = 1;
+		rc = ARCA_EIO;   /* said why: nothing more for this account */
 	}
 	if (rc == 0 && (res.journal_added || res.journal_dup))
 		printf("%s: journal: %llu journaled messages added, %llu were there already\n", si->account,
@@ -715,6 +830,7 @@ out:
 	abuf_release(&dest);
 	abuf_release(&home);
 	abuf_release(&user);
+	abuf_release(&stage);
 	d->account = NULL;
 	return fails ? 1 : 0;
 }

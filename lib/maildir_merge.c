@@ -103,8 +103,8 @@ void merge_lock_release(struct merge_lock *l)
 	l->path = NULL;
 }
 
-int merge_write_control(const char *dir, const char *name, const void *data, size_t len,
-			int owner_uid, int owner_gid, struct arca_err *err)
+static int write_control(const char *dir, const char *name, const void *data, size_t len,
+			 int owner_uid, int owner_gid, bool durable, struct arca_err *err)
 {
 	struct abuf tmp = ABUF_INIT, fin = ABUF_INIT;
 	int rc = 0;
@@ -125,7 +125,7 @@ int merge_write_control(const char *dir, const char *name, const void *data, siz
 	 * see a file it can't read */
 	if (rc == 0 && owner_uid >= 0 && fchown(fd, (uid_t)owner_uid, (gid_t)owner_gid) != 0)
 		rc = arca_err_errno(err, ARCA_EIO, errno, "chown %s", t);
-	if (rc == 0 && fsync(fd) != 0)
+	if (rc == 0 && durable && fsync(fd) != 0)
 		rc = arca_err_errno(err, arca_errno_code(errno), errno, "fsync %s", t);
 	if (close(fd) != 0 && rc == 0)
 		rc = arca_err_errno(err, ARCA_EIO, errno, "close %s", t);
@@ -133,12 +133,26 @@ int merge_write_control(const char *dir, const char *name, const void *data, siz
 		rc = arca_err_errno(err, ARCA_EIO, errno, "rename %s to %s", t, f);
 	if (rc)
 		unlink(t);
-	else
+	else if (durable)
 		rc = fs_fsync_dir(dir, err);
 out:
 	abuf_release(&tmp);
 	abuf_release(&fin);
 	return rc;
+}
+
+int merge_write_control(const char *dir, const char *name, const void *data, size_t len,
+			int owner_uid, int owner_gid, struct arca_err *err)
+{
+	return write_control(dir, name, data, len, owner_uid, owner_gid, true, err);
+}
+
+/* A folder's control file: durable now, or (a staged restore) by the one
+ * restore_sync made before the directory is moved into place. */
+static int control(const struct restore_opts *o, const char *dir, const char *name, const void *data,
+		   size_t len, struct arca_err *err)
+{
+	return write_control(dir, name, data, len, o->owner_uid, o->owner_gid, !o->staged, err);
 }
 
 int merge_mkdirs(const char *path, int owner_uid, int owner_gid, struct arca_err *err)
@@ -467,6 +481,20 @@ static int install_msg(struct repo *r, const char *fdir, const struct snap_msg *
 	    abuf_cstr(final) != 0)
 		return arca_err_set(err, ARCA_ENOMEM, "out of memory");
 	const char *t = (const char *)tmp->data, *fpath = (const char *)final->data;
+	if (o->staged) {
+		/* no server sees the directory yet: straight to the name */
+		int fd = open(fpath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+		if (fd < 0 && errno == EEXIST)
+			return 0;   /* two records of one name: the first stays */
+		if (fd < 0)
+			return arca_err_errno(err, arca_errno_code(errno), errno, "create %s", fpath);
+		int rc = restore_msg_write(r, m, fd, fpath, o->owner_uid, o->owner_gid, err);
+		if (rc)
+			unlink(fpath);
+		else
+			*installed_r = true;
+		return rc;
+	}
 	int fd = open(t, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0)
 		return arca_err_errno(err, arca_errno_code(errno), errno, "create %s", t);
@@ -574,8 +602,7 @@ int maildir_merge_folder(struct repo *r, struct snap_folder *f, int layout,
 		if (rc == 0 && kw_changed && !o->dry_run) {
 			rc = keywords_format(&p.kw, &data);
 			rc = rc ? arca_err_set(err, rc, "out of memory")
-				: merge_write_control(fdir, "dovecot-keywords", data.data, data.len,
-						      o->owner_uid, o->owner_gid, err);
+				: control(o, fdir, "dovecot-keywords", data.data, data.len, err);
 		}
 		merge_lock_release(&kl);
 		if (rc)
@@ -836,14 +863,13 @@ int maildir_merge_folder(struct repo *r, struct snap_folder *f, int layout,
 		rep->unlisted += p.df[k].uid == 0 && !p.df[k].matched;
 	rep->messages = files;
 	/* the messages are on disk before a dovecot-uidlist names them */
-	if (rc == 0 && rep->added > 0 && !o->dry_run)
+	if (rc == 0 && rep->added > 0 && !o->dry_run && !o->staged)
 		rc = restore_sync(fdir, err);
 	if (rc == 0 && rewrite && !o->dry_run && f->uidvalidity != 0) {
 		abuf_reset(&data);
 		rc = uidlist_format(&out, &data);
 		rc = rc ? arca_err_set(err, rc, "folder %s: the new dovecot-uidlist can't be written", f->name)
-			: merge_write_control(fdir, "dovecot-uidlist", data.data, data.len, o->owner_uid,
-					      o->owner_gid, err);
+			: control(o, fdir, "dovecot-uidlist", data.data, data.len, err);
 	}
 out:
 	merge_lock_release(&ul_lock);
@@ -904,8 +930,7 @@ int maildir_merge_subscriptions(const char *dest, char *const *names, size_t n,
 		abuf_reset(&buf);
 		rc = subscriptions_format(&subs, &buf);
 		rc = rc ? arca_err_set(err, rc, "subscriptions of %s can't be written", dest)
-			: merge_write_control(dest, "subscriptions", buf.data, buf.len, o->owner_uid,
-					      o->owner_gid, err);
+			: control(o, dest, "subscriptions", buf.data, buf.len, err);
 	}
 	merge_lock_release(&l);
 	free(path);

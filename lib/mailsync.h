@@ -114,6 +114,10 @@ struct restore_opts {
 	bool merge;                   /* dest may hold mail: merge (maildir_merge.h) */
 	bool new_uidvalidity;         /* merge: keep a recreated folder's UIDVALIDITY */
 	bool dry_run;                 /* merge: write nothing, report what would be done */
+	bool staged;                  /* merge into a directory no server sees yet, moved
+				       * into place by the caller after one restore_sync:
+				       * files go straight to their names, nothing is
+				       * fsynced on the way (maildir_merge.h) */
 	const char *folder;           /* only this folder (NULL: all); no journal then */
 	int layout;                   /* enum maildir_layout to write (AUTO: the snapshot's) */
 	merge_report_fn *report;      /* merge: called after each folder */

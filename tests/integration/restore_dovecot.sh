@@ -107,6 +107,25 @@ done
 expect_eq "(a) alice's Sieve scripts back, the same one active" \
 	"$(doveadm -c "$DOVECOT_CONF" sieve list -u "$A")" "$sieve_before"
 check "(a) the report says how Sieve went in" grep -q "alice@example.test: Sieve: 1 scripts put with doveadm sieve put" "$T/out"
+check "(a) each new Maildir was staged next to its place, then moved in" \
+	test "$(grep -c 'new: staged next to it' "$T/out")" -eq 3
+check "(a) no staging directory is left" \
+	test -z "$(find "$DOVECOT_MAIL_ROOT" -maxdepth 4 -name '*.arca-restore')"
+
+# ---- (a2) a restore killed while staging left its directory: the next one
+# removes it and restores all the same
+wipe
+stale=$DOVECOT_MAIL_ROOT/example.test/alice/Maildir.arca-restore
+mkdir -p "$stale/cur" "$stale/.Junk/cur"
+echo "half-written" >"$stale/cur/1.half"
+chown -R "$OWNER" "$DOVECOT_MAIL_ROOT/example.test"
+restore --account "$A"
+expect_eq "(a2) restore over a stale staging directory exits 0" "$?" 0
+cat "$T/err" >&2
+check "(a2) the stale staging directory is gone" test ! -e "$stale"
+check "(a2) dump after" dump a2 "$A"
+check "(a2) alice's IMAP view equals the one before (nothing of the stale one)" \
+	$PY "$TOOLS/imapdump.py" --compare "$T/before-$A.json" "$T/a2-$A.json"
 
 # ---- (b) wiped again; new mail arrives before the restore
 # one of alice's messages will arrive again, byte for byte (e.g. resent)
