@@ -365,8 +365,34 @@ static int io_starttls(void *ctx)
 
 /* ---- the processes ---- */
 
+static int cmp_int(const void *a, const void *b)
+{
+	int x = *(const int *)a, y = *(const int *)b;
+	return (x > y) - (x < y);
+}
+
+/* Close every fd from lowest on but those in keep: close_range over the
+ * gaps (a session starts per connection, and RLIMIT_NOFILE is raised to
+ * the hard limit, so a loop of close() calls would cost up to a million
+ * syscalls each time); the loop only where the kernel lacks close_range. */
 static void close_from(int lowest, const int *keep, size_t nkeep)
 {
+	int sorted[8];
+	bool ok = nkeep <= sizeof(sorted) / sizeof(sorted[0]);
+	if (ok) {
+		memcpy(sorted, keep, nkeep * sizeof(int));
+		qsort(sorted, nkeep, sizeof(int), cmp_int);
+	}
+	unsigned start = (unsigned)lowest;
+	for (size_t i = 0; i < nkeep && ok; i++) {
+		if (sorted[i] < 0 || (unsigned)sorted[i] < start)
+			continue;
+		if ((unsigned)sorted[i] > start)
+			ok = close_range(start, (unsigned)sorted[i] - 1, 0) == 0;
+		start = (unsigned)sorted[i] + 1;
+	}
+	if (ok && close_range(start, ~0u, 0) == 0)
+		return;
 	long max = sysconf(_SC_OPEN_MAX);
 	if (max < 0 || max > 65536)
 		max = 65536;
