@@ -16,6 +16,7 @@
 #include "cli.h"
 #include "doveadm.h"
 #include "doveadm_parse.h"
+#include "faultinject.h"
 #include "fsutil.h"
 #include "maildir.h"
 #include "maildir_merge.h"
@@ -660,6 +661,7 @@ static int stage_finish(const char *account, const char *stage, const char *dest
 		fprintf(stderr, "%s: %s: %s\n", cli_prog, account, err.msg);
 		return -1;
 	}
+	fault_crash_point();   /* durable, not in place */
 	if (renameat2(AT_FDCWD, stage, AT_FDCWD, dest, RENAME_NOREPLACE) != 0) {
 		if (errno == EEXIST || errno == ENOTEMPTY) {
 			printf("%s: %s appeared while the restore was being written: merging into it instead\n",
@@ -673,6 +675,7 @@ static int stage_finish(const char *account, const char *stage, const char *dest
 			cli_prog, account, stage, dest, strerror(errno));
 		return -1;
 	}
+	fault_crash_point();   /* in place, the move not yet durable */
 	char *parent = fs_dirname(dest);
 	int rc = parent ? fs_fsync_dir(parent, &err) : ARCA_ENOMEM;
 	free(parent);

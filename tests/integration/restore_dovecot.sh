@@ -127,6 +127,36 @@ check "(a2) dump after" dump a2 "$A"
 check "(a2) alice's IMAP view equals the one before (nothing of the stale one)" \
 	$PY "$TOOLS/imapdump.py" --compare "$T/before-$A.json" "$T/a2-$A.json"
 
+# ---- (a3) a staged restore killed at many points (ARCA_FAULT=crash:N: every
+# write of a message or control file, the moments before and after the
+# move into place): the Maildir is either absent or whole, and the next run
+# completes it
+killed=0 whole=0 absent=0 bad=0
+for n in 1 4 9 16 25 36 49 64 81 100 121 144; do
+	wipe
+	ARCA_FAULT=crash:$n restore --account "$A"
+	st=$?
+	[ "$st" = 0 ] && break   # past the last crash point: it completed
+	killed=$((killed + 1))
+	md=$DOVECOT_MAIL_ROOT/example.test/alice/Maildir
+	if [ ! -e "$md" ]; then
+		absent=$((absent + 1))
+	elif dump a3 "$A" >/dev/null 2>&1 && $PY "$TOOLS/imapdump.py" --compare "$T/before-$A.json" "$T/a3-$A.json" >/dev/null 2>&1; then
+		whole=$((whole + 1))
+	else
+		bad=$((bad + 1))
+		echo "# crash:$n left a Maildir that is neither absent nor whole"
+	fi
+	restore --account "$A"
+	st=$?
+	dump a3b "$A" >/dev/null 2>&1 && $PY "$TOOLS/imapdump.py" --compare "$T/before-$A.json" "$T/a3b-$A.json" >/dev/null 2>&1 ||
+		{ bad=$((bad + 1)); echo "# after crash:$n the next restore (exit $st) did not give the view back"; }
+	[ -e "$md.arca-restore" ] && { bad=$((bad + 1)); echo "# after crash:$n a staging directory is left"; }
+done
+echo "# staged restore killed $killed times: $absent left no Maildir, $whole a whole one"
+check "(a3) killed at $killed points, never a half-restored Maildir, and the re-run completes" \
+	test "$killed" -ge 5 -a "$bad" -eq 0 -a "$absent" -ge 1
+
 # ---- (b) wiped again; new mail arrives before the restore
 # one of alice's messages will arrive again, byte for byte (e.g. resent)
 f1=$(ls "$DOVECOT_MAIL_ROOT/example.test/alice/Maildir/cur" | head -1)
