@@ -2,7 +2,6 @@
  * merged with the mail that arrived since (docs/restore.md). */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -615,25 +614,10 @@ static void owner_above(const char *path, int *uid, int *gid)
  * half-restored Maildir, and no message needs a temporary name of its own
  * nor a sync per folder.  If DEST appears meanwhile (mail delivered, a
  * login), the staging directory is dropped and the restore merges into
- * DEST as usual.
+ * DEST as usual.  It sits in a directory the mail user may write to, so it
+ * is removed with fs_remove_tree (no symlink followed).
  */
 #define STAGE_SUFFIX ".arca-restore"
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)ftw;
-	return (flag == FTW_DP || flag == FTW_D ? rmdir(path) : unlink(path)) != 0 ? -1 : 0;
-}
-
-/* Remove a staging directory (left by an interrupted run, or dropped). */
-static int stage_remove(const char *stage)
-{
-	struct stat st;
-	if (lstat(stage, &st) != 0)
-		return errno == ENOENT ? 0 : -1;
-	return nftw(stage, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
 
 /* The staging path for dest, when dest doesn't exist; "" when the restore
  * goes into dest itself. */
@@ -666,9 +650,8 @@ static int stage_finish(const char *account, const char *stage, const char *dest
 		if (errno == EEXIST || errno == ENOTEMPTY) {
 			printf("%s: %s appeared while the restore was being written: merging into it instead\n",
 			       account, dest);
-			if (stage_remove(stage) != 0)
-				fprintf(stderr, "%s: %s: warning: remove %s: %s\n", cli_prog, account, stage,
-					strerror(errno));
+			if (fs_remove_tree(stage, &err) != 0)
+				fprintf(stderr, "%s: %s: warning: %s\n", cli_prog, account, err.msg);
 			return 1;
 		}
 		fprintf(stderr, "%s: %s: move %s to %s: %s (the restore is complete there: move it by hand, or re-run)\n",
@@ -753,9 +736,9 @@ static int dov_one(void *ctx, struct repo *r, const struct snap_info *si)
 		goto out;
 	}
 	if (stage.len > 0) {
-		if (stage_remove((const char *)stage.data) != 0) {
-			fprintf(stderr, "%s: %s: remove %s (left by an interrupted restore): %s\n", cli_prog,
-				si->account, (const char *)stage.data, strerror(errno));
+		if (fs_remove_tree((const char *)stage.data, &err) != 0) {
+			fprintf(stderr, "%s: %s: %s (a staging directory left by an interrupted restore)\n",
+				cli_prog, si->account, err.msg);
 			fails = 1;
 			goto out;
 		}
@@ -785,7 +768,8 @@ static int dov_one(void *ctx, struct repo *r, const struct snap_info *si)
 		}
 		stage_failed = st < 0;
 	} else if (rc && ro.staged) {
-		(void)stage_remove(ro.dest);   /* nothing of it was in place */
+		struct arca_err e2 = { 0 };
+		(void)fs_remove_tree(ro.dest, &e2);   /* nothing of it was in place */
 		ro.dest = (const char *)dest.data;
 	}
 	if (rc) {

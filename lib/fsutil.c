@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <dirent.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -236,5 +237,69 @@ int fs_read_file(const char *path, size_t max, struct abuf *out,
 	}
 out:
 	close(fd);
+	return rc;
+}
+
+#define REMOVE_DEPTH_MAX 256
+
+/* Empty the directory open as dfd (closed here). */
+static int remove_in(int dfd, const char *path, int depth, struct arca_err *err)
+{
+	if (depth > REMOVE_DEPTH_MAX) {
+		close(dfd);
+		return arca_err_set(err, ARCA_ELIMIT, "remove %s: deeper than %d directories", path,
+				    REMOVE_DEPTH_MAX);
+	}
+	DIR *d = fdopendir(dfd);
+	if (d == NULL) {
+		int e = errno;
+		close(dfd);
+		return arca_err_errno(err, ARCA_EIO, e, "read %s", path);
+	}
+	int rc = 0;
+	struct dirent *de;
+	while (rc == 0 && (errno = 0, de = readdir(d)) != NULL) {
+		const char *n = de->d_name;
+		if (strcmp(n, ".") == 0 || strcmp(n, "..") == 0)
+			continue;
+		struct stat st;
+		if (fstatat(dfd, n, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+			if (errno != ENOENT)
+				rc = arca_err_errno(err, ARCA_EIO, errno, "stat %s/%s", path, n);
+			continue;
+		}
+		if (S_ISDIR(st.st_mode)) {
+			int c = openat(dfd, n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (c < 0) {
+				rc = arca_err_errno(err, ARCA_EIO, errno, "open %s/%s", path, n);
+				break;
+			}
+			rc = remove_in(c, path, depth + 1, err);
+			if (rc == 0 && unlinkat(dfd, n, AT_REMOVEDIR) != 0 && errno != ENOENT)
+				rc = arca_err_errno(err, ARCA_EIO, errno, "remove %s/%s", path, n);
+		} else if (unlinkat(dfd, n, 0) != 0 && errno != ENOENT) {
+			rc = arca_err_errno(err, ARCA_EIO, errno, "remove %s/%s", path, n);
+		}
+	}
+	if (rc == 0 && errno != 0)
+		rc = arca_err_errno(err, ARCA_EIO, errno, "read %s", path);
+	closedir(d);   /* closes dfd */
+	return rc;
+}
+
+int fs_remove_tree(const char *path, struct arca_err *err)
+{
+	struct stat st;
+	if (lstat(path, &st) != 0)
+		return errno == ENOENT ? 0 : arca_err_errno(err, ARCA_EIO, errno, "stat %s", path);
+	if (!S_ISDIR(st.st_mode))
+		return unlink(path) == 0 || errno == ENOENT ? 0
+			: arca_err_errno(err, ARCA_EIO, errno, "remove %s", path);
+	int dfd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dfd < 0)
+		return arca_err_errno(err, ARCA_EIO, errno, "open %s", path);
+	int rc = remove_in(dfd, path, 0, err);
+	if (rc == 0 && rmdir(path) != 0 && errno != ENOENT)
+		rc = arca_err_errno(err, ARCA_EIO, errno, "remove %s", path);
 	return rc;
 }

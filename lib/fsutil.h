@@ -53,4 +53,11 @@ char *fs_join(const char *dir, const char *name);
 /* The directory part of path in a new heap string. */
 char *fs_dirname(const char *path);
 
+/* rm -rf path, in a directory others may write to (a restore, as root, in
+ * the mail user's home): every directory is opened with O_NOFOLLOW relative
+ * to its verified parent and entries are removed with unlinkat, so a name
+ * swapped for a symlink meanwhile is removed as a link and never followed.
+ * Absent: 0.  Deeper than 256 levels: ARCA_ELIMIT. */
+int fs_remove_tree(const char *path, struct arca_err *err);
+
 #endif

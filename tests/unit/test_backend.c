@@ -1,6 +1,8 @@
 /* Unit tests for lib/backend_local.c: the write-once local directory. */
+#include <errno.h>
 #include <ftw.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -178,10 +180,67 @@ static void test_list(void)
 	rm_rf(dir);
 }
 
+/* fs_remove_tree: a whole tree goes, symlinks in it are removed as links
+ * (what they point to stays), an absent path is fine, a hostile depth is
+ * refused. */
+static void test_remove_tree(void)
+{
+	char *dir = harness_tmpdir("rmtree");
+	char *outside = fs_join(dir, "outside");
+	char *keep = fs_join(outside, "keep");
+	char *t = fs_join(dir, "t");
+	char p[4096];
+	REQUIRE(mkdir(outside, 0700) == 0);
+	FILE *f = fopen(keep, "w");
+	REQUIRE(f != NULL);
+	fputs("precious", f);
+	fclose(f);
+	snprintf(p, sizeof(p), "%s/a/b/c", t);
+	struct arca_err err = { 0 };
+	REQUIRE(fs_mkdirs(p, 0700, &err) == 0);
+	snprintf(p, sizeof(p), "%s/a/b/c/file", t);
+	f = fopen(p, "w");
+	REQUIRE(f != NULL);
+	fclose(f);
+	snprintf(p, sizeof(p), "%s/a/link-to-outside", t);
+	REQUIRE(symlink(outside, p) == 0);
+	snprintf(p, sizeof(p), "%s/a/b/link-to-keep", t);
+	REQUIRE(symlink(keep, p) == 0);
+	CHECK_EQ_INT(fs_remove_tree(t, &err), 0);
+	struct stat st;
+	CHECK(lstat(t, &st) != 0 && errno == ENOENT);
+	CHECK(stat(keep, &st) == 0 && st.st_size == 8);
+	/* absent, and a symlink given as the tree itself */
+	CHECK_EQ_INT(fs_remove_tree(t, &err), 0);
+	REQUIRE(symlink(outside, t) == 0);
+	CHECK_EQ_INT(fs_remove_tree(t, &err), 0);
+	CHECK(lstat(t, &st) != 0 && stat(keep, &st) == 0);
+	/* 300 levels: refused, nothing outside touched */
+	snprintf(p, sizeof(p), "%s", t);
+	REQUIRE(mkdir(p, 0700) == 0);
+	int depth = 0;
+	for (; depth < 300; depth++) {
+		if (chdir(p) != 0 || mkdir("d", 0700) != 0)
+			break;
+		snprintf(p, sizeof(p), "d");
+	}
+	REQUIRE(chdir("/") == 0);
+	CHECK_EQ_INT(depth, 300);
+	memset(&err, 0, sizeof(err));
+	CHECK_EQ_INT(fs_remove_tree(t, &err), ARCA_ELIMIT);
+	CHECK(strstr(err.msg, "deeper than") != NULL);
+	harness_rm_rf(dir);
+	free(outside);
+	free(keep);
+	free(t);
+	free(dir);
+}
+
 int main(void)
 {
 	RUN(test_put_get);
 	RUN(test_write_once);
 	RUN(test_list);
+	RUN(test_remove_tree);
 	HARNESS_EXIT();
 }
