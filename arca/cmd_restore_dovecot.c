@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -619,13 +620,12 @@ static void owner_above(const char *path, int *uid, int *gid)
  */
 #define STAGE_SUFFIX ".arca-restore"
 
-/* The staging path for dest, when dest doesn't exist; "" when the restore
- * goes into dest itself. */
+/* DEST.arca-restore for dest (trailing '/' dropped); "" with --dry-run or
+ * --folder, which never stage. */
 static int stage_path(const struct dov *d, const char *dest, struct abuf *stage)
 {
-	struct stat st;
 	abuf_reset(stage);
-	if (d->dry_run || d->folder != NULL || lstat(dest, &st) == 0 || errno != ENOENT)
+	if (d->dry_run || d->folder != NULL)
 		return abuf_cstr(stage);
 	size_t n = strlen(dest);
 	while (n > 1 && dest[n - 1] == '/')
@@ -635,31 +635,87 @@ static int stage_path(const struct dov *d, const char *dest, struct abuf *stage)
 	return abuf_cstr(stage);
 }
 
-/* The staged restore is complete: durable, then in place.  1: dest
- * appeared meanwhile (nothing moved, the stage is gone), 0: done, -1: an
- * error (printed). */
+/* STAGE.lock, flock()ed for as long as a run may write or remove STAGE:
+ * two restores of one account never share (or delete) one stage.  1: held
+ * by another run. */
+static int stage_lock(const char *stage, int *fd_r, struct arca_err *err)
+{
+	*fd_r = -1;
+	char *lp = NULL;
+	if (asprintf(&lp, "%s.lock", stage) < 0)
+		return arca_err_set(err, ARCA_ENOMEM, "out of memory");
+	int fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	int rc = 0;
+	if (fd < 0)
+		rc = arca_err_errno(err, ARCA_EIO, errno, "create %s", lp);
+	else if (flock(fd, LOCK_EX | LOCK_NB) != 0)
+		rc = errno == EWOULDBLOCK ? 1 : arca_err_errno(err, ARCA_EIO, errno, "lock %s", lp);
+	if (rc) {
+		if (fd >= 0)
+			close(fd);
+	} else {
+		*fd_r = fd;
+	}
+	free(lp);
+	return rc;
+}
+
+static void stage_unlock(const char *stage, int fd)
+{
+	if (fd < 0)
+		return;
+	char *lp = NULL;
+	if (asprintf(&lp, "%s.lock", stage) >= 0)
+		unlink(lp);
+	free(lp);
+	close(fd);
+}
+
+/* Move the complete stage to dest, never over anything: renameat2
+ * RENAME_NOREPLACE, or where the file system lacks it (NFS, CIFS) an
+ * exclusive mkdir of dest and a rename over that empty directory.  1: dest
+ * exists (appeared meanwhile), 0: moved, -1: errno. */
+static int stage_move(const char *stage, const char *dest)
+{
+	if (renameat2(AT_FDCWD, stage, AT_FDCWD, dest, RENAME_NOREPLACE) == 0)
+		return 0;
+	if (errno == EEXIST || errno == ENOTEMPTY)
+		return 1;
+	if (errno != EINVAL && errno != ENOSYS)
+		return -1;
+	if (mkdir(dest, 0700) != 0)
+		return errno == EEXIST ? 1 : -1;
+	if (rename(stage, dest) == 0)
+		return 0;
+	int e = errno;
+	(void)rmdir(dest);   /* ours, unless something was put in it meanwhile */
+	errno = e;
+	return e == EEXIST || e == ENOTEMPTY ? 1 : -1;
+}
+
+/* The staged restore is complete and durable (restore_maildir ends with
+ * restore_sync): now in place.  1: dest appeared meanwhile (nothing moved,
+ * the stage is gone), 0: done, -1: an error (printed). */
 static int stage_finish(const char *account, const char *stage, const char *dest)
 {
 	struct arca_err err = { 0 };
-	if (restore_sync(stage, &err) != 0) {
-		fprintf(stderr, "%s: %s: %s\n", cli_prog, account, err.msg);
-		return -1;
-	}
 	fault_crash_point();   /* durable, not in place */
-	if (renameat2(AT_FDCWD, stage, AT_FDCWD, dest, RENAME_NOREPLACE) != 0) {
-		if (errno == EEXIST || errno == ENOTEMPTY) {
-			printf("%s: %s appeared while the restore was being written: merging into it instead\n",
-			       account, dest);
-			if (fs_remove_tree(stage, &err) != 0)
-				fprintf(stderr, "%s: %s: warning: %s\n", cli_prog, account, err.msg);
-			return 1;
-		}
+	int mv = stage_move(stage, dest);
+	if (mv > 0) {
+		printf("%s: %s appeared while the restore was being written: merging into it instead\n",
+		       account, dest);
+		if (fs_remove_tree(stage, &err) != 0)
+			fprintf(stderr, "%s: %s: warning: %s\n", cli_prog, account, err.msg);
+		return 1;
+	}
+	if (mv < 0) {
 		fprintf(stderr, "%s: %s: move %s to %s: %s (the restore is complete there: move it by hand, or re-run)\n",
 			cli_prog, account, stage, dest, strerror(errno));
 		return -1;
 	}
 	fault_crash_point();   /* in place, the move not yet durable */
-	char *parent = fs_dirname(dest);
+	/* the parent of dest as named without trailing '/' (the stage's) */
+	char *parent = fs_dirname(stage);
 	int rc = parent ? fs_fsync_dir(parent, &err) : ARCA_ENOMEM;
 	free(parent);
 	if (rc != 0) {
@@ -675,7 +731,8 @@ static int dov_one(void *ctx, struct repo *r, const struct snap_info *si)
 	d->account = si->account;
 	d->fails = 0;
 	struct abuf dest = ABUF_INIT, home = ABUF_INIT, user = ABUF_INIT, stage = ABUF_INIT;
-	int fails = 0;
+	struct snapshot *s = NULL;
+	int fails = 0, stage_fd = -1;
 	if (restore_expand(d->pattern, si->account, &dest) != 0 ||
 	    restore_expand(d->user_pattern, si->account, &user) != 0 ||
 	    (d->sieve_home && restore_expand(d->sieve_home, si->account, &home) != 0)) {
@@ -715,7 +772,6 @@ static int dov_one(void *ctx, struct repo *r, const struct snap_info *si)
 	if (ro.owner_uid < 0)
 		owner_above((const char *)dest.data, &ro.owner_uid, &ro.owner_gid);
 	bool journal_only = restore_journal_only(si);
-	struct snapshot *s = NULL;
 	struct arca_err err = { 0 };
 	if (!journal_only && snapshot_load(r, si->root, &s, &err) != 0) {
 		fprintf(stderr, "%s: %s: %s\n", cli_prog, si->account, err.msg);
@@ -736,14 +792,35 @@ static int dov_one(void *ctx, struct repo *r, const struct snap_info *si)
 		goto out;
 	}
 	if (stage.len > 0) {
+		/* a stage left by an interrupted run goes, whether dest exists
+		 * now or not; a new one only when dest doesn't exist */
+		/* its directory (the account's home) may not exist yet */
+		char *par = fs_dirname((const char *)stage.data);
+		int lr = par == NULL ? arca_err_set(&err, ARCA_ENOMEM, "out of memory")
+				     : merge_mkdirs(par, ro.owner_uid, ro.owner_gid, &err);
+		free(par);
+		if (lr == 0)
+			lr = stage_lock((const char *)stage.data, &stage_fd, &err);
+		if (lr != 0) {
+			if (lr > 0)
+				fprintf(stderr, "%s: %s: another restore of this account is writing %s: not restored\n",
+					cli_prog, si->account, (const char *)stage.data);
+			else
+				fprintf(stderr, "%s: %s: %s\n", cli_prog, si->account, err.msg);
+			fails = 1;
+			goto out;
+		}
 		if (fs_remove_tree((const char *)stage.data, &err) != 0) {
 			fprintf(stderr, "%s: %s: %s (a staging directory left by an interrupted restore)\n",
 				cli_prog, si->account, err.msg);
 			fails = 1;
 			goto out;
 		}
-		ro.dest = (const char *)stage.data;
-		ro.staged = true;
+		struct stat dst;
+		if (lstat((const char *)dest.data, &dst) != 0 && errno == ENOENT) {
+			ro.dest = (const char *)stage.data;
+			ro.staged = true;
+		}
 	}
 	if (journal_only)
 		printf("%s: restoring from the journal only (no snapshot) into %s%s\n", si->account,
@@ -811,8 +888,10 @@ static int dov_one(void *ctx, struct repo *r, const struct snap_info *si)
 		       (unsigned long long)res.folders, (unsigned long long)res.messages,
 		       d->dry_run ? " (would be)" : "");
 	fflush(stdout);
-	snapshot_free(s);
 out:
+	snapshot_free(s);
+	if (stage.len > 0)
+		stage_unlock((const char *)stage.data, stage_fd);
 	reps_clear(d);
 	abuf_release(&dest);
 	abuf_release(&home);

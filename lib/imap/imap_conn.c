@@ -11,6 +11,7 @@
 
 #include "imap_conn.h"
 #include "imap_xguid.h"
+#include "snapshot.h"
 
 /* ---- a libetpan stream driver on top of netconn ---- */
 
@@ -104,8 +105,8 @@ static bool note_tagged(struct imap_tagwatch *w)
 	size_t i = 0;
 	while (i < w->headlen && w->head[i] != ' ')
 		i++;
-	const char *st = w->head + i + 1;
 	size_t left = i + 1 < w->headlen ? w->headlen - i - 1 : 0;
+	const char *st = left ? w->head + i + 1 : w->head;
 	int status = IMAP_TAG_NONE;
 	if (left >= 2 && strncasecmp(st, "OK", 2) == 0 && (left == 2 || st[2] == ' ' || st[2] == '\r'))
 		status = IMAP_TAG_OK;
@@ -127,26 +128,87 @@ static bool note_tagged(struct imap_tagwatch *w)
 	return true;
 }
 
-/* A space at the top level of a response's first segment: after "+", or
- * after a status word ("* OK", "tag NO", ...), the rest of the line is
- * resp-text, where libetpan reads braces as text. */
-static void first_segment_space(struct imap_tagwatch *w)
+static bool blank(char c)
 {
-	w->words++;
-	if (w->words == 1) {
-		w->word0len = w->headlen - 1;   /* head holds the space */
-		if (w->word0len == 1 && w->head[0] == '+')
-			w->text = true;
+	return c == ' ' || c == '\t';   /* libetpan takes runs of either as one space */
+}
+
+/* The first two words of a response's first segment, outside quotes and
+ * braces.  A line starting with '+' is a continuation whatever follows it;
+ * after a status word ("* OK", "tag NO", ...) the rest of the line is
+ * resp-text. */
+static void first_segment_byte(struct imap_tagwatch *w, char c)
+{
+	if (w->words >= 2)
+		return;
+	if (blank(c)) {
+		if (!w->in_word)
+			return;   /* leading or repeated blanks */
+		w->in_word = false;
+		if (++w->words != 2)
+			return;
+		static const char *const status[] = { "OK", "NO", "BAD", "BYE", "PREAUTH" };
+		for (size_t i = 0; i < sizeof(status) / sizeof(status[0]); i++)
+			if (strlen(status[i]) == w->wordlen && strncasecmp(w->word, status[i], w->wordlen) == 0)
+				w->text = true;
 		return;
 	}
-	if (w->words != 2 || w->headlen == sizeof(w->head))
-		return;   /* (a full head: the second word is no status word) */
-	static const char *const status[] = { "OK", "NO", "BAD", "BYE", "PREAUTH" };
-	const char *w1 = w->head + w->word0len + 1;
-	size_t len = w->headlen - 1 - (w->word0len + 1);
-	for (size_t i = 0; i < sizeof(status) / sizeof(status[0]); i++)
-		if (strlen(status[i]) == len && strncasecmp(w1, status[i], len) == 0)
+	if (!w->in_word) {
+		w->in_word = true;
+		w->wordlen = 0;
+		if (w->words == 0 && c == '+') {
 			w->text = true;
+			return;
+		}
+	}
+	if (w->wordlen < sizeof(w->word))
+		w->word[w->wordlen] = c;
+	w->wordlen++;
+	if (w->words == 0 && w->wordlen > IMAP_WORD0_MAX)
+		refuse(w, "a response whose tag is too long");
+}
+
+/* A byte of resp-text.  A response code ("[...]" first) is parsed by
+ * libetpan, where an astring may be a literal that needs no CRLF: a '{'
+ * there (outside a quoted string) is refused.  In the plain text after it
+ * braces are text; only "{N}" over the limit, or at the end of the line,
+ * is refused (brace_byte, line_end). */
+static void text_byte(struct imap_tagwatch *w, char c)
+{
+	switch (w->text_pos) {
+	case IMAP_TEXT_START:
+		if (blank(c))
+			return;
+		if (c == '[') {
+			w->text_pos = IMAP_TEXT_CODE;
+			return;
+		}
+		w->text_pos = IMAP_TEXT_PLAIN;
+		break;
+	case IMAP_TEXT_CODE:
+		if (w->quoted) {
+			if (w->escaped)
+				w->escaped = false;
+			else if (c == '\\')
+				w->escaped = true;
+			else if (c == '"')
+				w->quoted = false;
+		} else if (c == '"') {
+			w->quoted = true;
+		} else if (c == ']') {
+			w->text_pos = IMAP_TEXT_PLAIN;
+		} else if (c == '{') {
+			refuse(w, "a '{' in a response code");
+		}
+		return;
+	default:
+		break;
+	}
+	if (c == '{') {
+		w->brace = IMAP_BRACE_OPEN;
+		w->brace_n = 0;
+		w->brace_digits = false;
+	}
 }
 
 /* A line ended outside a literal. */
@@ -169,15 +231,17 @@ static void line_end(struct imap_tagwatch *w)
 		refuse(w, "a '{' that starts no literal");
 		return;
 	}
-	/* a command's answer ends with its tagged line, or a "+" that asks
-	 * for the next literal: the answer's byte count starts again */
-	if (w->first_segment && (note_tagged(w) || (w->headlen > 0 && w->head[0] == '+')))
+	/* a command's answer ends with its tagged line: the byte count
+	 * starts again (not at a "+": libetpan takes those amid any answer) */
+	if (w->first_segment && note_tagged(w))
 		w->answer_bytes = 0;
 	w->headlen = 0;
 	w->words = 0;
-	w->word0len = 0;
+	w->wordlen = 0;
+	w->in_word = false;
 	w->first_segment = true;
 	w->text = w->quoted = w->escaped = false;
+	w->text_pos = IMAP_TEXT_START;
 	w->brace = IMAP_BRACE_NONE;
 }
 
@@ -246,12 +310,12 @@ void imap_tagwatch_feed(struct imap_tagwatch *w, const uint8_t *p, size_t n)
 			i += take;
 			w->literal_left -= take;
 			w->answer_bytes += take;
-			if (w->answer_bytes > IMAP_ANSWER_MAX)
+			if (w->answer_bytes > (w->answer_max ? w->answer_max : IMAP_ANSWER_MAX))
 				refuse(w, "an answer over the size limit");
 			continue;
 		}
 		char c = (char)p[i++];
-		if (++w->answer_bytes > IMAP_ANSWER_MAX) {
+		if (++w->answer_bytes > (w->answer_max ? w->answer_max : IMAP_ANSWER_MAX)) {
 			refuse(w, "an answer over the size limit");
 			continue;
 		}
@@ -263,6 +327,10 @@ void imap_tagwatch_feed(struct imap_tagwatch *w, const uint8_t *p, size_t n)
 			w->head[w->headlen++] = c;
 		if (w->brace != IMAP_BRACE_NONE && brace_byte(w, c))
 			continue;
+		if (w->text) {
+			text_byte(w, c);
+			continue;
+		}
 		if (w->quoted) {
 			if (w->escaped)
 				w->escaped = false;
@@ -272,15 +340,12 @@ void imap_tagwatch_feed(struct imap_tagwatch *w, const uint8_t *p, size_t n)
 				w->quoted = false;
 			continue;
 		}
-		if (w->first_segment && !w->text && c == ' ') {
-			first_segment_space(w);
-			continue;
+		if (w->first_segment) {
+			first_segment_byte(w, c);
+			if (w->text || w->refused || blank(c))
+				continue;
 		}
-		if (w->first_segment && w->words == 0 && w->headlen > IMAP_WORD0_MAX) {
-			refuse(w, "a response whose tag is too long");
-			continue;
-		}
-		if (c == '"' && !w->text) {
+		if (c == '"') {
 			w->quoted = true;
 		} else if (c == '{') {
 			w->brace = IMAP_BRACE_OPEN;
@@ -294,6 +359,13 @@ int imap_tagwatch_take(struct imap_tagwatch *w, const uint8_t *p, size_t n)
 {
 	imap_tagwatch_feed(w, p, n);
 	return w->refused ? -1 : 0;
+}
+
+void imap_conn_expect_records(struct imap_conn *c, uint64_t records)
+{
+	if (records > SNAP_MESSAGES_MAX)
+		records = SNAP_MESSAGES_MAX;
+	c->tags.answer_max = IMAP_ANSWER_MAX + records * IMAP_RECORD_BYTES;
 }
 
 int imap_conn_check_ok(struct imap_conn *c, const char *what, struct arca_err *err)
@@ -319,7 +391,7 @@ int imap_conn_fail(struct imap_conn *c, int r, const char *what, struct arca_err
 	if (c && c->tags.refused)
 		return arca_err_set(err, ARCA_EFORMAT, "%s: %s refused: the server sent %s%s",
 				    c->host ? c->host : "IMAP", what, c->tags.refused,
-				    strstr(c->tags.refused, "answer over") ? " (128 MiB before its tagged line)" : "");
+				    strstr(c->tags.refused, "answer over") ? " (too much before its tagged line)" : "");
 	switch (r) {
 	case MAILIMAP_ERROR_PARSE:
 		code = ARCA_EFORMAT;

@@ -37,14 +37,16 @@ struct imap_conn_opts {
  *
  * The same lexer is the literal guard (IMAP_LITERAL_MAX).  To skip literal
  * data exactly where libetpan does, it reads the bytes as libetpan's
- * grammar does: after "+" or a status word (OK NO BAD BYE PREAUTH) the line
- * is text; elsewhere '"' opens a quoted string and '{' can only start a
- * literal ('{' is an atom-special), which must be "{N}" then CRLF.  What
- * libetpan might read otherwise is refused: a '{' that starts no literal
- * outside text, a literal not followed by CRLF (libetpan takes it anyway),
- * "{N}" CRLF at the end of status text (a literal inside a response code,
- * or not), a tag over IMAP_WORD0_MAX bytes, an answer over
- * IMAP_ANSWER_MAX.  N is read saturating, so
+ * grammar does: a line starting with '+', or whose second word (runs of
+ * spaces and tabs are one separator, as libetpan takes them) is a status
+ * word (OK NO BAD BYE PREAUTH), is text from there; elsewhere '"' opens a
+ * quoted string and '{' can only start a literal ('{' is an
+ * atom-special), which must be "{N}" then CRLF.  What libetpan might read
+ * otherwise is refused: a '{' that starts no literal outside text, a
+ * literal not followed by CRLF (libetpan takes it anyway), a '{' inside a
+ * response code ("[...]" first in the text: libetpan parses astrings
+ * there), "{N}" CRLF at the end of status text, a tag over IMAP_WORD0_MAX
+ * bytes, an answer over its limit (answer_max).  N is read saturating, so
  * "{4294967301}" is refused rather than read as libetpan's wrapped 5.
  * Pure; fuzzed (tests/fuzz/fuzz_imap_tagwatch.c).
  */
@@ -59,29 +61,38 @@ enum imap_tag_status { IMAP_TAG_NONE = 0, IMAP_TAG_OK, IMAP_TAG_NO, IMAP_TAG_BAD
  */
 #define IMAP_LITERAL_MAX (64u << 20)
 /*
- * The most a server may send between two tagged lines (or "+" requests):
- * libetpan keeps a command's whole answer in memory until it ends, so
- * unasked-for FETCH answers could otherwise grow it without end.  Our
- * largest answers: a body batch (16 MiB) or one message up to 32 MiB, 5000
- * metadata records, 2000 header windows of a restore (lib/imap/imap_append.c).
+ * The most a server may send between two tagged lines: libetpan keeps a
+ * command's whole answer in memory until it ends, so unasked-for FETCH
+ * answers could otherwise grow it without end.  Our largest answers of a
+ * fixed size: a body batch (16 MiB) or one message up to 32 MiB, 5000
+ * metadata records, 2000 header windows of a restore
+ * (lib/imap/imap_append.c).  Answers that grow with the folder (UID SEARCH
+ * ALL, UID FETCH 1:* CHANGEDSINCE) get IMAP_RECORD_BYTES more per message
+ * the folder holds (imap_conn_expect_records).
  */
 #define IMAP_ANSWER_MAX (128u << 20)
+#define IMAP_RECORD_BYTES 1024u
 #define IMAP_WORD0_MAX 32             /* "*", "+" or one of our tags */
+enum imap_text { IMAP_TEXT_START = 0, IMAP_TEXT_CODE, IMAP_TEXT_PLAIN };
 enum imap_brace { IMAP_BRACE_NONE = 0, IMAP_BRACE_OPEN, IMAP_BRACE_MINUS, IMAP_BRACE_DIGITS,
 		  IMAP_BRACE_CLOSE, IMAP_BRACE_CLOSE_CR };
 struct imap_tagwatch {
 	char head[48];                /* the start of the response being read */
 	size_t headlen;
-	unsigned words;               /* top-level spaces seen in the first segment */
-	size_t word0len;              /* the length of its first word */
+	unsigned words;               /* words ended in the first segment (up to 2) */
+	char word[8];                 /* the current one's start (a status word fits) */
+	size_t wordlen;               /* its whole length */
+	bool in_word;
 	bool first_segment;           /* before any literal of this response */
 	bool text;                    /* the rest of this line is resp-text */
+	int text_pos;                 /* enum imap_text: where in it */
 	bool quoted, escaped;         /* inside a quoted string (not text) */
 	int brace;                    /* enum imap_brace: where in "{N}" CRLF */
 	bool brace_digits;
 	uint64_t brace_n;             /* N so far, saturating */
 	uint64_t literal_left;        /* bytes of a literal still to skip */
-	uint64_t answer_bytes;        /* since the last tagged or "+" line */
+	uint64_t answer_bytes;        /* since the last tagged line */
+	uint64_t answer_max;          /* 0: IMAP_ANSWER_MAX */
 	uint64_t oversize;            /* N of a literal over IMAP_LITERAL_MAX (UINT64_MAX: more than fits) */
 	const char *refused;          /* why the stream was refused; NULL while not */
 	int last;                     /* enum imap_tag_status of the last tagged line */
@@ -113,6 +124,9 @@ void imap_conn_close(struct imap_conn *c);
 /* After a command libetpan called a success: did the server say OK?  If
  * not, fills err ("what" failed: the server's text) and returns ARCA_EIO. */
 int imap_conn_check_ok(struct imap_conn *c, const char *what, struct arca_err *err);
+/* The selected folder holds `records` messages (EXAMINE's EXISTS): answers
+ * may be IMAP_RECORD_BYTES larger per message from now on. */
+void imap_conn_expect_records(struct imap_conn *c, uint64_t records);
 /* Fill err from a libetpan result code with the server's last words. */
 int imap_conn_fail(struct imap_conn *c, int r, const char *what, struct arca_err *err);
 

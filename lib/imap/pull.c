@@ -1038,6 +1038,8 @@ static int pull_folder(struct acct *a, const struct listed *l, struct snap_folde
 	if (r != MAILIMAP_NO_ERROR)
 		return imap_conn_fail(a->c, r, "EXAMINE", err);
 	struct mailimap_selection_info *sel = a->c->imap->imap_selection_info;
+	/* UID SEARCH ALL and the CHANGEDSINCE fetch grow with the folder */
+	imap_conn_expect_records(a->c, sel && sel->sel_has_exists ? sel->sel_exists : st->messages);
 	uint32_t uidvalidity = sel ? sel->sel_uidvalidity : st->uidvalidity;
 	uint32_t uidnext = sel ? sel->sel_uidnext : st->uidnext;
 	if (uidvalidity != f->uidvalidity) {

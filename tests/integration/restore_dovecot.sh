@@ -127,6 +127,28 @@ check "(a2) dump after" dump a2 "$A"
 check "(a2) alice's IMAP view equals the one before (nothing of the stale one)" \
 	$PY "$TOOLS/imapdump.py" --compare "$T/before-$A.json" "$T/a2-$A.json"
 
+# a stale stage is removed even when the Maildir exists by now (the re-run
+# merges), and a stage another run holds is left alone
+mkdir -p "$stale/cur"
+restore --account "$A"
+expect_eq "(a2) restore with the Maildir there and a stale stage exits 0" "$?" 0
+check "(a2) ... the stale stage is removed all the same" test ! -e "$stale"
+check "(a2) ... and the folders are reported complete" grep -q "INBOX: already complete" "$T/out"
+flock "$stale.lock" sleep 5 &
+lockpid=$!
+sleep 0.3
+restore --account "$A"
+expect_eq "(a2) restore while another run holds the stage exits 1" "$?" 1
+check "(a2) ... and says why" grep -q "another restore of this account is writing" "$T/err"
+kill "$lockpid" 2>/dev/null; wait "$lockpid" 2>/dev/null
+# a pattern with a trailing '/' stages and moves in the same way
+wipe
+"$ARCA" restore dovecot --repo "$R" --restore-key "$T/rk" --maildir "$PATTERN/" \
+	--owner "$OWNER" --doveadm "$DOVEADM" --account "$A" >"$T/out" 2>"$T/err"
+expect_eq "(a2) restore with --maildir PATTERN/ exits 0" "$?" 0
+check "(a2) ... staged, moved in, nothing left beside it" \
+	sh -c "grep -q 'new: staged next to it' '$T/out' && test -d '$DOVECOT_MAIL_ROOT/example.test/alice/Maildir/cur' && test ! -e '$stale' && test ! -e '$stale.lock'"
+
 # ---- (a3) a staged restore killed at many points (ARCA_FAULT=crash:N: every
 # write of a message or control file, the moments before and after the
 # move into place): the Maildir is either absent or whole, and the next run

@@ -617,8 +617,9 @@ static void test_conn_eof_inside_literal(void)
 }
 
 /* The bytes of one answer are bounded (IMAP_ANSWER_MAX): unasked-for
- * literals of 32 MiB each are refused once they add up to more, and a
- * tagged line in between starts the count again. */
+ * literals of 32 MiB each are refused once they add up to more, "+" lines
+ * between them or not, and a tagged line in between starts the count
+ * again; a folder's size raises the bound (imap_conn_expect_records). */
 static void test_answer_guard(void)
 {
 	static uint8_t chunk[1 << 16];
@@ -637,6 +638,8 @@ static void test_answer_guard(void)
 				rc = imap_tagwatch_take(&w, (const uint8_t *)")\r\n", 3);
 			if (rc == 0 && tagged)
 				rc = imap_tagwatch_take(&w, (const uint8_t *)"7 OK done\r\n", 11);
+			else if (rc == 0)   /* a "+" amid the answer does not start it again */
+				rc = imap_tagwatch_take(&w, (const uint8_t *)"+ x\r\n", 5);
 		}
 		if (tagged) {
 			CHECK_EQ_INT(rc, 0);
@@ -1709,6 +1712,26 @@ static void test_literal_guard(void)
 		{ "* 1 FETCH (BODY[] {20}\r\n{4294967295}\r\n* OK {)\r\n1 OK y\r\n", false, 0 },
 		/* a tag that is too long to read the status word after it */
 		{ "0123456789012345678901234567890123 OK y\r\n", true, 0 },
+		/* libetpan parses a response code's astrings: a literal there
+		 * needs no CRLF and may hide the next line (review findings) */
+		{ "* OK [BADCHARSET ({ 200000000}x)] hi\r\n", true, 0 },
+		{ "* OK [BADCHARSET ({33}x\r\n* 1 FETCH (UID 1 BODY[] {43}\r\n)] t\r\n", true, 0 },
+		{ "* OK [BADCHARSET (\"a]{\\\"\")] x {5} y\r\n1 OK y\r\n", false, 0 },
+		{ "* OK [ALERT] fine {5} text\r\n1 OK y\r\n", false, 0 },
+		/* runs of blanks, tabs, a leading blank, "+" with no space:
+		 * libetpan still reads status text */
+		{ "*\tOK hi {38}\r\n", true, 0 },
+		{ "*  OK hi {38}\r\n", true, 0 },
+		{ " * OK hi {38}\r\n", true, 0 },
+		{ "* OK\thi {38}\r\n", true, 0 },
+		{ "*\tBYE {38}\r\n", true, 0 },
+		{ "+hi {38}\r\n", true, 0 },
+		{ "+\thi {38}\r\n", true, 0 },
+		{ "1  OK\tdone\r\n", false, 0 },
+		/* a literal inside a FETCH after a tab-separated start */
+		{ "*\t1 FETCH (BODY[] {5}\r\nabcde)\r\n1 OK y\r\n", false, 0 },
+		{ "* 1 FETCH (BODY[] { 200000000}\r\n", true, 0 },
+		{ "* 1 FETCH (BODY[] {200000000 }\r\n", true, 0 },
 	};
 	for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
 		size_t len = strlen(cases[k].in);
