@@ -644,12 +644,28 @@ static int stage_lock(const char *stage, int *fd_r, struct arca_err *err)
 	char *lp = NULL;
 	if (asprintf(&lp, "%s.lock", stage) < 0)
 		return arca_err_set(err, ARCA_ENOMEM, "out of memory");
-	int fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-	int rc = 0;
-	if (fd < 0)
-		rc = arca_err_errno(err, ARCA_EIO, errno, "create %s", lp);
-	else if (flock(fd, LOCK_EX | LOCK_NB) != 0)
-		rc = errno == EWOULDBLOCK ? 1 : arca_err_errno(err, ARCA_EIO, errno, "lock %s", lp);
+	int rc = 0, fd = -1;
+	/* the holder unlinks the file when done: a lock taken on a file
+	 * unlinked meanwhile is no lock, so check it is still the one named */
+	for (int tries = 0; tries < 8; tries++) {
+		fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+		if (fd < 0) {
+			rc = arca_err_errno(err, ARCA_EIO, errno, "create %s", lp);
+			break;
+		}
+		if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+			rc = errno == EWOULDBLOCK ? 1 : arca_err_errno(err, ARCA_EIO, errno, "lock %s", lp);
+			break;
+		}
+		struct stat a, b;
+		if (fstat(fd, &a) == 0 && stat(lp, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+			break;
+		close(fd);
+		fd = -1;
+		rc = 1;   /* replaced each time: as if held */
+	}
+	if (rc == 0 && fd < 0)
+		rc = 1;
 	if (rc) {
 		if (fd >= 0)
 			close(fd);
@@ -675,7 +691,7 @@ static void stage_unlock(const char *stage, int fd)
  * RENAME_NOREPLACE, or where the file system lacks it (NFS, CIFS) an
  * exclusive mkdir of dest and a rename over that empty directory.  1: dest
  * exists (appeared meanwhile), 0: moved, -1: errno. */
-static int stage_move(const char *stage, const char *dest)
+static int stage_move(const char *stage, const char *dest, int owner_uid, int owner_gid)
 {
 	if (renameat2(AT_FDCWD, stage, AT_FDCWD, dest, RENAME_NOREPLACE) == 0)
 		return 0;
@@ -685,6 +701,14 @@ static int stage_move(const char *stage, const char *dest)
 		return -1;
 	if (mkdir(dest, 0700) != 0)
 		return errno == EEXIST ? 1 : -1;
+	/* the mail user's, as the stage is: a crash before the rename leaves
+	 * an empty Maildir root Dovecot can use, which the re-run merges into */
+	if (owner_uid >= 0 && chown(dest, (uid_t)owner_uid, (gid_t)owner_gid) != 0) {
+		int e = errno;
+		(void)rmdir(dest);
+		errno = e;
+		return -1;
+	}
 	if (rename(stage, dest) == 0)
 		return 0;
 	int e = errno;
@@ -696,11 +720,12 @@ static int stage_move(const char *stage, const char *dest)
 /* The staged restore is complete and durable (restore_maildir ends with
  * restore_sync): now in place.  1: dest appeared meanwhile (nothing moved,
  * the stage is gone), 0: done, -1: an error (printed). */
-static int stage_finish(const char *account, const char *stage, const char *dest)
+static int stage_finish(const char *account, const char *stage, const char *dest, int owner_uid,
+			int owner_gid)
 {
 	struct arca_err err = { 0 };
 	fault_crash_point();   /* durable, not in place */
-	int mv = stage_move(stage, dest);
+	int mv = stage_move(stage, dest, owner_uid, owner_gid);
 	if (mv > 0) {
 		printf("%s: %s appeared while the restore was being written: merging into it instead\n",
 		       account, dest);
@@ -835,7 +860,7 @@ static int dov_one(void *ctx, struct repo *r, const struct snap_info *si)
 	int rc = restore_maildir(r, journal_only ? NULL : si->root, &ro, &res, &err);
 	bool stage_failed = false;
 	if (rc == 0 && ro.staged) {
-		int st = stage_finish(si->account, ro.dest, (const char *)dest.data);
+		int st = stage_finish(si->account, ro.dest, (const char *)dest.data, ro.owner_uid, ro.owner_gid);
 		ro.dest = (const char *)dest.data;
 		ro.staged = false;
 		if (st > 0) {

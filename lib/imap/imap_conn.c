@@ -170,9 +170,9 @@ static void first_segment_byte(struct imap_tagwatch *w, char c)
 
 /* A byte of resp-text.  A response code ("[...]" first) is parsed by
  * libetpan, where an astring may be a literal that needs no CRLF: a '{'
- * there (outside a quoted string) is refused.  In the plain text after it
- * braces are text; only "{N}" over the limit, or at the end of the line,
- * is refused (brace_byte, line_end). */
+ * outside a quoted string is refused from the '[' to the end of the line.
+ * In plain text braces are text; only "{N}" over the limit, or at the end
+ * of the line, is refused (brace_byte, line_end). */
 static void text_byte(struct imap_tagwatch *w, char c)
 {
 	switch (w->text_pos) {
@@ -195,9 +195,9 @@ static void text_byte(struct imap_tagwatch *w, char c)
 				w->quoted = false;
 		} else if (c == '"') {
 			w->quoted = true;
-		} else if (c == ']') {
-			w->text_pos = IMAP_TEXT_PLAIN;
 		} else if (c == '{') {
+			/* to the end of the line: libetpan lets a ']' into an
+			 * astring, so a ']' need not end the code */
 			refuse(w, "a '{' in a response code");
 		}
 		return;
@@ -272,7 +272,7 @@ static bool brace_byte(struct imap_tagwatch *w, char c)
 		if (c == '}' && w->brace_digits) {
 			if (w->brace == IMAP_BRACE_MINUS)
 				w->brace_n = 0;
-			if (w->brace_n > IMAP_LITERAL_MAX) {
+			if (w->brace_n >= IMAP_LITERAL_MAX) {
 				w->oversize = w->brace_n;
 				refuse(w, "a literal over the size limit");
 			}
@@ -383,11 +383,13 @@ int imap_conn_fail(struct imap_conn *c, int r, const char *what, struct arca_err
 	const char *said = c && c->imap && c->imap->imap_response ? c->imap->imap_response : "";
 	int code = ARCA_EIO;
 	const char *kind = "failed";
+	if (c && (r == MAILIMAP_ERROR_PARSE || r == MAILIMAP_ERROR_STREAM || r == MAILIMAP_ERROR_MEMORY))
+		c->broken = true;
 	if (c && c->tags.oversize)
 		return arca_err_set(err, ARCA_EFORMAT, "%s: %s refused: the server announced a literal of %s%llu bytes (at most %u)",
 				    c->host ? c->host : "IMAP", what, c->tags.oversize == UINT64_MAX ? "over " : "",
 				    (unsigned long long)(c->tags.oversize == UINT64_MAX ? UINT64_MAX : c->tags.oversize),
-				    (unsigned)IMAP_LITERAL_MAX);
+				    (unsigned)IMAP_LITERAL_MAX - 1);
 	if (c && c->tags.refused)
 		return arca_err_set(err, ARCA_EFORMAT, "%s: %s refused: the server sent %s%s",
 				    c->host ? c->host : "IMAP", what, c->tags.refused,
@@ -542,7 +544,9 @@ void imap_conn_close(struct imap_conn *c)
 	if (c == NULL)
 		return;
 	if (c->imap) {
-		if (c->imap->imap_state >= MAILIMAP_STATE_AUTHENTICATED)
+		/* no LOGOUT after a parse or stream error: libetpan would read
+		 * on from where it failed, which the lexer may see otherwise */
+		if (c->imap->imap_state >= MAILIMAP_STATE_AUTHENTICATED && !c->broken && c->tags.refused == NULL)
 			(void)mailimap_logout(c->imap);
 		mailimap_free(c->imap);   /* frees the stream, its driver and the netconn */
 	}

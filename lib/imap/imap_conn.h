@@ -59,7 +59,7 @@ enum imap_tag_status { IMAP_TAG_NONE = 0, IMAP_TAG_OK, IMAP_TAG_NO, IMAP_TAG_BAD
  * is larger than a whole message of up to PULL_INMEM_MAX (32 MiB, bigger
  * ones come in pieces: lib/imap/pull.c); twice that leaves room.
  */
-#define IMAP_LITERAL_MAX (64u << 20)
+#define IMAP_LITERAL_MAX (64u << 20)   /* refused from this size on */
 /*
  * The most a server may send between two tagged lines: libetpan keeps a
  * command's whole answer in memory until it ends, so unasked-for FETCH
@@ -111,6 +111,8 @@ struct imap_conn {
 	struct netconn *nc;           /* owned through the stream driver */
 	const char *host;             /* for messages (the caller's string) */
 	bool condstore, qresync, enabled_qresync, special_use, list_extended, uidplus;
+	bool broken;                  /* a parse or stream error: libetpan and the
+				       * lexer may be out of step, no LOGOUT */
 	bool dovecot;                 /* greeting or ID says Dovecot: X-GUID works */
 	struct imap_tagwatch tags;
 };
@@ -124,8 +126,9 @@ void imap_conn_close(struct imap_conn *c);
 /* After a command libetpan called a success: did the server say OK?  If
  * not, fills err ("what" failed: the server's text) and returns ARCA_EIO. */
 int imap_conn_check_ok(struct imap_conn *c, const char *what, struct arca_err *err);
-/* The selected folder holds `records` messages (EXAMINE's EXISTS): answers
- * may be IMAP_RECORD_BYTES larger per message from now on. */
+/* The next answer is one that grows with the selected folder, which holds
+ * `records` messages (EXAMINE's EXISTS): it may be IMAP_RECORD_BYTES larger
+ * per message.  0 after it: back to IMAP_ANSWER_MAX. */
 void imap_conn_expect_records(struct imap_conn *c, uint64_t records);
 /* Fill err from a libetpan result code with the server's last words. */
 int imap_conn_fail(struct imap_conn *c, int r, const char *what, struct arca_err *err);

@@ -1038,8 +1038,9 @@ static int pull_folder(struct acct *a, const struct listed *l, struct snap_folde
 	if (r != MAILIMAP_NO_ERROR)
 		return imap_conn_fail(a->c, r, "EXAMINE", err);
 	struct mailimap_selection_info *sel = a->c->imap->imap_selection_info;
-	/* UID SEARCH ALL and the CHANGEDSINCE fetch grow with the folder */
-	imap_conn_expect_records(a->c, sel && sel->sel_has_exists ? sel->sel_exists : st->messages);
+	/* UID SEARCH ALL and the CHANGEDSINCE fetch grow with the folder:
+	 * their answers (only) may be larger by its message count */
+	uint32_t records = sel && sel->sel_has_exists ? sel->sel_exists : st->messages;
 	uint32_t uidvalidity = sel ? sel->sel_uidvalidity : st->uidvalidity;
 	uint32_t uidnext = sel ? sel->sel_uidnext : st->uidnext;
 	if (uidvalidity != f->uidvalidity) {
@@ -1057,7 +1058,9 @@ static int pull_folder(struct acct *a, const struct listed *l, struct snap_folde
 		struct uid_ranges vanished = { 0 };
 		if (set == NULL)
 			return arca_err_set(err, ARCA_ENOMEM, "out of memory");
+		imap_conn_expect_records(a->c, records);
 		rc = fetch_meta(a, &w, set, f->highestmodseq, &vanished, err);
+		imap_conn_expect_records(a->c, 0);
 		mailimap_set_free(set);
 		uint32_t *gone = NULL;
 		size_t ngone = 0, gcap = 0;
@@ -1095,7 +1098,9 @@ static int pull_folder(struct acct *a, const struct listed *l, struct snap_folde
 		/* every record: the UIDs first, then metadata in batches */
 		uint32_t *uids = NULL;
 		size_t n = 0;
+		imap_conn_expect_records(a->c, records);
 		rc = search_all(a, &uids, &n, err);
+		imap_conn_expect_records(a->c, 0);
 		if (rc == 0) {
 			/* records we had and the server no longer has */
 			uint32_t *gone = NULL;

@@ -243,19 +243,25 @@ static void session(const uint8_t *data, size_t size, bool qresync)
 			mailimap_qresync_vanished_free(van);
 	}
 	/* on an error libetpan has freed the lists, but may leave result and
-	 * van pointing at them (a tagged NO with no FETCH): never touched */
+	 * van pointing at them (a tagged NO with no FETCH): never touched.
+	 * Then LOGOUT, as imap_conn_close does: only when the stream is in
+	 * step (no parse or stream error, nothing refused), and what it reads
+	 * goes through the same guard. */
+	if (r != MAILIMAP_ERROR_PARSE && r != MAILIMAP_ERROR_STREAM && r != MAILIMAP_ERROR_MEMORY &&
+	    feed.tags.refused == NULL)
+		(void)mailimap_logout(imap);
 	mailimap_free(imap);
 }
 
 /* The guard's own check: whatever the input, libetpan never allocates for
  * a literal beyond what IMAP_LITERAL_MAX allows.  It rounds a literal's
- * buffer up to a power of two (128 MiB for 64 MiB), and the inputs are far
- * too small for a line buffer to grow that large: a bigger allocation is a
- * "{N}" the lexer let through. */
+ * buffer up to a power of two above N (64 MiB for the largest N let
+ * through), and the inputs are far too small for a line buffer to grow
+ * that large: a bigger allocation is a "{N}" the lexer let through. */
 static void on_malloc(const volatile void *p, size_t n)
 {
 	(void)p;
-	if (n > 2 * (size_t)IMAP_LITERAL_MAX) {
+	if (n > (size_t)IMAP_LITERAL_MAX) {
 		fprintf(stderr, "libetpan allocated %zu bytes: a literal got past the guard\n", n);
 		abort();
 	}
