@@ -168,6 +168,17 @@ static void first_segment_byte(struct imap_tagwatch *w, char c)
 		refuse(w, "a response whose tag is too long");
 }
 
+/* A byte inside a quoted string: a backslash escapes the next one. */
+static void quoted_byte(struct imap_tagwatch *w, char c)
+{
+	if (w->escaped)
+		w->escaped = false;
+	else if (c == '\\')
+		w->escaped = true;
+	else if (c == '"')
+		w->quoted = false;
+}
+
 /* A byte of resp-text.  A response code ("[...]" first) is parsed by
  * libetpan, where an astring may be a literal that needs no CRLF: a '{'
  * outside a quoted string is refused from the '[' to the end of the line.
@@ -187,12 +198,7 @@ static void text_byte(struct imap_tagwatch *w, char c)
 		break;
 	case IMAP_TEXT_CODE:
 		if (w->quoted) {
-			if (w->escaped)
-				w->escaped = false;
-			else if (c == '\\')
-				w->escaped = true;
-			else if (c == '"')
-				w->quoted = false;
+			quoted_byte(w, c);
 		} else if (c == '"') {
 			w->quoted = true;
 		} else if (c == '{') {
@@ -332,12 +338,7 @@ void imap_tagwatch_feed(struct imap_tagwatch *w, const uint8_t *p, size_t n)
 			continue;
 		}
 		if (w->quoted) {
-			if (w->escaped)
-				w->escaped = false;
-			else if (c == '\\')
-				w->escaped = true;
-			else if (c == '"')
-				w->quoted = false;
+			quoted_byte(w, c);
 			continue;
 		}
 		if (w->first_segment) {

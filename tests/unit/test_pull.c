@@ -552,8 +552,18 @@ static void serve_send(int fd, const char *s)
 	(void)!send(fd, s, strlen(s), MSG_NOSIGNAL);
 }
 
-static void test_conn_eof_inside_literal(void)
+/*
+ * A scripted IMAP server on loopback against a forked client.  The client
+ * logs in, EXAMINEs INBOX and runs a metadata UID FETCH; check(c, r) turns
+ * what libetpan returned into its exit status (0: as it must).  The server
+ * answers UID FETCH with fetch_answer, then closes the connection
+ * (close_after) or waits until the client closes it.  *st_r: the
+ * client's wait status (-1 if it never ran).
+ */
+static void conn_fetch_against(const char *fetch_answer, bool close_after, int timeout_ms,
+			       int (*check)(struct imap_conn *c, int r), int *st_r)
 {
+	*st_r = -1;
 	int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	socklen_t salen = sizeof(sa);
@@ -567,7 +577,7 @@ static void test_conn_eof_inside_literal(void)
 		alarm(10);
 		struct imap_conn_opts o = {
 			.net = { .host = "127.0.0.1", .port = ntohs(sa.sin_port), .tls = NETCONN_PLAIN,
-				 .timeout_ms = 3000 },
+				 .timeout_ms = timeout_ms },
 			.user = "alice", .password = "pw",
 		};
 		struct imap_conn *c = NULL;
@@ -581,8 +591,7 @@ static void test_conn_eof_inside_literal(void)
 		struct mailimap_set *set = mailimap_set_new_interval(1, 0);
 		struct mailimap_fetch_type *ft = meta_type(true);
 		clist *result = NULL;
-		int r = mailimap_uid_fetch(c->imap, set, ft, &result);
-		_exit(r == MAILIMAP_NO_ERROR ? 5 : 0);   /* failed, as it must */
+		_exit(check(c, mailimap_uid_fetch(c->imap, set, ft, &result)));
 	}
 	struct pollfd pfd = { .fd = ls, .events = POLLIN };
 	int fd = poll(&pfd, 1, 10000) == 1 ? accept4(ls, NULL, NULL, SOCK_CLOEXEC) : -1;
@@ -597,8 +606,10 @@ static void test_conn_eof_inside_literal(void)
 			if (sscanf(line, "%31s", tag) != 1)
 				break;
 			if (strstr(line, "UID FETCH")) {
-				serve_send(fd, "* 1 FETCH (UID 7 BODY[] {6}\r\nab");
-				break;   /* and close inside the literal */
+				serve_send(fd, fetch_answer);
+				if (close_after)
+					break;
+				continue;
 			}
 			if (strstr(line, "CAPABILITY"))
 				serve_send(fd, "* CAPABILITY IMAP4rev1\r\n");
@@ -608,8 +619,20 @@ static void test_conn_eof_inside_literal(void)
 		}
 		close(fd);
 	}
-	int st = 0;
-	CHECK(waitpid(pid, &st, 0) == pid);
+	CHECK(waitpid(pid, st_r, 0) == pid);
+}
+
+static int fetch_failed(struct imap_conn *c, int r)
+{
+	(void)c;
+	return r == MAILIMAP_NO_ERROR ? 5 : 0;   /* failed, as it must */
+}
+
+static void test_conn_eof_inside_literal(void)
+{
+	/* and close inside the literal */
+	int st;
+	conn_fetch_against("* 1 FETCH (UID 7 BODY[] {6}\r\nab", true, 3000, fetch_failed, &st);
 	if (WIFSIGNALED(st) && WTERMSIG(st) == SIGALRM)
 		fprintf(stderr, "  the client spun on EOF inside a literal (imap_conn.c nc_read returns 0 at EOF)\n");
 	CHECK(WIFEXITED(st));
@@ -655,69 +678,23 @@ static void test_answer_guard(void)
 /* A server that answers UID FETCH with a literal of 4 GiB and then waits:
  * the client must not hand it to libetpan (which would allocate it whole)
  * and must fail at once with a message that says why. */
+static int fetch_refused_huge(struct imap_conn *c, int r)
+{
+	if (r == MAILIMAP_NO_ERROR)
+		return 5;
+	struct arca_err err = { 0 };
+	imap_conn_fail(c, r, "UID FETCH", &err);
+	fprintf(stderr, "  (as expected) %s\n", err.msg);
+	return strstr(err.msg, "UID FETCH refused: the server announced a literal of 4294967296 bytes") ? 0 : 6;
+}
+
 static void test_conn_huge_literal(void)
 {
-	int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t salen = sizeof(sa);
-	REQUIRE(ls >= 0 && bind(ls, (struct sockaddr *)&sa, sizeof(sa)) == 0 && listen(ls, 1) == 0 &&
-		getsockname(ls, (struct sockaddr *)&sa, &salen) == 0);
-	fflush(NULL);
-	pid_t pid = fork();
-	REQUIRE(pid >= 0);
-	if (pid == 0) {
-		close(ls);
-		alarm(10);
-		struct imap_conn_opts o = {
-			.net = { .host = "127.0.0.1", .port = ntohs(sa.sin_port), .tls = NETCONN_PLAIN,
-				 .timeout_ms = 8000 },
-			.user = "alice", .password = "pw",
-		};
-		struct imap_conn *c = NULL;
-		struct arca_err err = { 0 };
-		if (imap_conn_open(&o, &c, &err) != 0) {
-			fprintf(stderr, "  imap_conn_open: %s\n", err.msg);
-			_exit(3);
-		}
-		if (mailimap_examine(c->imap, "INBOX") != MAILIMAP_NO_ERROR)
-			_exit(4);
-		struct mailimap_set *set = mailimap_set_new_interval(1, 0);
-		struct mailimap_fetch_type *ft = meta_type(true);
-		clist *result = NULL;
-		int r = mailimap_uid_fetch(c->imap, set, ft, &result);
-		if (r == MAILIMAP_NO_ERROR)
-			_exit(5);
-		imap_conn_fail(c, r, "UID FETCH", &err);
-		fprintf(stderr, "  (as expected) %s\n", err.msg);
-		_exit(strstr(err.msg, "UID FETCH refused: the server announced a literal of 4294967296 bytes") ? 0 : 6);
-	}
-	struct pollfd pfd = { .fd = ls, .events = POLLIN };
-	int fd = poll(&pfd, 1, 10000) == 1 ? accept4(ls, NULL, NULL, SOCK_CLOEXEC) : -1;
-	close(ls);
-	if (fd >= 0) {
-		struct timeval tv = { .tv_sec = 10 };
-		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-		serve_send(fd, "* OK ready\r\n");
-		char line[1024], reply[1200];
-		while (serve_line(fd, line, sizeof(line))) {
-			char tag[32];
-			if (sscanf(line, "%31s", tag) != 1)
-				break;
-			if (strstr(line, "UID FETCH")) {
-				/* 2^32 + 0: libetpan would read it as {0} */
-				serve_send(fd, "* 1 FETCH (UID 7 BODY[] {4294967296}\r\nabc");
-				continue;   /* and wait for the client to give up */
-			}
-			if (strstr(line, "CAPABILITY"))
-				serve_send(fd, "* CAPABILITY IMAP4rev1\r\n");
-			snprintf(reply, sizeof(reply), "%s OK%s done\r\n", tag,
-				 strstr(line, "EXAMINE") ? " [READ-ONLY]" : "");
-			serve_send(fd, reply);
-		}
-		close(fd);
-	}
-	int st = 0;
-	CHECK(waitpid(pid, &st, 0) == pid);
+	/* 2^32 + 0: libetpan would read it as {0}; the server then waits
+	 * for the client to give up */
+	int st;
+	conn_fetch_against("* 1 FETCH (UID 7 BODY[] {4294967296}\r\nabc", false, 8000, fetch_refused_huge,
+			   &st);
 	CHECK(WIFEXITED(st));
 	CHECK_EQ_INT(WIFEXITED(st) ? WEXITSTATUS(st) : -1, 0);
 }
