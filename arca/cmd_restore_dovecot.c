@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "buf.h"
@@ -48,8 +50,9 @@ static const char USAGE[] =
 	"A message is never duplicated (same name, UID or bytes) and no file of the\n"
 	"destination is deleted or overwritten; a second run adds nothing.\n"
 	"With --doveadm (run without a shell, split on spaces): Sieve scripts go in\n"
-	"with doveadm sieve put; then one doveadm process per account runs mailbox\n"
-	"status on every folder (after force-resync when a folder was merged), a\n"
+	"with doveadm sieve put; then one doveadm process per account (one for\n"
+	"many, for Maildirs that didn't exist) runs mailbox status on every folder\n"
+	"(after force-resync when a folder was merged), a\n"
 	"folder still below the snapshot gets doveadm mailbox update\n"
 	"--min-highest-modseq N --min-next-uid M (N the snapshot's HIGHESTMODSEQ,\n"
 	"M its next UID, once Dovecot has read the new dovecot-uidlist), and\n"
@@ -83,6 +86,9 @@ struct dov {
 	struct frep *reps;
 	size_t nreps, cap;
 	int fails;
+	/* the worker's committer thread (started with its first staged account) */
+	struct committer *cm;
+	struct config_check *cc;      /* the doveadm check, until dov_ready */
 };
 
 static void on_warn(void *ctx, const char *what, const char *why)
@@ -324,12 +330,14 @@ static int check_one(struct dov *d, const struct frep *f, const struct dva_statu
  *      invalid option"), so one process per such folder;
  *   3. when 2 ran: doveadm -f flow mailbox status FIELDS '*', the check.
  * A restore from a Maildir ingest (no MODSEQ; dovecot-uidlist already
- * carries the next UID) thus costs one doveadm process per account.
+ * carries the next UID) thus costs one doveadm process per account, or
+ * none of its own when given (a commit's status of many accounts, step 1
+ * done for them all in one process).
  * When the batch fails (doveadm batch stops at the first failing command
  * and may not say which folder), each folder goes alone: force-resync and
  * mailbox update, each error naming its folder.
  */
-static int raise_and_check(struct dov *d, const char *user, int layout)
+static int raise_and_check(struct dov *d, const char *user, int layout, struct statuses *given)
 {
 	if (d->nreps == 0)
 		return 0;
@@ -356,7 +364,13 @@ static int raise_and_check(struct dov *d, const char *user, int layout)
 				     sep1, "mailbox", "status", STATUS_FIELDS, "*", NULL };
 		const char *b0[] = { "-f", "flow", "mailbox", "status", "-u", user, STATUS_FIELDS, "*", NULL };
 		bool done = false;
-		if (!need_resync) {
+		if (!need_resync && given != NULL && given->n > 0) {
+			/* the commit's one doveadm for many accounts said it */
+			s1 = *given;
+			memset(given, 0, sizeof(*given));
+			done = true;
+		}
+		if (!done && !need_resync) {
 			done = run_status(d, b0, &s1, "mailbox status of the restored folders") == 0;
 			if (!done)
 				statuses_release(&s1);
@@ -481,7 +495,54 @@ out:
 /* Step 2 with doveadm: put each script (never replacing a different one of
  * the same name: that goes in as NAME-restored), activate the snapshot's
  * active one unless the account has another active already. */
-static int sieve_doveadm(struct dov *d, struct repo *r, const struct snapshot *s, const char *user)
+/* A snapshot's Sieve script, read from the repository before doveadm puts
+ * it (the put may run in the committer thread, which has no repository). */
+struct sieve_body {
+	struct abuf body;
+	bool ok;
+};
+
+static void sieve_bodies_free(struct sieve_body *b, size_t n)
+{
+	for (size_t i = 0; b != NULL && i < n; i++)
+		abuf_release(&b[i].body);
+	free(b);
+}
+
+/* Reads every script of s; one that can't be read is printed and counted
+ * (and left out by sieve_doveadm).  NULL only when out of memory. */
+static struct sieve_body *sieve_read(struct dov *d, struct repo *r, const struct snapshot *s, int *fails)
+{
+	struct sieve_body *b = calloc(s->nsieve ? s->nsieve : 1, sizeof(*b));
+	if (b == NULL) {
+		fprintf(stderr, "%s: %s: out of memory reading the Sieve scripts\n", cli_prog, d->account);
+		(*fails)++;
+		return NULL;
+	}
+	for (size_t i = 0; i < s->nsieve; i++) {
+		const struct snap_sieve *v = &s->sieve[i];
+		int mfd = memfd_create("arca-sieve", MFD_CLOEXEC);
+		uint64_t got = 0;
+		struct arca_err err = { 0 };
+		if (mfd < 0 || repo_get_stream(r, v->content_type, v->content_id, mfd, v->name, &got, &err) != 0 ||
+		    got > (16u << 20) || abuf_reserve(&b[i].body, (size_t)got + 1) != 0 ||
+		    pread(mfd, b[i].body.data, (size_t)got, 0) != (ssize_t)got) {
+			fprintf(stderr, "%s: %s: Sieve script %s can't be read from the repository: %s\n", cli_prog,
+				d->account, v->name, err.msg[0] ? err.msg : "read failed");
+			if (mfd >= 0)
+				close(mfd);
+			(*fails)++;
+			continue;
+		}
+		close(mfd);
+		b[i].body.len = (size_t)got;
+		b[i].ok = true;
+	}
+	return b;
+}
+
+static int sieve_doveadm(struct dov *d, const struct snapshot *s, const struct sieve_body *bodies,
+			 const char *user)
 {
 	int fails = 0;
 	struct doveadm_result lr;
@@ -508,26 +569,13 @@ static int sieve_doveadm(struct dov *d, struct repo *r, const struct snapshot *s
 		return 1;
 	}
 	const char *active_now = act >= 0 ? lines[act] : NULL;
-	struct abuf body = ABUF_INIT, name = ABUF_INIT, msg = ABUF_INIT;
+	struct abuf name = ABUF_INIT, msg = ABUF_INIT;
 	size_t put = 0, same = 0;
 	for (size_t i = 0; i < s->nsieve; i++) {
 		const struct snap_sieve *v = &s->sieve[i];
-		int mfd = memfd_create("arca-sieve", MFD_CLOEXEC);
-		uint64_t got = 0;
-		struct arca_err err = { 0 };
-		abuf_reset(&body);
-		if (mfd < 0 || repo_get_stream(r, v->content_type, v->content_id, mfd, v->name, &got, &err) != 0 ||
-		    got > (16u << 20) || abuf_reserve(&body, (size_t)got + 1) != 0 ||
-		    pread(mfd, body.data, (size_t)got, 0) != (ssize_t)got) {
-			fprintf(stderr, "%s: %s: Sieve script %s can't be read from the repository: %s\n", cli_prog,
-				d->account, v->name, err.msg[0] ? err.msg : "read failed");
-			if (mfd >= 0)
-				close(mfd);
-			fails++;
-			continue;
-		}
-		close(mfd);
-		body.len = (size_t)got;
+		if (bodies == NULL || !bodies[i].ok)
+			continue;   /* said (and counted) by sieve_read */
+		const struct abuf body = bodies[i].body;
 		abuf_reset(&name);
 		abuf_printf(&name, "%s", v->name);
 		(void)abuf_cstr(&name);
@@ -581,7 +629,6 @@ static int sieve_doveadm(struct dov *d, struct repo *r, const struct snapshot *s
 	}
 	printf("%s: Sieve: %zu scripts put with doveadm sieve put, %zu already there\n", d->account, put, same);
 	fflush(stdout);
-	abuf_release(&body);
 	abuf_release(&name);
 	abuf_release(&msg);
 	free(lines);
@@ -725,6 +772,7 @@ static int stage_finish(const char *account, const char *stage, const char *dest
 {
 	struct arca_err err = { 0 };
 	fault_crash_point();   /* durable, not in place */
+	fault_stop_point("stage-move");   /* a test makes dest appear here */
 	int mv = stage_move(stage, dest, owner_uid, owner_gid);
 	if (mv > 0) {
 		printf("%s: %s appeared while the restore was being written: merging into it instead\n",
@@ -748,6 +796,442 @@ static int stage_finish(const char *account, const char *stage, const char *dest
 		return -1;
 	}
 	return 0;
+}
+
+/*
+ * An account written and waiting for its last steps: Sieve, doveadm's
+ * status and MODSEQ raise, the check, the summary line; and, when it was
+ * staged, first the sync and the move into place.  The committer thread
+ * does those for staged accounts in batches while the worker writes the
+ * next ones: one syncfs and one doveadm process for every account that
+ * finished writing meanwhile (group commit), instead of one each.
+ */
+struct pending {
+	struct pending *next;
+	struct snap_info si;          /* owned copy: a re-run when dest appeared */
+	char *account, *user, *dest, *home, *stage;   /* account: si.account */
+	int stage_fd, owner_uid, owner_gid, layout;
+	bool journal_only;
+	struct restore_result res;
+	struct snapshot *s;           /* Sieve scripts (no messages loaded) */
+	struct sieve_body *bodies;    /* read by the worker: the committer has no repository */
+	struct frep *reps;
+	size_t nreps;
+	int fails;                    /* failures already seen and said */
+};
+
+static void pending_free(struct pending *p)
+{
+	if (p == NULL)
+		return;
+	if (p->stage != NULL)
+		stage_unlock(p->stage, p->stage_fd);
+	for (size_t i = 0; i < p->nreps; i++)
+		free(p->reps[i].folder);
+	free(p->reps);
+	sieve_bodies_free(p->bodies, p->s ? p->s->nsieve : 0);
+	snapshot_free(p->s);
+	free(p->si.account);
+	free(p->user);
+	free(p->dest);
+	free(p->home);
+	free(p->stage);
+	free(p);
+}
+
+/* A heap copy of pd (strings copied; s, bodies, the stage lock and d's
+ * reports moved in on success). */
+static struct pending *pending_take(const struct pending *pd, const struct snap_info *si,
+				    const char *stage, int stage_fd, struct dov *d)
+{
+	struct pending *p = calloc(1, sizeof(*p));
+	if (p == NULL)
+		return NULL;
+	*p = *pd;
+	p->next = NULL;
+	p->si = (struct snap_info){ .seq = si->seq, .time_ns = si->time_ns };
+	memcpy(p->si.root, si->root, ARCA_ID_LEN);
+	p->si.account = strdup(si->account);
+	p->user = strdup(pd->user);
+	p->dest = strdup(pd->dest);
+	p->home = strdup(pd->home ? pd->home : "");
+	p->stage = strdup(stage);
+	p->account = p->si.account;
+	p->reps = NULL;
+	p->nreps = 0;
+	p->s = NULL;
+	p->bodies = NULL;
+	p->stage_fd = -1;
+	if (p->si.account == NULL || p->user == NULL || p->dest == NULL || p->home == NULL || p->stage == NULL) {
+		free(p->stage);
+		p->stage = NULL;   /* the lock stays the caller's */
+		pending_free(p);
+		return NULL;
+	}
+	p->s = pd->s;
+	p->bodies = pd->bodies;
+	p->stage_fd = stage_fd;
+	p->reps = d->reps;
+	p->nreps = d->nreps;
+	return p;
+}
+
+/* The steps after the messages are in place, for one account (d->account
+ * and d->reps are set to it here).  given: its mailbox status from a
+ * commit's doveadm for many accounts, or NULL.  Returns 0 or 1 (failed,
+ * said). */
+static int account_finish(struct dov *d, struct pending *p, struct statuses *given)
+{
+	d->account = p->account;
+	d->reps = p->reps;
+	d->nreps = d->cap = p->nreps;
+	int fails = p->fails;
+	const struct snapshot *s = p->s;
+	if (s && s->nsieve > 0 && d->folder == NULL) {
+		if (d->sieve == 0)
+			printf("%s: Sieve: %zu scripts in the snapshot, not restored (--no-sieve)\n", p->account, s->nsieve);
+		else if (d->have_doveadm)
+			fails += sieve_doveadm(d, s, p->bodies, p->user);
+		else if (d->sieve_home && !d->dry_run)
+			printf("%s: Sieve: %llu scripts written as files under %s (no --doveadm)\n", p->account,
+			       (unsigned long long)p->res.sieve_scripts, p->home);
+		else if (!d->dry_run)
+			fprintf(stderr, "%s: %s: warning: the snapshot has %zu Sieve scripts, not restored: give --doveadm or --sieve-home\n",
+				cli_prog, p->account, s->nsieve);
+	} else if (d->sieve == 1 && d->folder == NULL && !p->journal_only) {
+		printf("%s: Sieve: the snapshot has no Sieve scripts\n", p->account);
+	}
+	/* MODSEQ, next UID, and the check */
+	fails += raise_and_check(d, p->user, p->layout, given);
+	printf("%s: %s: %llu folders, %llu messages added%s\n", p->account,
+	       fails ? "done WITH ERRORS (see above)" : d->dry_run ? "dry run done" : "restored",
+	       (unsigned long long)p->res.folders, (unsigned long long)p->res.messages,
+	       d->dry_run ? " (would be)" : "");
+	fflush(stdout);
+	/* the reports stay p's */
+	d->reps = NULL;
+	d->nreps = d->cap = 0;
+	d->account = NULL;
+	return fails ? 1 : 0;
+}
+
+#define COMMIT_BATCH_MAX 64    /* accounts per syncfs and doveadm process */
+#define COMMIT_QUEUE_MAX 64    /* written and waiting: the worker waits beyond */
+#define COMMIT_INTERVAL_MS 1000
+
+struct committer {
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct pending *head, *tail;  /* written, waiting */
+	size_t queued;
+	struct pending *redo;         /* dest appeared: the worker merges them */
+	bool closing;
+	int fails;
+	struct dov d;                 /* the thread's own: account, reps, fails */
+};
+
+/* A user name doveadm -F can take, and whose lines "USER BOX k=v" are not
+ * ambiguous: no blank, no control byte. */
+static bool user_groupable(const char *u)
+{
+	if (*u == '\0')
+		return false;
+	for (; *u; u++)
+		if ((unsigned char)*u <= ' ' || *u == 0x7f)
+			return false;
+	return true;
+}
+
+/*
+ * One `doveadm -f flow mailbox status -F - FIELDS '*'` for the users of
+ * items[0..n) (on stdin, one per line); Dovecot 2.3 prints each mailbox
+ * as "USER BOX k=v ...".  given[i] gets item i's lines (names point into
+ * res, which the caller releases after).  Returns 0 when the answer could
+ * be read whole; otherwise every account asks again alone (which says
+ * what failed, per account).
+ */
+static int group_status(struct dov *cd, struct pending **items, size_t n, struct doveadm_result *res,
+			struct statuses *given)
+{
+	struct abuf in = ABUF_INIT;
+	int rc = 0;
+	for (size_t i = 0; i < n && rc == 0; i++)
+		rc = user_groupable(items[i]->user) ? abuf_printf(&in, "%s\n", items[i]->user) : -1;
+	if (rc != 0) {
+		abuf_release(&in);
+		return -1;
+	}
+	struct doveadm gdv = cd->dv;
+	gdv.timeout_s = cd->dv.timeout_s * (int)n;
+	const char *args[] = { "-f", "flow", "mailbox", "status", "-F", "-", STATUS_FIELDS, "*", NULL };
+	rc = doveadm_run(&gdv, args, in.data, in.len, res);
+	abuf_release(&in);
+	char **lines = NULL;
+	size_t nl = 0;
+	size_t max = (size_t)MAILDIR_FOLDERS_MAX * n;
+	if (rc == 0 && res->out.len > 0) {
+		lines = calloc(max, sizeof(char *));
+		rc = lines == NULL || abuf_cstr(&res->out) != 0 ? -1
+		     : dva_split_lines((char *)res->out.data, res->out.len, lines, max, &nl);
+	}
+	size_t *owner = rc == 0 ? calloc(nl ? nl : 1, sizeof(*owner)) : NULL;
+	if (owner == NULL)
+		rc = -1;
+	/* whose line: the longest user name it starts with, then a space */
+	for (size_t l = 0; l < nl && rc == 0; l++) {
+		size_t best = n, blen = 0;
+		for (size_t i = 0; i < n; i++) {
+			size_t ul = strlen(items[i]->user);
+			if (ul > blen && strncmp(lines[l], items[i]->user, ul) == 0 && lines[l][ul] == ' ') {
+				best = i;
+				blen = ul;
+			}
+		}
+		if (best == n) {
+			rc = -1;
+			break;
+		}
+		owner[l] = best;
+		given[best].n++;
+		lines[l] += blen + 1;
+	}
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		size_t cnt = given[i].n;
+		given[i].n = 0;
+		given[i].names = calloc(cnt ? cnt : 1, sizeof(char *));
+		given[i].st = calloc(cnt ? cnt : 1, sizeof(struct dva_status));
+		if (given[i].names == NULL || given[i].st == NULL)
+			rc = -1;
+	}
+	for (size_t l = 0; l < nl && rc == 0; l++) {
+		struct statuses *g = &given[owner[l]];
+		if (dva_status_line(lines[l], &g->st[g->n]) != 0) {
+			rc = -1;
+			break;
+		}
+		g->names[g->n++] = lines[l];
+	}
+	if (rc != 0)
+		for (size_t i = 0; i < n; i++)
+			statuses_release(&given[i]);
+	free(owner);
+	free(lines);
+	return rc;
+}
+
+/* Durable, in place, then finished: the committer's work on one batch.
+ * Returns the accounts that failed (each said). */
+static int commit_batch(struct committer *cm, struct pending *batch)
+{
+	struct dov *cd = &cm->d;
+	size_t n = 0;
+	for (struct pending *p = batch; p; p = p->next)
+		n++;
+	struct pending **all = calloc(n, sizeof(*all)), **moved = calloc(n, sizeof(*moved));
+	struct statuses *given = calloc(n, sizeof(*given));
+	bool *failed = calloc(n, sizeof(*failed));
+	int fails = 0;
+	if (all == NULL || moved == NULL || given == NULL || failed == NULL) {
+		free(all);
+		free(moved);
+		free(given);
+		free(failed);
+		for (struct pending *p = batch, *nx; p; p = nx) {
+			nx = p->next;
+			fprintf(stderr, "%s: %s: out of memory finishing the restore: it stays in %s (re-run)\n",
+				cli_prog, p->account, p->stage);
+			pending_free(p);
+			fails++;
+		}
+		return fails;
+	}
+	size_t k = 0;
+	for (struct pending *p = batch; p; p = p->next)
+		all[k++] = p;
+	/* 1. durable: one syncfs per file system holding a stage */
+	dev_t synced[16];
+	size_t nsynced = 0, nmoved = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct pending *p = all[i];
+		struct stat st;
+		struct arca_err err = { 0 };
+		int rc = stat(p->stage, &st) == 0 ? 0 : arca_err_errno(&err, ARCA_EIO, errno, "stat %s", p->stage);
+		bool done = false;
+		for (size_t j = 0; rc == 0 && j < nsynced && !done; j++)
+			done = synced[j] == st.st_dev;
+		if (rc == 0 && !done) {
+			rc = fault_hit(FAULT_FSYNC) ? arca_err_errno(&err, ARCA_EIO, EIO, "sync %s", p->stage)
+						    : restore_sync(p->stage, &err);
+			if (rc == 0 && nsynced < sizeof(synced) / sizeof(synced[0]))
+				synced[nsynced++] = st.st_dev;
+		}
+		failed[i] = rc != 0;
+		if (rc != 0) {
+			fprintf(stderr, "%s: %s: restoring into %s: %s (what is already there is untouched; re-run to complete)\n",
+				cli_prog, p->account, p->stage, err.msg);
+			struct arca_err e2 = { 0 };
+			(void)fs_remove_tree(p->stage, &e2);
+			fails++;
+		}
+	}
+	/* 2. in place; where dest appeared meanwhile, back to the worker */
+	for (size_t i = 0; i < n; i++) {
+		struct pending *p = all[i];
+		if (failed[i])
+			continue;
+		int st = stage_finish(p->account, p->stage, p->dest, p->owner_uid, p->owner_gid);
+		stage_unlock(p->stage, p->stage_fd);
+		p->stage_fd = -1;
+		free(p->stage);
+		p->stage = NULL;
+		if (st > 0) {
+			all[i] = NULL;   /* the worker's now */
+			pthread_mutex_lock(&cm->mu);
+			p->next = cm->redo;
+			cm->redo = p;
+			pthread_mutex_unlock(&cm->mu);
+		} else if (st < 0) {
+			fails++;
+		} else {
+			moved[nmoved++] = p;
+		}
+	}
+	/* 3. one doveadm for their status, then each account's last steps */
+	struct doveadm_result res = { 0 };
+	bool grouped = cd->have_doveadm && nmoved > 0 && group_status(cd, moved, nmoved, &res, given) == 0;
+	for (size_t i = 0; i < nmoved; i++)
+		fails += account_finish(cd, moved[i], grouped ? &given[i] : NULL);
+	doveadm_result_release(&res);
+	for (size_t i = 0; i < n; i++) {
+		statuses_release(&given[i]);
+		pending_free(all[i]);
+	}
+	free(given);
+	free(failed);
+	free(moved);
+	free(all);
+	return fails;
+}
+
+static void *committer_main(void *arg)
+{
+	struct committer *cm = arg;
+	struct timespec prev = { 0 };
+	pthread_mutex_lock(&cm->mu);
+	for (;;) {
+		while (cm->head == NULL && !cm->closing)
+			pthread_cond_wait(&cm->cv, &cm->mu);
+		if (cm->head == NULL)
+			break;
+		/* a commit at most every COMMIT_INTERVAL_MS, unless a batch is
+		 * full or the worker is done: each doveadm process costs Dovecot
+		 * ~50 ms of start-up, however few accounts it is given */
+		struct timespec until = prev;
+		until.tv_nsec += (long)COMMIT_INTERVAL_MS * 1000000L;
+		until.tv_sec += until.tv_nsec / 1000000000L;
+		until.tv_nsec %= 1000000000L;
+		while (!cm->closing && cm->queued < COMMIT_BATCH_MAX &&
+		       pthread_cond_timedwait(&cm->cv, &cm->mu, &until) == 0)
+			;
+		clock_gettime(CLOCK_MONOTONIC, &prev);
+		/* everything written meanwhile, up to a batch */
+		struct pending *batch = cm->head, *last = batch;
+		size_t n = 1;
+		while (last->next != NULL && n < COMMIT_BATCH_MAX) {
+			last = last->next;
+			n++;
+		}
+		cm->head = last->next;
+		if (cm->head == NULL)
+			cm->tail = NULL;
+		last->next = NULL;
+		cm->queued -= n;
+		pthread_cond_broadcast(&cm->cv);
+		pthread_mutex_unlock(&cm->mu);
+		int f = commit_batch(cm, batch);
+		pthread_mutex_lock(&cm->mu);
+		cm->fails += f;
+	}
+	pthread_mutex_unlock(&cm->mu);
+	return NULL;
+}
+
+/* Hands p to the worker's committer (started on first use); waits while
+ * COMMIT_QUEUE_MAX are queued.  0, or -1 (no thread: p stays the
+ * caller's). */
+static int committer_add(struct dov *d, struct pending *p)
+{
+	struct committer *cm = d->cm;
+	if (cm == NULL) {
+		cm = calloc(1, sizeof(*cm));
+		if (cm == NULL)
+			return -1;
+		cm->d = *d;   /* the options; account, reps and fails its own */
+		cm->d.account = NULL;
+		cm->d.reps = NULL;
+		cm->d.nreps = cm->d.cap = 0;
+		cm->d.fails = 0;
+		cm->d.cm = NULL;
+		pthread_condattr_t ca;
+		pthread_mutex_init(&cm->mu, NULL);
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&cm->cv, &ca);
+		pthread_condattr_destroy(&ca);
+		if (pthread_create(&cm->thread, NULL, committer_main, cm) != 0) {
+			pthread_cond_destroy(&cm->cv);
+			pthread_mutex_destroy(&cm->mu);
+			free(cm);
+			return -1;
+		}
+		d->cm = cm;
+	}
+	pthread_mutex_lock(&cm->mu);
+	while (cm->queued >= COMMIT_QUEUE_MAX)
+		pthread_cond_wait(&cm->cv, &cm->mu);
+	if (cm->tail != NULL)
+		cm->tail->next = p;
+	else
+		cm->head = p;
+	cm->tail = p;
+	cm->queued++;
+	pthread_cond_broadcast(&cm->cv);
+	pthread_mutex_unlock(&cm->mu);
+	return 0;
+}
+
+static int dov_one(void *ctx, struct repo *r, const struct snap_info *si);
+
+/* After a worker's last account: waits for its committer, then merges the
+ * accounts whose Maildir appeared while their stage was written.  Returns
+ * the failures (said). */
+static int dov_done(void *ctx, struct repo *r)
+{
+	struct dov *d = ctx;
+	struct committer *cm = d->cm;
+	if (cm == NULL)
+		return 0;
+	pthread_mutex_lock(&cm->mu);
+	cm->closing = true;
+	pthread_cond_broadcast(&cm->cv);
+	pthread_mutex_unlock(&cm->mu);
+	pthread_join(cm->thread, NULL);
+	d->cm = NULL;
+	int fails = cm->fails;
+	for (struct pending *p = cm->redo, *nx; p; p = nx) {
+		nx = p->next;
+		reps_clear(d);
+		fails += dov_one(d, r, &p->si) != 0;
+		pending_free(p);
+	}
+	pthread_cond_destroy(&cm->cv);
+	pthread_mutex_destroy(&cm->mu);
+	free(cm);
+	/* a redo staged again (dest went away meanwhile) has a new committer */
+	if (d->cm != NULL)
+		fails += dov_done(ctx, r);
+	return fails;
 }
 
 static int dov_one(void *ctx, struct repo *r, const struct snap_info *si)
@@ -857,19 +1341,11 @@ static int dov_one(void *ctx, struct repo *r, const struct snap_info *si)
 	fflush(stdout);
 	struct restore_result res;
 	memset(&err, 0, sizeof(err));
+	/* a staged account is made durable and moved in by the committer,
+	 * with other accounts' stages: one syncfs and one doveadm for many */
+	ro.no_sync = ro.staged;
 	int rc = restore_maildir(r, journal_only ? NULL : si->root, &ro, &res, &err);
-	bool stage_failed = false;
-	if (rc == 0 && ro.staged) {
-		int st = stage_finish(si->account, ro.dest, (const char *)dest.data, ro.owner_uid, ro.owner_gid);
-		ro.dest = (const char *)dest.data;
-		ro.staged = false;
-		if (st > 0) {
-			reps_clear(d);
-			memset(&err, 0, sizeof(err));
-			rc = restore_maildir(r, journal_only ? NULL : si->root, &ro, &res, &err);
-		}
-		stage_failed = st < 0;
-	} else if (rc && ro.staged) {
+	if (rc && ro.staged) {
 		struct arca_err e2 = { 0 };
 		(void)fs_remove_tree(ro.dest, &e2);   /* nothing of it was in place */
 		ro.dest = (const char *)dest.data;
@@ -878,41 +1354,56 @@ static int dov_one(void *ctx, struct repo *r, const struct snap_info *si)
 		fprintf(stderr, "%s: %s: restoring into %s: %s (what is already there is untouched; re-run to complete)\n",
 			cli_prog, si->account, ro.dest, err.msg[0] ? err.msg : arca_strerror(rc));
 		fails = 1;
+		goto out;
 	}
-	if (stage_failed) {
-		fails = 1;
-		rc = ARCA_EIO;   /* said why: nothing more for this account */
-	}
-	if (rc == 0 && (res.journal_added || res.journal_dup))
+	if (res.journal_added || res.journal_dup)
 		printf("%s: journal: %llu journaled messages added, %llu were there already\n", si->account,
 		       (unsigned long long)res.journal_added, (unsigned long long)res.journal_dup);
-	if (rc == 0 && res.subscriptions_added)
+	if (res.subscriptions_added)
 		printf("%s: subscriptions: %llu added\n", si->account, (unsigned long long)res.subscriptions_added);
-	/* Sieve */
-	if (rc == 0 && s && s->nsieve > 0 && d->folder == NULL) {
-		if (d->sieve == 0)
-			printf("%s: Sieve: %zu scripts in the snapshot, not restored (--no-sieve)\n", si->account, s->nsieve);
-		else if (d->have_doveadm)
-			fails += sieve_doveadm(d, r, s, (const char *)user.data);
-		else if (d->sieve_home && !d->dry_run)
-			printf("%s: Sieve: %llu scripts written as files under %s (no --doveadm)\n", si->account,
-			       (unsigned long long)res.sieve_scripts, (const char *)home.data);
-		else if (!d->dry_run)
-			fprintf(stderr, "%s: %s: warning: the snapshot has %zu Sieve scripts, not restored: give --doveadm or --sieve-home\n",
-				cli_prog, si->account, s->nsieve);
-	} else if (rc == 0 && d->sieve == 1 && d->folder == NULL && !journal_only) {
-		printf("%s: Sieve: the snapshot has no Sieve scripts\n", si->account);
+	struct pending pd = { .account = (char *)si->account, .user = (char *)user.data,
+			      .dest = (char *)dest.data, .home = (char *)home.data, .stage_fd = -1,
+			      .owner_uid = ro.owner_uid, .owner_gid = ro.owner_gid, .layout = layout,
+			      .journal_only = journal_only, .res = res, .s = s };
+	if (s && s->nsieve > 0 && d->folder == NULL && d->sieve != 0 && d->have_doveadm && !d->dry_run) {
+		pd.bodies = sieve_read(d, r, s, &fails);
+		if (pd.bodies == NULL)
+			goto out;
 	}
-	/* MODSEQ, next UID, and the check */
-	if (rc == 0)
-		fails += raise_and_check(d, (const char *)user.data, layout);
-	fails += d->fails;
-	if (rc == 0)
-		printf("%s: %s: %llu folders, %llu messages added%s\n", si->account,
-		       fails ? "done WITH ERRORS (see above)" : d->dry_run ? "dry run done" : "restored",
-		       (unsigned long long)res.folders, (unsigned long long)res.messages,
-		       d->dry_run ? " (would be)" : "");
-	fflush(stdout);
+	pd.fails = d->fails + fails;
+	if (ro.staged) {
+		struct pending *p = pending_take(&pd, si, (const char *)stage.data, stage_fd, d);
+		if (p == NULL || committer_add(d, p) != 0) {
+			fprintf(stderr, "%s: %s: out of memory, or no thread to finish the restore: not restored (re-run)\n",
+				cli_prog, si->account);
+			if (p != NULL) {
+				p->stage_fd = -1;   /* the lock is still ours: unlocked below */
+				pending_free(p);    /* with s, the Sieve bodies and the reports */
+				s = NULL;
+				d->reps = NULL;
+				d->nreps = d->cap = 0;
+			} else {
+				sieve_bodies_free(pd.bodies, s ? s->nsieve : 0);
+			}
+			struct arca_err e2 = { 0 };
+			(void)fs_remove_tree((const char *)stage.data, &e2);
+			fails = 1;
+			goto out;
+		}
+		/* the pending account owns these now */
+		s = NULL;
+		stage_fd = -1;
+		abuf_reset(&stage);
+		d->reps = NULL;
+		d->nreps = d->cap = 0;
+		goto out;
+	}
+	pd.reps = d->reps;
+	pd.nreps = d->nreps;
+	fails = account_finish(d, &pd, NULL);
+	sieve_bodies_free(pd.bodies, s ? s->nsieve : 0);
+	d->reps = pd.reps;   /* freed below */
+	d->nreps = pd.nreps;
 out:
 	snapshot_free(s);
 	if (stage.len > 0)
@@ -924,6 +1415,55 @@ out:
 	abuf_release(&stage);
 	d->account = NULL;
 	return fails ? 1 : 0;
+}
+
+/* `doveadm config -h mail_location`, run in a thread while the restore key
+ * is derived (each takes a few tenths of a second, one CPU each). */
+struct config_check {
+	pthread_t thread;
+	bool started, joined;
+	struct dov d;                 /* a copy: dv, and "doveadm" as the account */
+	const char *doveadm;
+	int rc;                       /* 0, or the exit code (said) */
+	int layout;                   /* what mail_location says, or AUTO */
+};
+
+static void *config_check_main(void *arg)
+{
+	struct config_check *cc = arg;
+	const char *ca[] = { "config", "-h", "mail_location", NULL };
+	struct doveadm_result res;
+	if (run(&cc->d, ca, NULL, 0, &res, "asking Dovecot's mail_location") != 0) {
+		cc->rc = cli_failf("doveadm does not work as given (--doveadm \"%s\"): nothing was restored", cc->doveadm);
+	} else {
+		bool known = false, fs = false;
+		bool text = res.out.len == 0 ||
+			    (abuf_cstr(&res.out) == 0 && memchr(res.out.data, '\0', res.out.len) == NULL);
+		const char *loc = res.out.len > 0 && text ? (const char *)res.out.data : "";
+		if (!text || dva_mail_location(loc, &known, &fs) != 0)
+			cc->rc = cli_failf("Dovecot's mail_location is %.200s: arca restore dovecot writes Maildir only", loc);
+		else if (known)
+			cc->layout = fs ? MAILDIR_LAYOUT_FS : MAILDIR_LAYOUT_MAILDIRPP;
+	}
+	doveadm_result_release(&res);
+	return NULL;
+}
+
+/* The check's verdict, before anything is written: 0, or the exit code.
+ * Joins the thread (once). */
+static int dov_ready(void *ctx)
+{
+	struct dov *d = ctx;
+	struct config_check *cc = d->cc;
+	if (cc == NULL)
+		return 0;
+	if (cc->started && !cc->joined)
+		pthread_join(cc->thread, NULL);
+	cc->joined = true;
+	if (cc->rc == 0 && d->layout == MAILDIR_LAYOUT_AUTO)
+		d->layout = cc->layout;
+	d->cc = NULL;
+	return cc->rc;
 }
 
 int cmd_restore_dovecot(int argc, char **argv)
@@ -1030,39 +1570,29 @@ int cmd_restore_dovecot(int argc, char **argv)
 	if (access(keyfile, R_OK) != 0)
 		return cli_failf("restore key %s: %s (the offline key made by arca init)", keyfile, strerror(errno));
 	int rc = 0;
+	struct config_check cc = { .layout = MAILDIR_LAYOUT_AUTO };
 	if (doveadm != NULL) {
 		if (doveadm_init(&d.dv, doveadm, timeout) != 0)
 			return cli_failf("--doveadm \"%s\": give the program and its options, e.g. \"doveadm -c /etc/dovecot/dovecot.conf\"",
 					 doveadm);
 		d.have_doveadm = true;
-		/* before anything is written: doveadm must work, and say how
-		 * this Dovecot stores mail */
-		const char *ca[] = { "config", "-h", "mail_location", NULL };
-		struct doveadm_result res;
-		d.account = "doveadm";
-		if (run(&d, ca, NULL, 0, &res, "asking Dovecot's mail_location") != 0) {
-			doveadm_result_release(&res);
-			doveadm_free(&d.dv);
-			return cli_failf("doveadm does not work as given (--doveadm \"%s\"): nothing was restored", doveadm);
+		/* before anything is written (dov_ready), while the key is
+		 * derived: doveadm must work, and say how Dovecot stores mail */
+		cc.d = d;
+		cc.d.account = "doveadm";
+		cc.doveadm = doveadm;
+		if (pthread_create(&cc.thread, NULL, config_check_main, &cc) == 0) {
+			cc.started = true;
+		} else {
+			config_check_main(&cc);
+			cc.joined = true;
 		}
-		bool known = false, fs = false;
-		bool text = res.out.len == 0 ||
-			    (abuf_cstr(&res.out) == 0 && memchr(res.out.data, '\0', res.out.len) == NULL);
-		const char *loc = res.out.len > 0 && text ? (const char *)res.out.data : "";
-		if (!text || dva_mail_location(loc, &known, &fs) != 0)
-			rc = cli_failf("Dovecot's mail_location is %.200s: arca restore dovecot writes Maildir only", loc);
-		else if (d.layout == MAILDIR_LAYOUT_AUTO && known)
-			d.layout = fs ? MAILDIR_LAYOUT_FS : MAILDIR_LAYOUT_MAILDIRPP;
-		d.account = NULL;
-		doveadm_result_release(&res);
-		if (rc) {
-			doveadm_free(&d.dv);
-			return rc;
-		}
+		d.cc = &cc;
 	}
 	struct restore_many m = { .repo = repo, .keyfile = keyfile, .at = at, .accounts = accounts,
 				  .naccounts = naccounts, .jobs = jobs, .no_journal = d.no_journal,
-				  .journal_until = until, .one = dov_one, .ctx = &d };
+				  .journal_until = until, .one = dov_one, .done = dov_done, .ready = dov_ready,
+				  .ctx = &d };
 	if (snap != NULL) {
 		/* one account, one snapshot: no workers needed */
 		struct repo *r;
@@ -1070,8 +1600,12 @@ int cmd_restore_dovecot(int argc, char **argv)
 		if (rc == 0) {
 			struct snap_info si;
 			rc = restore_pick_one(r, accounts[0], snap, at, d.no_journal, until, &si);
-			if (rc == 0) {
+			if (rc == 0 && (rc = dov_ready(&d)) != 0)
+				snap_info_release(&si);
+			else if (rc == 0) {
 				rc = dov_one(&d, r, &si);
+				if (dov_done(&d, r) != 0)
+					rc = 1;
 				snap_info_release(&si);
 			}
 			repo_close(r);
@@ -1079,6 +1613,7 @@ int cmd_restore_dovecot(int argc, char **argv)
 	} else {
 		rc = restore_many_run(&m);
 	}
+	(void)dov_ready(&d);   /* joined, if the repository never opened */
 	doveadm_free(&d.dv);
 	return rc;
 }

@@ -234,6 +234,11 @@ int restore_many_run(const struct restore_many *m)
 		acrypto_restore_key_free(rk);
 		return rc ? rc : cli_failf("out of memory");
 	}
+	if (m->ready != NULL && (rc = m->ready(m->ctx)) != 0) {
+		snap_infos_free(picks, npicks);
+		acrypto_restore_key_free(rk);
+		return rc;
+	}
 	int jobs = m->jobs;
 	if (jobs < 1)
 		jobs = (int)sysconf(_SC_NPROCESSORS_ONLN);

@@ -45,6 +45,9 @@ struct restore_many {
 	int (*one)(void *ctx, struct repo *r, const struct snap_info *si);
 	/* In a worker process after its share (may be NULL): 0 or failed. */
 	int (*done)(void *ctx, struct repo *r);
+	/* In this process once the key is derived, before any worker starts
+	 * (may be NULL): 0 to go on, else the exit code (nothing restored). */
+	int (*ready)(void *ctx);
 	void *ctx;
 };
 

@@ -13,8 +13,9 @@
 #  (c) --new-uidvalidity on another account;
 #  (d) --folder with --account restores one folder;
 #  (e) bad input fails clearly and loses nothing;
-#  (f) the doveadm calls: one process per account for a Maildir-ingest
-#      snapshot; when the batch fails, folder by folder, still complete.
+#  (f) the doveadm calls: one process for the accounts moved in together,
+#      from a Maildir-ingest snapshot; when it and the batch fail, folder by
+#      folder, still complete.
 set -u
 . "$(dirname "$0")/../lib/common.sh"
 . "$ARCA_ROOT/tests/lib/dovecot.sh"
@@ -179,6 +180,36 @@ echo "# staged restore killed $killed times: $absent left no Maildir, $whole a w
 check "(a3) killed at $killed points, never a half-restored Maildir, and the re-run completes" \
 	test "$killed" -ge 5 -a "$bad" -eq 0 -a "$absent" -ge 1
 
+# ---- (a4) mail arrives while the restore is staged: Dovecot makes the
+# Maildir before the stage is moved in (ARCA_FAULT=stop:stage-move stops the
+# restore there); the stage is dropped and the restore merges into it
+wipe
+ARCA_FAULT=stop:stage-move restore --account "$A" &
+rpid=$!
+stopped=""
+for _ in $(seq 1 400); do
+	for p in $(pgrep -f -- "--repo $R "); do
+		[ "$(awk '{print $3}' "/proc/$p/stat" 2>/dev/null)" = T ] && stopped=$p
+	done
+	[ -n "$stopped" ] && break
+	sleep 0.05
+done
+check "(a4) the restore stops with its stage written, before the move" test -n "$stopped"
+check "(a4) a message delivered meanwhile makes the Maildir" \
+	step "$A" deliver "$DOVECOT_LMTP_PORT" "$A" "during the restore" 1 a4
+[ -n "$stopped" ] && kill -CONT "$stopped"
+wait "$rpid"
+expect_eq "(a4) the restore then exits 0" "$?" 0
+cat "$T/err" >&2
+check "(a4) it says the Maildir appeared and that it merges instead" \
+	grep -q "alice@example.test: .* appeared while the restore was being written: merging into it instead" "$T/out"
+check "(a4) no staging directory is left" test ! -e "$DOVECOT_MAIL_ROOT/example.test/alice/Maildir.arca-restore"
+n_before=$(jq1 x 'len(d["folders"]["INBOX"]["messages"])' "$T/before-$A.json")
+v_before=$(jq1 x 'd["folders"]["INBOX"]["uidvalidity"]' "$T/before-$A.json")
+check "(a4) INBOX has its old UIDVALIDITY back, all its messages and the new one" \
+	sh -c "doveadm -c '$DOVECOT_CONF' -f flow mailbox status -u '$A' 'uidvalidity messages' INBOX |
+		grep -qx 'INBOX messages=$((n_before + 1)) uidvalidity=$v_before'"
+
 # ---- (b) wiped again; new mail arrives before the restore
 # one of alice's messages will arrive again, byte for byte (e.g. resent)
 f1=$(ls "$DOVECOT_MAIL_ROOT/example.test/alice/Maildir/cur" | head -1)
@@ -323,8 +354,11 @@ cat >"$T/dvwrap" <<EOF
 echo "\$*" >>"$T/dvcalls"
 case " \$* " in
 *" batch "*) if [ -n "\${DV_FAIL_BATCH:-}" ]; then echo "batch refused by the test" >&2; exit 75; fi ;;
+*" mailbox status -F "*)
+	# the status of many accounts in one process: then each asks alone
+	if [ -n "\${DV_FAIL_BATCH:-}" ]; then echo "status refused by the test" >&2; exit 75; fi ;;
 *" mailbox status "*)
-	# the first status call too: then the restore has no one-process way left
+	# the account's first status call too: then it has no one-process way left
 	if [ -n "\${DV_FAIL_BATCH:-}" ] && [ ! -e "$T/dvstatus-failed" ]; then
 		: >"$T/dvstatus-failed"; echo "status refused by the test" >&2; exit 75
 	fi ;;
@@ -348,9 +382,10 @@ expect_eq "(f) restore from a Maildir ingest exits 0" "$?" 0
 cat "$T/err" >&2
 sed 's/^/# doveadm /' "$T/dvcalls"
 # every folder written into an absent directory: no index of an earlier life,
-# so no force-resync (it reads every message file); one mailbox status
+# so no force-resync (it reads every message file); one mailbox status, for
+# the accounts moved in together (users on stdin: -F -)
 check "(f) one doveadm process for the account (+ the config check), not per folder" \
-	test "$(wc -l <"$T/dvcalls")" -eq 2 -a "$(grep -c ' mailbox status -u carol@other.test ' "$T/dvcalls")" -eq 1 \
+	test "$(wc -l <"$T/dvcalls")" -eq 2 -a "$(grep -c ' mailbox status -F - ' "$T/dvcalls")" -eq 1 \
 	-a "$(grep -c 'force-resync' "$T/dvcalls")" -eq 0
 check "(f) every folder checked" test "$(grep -c 'carol@other.test: .*: Dovecot serves UIDVALIDITY' "$T/out")" -ge 3
 check "(f) dump after" dump after-f "$C"
