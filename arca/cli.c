@@ -60,7 +60,7 @@ bool cli_isatty(void)
 
 static char *prompt(const char *what)
 {
-	FILE *tty = fopen("/dev/tty", "r+");
+	FILE *tty = fopen("/dev/tty", "r+e");   /* never inherited by a child */
 	if (tty == NULL)
 		return NULL;
 	struct termios old, noecho;

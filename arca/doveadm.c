@@ -18,7 +18,11 @@
 int doveadm_init(struct doveadm *d, const char *cmdline, int timeout_s)
 {
 	memset(d, 0, sizeof(*d));
-	d->timeout_s = timeout_s > 0 ? timeout_s : 60;
+	d->timeout_s = timeout_s > 0 && timeout_s <= DOVEADM_TIMEOUT_MAX ? timeout_s : 60;
+	/* A doveadm that exits without reading its stdin must not kill us.
+	 * Process-wide and once, before any thread runs doveadm: a per-call
+	 * save and restore would race between threads. */
+	signal(SIGPIPE, SIG_IGN);
 	for (const char *p = cmdline; *p;) {
 		while (*p == ' ')
 			p++;
@@ -120,11 +124,14 @@ static int run_argv(const char **argv, int timeout_s, const void *in, size_t inl
 	fflush(stderr);
 	pid_t pid = fork();
 	if (pid == 0) {
+		/* only async-signal-safe calls here: the parent may have threads */
+		signal(SIGPIPE, SIG_DFL);   /* ignored (doveadm_init) is inherited */
 		dup2(pin[0], 0);
 		dup2(pout[1], 1);
 		dup2(perr[1], 2);
 		execvp(argv[0], (char *const *)argv);
-		dprintf(2, "cannot run %s: %s\n", argv[0], strerror(errno));
+		static const char msg[] = "cannot run the doveadm program given\n";
+		(void)!write(2, msg, sizeof(msg) - 1);
 		_exit(127);
 	}
 	close(pin[0]);
@@ -137,9 +144,6 @@ static int run_argv(const char **argv, int timeout_s, const void *in, size_t inl
 		close(perr[0]);
 		return -1;
 	}
-	/* a doveadm that exits without reading its stdin must not kill us */
-	struct sigaction ign = { .sa_handler = SIG_IGN }, old;
-	sigaction(SIGPIPE, &ign, &old);
 	fcntl(pin[1], F_SETFL, O_NONBLOCK);
 	size_t sent = 0;
 	if (inlen == 0) {
@@ -197,7 +201,6 @@ static int run_argv(const char **argv, int timeout_s, const void *in, size_t inl
 	int st = 0;
 	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
 		;
-	sigaction(SIGPIPE, &old, NULL);
 	(void)abuf_cstr(&res->out);
 	(void)abuf_cstr(&res->err);
 	if (timed_out) {

@@ -27,7 +27,13 @@ struct doveadm {
 	int timeout_s;
 };
 
-/* 0, or -1 when the string has no word or too many. */
+/* Seconds a call may take at most (the group status of many accounts
+ * scales the per-call timeout up to this). */
+#define DOVEADM_TIMEOUT_MAX 86400
+
+/* 0, or -1 when the string has no word or too many.  Sets SIGPIPE to
+ * ignored for the process (call it before starting threads); children get
+ * the default back before exec. */
 int doveadm_init(struct doveadm *d, const char *cmdline, int timeout_s);
 void doveadm_free(struct doveadm *d);
 

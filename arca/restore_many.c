@@ -170,8 +170,11 @@ int restore_many_run(const struct restore_many *m)
 		return cli_failf("out of memory");
 	}
 	size_t nnames = 0;
+	/* an account named twice is restored once (two passes would share
+	 * its stage) */
 	for (size_t i = 0; i < m->naccounts; i++)
-		names[nnames++] = m->accounts[i];
+		if (!name_in(names, nnames, m->accounts[i]))
+			names[nnames++] = m->accounts[i];
 	if (m->naccounts == 0)
 		for (size_t i = 0; i < n; i++) {
 			size_t k = 0;

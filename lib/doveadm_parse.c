@@ -202,3 +202,30 @@ int dva_mail_location(const char *out, bool *known_r, bool *layout_fs_r)
 	}
 	return 0;
 }
+
+bool dva_user_ok(const char *user)
+{
+	if (*user == '\0')
+		return false;
+	for (const unsigned char *u = (const unsigned char *)user; *u; u++)
+		if (*u <= ' ' || *u == 0x7f)
+			return false;
+	return true;
+}
+
+int dva_line_user(char **line, const char *const *users, size_t n, size_t *idx_r)
+{
+	size_t best = n, blen = 0;
+	for (size_t i = 0; i < n; i++) {
+		size_t ul = strlen(users[i]);
+		if (ul > blen && strncmp(*line, users[i], ul) == 0 && (*line)[ul] == ' ') {
+			best = i;
+			blen = ul;
+		}
+	}
+	if (best == n)
+		return ARCA_EFORMAT;
+	*idx_r = best;
+	*line += blen + 1;
+	return 0;
+}

@@ -89,4 +89,17 @@ int dva_sieve_list(char **lines, size_t n, long *active_r);
  */
 int dva_mail_location(const char *out, bool *known_r, bool *layout_fs_r);
 
+/*
+ * Many users in one doveadm (`mailbox status -F -`, the user names on
+ * stdin, one per line): each line then starts with the user's name and a
+ * space ("USER BOX k=v ...").
+ * dva_user_ok: a name that can go on such a list and be told apart at the
+ * start of a line: not empty, no blank, no control byte (no newline).
+ * dva_line_user: whose line it is: *idx_r the user whose name then a space
+ * begins *line (the longest such name), and *line moved past that space.
+ * ARCA_EFORMAT: none of users[0..n) begins it (*line left as it was).
+ */
+bool dva_user_ok(const char *user);
+int dva_line_user(char **line, const char *const *users, size_t n, size_t *idx_r);
+
 #endif

@@ -60,7 +60,8 @@ void fault_stop_point(const char *name)
 	if (configured == 0 || stop_at[0] == '\0' || strcmp(stop_at, name) != 0 ||
 	    __atomic_exchange_n(&stopped, 1, __ATOMIC_RELAXED) != 0)
 		return;
-	/* to this thread (tgkill): sent to the process, another thread may
-	 * take it while this one runs on past the point */
+	/* raise: sent to this thread (tgkill), which stops at once with the
+	 * rest of the process; sent to the process, another thread may take
+	 * it while this one runs on past the point */
 	raise(SIGSTOP);
 }

@@ -8,6 +8,10 @@
  *      as folder names (found exactly when one holds a '/'), and vname;
  *   2  sieve list: at most one active script, no empty name;
  *   3  config -h mail_location.
+ * With bit 2 of the first byte set, the lines are many users' status
+ * (mailbox status -F): the first up to 4 lines that dva_user_ok takes are
+ * the users, every other line is given to its user (dva_line_user) and the
+ * rest parsed as a status line.
  * Every call must return a defined code and touch nothing outside its
  * buffer (ASan), whatever the bytes. */
 #include <stdint.h>
@@ -97,6 +101,36 @@ static void list_lines(char **lines, size_t n)
 	abuf_release(&v);
 }
 
+static void user_lines(char **lines, size_t n)
+{
+	const char *users[4];
+	size_t nu = 0, first = 0;
+	while (first < n && nu < 4 && dva_user_ok(lines[first]))
+		users[nu++] = lines[first++];
+	for (size_t i = first; i < n; i++) {
+		char *p = lines[i];
+		size_t who = 99;
+		int rc = dva_line_user(&p, users, nu, &who);
+		if (rc == ARCA_EFORMAT) {
+			if (p != lines[i])
+				abort();
+			continue;
+		}
+		size_t ul = who < nu ? strlen(users[who]) : 0;
+		if (rc != 0 || who >= nu || p != lines[i] + ul + 1 || strncmp(lines[i], users[who], ul) != 0 ||
+		    lines[i][ul] != ' ')
+			abort();
+		/* no longer name begins it */
+		for (size_t k = 0; k < nu; k++) {
+			size_t kl = strlen(users[k]);
+			if (kl > ul && strncmp(lines[i], users[k], kl) == 0 && lines[i][kl] == ' ')
+				abort();
+		}
+		struct dva_status st;
+		(void)dva_status_line(p, &st);
+	}
+}
+
 static void sieve_lines(char **lines, size_t n)
 {
 	long act = -2;
@@ -139,7 +173,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		for (size_t i = 0; i < n; i++)
 			if (lines[i][0] == '\0' || strchr(lines[i], '\n') != NULL)
 				abort();
-		if (mode == 0)
+		if (data[0] & 4)
+			user_lines(lines, n);
+		else if (mode == 0)
 			status_lines(lines, n);
 		else if (mode == 1)
 			list_lines(lines, n);

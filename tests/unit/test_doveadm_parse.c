@@ -139,8 +139,45 @@ static void test_mail_location(void)
 	CHECK_EQ_INT(dva_mail_location("maildirx:~/M", &known, &fs), ARCA_EINVAL);
 }
 
+static void test_line_user(void)
+{
+	CHECK(dva_user_ok("alice@example.test"));
+	CHECK(!dva_user_ok(""));
+	CHECK(!dva_user_ok("a b"));
+	CHECK(!dva_user_ok("a\tb"));
+	CHECK(!dva_user_ok("a\nb"));
+	CHECK(!dva_user_ok("a\x7f"));
+	const char *users[] = { "al", "alice", "bob" };
+	char l1[] = "alice INBOX messages=1 uidnext=2 uidvalidity=3 highestmodseq=4";
+	char *p = l1;
+	size_t who = 9;
+	CHECK_EQ_INT(dva_line_user(&p, users, 3, &who), 0);
+	CHECK_EQ_INT((int)who, 1);
+	CHECK_STR(p, "INBOX messages=1 uidnext=2 uidvalidity=3 highestmodseq=4");
+	/* the shorter name, when that is whose line it is (a box "ice x") */
+	char l2[] = "al ice x messages=1";
+	p = l2;
+	CHECK_EQ_INT(dva_line_user(&p, users, 3, &who), 0);
+	CHECK_EQ_INT((int)who, 0);
+	CHECK_STR(p, "ice x messages=1");
+	/* a name must be followed by a space: "alicex" is nobody's */
+	char l3[] = "alicex INBOX messages=1";
+	p = l3;
+	CHECK_EQ_INT(dva_line_user(&p, users, 3, &who), ARCA_EFORMAT);
+	CHECK(p == l3);
+	char l4[] = "carol INBOX messages=1", l5[] = "bob", l6[] = "";
+	p = l4;
+	CHECK_EQ_INT(dva_line_user(&p, users, 3, &who), ARCA_EFORMAT);
+	p = l5;
+	CHECK_EQ_INT(dva_line_user(&p, users, 3, &who), ARCA_EFORMAT);
+	p = l6;
+	CHECK_EQ_INT(dva_line_user(&p, users, 3, &who), ARCA_EFORMAT);
+	CHECK_EQ_INT(dva_line_user(&p, users, 0, &who), ARCA_EFORMAT);
+}
+
 int main(void)
 {
+	RUN(test_line_user);
 	RUN(test_split_lines);
 	RUN(test_status_line);
 	RUN(test_status_find);
