@@ -3,6 +3,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,13 +21,61 @@
 
 /* ---- Dovecot's dot-locks ---- */
 
+/* Is the holder a lock names ("PID:HOST", as Dovecot's file_dotlock and
+ * merge_lock_take write it) a process of this host that no longer exists?
+ * Then the lock is stale and goes at once, as Dovecot does: a restore
+ * killed while holding one must not make the next run wait for it. */
+static bool lock_holder_gone(const char *path, const char *host)
+{
+	char buf[320];
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	if (fd < 0)
+		return false;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	char *colon = strchr(buf, ':');
+	if (colon == NULL)
+		return false;
+	*colon = '\0';
+	char *h = colon + 1, *end = NULL;
+	h[strcspn(h, "\r\n")] = '\0';
+	errno = 0;
+	long pid = strtol(buf, &end, 10);
+	if (errno != 0 || end == buf || *end != '\0' || pid <= 0 || pid > INT_MAX || strcmp(h, host) != 0)
+		return false;
+	return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+}
+
+/* A new file at path holding content, owned as given: 0, 1 when it can't
+ * be made (errno; EEXIST: there already), or an ARCA_E* code (err set,
+ * nothing left). */
+static int lock_file_new(const char *path, const char *content, size_t clen, int owner_uid, int owner_gid,
+			 struct arca_err *err)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return 1;
+	int rc = fs_write_all(fd, content, clen, path, err);
+	if (rc == 0 && owner_uid >= 0 && fchown(fd, (uid_t)owner_uid, (gid_t)owner_gid) != 0)
+		rc = arca_err_errno(err, ARCA_EIO, errno, "chown %s", path);
+	close(fd);
+	if (rc)
+		unlink(path);
+	return rc;
+}
+
 int merge_lock_take(const char *dir, const char *name, int owner_uid, int owner_gid,
 		    struct merge_lock *l, struct arca_err *err)
 {
 	l->path = NULL;
-	struct abuf p = ABUF_INIT;
-	if (abuf_printf(&p, "%s/%s.lock", dir, name) != 0 || abuf_cstr(&p) != 0) {
+	struct abuf p = ABUF_INIT, t = ABUF_INIT;
+	if (abuf_printf(&p, "%s/%s.lock", dir, name) != 0 || abuf_cstr(&p) != 0 ||
+	    abuf_printf(&t, "%s/tmp", dir) != 0 || abuf_cstr(&t) != 0) {
 		abuf_release(&p);
+		abuf_release(&t);
 		return arca_err_set(err, ARCA_ENOMEM, "out of memory");
 	}
 	const char *path = (const char *)p.data;
@@ -38,21 +88,35 @@ int merge_lock_take(const char *dir, const char *name, int owner_uid, int owner_
 	host[sizeof(host) - 1] = '\0';
 	int clen = snprintf(content, sizeof(content), "%ld:%s", (long)getpid(), host);
 	uint64_t deadline = arca_mono_ns() + (uint64_t)MERGE_LOCK_WAIT_S * 1000000000ull;
+	/* The lock is made whole under a name of its own in the folder's tmp/
+	 * and then linked to its name, as Dovecot's file_dotlock does: a run
+	 * killed while writing it never leaves a lock without its holder's
+	 * PID (which only the stale timeout would clear).  No tmp/: in place. */
+	static unsigned long seq;
+	struct stat tst;
+	const char *tpath = NULL;
 	int rc = 0;
-	for (;;) {
-		int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-		if (fd >= 0) {
-			rc = fs_write_all(fd, content, (size_t)clen, path, err);
-			if (rc == 0 && owner_uid >= 0 && fchown(fd, (uid_t)owner_uid, (gid_t)owner_gid) != 0)
-				rc = arca_err_errno(err, ARCA_EIO, errno, "chown %s", path);
-			close(fd);
-			if (rc) {
-				unlink(path);
-				break;
-			}
-			l->path = (char *)p.data;   /* the buffer is the path */
-			l->touched_ns = (int64_t)arca_mono_ns();
-			return 0;
+	if (lstat((const char *)t.data, &tst) == 0 && S_ISDIR(tst.st_mode)) {
+		abuf_reset(&t);
+		if (abuf_printf(&t, "%s/tmp/%ld.%lu.%s.arca-lock", dir, (long)getpid(),
+				__atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED), name) != 0 || abuf_cstr(&t) != 0)
+			rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
+		else if ((rc = lock_file_new((const char *)t.data, content, (size_t)clen, owner_uid, owner_gid, err)) > 0)
+			rc = arca_err_errno(err, ARCA_EIO, errno, "create %s", (const char *)t.data);
+		else if (rc == 0)
+			tpath = (const char *)t.data;
+	}
+	bool taken = false;
+	while (rc == 0) {
+		int got = tpath ? (link(tpath, path) == 0 ? 0 : 1)
+				: lock_file_new(path, content, (size_t)clen, owner_uid, owner_gid, err);
+		if (got == 0) {
+			taken = true;
+			break;
+		}
+		if (got < 0) {
+			rc = got;
+			break;
 		}
 		if (errno != EEXIST) {
 			rc = arca_err_errno(err, ARCA_EIO, errno, "create the lock %s", path);
@@ -61,9 +125,10 @@ int merge_lock_take(const char *dir, const char *name, int owner_uid, int owner_
 		struct stat st;
 		if (lstat(path, &st) == 0) {
 			time_t now = time(NULL);
-			if (now - st.st_mtime > MERGE_LOCK_STALE_S && now - st.st_ctime > MERGE_LOCK_STALE_S) {
-				/* what Dovecot does with a lock nobody touched for so
-				 * long: its holder died */
+			if (lock_holder_gone(path, host) ||
+			    (now - st.st_mtime > MERGE_LOCK_STALE_S && now - st.st_ctime > MERGE_LOCK_STALE_S)) {
+				/* what Dovecot does with a lock whose holder is gone,
+				 * or that nobody touched for so long */
 				unlink(path);
 				continue;
 			}
@@ -78,6 +143,14 @@ int merge_lock_take(const char *dir, const char *name, int owner_uid, int owner_
 		}
 		struct timespec ts = { 0, 50 * 1000000L };
 		nanosleep(&ts, NULL);
+	}
+	if (tpath != NULL)
+		unlink(tpath);
+	abuf_release(&t);
+	if (taken) {
+		l->path = (char *)p.data;   /* the buffer is the path */
+		l->touched_ns = (int64_t)arca_mono_ns();
+		return 0;
 	}
 	abuf_release(&p);
 	return rc;

@@ -36,7 +36,8 @@ struct merge_lock {
 };
 /* Take DIR/NAME.lock: wait while another holder has it (up to
  * MERGE_LOCK_WAIT_S: ARCA_EBUSY then), take over a lock unchanged for
- * MERGE_LOCK_STALE_S as Dovecot does. */
+ * MERGE_LOCK_STALE_S, or one whose holder ("PID:HOST", this host) no
+ * longer exists, as Dovecot does. */
 int merge_lock_take(const char *dir, const char *name, int owner_uid, int owner_gid,
 		    struct merge_lock *l, struct arca_err *err);
 /* Keep a long-held lock fresh (changes its mtime every 10 s at most). */

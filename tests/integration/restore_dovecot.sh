@@ -6,10 +6,13 @@
 #  (a) `arca restore dovecot --all` gives back the very IMAP view (UIDVALIDITY,
 #      UIDs, flags, keywords, dates, bytes), HIGHESTMODSEQ >= before, Sieve
 #      active again;
+#  (a2)-(a4) staging: a stale stage, a stage held by another run, a
+#      restore killed at many points, a Maildir appearing before the move;
 #  (b) wiped again and new mail delivered (INBOX recreated with a new
 #      UIDVALIDITY, plus a copy of an old message saved again): the restore
 #      brings the old UIDVALIDITY and UIDs back, keeps the new mail after
-#      them, never duplicates; a second run changes nothing;
+#      them, never duplicates; a second run changes nothing; (b3) that merge
+#      killed at many points: the new mail stays served, the re-run completes;
 #  (c) --new-uidvalidity on another account;
 #  (d) --folder with --account restores one folder;
 #  (e) bad input fails clearly and loses nothing;
@@ -246,8 +249,7 @@ check "(b) the message that arrived again is recognised by its bytes" \
 check "(b) INBOX: the report names the path taken" \
 	grep -q "INBOX: merged: UIDVALIDITY $vold restored (was $vnew after the rebuild)" "$T/out"
 check "(b) dump after the merge" dump after-b "$A"
-check "(b) the old messages keep their UIDs, the new ones follow, none twice" \
-	$PY - "$T/before-$A.json" "$T/after-b-$A.json" "$one" <<'PY'
+cat >"$T/mergecheck.py" <<'PY'
 import json, sys, collections
 b = json.load(open(sys.argv[1]))['folders']; a = json.load(open(sys.argv[2]))['folders']
 err = []
@@ -278,12 +280,38 @@ for name, fb in b.items():
         err.append('%s: duplicated messages' % name)
 print('\n'.join(err)); sys.exit(1 if err else 0)
 PY
+check "(b) the old messages keep their UIDs, the new ones follow, none twice" \
+	$PY "$T/mergecheck.py" "$T/before-$A.json" "$T/after-b-$A.json" "$one"
 restore --account "$A"
 expect_eq "(b) the same restore again exits 0" "$?" 0
 check "(b) second run: every folder already complete, nothing added" \
 	sh -c "! grep -E ': (merged|added|written exactly)' '$T/out' && grep -q 'INBOX: already complete' '$T/out'"
 check "(b) dump after the second run" dump after-b2 "$A"
 check "(b) second run changed nothing" $PY "$TOOLS/imapdump.py" --compare "$T/after-b-$A.json" "$T/after-b2-$A.json"
+
+# ---- (b3) the merge into the live, recreated Maildir killed at many points
+# (every message and control file written, every rename): the mail that
+# arrived after the attack is served all along, and the next run completes
+# the merge exactly as one uninterrupted run does
+killed=0 bad=0
+for n in ${B3_POINTS:-2 8 20 40 70 110 160 240 400}; do
+	wipe
+	step "$A" deliver "$DOVECOT_LMTP_PORT" "$A" "after the attack" 3 n1 >/dev/null
+	doveadm -c "$DOVECOT_CONF" save -u "$A" <"$T/one.eml"
+	ARCA_FAULT=crash:$n restore --account "$A" --no-sieve
+	st=$?
+	[ "$st" = 0 ] && break   # past the last crash point: it completed
+	killed=$((killed + 1))
+	got=$(doveadm -c "$DOVECOT_CONF" search -u "$A" mailbox INBOX header subject "after the attack" | wc -l)
+	[ "$got" = 3 ] || { bad=$((bad + 1)); echo "# crash:$n: $got of the 3 new messages served"; }
+	restore --account "$A" --no-sieve
+	st=$?
+	dump b3 "$A" >/dev/null 2>&1 && $PY "$T/mergecheck.py" "$T/before-$A.json" "$T/b3-$A.json" "$one" >"$T/b3.check" 2>&1 ||
+		{ bad=$((bad + 1)); echo "# after crash:$n the re-run (exit $st) did not complete the merge: $(head -3 "$T/b3.check" | tr '\n' ' ')"; sed 's/^/# /' "$T/err" | head -5; }
+done
+echo "# merge killed $killed times"
+check "(b3) merge killed at $killed points: the new mail always served, the re-run completes it" \
+	test "$killed" -ge 4 -a "$bad" -eq 0
 
 # ---- (c) --new-uidvalidity on bob
 rm -rf "$DOVECOT_MAIL_ROOT/example.test/bob"
