@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -21,56 +22,110 @@
 
 /* ---- Dovecot's dot-locks ---- */
 
-/* Is the holder a lock names ("PID:HOST", as Dovecot's file_dotlock and
- * merge_lock_take write it) a process of this host that no longer exists?
- * Then the lock is stale and goes at once, as Dovecot does: a restore
- * killed while holding one must not make the next run wait for it. */
-static bool lock_holder_gone(const char *path, const char *host)
+/*
+ * Our dot-locks.  Made whole as DIR/tmp/PID.RAND.NAME.arca-lock ("PID:HOST",
+ * as Dovecot's file_dotlock writes it, so a Dovecot process that finds it
+ * sees a live holder and waits) and linked to DIR/NAME.lock, as Dovecot's
+ * own dot-locks are made: a run killed at any point never leaves a lock
+ * without its holder.  The tmp/ name stays while the lock is held: a lock
+ * with that second name is ours, and one of ours whose holder is gone (a
+ * restore killed while holding it) is taken over at once.  A lock that is
+ * not ours (Dovecot's, whose PID may live in another PID namespace) only
+ * ever by Dovecot's own rule, unchanged for MERGE_LOCK_STALE_S.
+ */
+
+/* "PID:HOST" of the lock file open as fd: its PID when HOST is ours. */
+static long lock_pid(int fd, const char *host)
 {
 	char buf[320];
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-	if (fd < 0)
-		return false;
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
+	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
 	if (n <= 0)
-		return false;
+		return 0;
 	buf[n] = '\0';
 	char *colon = strchr(buf, ':');
 	if (colon == NULL)
-		return false;
+		return 0;
 	*colon = '\0';
 	char *h = colon + 1, *end = NULL;
 	h[strcspn(h, "\r\n")] = '\0';
 	errno = 0;
 	long pid = strtol(buf, &end, 10);
 	if (errno != 0 || end == buf || *end != '\0' || pid <= 0 || pid > INT_MAX || strcmp(h, host) != 0)
-		return false;
-	return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+		return 0;
+	return pid;
 }
 
-/* A new file at path holding content, owned as given: 0, 1 when it can't
- * be made (errno; EEXIST: there already), or an ARCA_E* code (err set,
- * nothing left). */
-static int lock_file_new(const char *path, const char *content, size_t clen, int owner_uid, int owner_gid,
-			 struct arca_err *err)
+/* Is the lock at path (lstat'ed as *lst) one of ours whose holder is gone?
+ * Then *companion_r is its tmp/ name (malloc'd). */
+static bool lock_ours_gone(int tfd, const char *path, const char *name, const char *host,
+			   const struct stat *lst, char **companion_r)
 {
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	*companion_r = NULL;
+	if (tfd < 0 || !S_ISREG(lst->st_mode) || lst->st_nlink < 2)
+		return false;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	if (fd < 0)
+		return false;
+	struct stat st;
+	long pid = fstat(fd, &st) == 0 && st.st_dev == lst->st_dev && st.st_ino == lst->st_ino
+		   ? lock_pid(fd, host) : 0;
+	close(fd);
+	/* a process that exists (or that we may not signal) holds it; one
+	 * with our own PID is a run before this one (we never take a lock
+	 * twice) */
+	if (pid == 0 || (pid != (long)getpid() && (kill((pid_t)pid, 0) == 0 || errno != ESRCH)))
+		return false;
+	char prefix[32], suffix[300];
+	snprintf(prefix, sizeof(prefix), "%ld.", pid);
+	int sl = snprintf(suffix, sizeof(suffix), ".%s.arca-lock", name);
+	if (sl < 0 || (size_t)sl >= sizeof(suffix))
+		return false;
+	int dfd = dup(tfd);
+	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+	if (d == NULL) {
+		if (dfd >= 0)
+			close(dfd);
+		return false;
+	}
+	rewinddir(d);
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL && *companion_r == NULL) {
+		size_t nl = strlen(de->d_name);
+		struct stat cst;
+		if (strncmp(de->d_name, prefix, strlen(prefix)) == 0 && nl > (size_t)sl &&
+		    strcmp(de->d_name + nl - (size_t)sl, suffix) == 0 &&
+		    fstatat(tfd, de->d_name, &cst, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    cst.st_dev == lst->st_dev && cst.st_ino == lst->st_ino)
+			*companion_r = strdup(de->d_name);
+	}
+	closedir(d);
+	return *companion_r != NULL;
+}
+
+/* A new file path (relative to dfd) holding content, owned as given, its
+ * identity in *st: 0, 1 when it can't be made (errno; EEXIST: there
+ * already), or an ARCA_E* code (err set, nothing left). */
+static int lock_file_new(int dfd, const char *path, const char *content, size_t clen, int owner_uid,
+			 int owner_gid, struct stat *st, struct arca_err *err)
+{
+	int fd = openat(dfd, path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0)
 		return 1;
 	int rc = fs_write_all(fd, content, clen, path, err);
 	if (rc == 0 && owner_uid >= 0 && fchown(fd, (uid_t)owner_uid, (gid_t)owner_gid) != 0)
 		rc = arca_err_errno(err, ARCA_EIO, errno, "chown %s", path);
+	if (rc == 0 && fstat(fd, st) != 0)
+		rc = arca_err_errno(err, ARCA_EIO, errno, "stat %s", path);
 	close(fd);
 	if (rc)
-		unlink(path);
+		unlinkat(dfd, path, 0);
 	return rc;
 }
 
 int merge_lock_take(const char *dir, const char *name, int owner_uid, int owner_gid,
 		    struct merge_lock *l, struct arca_err *err)
 {
-	l->path = NULL;
+	memset(l, 0, sizeof(*l));
 	struct abuf p = ABUF_INIT, t = ABUF_INIT;
 	if (abuf_printf(&p, "%s/%s.lock", dir, name) != 0 || abuf_cstr(&p) != 0 ||
 	    abuf_printf(&t, "%s/tmp", dir) != 0 || abuf_cstr(&t) != 0) {
@@ -79,37 +134,56 @@ int merge_lock_take(const char *dir, const char *name, int owner_uid, int owner_
 		return arca_err_set(err, ARCA_ENOMEM, "out of memory");
 	}
 	const char *path = (const char *)p.data;
-	/* "PID:HOST", as Dovecot's file_dotlock writes it: a Dovecot process
-	 * that finds our lock sees a live process (kill(pid, 0) is not ESRCH)
-	 * and waits instead of taking it over. */
 	char host[256] = "localhost", content[320];
 	if (gethostname(host, sizeof(host)) != 0)
 		snprintf(host, sizeof(host), "localhost");
 	host[sizeof(host) - 1] = '\0';
 	int clen = snprintf(content, sizeof(content), "%ld:%s", (long)getpid(), host);
 	uint64_t deadline = arca_mono_ns() + (uint64_t)MERGE_LOCK_WAIT_S * 1000000000ull;
-	/* The lock is made whole under a name of its own in the folder's tmp/
-	 * and then linked to its name, as Dovecot's file_dotlock does: a run
-	 * killed while writing it never leaves a lock without its holder's
-	 * PID (which only the stale timeout would clear).  No tmp/: in place. */
-	static unsigned long seq;
-	struct stat tst;
-	const char *tpath = NULL;
+	/* the lock, whole, under its tmp/ name; no tmp/ (or it can't be
+	 * written): made in place with O_EXCL, as before */
+	int tfd = open((const char *)t.data, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	char tname[400] = "";
+	struct stat mine;
 	int rc = 0;
-	if (lstat((const char *)t.data, &tst) == 0 && S_ISDIR(tst.st_mode)) {
-		abuf_reset(&t);
-		if (abuf_printf(&t, "%s/tmp/%ld.%lu.%s.arca-lock", dir, (long)getpid(),
-				__atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED), name) != 0 || abuf_cstr(&t) != 0)
-			rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
-		else if ((rc = lock_file_new((const char *)t.data, content, (size_t)clen, owner_uid, owner_gid, err)) > 0)
-			rc = arca_err_errno(err, ARCA_EIO, errno, "create %s", (const char *)t.data);
-		else if (rc == 0)
-			tpath = (const char *)t.data;
+	for (int tries = 0; tfd >= 0 && tries < 8; tries++) {
+		uint64_t rnd = 0;
+		if (getrandom(&rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+			rnd = arca_mono_ns();
+		if ((size_t)snprintf(tname, sizeof(tname), "%ld.%016llx.%s.arca-lock", (long)getpid(),
+				     (unsigned long long)rnd, name) >= sizeof(tname))
+			break;
+		rc = lock_file_new(tfd, tname, content, (size_t)clen, owner_uid, owner_gid, &mine, err);
+		if (rc <= 0 || errno != EEXIST)
+			break;
+		rc = 0;
+	}
+	if (rc < 0) {
+		close(tfd);
+		abuf_release(&p);
+		abuf_release(&t);
+		return rc;
+	}
+	if (tfd >= 0 && rc != 0) {   /* not made: in place */
+		close(tfd);
+		tfd = -1;
+		rc = 0;
 	}
 	bool taken = false;
 	while (rc == 0) {
-		int got = tpath ? (link(tpath, path) == 0 ? 0 : 1)
-				: lock_file_new(path, content, (size_t)clen, owner_uid, owner_gid, err);
+		int got;
+		if (tfd >= 0) {
+			got = linkat(tfd, tname, AT_FDCWD, path, 0) == 0 ? 0 : 1;
+			if (got == 1 && errno != EEXIST) {
+				/* no hard links here (some FUSE, CIFS): in place */
+				unlinkat(tfd, tname, 0);
+				close(tfd);
+				tfd = -1;
+				continue;
+			}
+		} else {
+			got = lock_file_new(AT_FDCWD, path, content, (size_t)clen, owner_uid, owner_gid, &mine, err);
+		}
 		if (got == 0) {
 			taken = true;
 			break;
@@ -125,13 +199,20 @@ int merge_lock_take(const char *dir, const char *name, int owner_uid, int owner_
 		struct stat st;
 		if (lstat(path, &st) == 0) {
 			time_t now = time(NULL);
-			if (lock_holder_gone(path, host) ||
-			    (now - st.st_mtime > MERGE_LOCK_STALE_S && now - st.st_ctime > MERGE_LOCK_STALE_S)) {
-				/* what Dovecot does with a lock whose holder is gone,
-				 * or that nobody touched for so long */
-				unlink(path);
+			char *companion = NULL;
+			bool gone = lock_ours_gone(tfd, path, name, host, &st, &companion);
+			bool stale = now - st.st_mtime > MERGE_LOCK_STALE_S && now - st.st_ctime > MERGE_LOCK_STALE_S;
+			struct stat again;
+			/* still the file judged (Dovecot may have taken it over and
+			 * made a new one meanwhile) */
+			if ((gone || stale) && lstat(path, &again) == 0 && again.st_dev == st.st_dev &&
+			    again.st_ino == st.st_ino && unlink(path) == 0) {
+				if (companion != NULL)
+					unlinkat(tfd, companion, 0);
+				free(companion);
 				continue;
 			}
+			free(companion);
 		} else if (errno == ENOENT) {
 			continue;
 		}
@@ -144,16 +225,29 @@ int merge_lock_take(const char *dir, const char *name, int owner_uid, int owner_
 		struct timespec ts = { 0, 50 * 1000000L };
 		nanosleep(&ts, NULL);
 	}
-	if (tpath != NULL)
-		unlink(tpath);
 	abuf_release(&t);
-	if (taken) {
-		l->path = (char *)p.data;   /* the buffer is the path */
-		l->touched_ns = (int64_t)arca_mono_ns();
-		return 0;
+	if (!taken) {
+		if (tfd >= 0) {
+			unlinkat(tfd, tname, 0);
+			close(tfd);
+		}
+		abuf_release(&p);
+		return rc;
 	}
-	abuf_release(&p);
-	return rc;
+	l->path = (char *)p.data;   /* the buffer is the path */
+	l->touched_ns = (int64_t)arca_mono_ns();
+	l->dev = mine.st_dev;
+	l->ino = mine.st_ino;
+	if (tfd >= 0) {
+		l->tmp_name = strdup(tname);
+		if (l->tmp_name == NULL) {   /* the second name goes now: the lock stays plain */
+			unlinkat(tfd, tname, 0);
+			close(tfd);
+		} else {
+			l->tmpdir_fd = tfd;
+		}
+	}
+	return 0;
 }
 
 void merge_lock_touch(struct merge_lock *l)
@@ -171,9 +265,17 @@ void merge_lock_release(struct merge_lock *l)
 {
 	if (l->path == NULL)
 		return;
-	unlink(l->path);
+	/* only our file: one taken over meanwhile as stale is another's now */
+	struct stat st;
+	if (lstat(l->path, &st) == 0 && st.st_dev == l->dev && st.st_ino == l->ino)
+		unlink(l->path);
+	if (l->tmp_name != NULL) {
+		unlinkat(l->tmpdir_fd, l->tmp_name, 0);
+		close(l->tmpdir_fd);
+		free(l->tmp_name);
+	}
 	free(l->path);
-	l->path = NULL;
+	memset(l, 0, sizeof(*l));
 }
 
 static int write_control(const char *dir, const char *name, const void *data, size_t len,

@@ -17,6 +17,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "arca_err.h"
 #include "idset.h"
@@ -33,11 +34,15 @@
 struct merge_lock {
 	char *path;                   /* NULL: not held */
 	int64_t touched_ns;
+	dev_t dev;                    /* the lock file taken: released only if still it */
+	ino_t ino;
+	char *tmp_name;               /* its second name in DIR/tmp (NULL: none) */
+	int tmpdir_fd;                /* DIR/tmp, when tmp_name is set */
 };
 /* Take DIR/NAME.lock: wait while another holder has it (up to
  * MERGE_LOCK_WAIT_S: ARCA_EBUSY then), take over a lock unchanged for
- * MERGE_LOCK_STALE_S, or one whose holder ("PID:HOST", this host) no
- * longer exists, as Dovecot does. */
+ * MERGE_LOCK_STALE_S as Dovecot does, or one of our own (its second name in
+ * DIR/tmp) whose holder ("PID:HOST", this host) no longer exists. */
 int merge_lock_take(const char *dir, const char *name, int owner_uid, int owner_gid,
 		    struct merge_lock *l, struct arca_err *err);
 /* Keep a long-held lock fresh (changes its mtime every 10 s at most). */
