@@ -142,6 +142,12 @@ static void on_report(void *ctx, const struct merge_report *rep)
 		puts((const char *)line.data);
 		fflush(stdout);
 	}
+	if (rep->unusable > 0) {
+		/* said one by one (on_warn); the account is not whole */
+		fprintf(stderr, "%s: %s: %s: %llu messages not restored: their names can't be file names\n",
+			cli_prog, d->account, rep->folder, (unsigned long long)rep->unusable);
+		d->fails++;
+	}
 	abuf_release(&line);
 	if (rep->path == MERGE_PARENT)
 		return;
@@ -203,15 +209,16 @@ static int dov_done(void *ctx, struct repo *r)
 	struct pending *redo;
 	int fails = dov_commit_close(d->cm, &redo);
 	d->cm = NULL;
+	/* merged into the Maildir that appeared, never staged again (a
+	 * dangling symlink at dest would make that loop forever) */
+	d->no_stage = true;
 	for (struct pending *p = redo, *nx; p; p = nx) {
 		nx = p->next;
 		dov_reps_clear(d);
 		fails += dov_one(d, r, &p->si) != 0;
 		dov_pending_free(p);
 	}
-	/* a redo staged again (dest went away meanwhile) has a new committer */
-	if (d->cm != NULL)
-		fails += dov_done(ctx, r);
+	d->no_stage = false;
 	return fails;
 }
 
@@ -222,7 +229,7 @@ static int dov_one(void *ctx, struct repo *r, const struct snap_info *si)
 	d->fails = 0;
 	struct abuf dest = ABUF_INIT, home = ABUF_INIT, user = ABUF_INIT, stage = ABUF_INIT;
 	struct snapshot *s = NULL;
-	int fails = 0, stage_fd = -1;
+	int fails = 0, stage_fd = -1, sync_fd = -1;
 	if (restore_expand(d->pattern, si->account, &dest) != 0 ||
 	    restore_expand(d->user_pattern, si->account, &user) != 0 ||
 	    (d->sieve_home && restore_expand(d->sieve_home, si->account, &home) != 0)) {
@@ -300,14 +307,28 @@ static int dov_one(void *ctx, struct repo *r, const struct snap_info *si)
 			fails = 1;
 			goto out;
 		}
-		if (fs_remove_tree((const char *)stage.data, &err) != 0) {
-			fprintf(stderr, "%s: %s: %s (a staging directory left by an interrupted restore)\n",
-				cli_prog, si->account, err.msg);
+		if (dov_stage_clear((const char *)stage.data, &err) != 0) {
+			fprintf(stderr, "%s: %s: %s\n", cli_prog, si->account, err.msg);
 			fails = 1;
 			goto out;
 		}
+		/* dest as named without trailing '/' (so a symlink there is
+		 * seen, not followed): the stage's name without its suffix */
+		char *bare = strndup((const char *)stage.data, stage.len - strlen(".arca-restore"));
 		struct stat dst;
-		if (lstat((const char *)dest.data, &dst) != 0 && errno == ENOENT) {
+		bool absent = bare != NULL && lstat(bare, &dst) != 0 && errno == ENOENT;
+		free(bare);
+		if (absent && !d->no_stage) {
+			if (dov_stage_make((const char *)stage.data, ro.owner_uid, ro.owner_gid, &err) != 0 ||
+			    (sync_fd = open((const char *)stage.data, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+				if (err.msg[0] == '\0')
+					arca_err_errno(&err, ARCA_EIO, errno, "open %s", (const char *)stage.data);
+				fprintf(stderr, "%s: %s: %s: not restored\n", cli_prog, si->account, err.msg);
+				struct arca_err e2 = { 0 };
+				(void)dov_stage_clear((const char *)stage.data, &e2);
+				fails = 1;
+				goto out;
+			}
 			ro.dest = (const char *)stage.data;
 			ro.staged = true;
 		}
@@ -344,6 +365,7 @@ static int dov_one(void *ctx, struct repo *r, const struct snap_info *si)
 		printf("%s: subscriptions: %llu added\n", si->account, (unsigned long long)res.subscriptions_added);
 	struct pending pd = { .account = (char *)si->account, .user = (char *)user.data,
 			      .dest = (char *)dest.data, .home = (char *)home.data, .stage_fd = -1,
+			      .sync_fd = sync_fd,
 			      .owner_uid = ro.owner_uid, .owner_gid = ro.owner_gid, .layout = layout,
 			      .journal_only = journal_only, .res = res, .s = s };
 	if (s && s->nsieve > 0 && d->folder == NULL && d->sieve != 0 && d->have_doveadm && !d->dry_run) {
@@ -363,8 +385,9 @@ static int dov_one(void *ctx, struct repo *r, const struct snap_info *si)
 				cli_prog, si->account);
 			if (p != NULL) {
 				p->stage_fd = -1;   /* the lock is still ours: unlocked below */
-				dov_pending_free(p);    /* with s, the Sieve bodies and the reports */
+				dov_pending_free(p);    /* with s, sync_fd, the Sieve bodies and the reports */
 				s = NULL;
+				sync_fd = -1;
 				d->reps = NULL;
 				d->nreps = d->cap = 0;
 			} else {
@@ -378,6 +401,7 @@ static int dov_one(void *ctx, struct repo *r, const struct snap_info *si)
 		/* the pending account owns these now */
 		s = NULL;
 		stage_fd = -1;
+		sync_fd = -1;
 		abuf_reset(&stage);
 		d->reps = NULL;
 		d->nreps = d->cap = 0;
@@ -390,6 +414,8 @@ static int dov_one(void *ctx, struct repo *r, const struct snap_info *si)
 	d->reps = pd.reps;   /* freed below */
 	d->nreps = pd.nreps;
 out:
+	if (sync_fd >= 0)
+		close(sync_fd);
 	snapshot_free(s);
 	if (stage.len > 0)
 		dov_stage_unlock((const char *)stage.data, stage_fd);

@@ -31,6 +31,51 @@
  * is removed with fs_remove_tree (no symlink followed).
  */
 #define STAGE_SUFFIX ".arca-restore"
+#define STAGE_MARKER ".arca-stage"   /* in a stage's top directory: "this is one" */
+
+int dov_stage_clear(const char *stage, struct arca_err *err)
+{
+	struct stat st;
+	if (lstat(stage, &st) != 0)
+		return errno == ENOENT ? 0 : arca_err_errno(err, ARCA_EIO, errno, "stat %s", stage);
+	char *m = NULL;
+	if (asprintf(&m, "%s/%s", stage, STAGE_MARKER) < 0)
+		return arca_err_set(err, ARCA_ENOMEM, "out of memory");
+	struct stat ms;
+	bool ours = S_ISDIR(st.st_mode) && lstat(m, &ms) == 0 && S_ISREG(ms.st_mode);
+	free(m);
+	if (!ours)
+		return arca_err_set(err, ARCA_EEXIST,
+				    "%s exists and is no staging directory of arca restore (another account's Maildir?): left alone, not restored",
+				    stage);
+	return fs_remove_tree(stage, err);
+}
+
+int dov_stage_make(const char *stage, int owner_uid, int owner_gid, struct arca_err *err)
+{
+	if (mkdir(stage, 0700) != 0)
+		return arca_err_errno(err, ARCA_EIO, errno, "create %s", stage);
+	char *m = NULL;
+	if (asprintf(&m, "%s/%s", stage, STAGE_MARKER) < 0) {
+		rmdir(stage);
+		return arca_err_set(err, ARCA_ENOMEM, "out of memory");
+	}
+	int rc = 0;
+	int fd = open(m, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		rc = arca_err_errno(err, ARCA_EIO, errno, "create %s", m);
+	if (rc == 0 && owner_uid >= 0 &&
+	    (fchown(fd, (uid_t)owner_uid, (gid_t)owner_gid) != 0 || chown(stage, (uid_t)owner_uid, (gid_t)owner_gid) != 0))
+		rc = arca_err_errno(err, ARCA_EIO, errno, "chown %s", stage);
+	if (fd >= 0)
+		close(fd);
+	if (rc) {
+		unlink(m);
+		rmdir(stage);
+	}
+	free(m);
+	return rc;
+}
 
 /* DEST.arca-restore for dest (trailing '/' dropped); "" with --dry-run or
  * --folder, which never stage. */
@@ -160,6 +205,12 @@ static int stage_finish(const char *account, const char *stage, const char *dest
 		fprintf(stderr, "%s: %s: %s\n", cli_prog, account, err.msg[0] ? err.msg : "out of memory");
 		return -1;
 	}
+	/* a stage no more (left behind by a crash just before: harmless, a
+	 * file Dovecot does not take for a folder) */
+	char *m = NULL;
+	if (asprintf(&m, "%s/%s", dest, STAGE_MARKER) >= 0)
+		(void)unlink(m);
+	free(m);
 	return 0;
 }
 
@@ -169,6 +220,8 @@ void dov_pending_free(struct pending *p)
 		return;
 	if (p->stage != NULL)
 		dov_stage_unlock(p->stage, p->stage_fd);
+	if (p->sync_fd >= 0)
+		close(p->sync_fd);
 	for (size_t i = 0; i < p->nreps; i++)
 		free(p->reps[i].folder);
 	free(p->reps);
@@ -205,6 +258,7 @@ struct pending *dov_pending_take(const struct pending *pd, const struct snap_inf
 	p->s = NULL;
 	p->bodies = NULL;
 	p->stage_fd = -1;
+	p->sync_fd = -1;
 	if (p->si.account == NULL || p->user == NULL || p->dest == NULL || p->home == NULL || p->stage == NULL) {
 		free(p->stage);
 		p->stage = NULL;   /* the lock stays the caller's */
@@ -214,15 +268,14 @@ struct pending *dov_pending_take(const struct pending *pd, const struct snap_inf
 	p->s = pd->s;
 	p->bodies = pd->bodies;
 	p->stage_fd = stage_fd;
+	p->sync_fd = pd->sync_fd;
 	p->reps = d->reps;
 	p->nreps = d->nreps;
 	return p;
 }
 
-#define COMMIT_BATCH_MAX 64    /* accounts per syncfs and doveadm process */
-
+#define COMMIT_BATCH_MAX 64    /* accounts per commit (one doveadm process) */
 #define COMMIT_QUEUE_MAX 64    /* written and waiting: the worker waits beyond */
-
 #define COMMIT_INTERVAL_MS 1000
 
 struct committer {
@@ -266,23 +319,17 @@ static int commit_batch(struct committer *cm, struct pending *batch)
 	size_t k = 0;
 	for (struct pending *p = batch; p; p = p->next)
 		all[k++] = p;
-	/* 1. durable: one syncfs per file system holding a stage */
-	dev_t synced[16];
-	size_t nsynced = 0, nmoved = 0;
+	/* 1. durable: syncfs on each stage's own descriptor, opened before
+	 * its first write (syncfs reports the write errors since its file was
+	 * opened: Linux 5.8); the first does the writing, the others find
+	 * little left */
+	size_t nmoved = 0;
 	for (size_t i = 0; i < n; i++) {
 		struct pending *p = all[i];
-		struct stat st;
 		struct arca_err err = { 0 };
-		int rc = stat(p->stage, &st) == 0 ? 0 : arca_err_errno(&err, ARCA_EIO, errno, "stat %s", p->stage);
-		bool done = false;
-		for (size_t j = 0; rc == 0 && j < nsynced && !done; j++)
-			done = synced[j] == st.st_dev;
-		if (rc == 0 && !done) {
-			rc = fault_hit(FAULT_FSYNC) ? arca_err_errno(&err, ARCA_EIO, EIO, "sync %s", p->stage)
-						    : restore_sync(p->stage, &err);
-			if (rc == 0 && nsynced < sizeof(synced) / sizeof(synced[0]))
-				synced[nsynced++] = st.st_dev;
-		}
+		int rc = fault_hit(FAULT_FSYNC) ? arca_err_errno(&err, ARCA_EIO, EIO, "sync %s", p->stage)
+			 : p->sync_fd >= 0 ? (syncfs(p->sync_fd) == 0 ? 0 : arca_err_errno(&err, ARCA_EIO, errno, "sync %s", p->stage))
+					   : restore_sync(p->stage, &err);
 		failed[i] = rc != 0;
 		if (rc != 0) {
 			fprintf(stderr, "%s: %s: restoring into %s: %s (what is already there is untouched; re-run to complete)\n",

@@ -39,6 +39,7 @@ struct dov {
 	const char *pattern, *sieve_home, *folder, *user_pattern;
 	struct doveadm dv;
 	bool have_doveadm, dry_run, new_uidvalidity, no_journal;
+	bool no_stage;                /* merging an account whose Maildir appeared: never stage again */
 	int sieve;                    /* -1 default (when the snapshot has scripts), 0 no, 1 yes */
 	int layout;                   /* MAILDIR_LAYOUT_AUTO: decide per account */
 	char sep;                     /* 0: ask doveadm */
@@ -84,6 +85,7 @@ struct pending {
 	struct snap_info si;          /* owned copy: a re-run when dest appeared */
 	char *account, *user, *dest, *home, *stage;   /* account: si.account */
 	int stage_fd, owner_uid, owner_gid, layout;
+	int sync_fd;                  /* the stage, opened before its first write (-1: none) */
 	bool journal_only;
 	struct restore_result res;
 	struct snapshot *s;           /* Sieve scripts (no messages loaded) */
@@ -127,6 +129,12 @@ int dov_stage_path(const struct dov *d, const char *dest, struct abuf *stage);
 /* STAGE.lock flock()ed: 0, 1 held by another run, or an error (err). */
 int dov_stage_lock(const char *stage, int *fd_r, struct arca_err *err);
 void dov_stage_unlock(const char *stage, int fd);
+/* A stage left by an interrupted run goes (only a directory holding the
+ * marker a stage is made with: never another account's Maildir that
+ * happens to have that name); 0 also when there is none. */
+int dov_stage_clear(const char *stage, struct arca_err *err);
+/* A new stage directory with its marker, owned as given. */
+int dov_stage_make(const char *stage, int owner_uid, int owner_gid, struct arca_err *err);
 
 void dov_pending_free(struct pending *p);
 /* A heap copy of pd for the committer (strings copied; s, bodies, the

@@ -732,6 +732,7 @@ int maildir_merge_folder(struct repo *r, struct snap_folder *f, int layout,
 	memset(rep, 0, sizeof(*rep));
 	rep->folder = f->name;
 	rep->dry_run = o->dry_run;
+	int sync_fd = -1;
 	struct abuf path = ABUF_INIT, name = ABUF_INIT, tmp = ABUF_INIT, final = ABUF_INIT,
 		    data = ABUF_INIT;
 	struct folder_plan p = { 0 };
@@ -766,6 +767,14 @@ int maildir_merge_folder(struct repo *r, struct snap_folder *f, int layout,
 		rc = make_folder_dirs(fdir, layout, f->name, o, err);
 		if (rc)
 			goto out;
+		/* opened before anything is written: syncfs reports the write
+		 * errors since its file was opened (Linux 5.8), so one opened
+		 * at the end could miss a failed writeback of ours */
+		sync_fd = open(fdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (sync_fd < 0) {
+			rc = arca_err_errno(err, ARCA_EIO, errno, "open %s", fdir);
+			goto out;
+		}
 	}
 	/* Keywords first, under their own lock and never nested with the
 	 * uidlist's (Dovecot may take them the other way round). */
@@ -1000,6 +1009,7 @@ int maildir_merge_folder(struct repo *r, struct snap_folder *f, int layout,
 		if (rc == ARCA_EINVAL) {
 			if (o->warn)
 				o->warn(o->ctx, f->name, merr.msg);
+			rep->unusable++;
 			rc = 0;
 			continue;
 		}
@@ -1038,8 +1048,8 @@ int maildir_merge_folder(struct repo *r, struct snap_folder *f, int layout,
 		rep->unlisted += p.df[k].uid == 0 && !p.df[k].matched;
 	rep->messages = files;
 	/* the messages are on disk before a dovecot-uidlist names them */
-	if (rc == 0 && rep->added > 0 && !o->dry_run && !o->staged)
-		rc = restore_sync(fdir, err);
+	if (rc == 0 && rep->added > 0 && !o->dry_run && !o->staged && syncfs(sync_fd) != 0)
+		rc = arca_err_errno(err, ARCA_EIO, errno, "sync %s", fdir);
 	if (rc == 0 && rewrite && !o->dry_run && f->uidvalidity != 0) {
 		abuf_reset(&data);
 		rc = uidlist_format(&out, &data);
@@ -1047,6 +1057,8 @@ int maildir_merge_folder(struct repo *r, struct snap_folder *f, int layout,
 			: control(o, fdir, "dovecot-uidlist", data.data, data.len, err);
 	}
 out:
+	if (sync_fd >= 0)
+		close(sync_fd);
 	merge_lock_release(&ul_lock);
 	merge_lock_release(&kl);
 	free(recs);

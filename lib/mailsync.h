@@ -96,6 +96,7 @@ struct merge_report {
 	uint64_t unlisted;            /* files without a UID yet (Dovecot numbers them) */
 	uint64_t messages;            /* messages in the folder after (files) */
 	uint64_t keywords_dropped;    /* snapshot keywords no letter was left for */
+	uint64_t unusable;            /* messages whose names can't be file names: not written */
 };
 typedef void merge_report_fn(void *ctx, const struct merge_report *rep);
 

@@ -122,6 +122,7 @@ wipe
 stale=$DOVECOT_MAIL_ROOT/example.test/alice/Maildir.arca-restore
 mkdir -p "$stale/cur" "$stale/.Junk/cur"
 echo "half-written" >"$stale/cur/1.half"
+: >"$stale/.arca-stage"   # the marker a stage is made with
 chown -R "$OWNER" "$DOVECOT_MAIL_ROOT/example.test"
 restore --account "$A"
 expect_eq "(a2) restore over a stale staging directory exits 0" "$?" 0
@@ -134,10 +135,20 @@ check "(a2) alice's IMAP view equals the one before (nothing of the stale one)" 
 # a stale stage is removed even when the Maildir exists by now (the re-run
 # merges), and a stage another run holds is left alone
 mkdir -p "$stale/cur"
+: >"$stale/.arca-stage"
 restore --account "$A"
 expect_eq "(a2) restore with the Maildir there and a stale stage exits 0" "$?" 0
 check "(a2) ... the stale stage is removed all the same" test ! -e "$stale"
 check "(a2) ... and the folders are reported complete" grep -q "INBOX: already complete" "$T/out"
+# a directory of that name without the marker is no stage (another
+# account's Maildir, e.g. alice.arca-restore@ with --maildir .../%n): kept
+mkdir -p "$stale/cur"
+echo "mail of another account" >"$stale/cur/1.keep"
+restore --account "$A"
+expect_eq "(a2) restore next to a directory of the stage's name that is no stage exits 1" "$?" 1
+check "(a2) ... says so" grep -q "is no staging directory of arca restore" "$T/err"
+check "(a2) ... and leaves it as it was" test -s "$stale/cur/1.keep"
+rm -rf "$stale"
 flock "$stale.lock" sleep 5 &
 lockpid=$!
 sleep 0.3
