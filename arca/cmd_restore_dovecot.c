@@ -314,7 +314,7 @@ static int dov_one(void *ctx, struct repo *r, const struct snap_info *si)
 		}
 		/* dest as named without trailing '/' (so a symlink there is
 		 * seen, not followed): the stage's name without its suffix */
-		char *bare = strndup((const char *)stage.data, stage.len - strlen(".arca-restore"));
+		char *bare = strndup((const char *)stage.data, stage.len - strlen(STAGE_SUFFIX));
 		struct stat dst;
 		bool absent = bare != NULL && lstat(bare, &dst) != 0 && errno == ENOENT;
 		free(bare);

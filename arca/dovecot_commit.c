@@ -30,7 +30,6 @@
  * DEST as usual.  It sits in a directory the mail user may write to, so it
  * is removed with fs_remove_tree (no symlink followed).
  */
-#define STAGE_SUFFIX ".arca-restore"
 #define STAGE_MARKER ".arca-stage"   /* in a stage's top directory: "this is one" */
 
 int dov_stage_clear(const char *stage, struct arca_err *err)
@@ -328,8 +327,7 @@ static int commit_batch(struct committer *cm, struct pending *batch)
 		struct pending *p = all[i];
 		struct arca_err err = { 0 };
 		int rc = fault_hit(FAULT_FSYNC) ? arca_err_errno(&err, ARCA_EIO, EIO, "sync %s", p->stage)
-			 : p->sync_fd >= 0 ? (syncfs(p->sync_fd) == 0 ? 0 : arca_err_errno(&err, ARCA_EIO, errno, "sync %s", p->stage))
-					   : restore_sync(p->stage, &err);
+			 : syncfs(p->sync_fd) == 0 ? 0 : arca_err_errno(&err, ARCA_EIO, errno, "sync %s", p->stage);
 		failed[i] = rc != 0;
 		if (rc != 0) {
 			fprintf(stderr, "%s: %s: restoring into %s: %s (what is already there is untouched; re-run to complete)\n",

@@ -85,7 +85,7 @@ struct pending {
 	struct snap_info si;          /* owned copy: a re-run when dest appeared */
 	char *account, *user, *dest, *home, *stage;   /* account: si.account */
 	int stage_fd, owner_uid, owner_gid, layout;
-	int sync_fd;                  /* the stage, opened before its first write (-1: none) */
+	int sync_fd;                  /* the stage, opened before its first write (-1: not staged) */
 	bool journal_only;
 	struct restore_result res;
 	struct snapshot *s;           /* Sieve scripts (no messages loaded) */
@@ -123,6 +123,8 @@ int dov_group_status(struct dov *cd, struct pending **items, size_t n, struct do
 		     struct statuses *given);
 
 /* ---- dovecot_commit.c: staging, and the group commit ---- */
+
+#define STAGE_SUFFIX ".arca-restore"
 
 /* DEST.arca-restore for dest; "" with --dry-run or --folder. */
 int dov_stage_path(const struct dov *d, const char *dest, struct abuf *stage);

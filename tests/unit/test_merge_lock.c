@@ -37,13 +37,28 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void test_take_release(void)
+/* A new folder directory with its tmp/; the paths of tmp/ and NAME.lock. */
+static char *folder_dir(const char *name, char tmp[512], char lock[512])
 {
 	char *dir = harness_tmpdir("mlock");
+	snprintf(tmp, 512, "%s/tmp", dir);
+	snprintf(lock, 512, "%s/%s.lock", dir, name);
+	if (mkdir(tmp, 0700) != 0)
+		abort();
+	return dir;
+}
+
+static void this_host(char host[256])
+{
+	if (gethostname(host, 256) != 0)
+		snprintf(host, 256, "localhost");
+	host[255] = '\0';
+}
+
+static void test_take_release(void)
+{
 	char tmp[512], lock[512];
-	snprintf(tmp, sizeof(tmp), "%s/tmp", dir);
-	snprintf(lock, sizeof(lock), "%s/dovecot-uidlist.lock", dir);
-	REQUIRE(mkdir(tmp, 0700) == 0);
+	char *dir = folder_dir("dovecot-uidlist", tmp, lock);
 	struct merge_lock l;
 	struct arca_err err = { 0 };
 	REQUIRE(merge_lock_take(dir, "dovecot-uidlist", -1, -1, &l, &err) == 0);
@@ -56,8 +71,7 @@ static void test_take_release(void)
 	if (fd >= 0)
 		close(fd);
 	char host[256];
-	gethostname(host, sizeof(host));
-	host[sizeof(host) - 1] = '\0';
+	this_host(host);
 	snprintf(want, sizeof(want), "%ld:%.40s", (long)getpid(), host);
 	CHECK(strncmp(buf, want, strlen(want)) == 0);
 	merge_lock_release(&l);
@@ -78,11 +92,8 @@ static void test_take_release(void)
  * takes it at once */
 static void test_ours_of_a_dead_process(void)
 {
-	char *dir = harness_tmpdir("mlock");
 	char tmp[512], lock[512];
-	snprintf(tmp, sizeof(tmp), "%s/tmp", dir);
-	snprintf(lock, sizeof(lock), "%s/dovecot-keywords.lock", dir);
-	REQUIRE(mkdir(tmp, 0700) == 0);
+	char *dir = folder_dir("dovecot-keywords", tmp, lock);
 	pid_t pid = fork();
 	REQUIRE(pid >= 0);
 	if (pid == 0) {
@@ -111,19 +122,15 @@ static void test_ours_of_a_dead_process(void)
  * judge by PID (its PID may be of another namespace); old: stale, taken */
 static void test_foreign(void)
 {
-	char *dir = harness_tmpdir("mlock");
 	char tmp[512], lock[512];
-	snprintf(tmp, sizeof(tmp), "%s/tmp", dir);
-	snprintf(lock, sizeof(lock), "%s/dovecot-uidlist.lock", dir);
-	REQUIRE(mkdir(tmp, 0700) == 0);
+	char *dir = folder_dir("dovecot-uidlist", tmp, lock);
 	pid_t pid = fork();
 	REQUIRE(pid >= 0);
 	if (pid == 0)
 		_exit(0);
 	waitpid(pid, NULL, 0);
 	char host[256], content[320];
-	gethostname(host, sizeof(host));
-	host[sizeof(host) - 1] = '\0';
+	this_host(host);
 	int n = snprintf(content, sizeof(content), "%ld:%s", (long)pid, host);
 	int fd = open(lock, O_WRONLY | O_CREAT | O_EXCL, 0600);
 	REQUIRE(fd >= 0);
