@@ -2,14 +2,16 @@
  * arca restore imap --repo REPO --restore-key KEYFILE --host H --port P
  *     [--tls|--starttls] (--master-user U --password-file F | --credentials F)
  *     (--account A ... | --all) [--snapshot ID | --at TIME] [--folder NAME [--uid N]]
- *     [--sieve-port P] [--to-account B] [--json]
+ *     [--sieve-port P] [--to-account B] [--no-journal] [--json]
  *
  * Client-side restore into any IMAP server (docs/restore-imap.md): folders
  * created with their special-use and subscriptions, every message APPENDed
  * (MULTIAPPEND in batches when offered) with its flags, keywords and
  * INTERNALDATE, Sieve scripts over ManageSieve.  Idempotent: before
  * appending to a folder we read what it holds and skip what is there, so a
- * re-run after an interruption never duplicates a message.
+ * re-run after an interruption never duplicates a message.  Mail arcad
+ * journaled after the snapshot goes to INBOX (mail in) and the Sent folder
+ * (mail out), as `arca restore maildir` adds it (journal_restore.h).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -27,12 +29,15 @@
 #include "cli.h"
 #include "commands.h"
 #include "faultinject.h"
+#include "fsutil.h"
 #include "imap_append.h"
 #include "imap_conn.h"
 #include "imap_opts.h"
+#include "journal_restore.h"
 #include "managesieve.h"
 #include "pack.h"
 #include "repo.h"
+#include "restore_many.h"
 #include "snapshot.h"
 #include "banned.h"
 
@@ -42,7 +47,7 @@ static const char USAGE[] =
 	"                  (--master-user USER --password-file FILE | --credentials FILE)\n"
 	"                  (--account ACCOUNT ... | --all) [--snapshot ID | --at TIME]\n"
 	"                  [--folder NAME [--uid N]] [--sieve-port PORT] [--to-account B]\n"
-	"                  [--batch N] [--json]\n\n"
+	"                  [--batch N] [--no-journal] [--json]\n\n"
 	"Puts each account's snapshot (default: the latest, passing over suspect\n"
 	"ones) back into an IMAP server as a client would: missing folders are\n"
 	"created with their special-use and subscribed as they were, every message\n"
@@ -51,6 +56,11 @@ static const char USAGE[] =
 	"set them: `arca restore dovecot` keeps them).  Idempotent: messages a\n"
 	"folder already holds (same Message-ID, INTERNALDATE and size) are skipped,\n"
 	"so an interrupted restore can simply be run again.\n"
+	"Mail that arcad journaled for the account after the snapshot (and that\n"
+	"neither the snapshot nor the folder holds) is appended too: mail in to\n"
+	"INBOX, unseen; mail out to the Sent folder, seen.  An account known only\n"
+	"from the journal gets its journaled mail.  --at also bounds the journal;\n"
+	"--no-journal restores the snapshot alone.\n"
 	"  --folder NAME      only this folder (as `arca ls` names it); --uid N: one message\n"
 	"  --sieve-port P     also put the Sieve scripts back over ManageSieve and\n"
 	"                     activate the active one (--sieve-tls none|starttls|tls)\n"
@@ -70,7 +80,8 @@ struct opts {
 	const char *snapshot, *at, *folder, *to_account, *sieve_tls;
 	long port, sieve_port, timeout;
 	unsigned long uid;
-	bool has_uid, all, insecure, json;
+	bool has_uid, all, insecure, json, no_journal;
+	uint64_t journal_until;         /* --at, or all of the journal */
 	int tls;
 	char sep;
 	size_t batch;
@@ -104,13 +115,19 @@ struct run {
 	struct strv failed;             /* "FOLDER uid N: why" */
 	struct strv warnings;
 	uint64_t appended, already, created, subscribed;
+	/* journaled mail: keys of the snapshot's messages from keys_from on
+	 * (a journaled copy of one of them is not appended again) */
+	struct idset *keys;
+	int64_t keys_from;
+	uint64_t j_appended, j_already;
 	struct msieve_put_result sieve;
 	bool sieve_done;
 };
 
 struct slot {
 	struct iapp_msg m;
-	const struct snap_msg *sm;
+	const struct snap_msg *sm;      /* or, for journaled mail: */
+	const struct journal_rec *jr;
 	const char *kw[SNAP_KEYWORDS_MAX];
 };
 
@@ -172,6 +189,13 @@ static void msg_name(const struct snap_folder *f, const struct snap_msg *m, char
 		snprintf(buf, cap, "%s message %s", f->name, m->base[0] ? m->base : "(no name)");
 }
 
+static void journal_name(const struct journal_rec *jr, char *buf, size_t cap)
+{
+	char t[40];
+	cli_format_time(jr->time_ns, t);
+	snprintf(buf, cap, "the message journaled at %s (%llu bytes)", t, (unsigned long long)jr->size);
+}
+
 /* Send the batch; on a refused MULTIAPPEND, each message alone (the server
  * stored none of them), so the one it refuses is named. */
 static int flush_batch(struct run *u, const struct snap_folder *f, const char *wire,
@@ -201,7 +225,10 @@ static int flush_batch(struct run *u, const struct snap_folder *f, const char *w
 				continue;
 			}
 			char nm[600];
-			msg_name(f, b[i].sm, nm, sizeof(nm));
+			if (b[i].sm != NULL)
+				msg_name(f, b[i].sm, nm, sizeof(nm));
+			else
+				journal_name(b[i].jr, nm, sizeof(nm));
 			note(&u->failed, "%s: %s: the server answered %s", u->target, nm,
 			     ans.text[0] ? ans.text : "NO");
 			rep->failed++;
@@ -211,6 +238,26 @@ static int flush_batch(struct run *u, const struct snap_folder *f, const char *w
 	fault_crash_point();   /* a test may kill us between batches */
 	if (rc == 0)
 		rc = spool_reset(u, 0, err);
+	return rc;
+}
+
+/* The message key (journal_restore.h) of the spool's bytes at [off,
+ * off + len) into u->keys. */
+static int spool_key_add(struct run *u, uint64_t off, uint64_t len, struct arca_err *err)
+{
+	if (len > SIZE_MAX - 1)
+		return arca_err_set(err, ARCA_ENOMEM, "out of memory");
+	uint8_t *p = malloc(len ? (size_t)len : 1);
+	if (p == NULL)
+		return arca_err_set(err, ARCA_ENOMEM, "out of memory");
+	int rc = fs_pread_exact(u->spool, p, (size_t)len, off, "the restore spool (memfd)", err);
+	if (rc == 0) {
+		uint8_t key[ARCA_ID_LEN];
+		mkey_of(p, (size_t)len, key);
+		if (idset_add(u->keys, key) != 0)
+			rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
+	}
+	free(p);
 	return rc;
 }
 
@@ -294,6 +341,9 @@ static int restore_messages(struct run *u, struct snap_folder *f, const char *wi
 			rc = spool_reset(u, (uint64_t)off, err);
 			continue;
 		}
+		if (u->keys != NULL && m->date_sec >= u->keys_from &&
+		    (rc = spool_key_add(u, (uint64_t)off, size, err)) != 0)
+			break;
 		if (iapp_holdings_take(&h, &ct.key)) {
 			rep->already++;
 			u->already++;
@@ -469,6 +519,184 @@ static int restore_folders(struct run *u, struct snapshot *s, struct arca_err *e
 	return rc;
 }
 
+/* ---- journaled mail ---- */
+
+static int cmp_hash16(const void *a, const void *b)
+{
+	return memcmp(a, b, 16);
+}
+
+/* Where journaled mail out goes: the snapshot's \Sent folder, else the
+ * server's, else "Sent" (created, with the special-use where the server
+ * takes it). */
+static const char *sent_folder(struct run *u, const struct snapshot *s)
+{
+	for (size_t i = 0; s && i < s->nfolders; i++)
+		if (strstr(s->folders[i].special_use, "\\Sent") != NULL)
+			return s->folders[i].name;
+	for (size_t i = 0; i < u->listed.n; i++)
+		if (strcasecmp(u->listed.v[i].special, "\\Sent") == 0 && u->listed.v[i].name != NULL &&
+		    u->listed.v[i].selectable)
+			return u->listed.v[i].name;
+	return "Sent";
+}
+
+/*
+ * The journaled messages of one direction into their folder.  A message is
+ * not appended when its key is one of the snapshot's recent messages (the
+ * snapshot has it), when the folder holds one with its exact key (an
+ * earlier run appended it), or when the folder holds one with its
+ * Message-ID (the rebuilt server got it delivered meanwhile).
+ */
+static int journal_into(struct run *u, const char *folder, bool out_dir, const struct journal_rec *recs,
+			size_t n, struct arca_err *err)
+{
+	const struct opts *o = u->o;
+	struct abuf wire = ABUF_INIT, msg = ABUF_INIT;
+	struct iapp_holdings h = { 0 };
+	uint8_t (*ids)[16] = NULL;
+	size_t nids = 0;
+	int64_t *dates = NULL;
+	struct slot *b = NULL;
+	size_t cnt = 0;
+	for (size_t i = 0; i < n; i++)
+		cnt += (recs[i].direction == JOURNAL_DIR_OUT) == out_dir;
+	if (cnt == 0)
+		return 0;
+	int rc = 0;
+	if (iapp_wire_name(folder, u->caps.delimiter, &wire) != 0) {
+		note(&u->failed, "%s: folder %s: its name can't be made on this server: %zu journaled messages not restored",
+		     u->target, folder, cnt);
+		goto out;
+	}
+	const char *w = (const char *)wire.data;
+	struct iapp_folder *have = iapp_folders_find(&u->listed, w);
+	if ((have == NULL || !have->selectable) && strcmp(folder, "INBOX") != 0) {
+		struct iapp_line ans;
+		rc = iapp_create(&u->io, &u->caps, w, out_dir ? "\\Sent" : "", &ans, err);
+		if (rc)
+			goto out;
+		if (ans.status != IAPP_OK) {
+			note(&u->failed, "%s: folder %s: CREATE refused (%s): %zu journaled messages not restored",
+			     u->target, folder, ans.text, cnt);
+			goto out;
+		}
+		u->created++;
+		/* a folder a client is to see, as the mail server's own Sent is */
+		rc = subscribe(u, folder, w, true, err);
+		if (rc)
+			goto out;
+	}
+	/* what the folder holds: exact keys, and its Message-IDs */
+	dates = malloc(cnt * sizeof(*dates));
+	if (dates == NULL) {
+		rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
+		goto out;
+	}
+	size_t nd = 0;
+	for (size_t i = 0; i < n; i++)
+		if ((recs[i].direction == JOURNAL_DIR_OUT) == out_dir)
+			dates[nd++] = (int64_t)(recs[i].time_ns / 1000000000ull);
+	qsort(dates, nd, sizeof(*dates), cmp_i64);
+	rc = iapp_holdings_read(u->c, w, dates, nd, &h, err);
+	if (rc)
+		goto out;
+	ids = malloc((h.n ? h.n : 1) * sizeof(*ids));
+	if (ids == NULL) {
+		rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < h.n; i++)
+		if (h.v[i].kind == 1)
+			memcpy(ids[nids++], h.v[i].hash, 16);
+	qsort(ids, nids, sizeof(*ids), cmp_hash16);
+	size_t cap = u->caps.multiappend ? o->batch : 1;
+	b = calloc(cap, sizeof(*b));
+	if (b == NULL) {
+		rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
+		goto out;
+	}
+	struct folder_report rep = { .name = folder };
+	size_t nb = 0;
+	uint64_t bytes = 0, before = u->appended;
+	rc = spool_reset(u, 0, err);
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		const struct journal_rec *jr = &recs[i];
+		if ((jr->direction == JOURNAL_DIR_OUT) != out_dir)
+			continue;
+		if (nb > 0 && (nb == cap || bytes + jr->size * 2 > BATCH_BYTES)) {
+			rc = flush_batch(u, NULL, w, b, nb, &rep, err);
+			nb = 0;
+			bytes = 0;
+			if (rc)
+				break;
+		}
+		off_t off = lseek(u->spool, 0, SEEK_END);
+		if (off < 0) {
+			rc = arca_err_errno(err, ARCA_EIO, errno, "the restore spool (memfd)");
+			break;
+		}
+		uint8_t key[ARCA_ID_LEN];
+		bool skip = false;
+		struct arca_err e = { 0 };
+		int g = journal_restore_render(u->r, jr, u->keys, &msg, key, &skip, &e);
+		if (g == 0 && skip) {
+			u->j_already++;
+			continue;
+		}
+		if (g == 0)
+			g = fs_write_all(u->spool, msg.data, msg.len, "the restore spool (memfd)", &e);
+		struct iapp_content ct;
+		if (g == 0)
+			g = iapp_content_scan(u->spool, (uint64_t)off, msg.len,
+					      (int64_t)(jr->time_ns / 1000000000ull), &ct, &e);
+		if (g) {
+			char nm[200];
+			journal_name(jr, nm, sizeof(nm));
+			note(&u->failed, "%s: %s: not restored: %s", u->account, nm, e.msg);
+			rep.failed++;
+			rc = spool_reset(u, (uint64_t)off, err);
+			continue;
+		}
+		/* a second copy of the same message in the journal is not
+		 * appended twice */
+		rc = idset_add(u->keys, key) ? arca_err_set(err, ARCA_ENOMEM, "out of memory") : 0;
+		bool held = iapp_holdings_take(&h, &ct.key) ||
+			    (ct.key.kind == 1 && bsearch(ct.key.hash, ids, nids, sizeof(*ids), cmp_hash16));
+		if (held || rc) {
+			u->j_already += held;
+			if (rc == 0)
+				rc = spool_reset(u, (uint64_t)off, err);
+			continue;
+		}
+		struct slot *sl = &b[nb++];
+		memset(sl, 0, sizeof(*sl));
+		sl->jr = jr;
+		sl->m = (struct iapp_msg){ .fd = u->spool, .off = (uint64_t)off, .content = ct,
+					   .flags = out_dir ? 1u << ('S' - 'A') : 0,
+					   .date = (int64_t)(jr->time_ns / 1000000000ull) };
+		bytes += ct.wire_len;
+	}
+	if (rc == 0)
+		rc = flush_batch(u, NULL, w, b, nb, &rep, err);
+	u->j_appended += u->appended - before;
+out:
+	free(b);
+	free(ids);
+	free(dates);
+	iapp_holdings_release(&h);
+	abuf_release(&wire);
+	abuf_release(&msg);
+	return rc;
+}
+
+static int restore_journal(struct run *u, const struct snapshot *s, const struct journal_rec *recs,
+			   size_t n, struct arca_err *err)
+{
+	int rc = journal_into(u, "INBOX", false, recs, n, err);
+	return rc ? rc : journal_into(u, sent_folder(u, s), true, recs, n, err);
+}
+
 static int restore_sieve(struct run *u, const struct snapshot *s, const char *login_zid,
 			 const char *login_cid, const char *pw, struct arca_err *err)
 {
@@ -510,7 +738,8 @@ static void report(struct run *u, const struct snap_info *si, int rc, const stru
 {
 	const struct opts *o = u->o;
 	char hex[2 * ARCA_ID_LEN + 1] = "", t[40] = "";
-	if (si) {
+	bool journal_only = si && restore_journal_only(si);
+	if (si && !journal_only) {
 		hex_encode(hex, si->root, ARCA_ID_LEN);
 		cli_format_time(si->time_ns, t);
 	}
@@ -530,7 +759,7 @@ static void report(struct run *u, const struct snap_info *si, int rc, const stru
 		printf(",\"ok\":%s,\"snapshot\":\"%s\",\"appended\":%llu,\"already\":%llu,"
 		       "\"created\":%llu,\"subscribed\":%llu,\"failed\":%zu,\"folders\":[",
 		       rc ? "false" : "true", hex, (unsigned long long)u->appended,
-		       (unsigned long long)u->already, (unsigned long long)u->created,
+		       (unsigned long long)(u->already + u->j_already), (unsigned long long)u->created,
 		       (unsigned long long)u->subscribed, u->failed.n);
 		for (size_t i = 0; i < u->nreports; i++) {
 			const struct folder_report *fr = &u->reports[i];
@@ -546,6 +775,8 @@ static void report(struct run *u, const struct snap_info *si, int rc, const stru
 			cli_json_str(stdout, u->failed.v[i]);
 		}
 		printf("]");
+		printf(",\"journal_appended\":%llu,\"journal_already\":%llu",
+		       (unsigned long long)u->j_appended, (unsigned long long)u->j_already);
 		if (u->sieve_done)
 			printf(",\"sieve_put\":%zu,\"sieve_same\":%zu,\"sieve_activated\":%s",
 			       u->sieve.put, u->sieve.same, u->sieve.activated ? "true" : "false");
@@ -568,9 +799,16 @@ static void report(struct run *u, const struct snap_info *si, int rc, const stru
 			printf("restored %s", u->account);
 			if (strcmp(u->target, u->account) != 0)
 				printf(" into %s", u->target);
-			printf(" from snapshot %.16s (%s) on %s: %zu folders (%llu created), appended %llu, already there %llu, failed %zu",
-			       hex, t, o->host, u->nreports, (unsigned long long)u->created,
-			       (unsigned long long)u->appended, (unsigned long long)u->already, u->failed.n);
+			if (journal_only)
+				printf(" from the journal only (no snapshot) on %s:", o->host);
+			else
+				printf(" from snapshot %.16s (%s) on %s: %zu folders (%llu created),", hex, t,
+				       o->host, u->nreports, (unsigned long long)u->created);
+			printf(" appended %llu, already there %llu, failed %zu", (unsigned long long)u->appended,
+			       (unsigned long long)u->already + u->j_already, u->failed.n);
+			if (u->j_appended || u->j_already)
+				printf("; journaled mail: appended %llu, already there %llu",
+				       (unsigned long long)u->j_appended, (unsigned long long)u->j_already);
 			if (u->sieve_done)
 				printf("; Sieve: put %zu, unchanged %zu%s", u->sieve.put, u->sieve.same,
 				       u->sieve.activated ? ", active script set" :
@@ -590,16 +828,34 @@ static int restore_account(struct run *u, const char *account)
 	struct arca_err err = { 0 };
 	struct snap_info si;
 	memset(&si, 0, sizeof(si));
-	if (cli_pick_snapshot(u->r, account, o->snapshot, o->at, &si) != 0)
+	if (restore_pick_one(u->r, account, o->snapshot, o->at, o->no_journal, o->journal_until, &si) != 0)
 		return 1;
+	bool journal_only = restore_journal_only(&si);
 	struct snapshot *s = NULL;
+	struct journal_rec *recs = NULL;
+	size_t nrecs = 0;
+	struct idset keys = IDSET_INIT;
 	char user[1300];
 	const char *pw = o->master ? u->password : creds_password(&u->creds, u->target);
 	if (o->master)
 		snprintf(user, sizeof(user), "%s%c%s", u->target, o->sep, o->master);
 	else
 		snprintf(user, sizeof(user), "%s", u->target);
-	int rc = snapshot_load(u->r, si.root, &s, &err);
+	int rc = journal_only ? 0 : snapshot_load(u->r, si.root, &s, &err);
+	/* journaled mail since (shortly before) the snapshot, up to --at */
+	if (rc == 0 && !o->no_journal && o->folder == NULL) {
+		uint64_t t = s ? s->time_ns : 0;
+		uint64_t since = t > JOURNAL_RESTORE_SLACK_NS ? t - JOURNAL_RESTORE_SLACK_NS : 0;
+		rc = journal_restore_collect(u->r, account, since, &recs, &nrecs, &err);
+		while (rc == 0 && nrecs > 0 && recs[nrecs - 1].time_ns > o->journal_until)
+			nrecs--;
+	}
+	if (nrecs > 0) {
+		/* snapshot messages from an hour before the first record on
+		 * may be the same mail */
+		u->keys = &keys;
+		u->keys_from = (int64_t)(recs[0].time_ns / 1000000000ull) - 3600;
+	}
 	if (rc == 0 && pw == NULL)
 		rc = arca_err_set(&err, ARCA_EKEY, "%s: no password in the credentials file", u->target);
 	if (rc == 0) {
@@ -618,19 +874,25 @@ static int restore_account(struct run *u, const char *account)
 		u->io.sent_hook = sent_hook;
 		rc = iapp_list(u->c, &u->caps, &u->listed, &err);
 	}
-	if (rc == 0)
+	if (rc == 0 && s != NULL)
 		rc = restore_folders(u, s, &err);
+	if (rc == 0 && nrecs > 0)
+		rc = restore_journal(u, s, recs, nrecs, &err);
 	if (u->c) {
 		imap_conn_close(u->c);
 		u->c = NULL;
 	}
-	if (rc == 0 && o->sieve_port && s->has_sieve && o->folder == NULL)
+	if (rc == 0 && o->sieve_port && s != NULL && s->has_sieve && o->folder == NULL)
 		rc = restore_sieve(u, s, o->master ? u->target : NULL, o->master ? o->master : u->target,
 				   pw, &err);
 	report(u, &si, rc, &err);
 	int ret = rc ? 1 : u->failed.n ? EXIT_WARNINGS : 0;
 	snapshot_free(s);
 	snap_info_release(&si);
+	free(recs);
+	idset_free(&keys);
+	u->keys = NULL;
+	u->j_appended = u->j_already = 0;
 	iapp_folders_release(&u->listed);
 	free(u->reports);
 	u->reports = NULL;
@@ -643,8 +905,10 @@ static int restore_account(struct run *u, const char *account)
 	return ret;
 }
 
-/* Every account the repository has a snapshot of, in order of first snapshot. */
-static int all_accounts(struct repo *r, struct strv *out)
+/* Every account the repository has a snapshot of, in order of first
+ * snapshot, then those known only from the journal (records up to
+ * journal_until; 0: none). */
+static int all_accounts(struct repo *r, uint64_t journal_until, struct strv *out)
 {
 	struct arca_err err = { 0 };
 	struct snap_info *list;
@@ -656,16 +920,33 @@ static int all_accounts(struct repo *r, struct strv *out)
 		if (accounts_from_text(out, list[i].account, strlen(list[i].account)) != 0)
 			rc = cli_failf("out of memory");
 	snap_infos_free(list, n);
+	char **names = NULL;
+	size_t nn = 0;
+	if (rc == 0 && journal_until > 0 && restore_journal_accounts(r, journal_until, &names, &nn, &err) != 0)
+		rc = cli_fail(&err);
+	/* accounts_from_text drops names already there; a name holding a
+	 * blank or '#' would be cut by it, and is taken whole here */
+	for (size_t i = 0; i < nn && rc == 0; i++) {
+		bool have = false;
+		for (size_t k = 0; k < out->n && !have; k++)
+			have = strcmp(out->v[k], names[i]) == 0;
+		if (!have && strv_add(out, names[i], strlen(names[i])) != 0)
+			rc = cli_failf("out of memory");
+	}
+	for (size_t i = 0; i < nn; i++)
+		free(names[i]);
+	free(names);
 	return rc;
 }
 
 int cmd_restore_imap(int argc, char **argv)
 {
-	struct opts o = { .tls = NETCONN_PLAIN, .sep = '*', .batch = 100, .timeout = 60 };
+	struct opts o = { .tls = NETCONN_PLAIN, .sep = '*', .batch = 100, .timeout = 60,
+			  .journal_until = UINT64_MAX };
 	struct strv accounts = { 0 };
 	enum { O_REPO = 256, O_KEY, O_HOST, O_PORT, O_TLS, O_STARTTLS, O_CA, O_INSECURE, O_MASTER,
 	       O_SEP, O_PWFILE, O_CREDS, O_ACCOUNT, O_ALL, O_SNAP, O_AT, O_FOLDER, O_UID, O_SIEVE,
-	       O_SIEVE_TLS, O_TO, O_BATCH, O_TIMEOUT, O_JSON, O_HELP };
+	       O_SIEVE_TLS, O_TO, O_BATCH, O_TIMEOUT, O_JSON, O_NO_JOURNAL, O_HELP };
 	static const struct option opts[] = {
 		{ "repo", required_argument, NULL, O_REPO },
 		{ "restore-key", required_argument, NULL, O_KEY },
@@ -691,6 +972,7 @@ int cmd_restore_imap(int argc, char **argv)
 		{ "batch", required_argument, NULL, O_BATCH },
 		{ "timeout", required_argument, NULL, O_TIMEOUT },
 		{ "json", no_argument, NULL, O_JSON },
+		{ "no-journal", no_argument, NULL, O_NO_JOURNAL },
 		{ "help", no_argument, NULL, O_HELP },
 		{ 0 },
 	};
@@ -753,6 +1035,7 @@ int cmd_restore_imap(int argc, char **argv)
 			bad = *end || o.timeout < 1 || o.timeout > 3600;
 			break;
 		case O_JSON: o.json = true; break;
+		case O_NO_JOURNAL: o.no_journal = true; break;
 		case O_HELP:
 			strv_free(&accounts);
 			puts(USAGE);
@@ -768,6 +1051,10 @@ int cmd_restore_imap(int argc, char **argv)
 	    (o.snapshot && accounts.n != 1)) {
 		strv_free(&accounts);
 		return cli_usage(USAGE);
+	}
+	if (o.at != NULL && cli_parse_time(o.at, &o.journal_until) != 0) {
+		strv_free(&accounts);
+		return cli_failf("--at %s: not a time (use RFC 3339, e.g. 2026-11-28T06:00:00Z)", o.at);
 	}
 	struct run u = { .o = &o, .spool = -1 };
 	int rc = imap_opts_plain_ok(o.host, o.tls != NETCONN_PLAIN, o.insecure);
@@ -787,7 +1074,7 @@ int cmd_restore_imap(int argc, char **argv)
 	if (rc == 0 && cli_open_repo(o.repo, REPO_OPEN_READ, o.keyfile, &u.r) != 0)
 		rc = 1;
 	if (rc == 0 && o.all)
-		rc = all_accounts(u.r, &accounts);
+		rc = all_accounts(u.r, o.no_journal ? 0 : o.journal_until, &accounts);
 	if (rc == 0 && accounts.n == 0)
 		rc = cli_failf("no accounts to restore");
 	int worst = 0;

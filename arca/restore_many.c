@@ -96,6 +96,20 @@ static void jaccts_free(struct jaccts *j)
 	free(j->names);
 }
 
+int restore_journal_accounts(struct repo *r, uint64_t until_ns, char ***names_r, size_t *n_r,
+			     struct arca_err *err)
+{
+	struct jaccts ja = { .until = until_ns };
+	int rc = journal_list(r, NULL, 0, jacct_one, &ja, err);
+	if (rc) {
+		jaccts_free(&ja);
+		return rc == ARCA_ENOMEM ? arca_err_set(err, rc, "out of memory") : rc;
+	}
+	*names_r = ja.names;
+	*n_r = ja.n;
+	return 0;
+}
+
 static bool name_in(char **names, size_t n, const char *name)
 {
 	for (size_t i = 0; i < n; i++)

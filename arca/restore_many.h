@@ -33,6 +33,11 @@ bool restore_journal_only(const struct snap_info *si);
 int restore_pick_one(struct repo *r, const char *account, const char *snap_id, const char *at,
 		     bool no_journal, uint64_t journal_until, struct snap_info *si_r);
 
+/* Every account the journal has mail for (records at or before until_ns),
+ * each once; *names_r and its strings are malloc'd. */
+int restore_journal_accounts(struct repo *r, uint64_t until_ns, char ***names_r, size_t *n_r,
+			     struct arca_err *err);
+
 struct restore_many {
 	const char *repo, *keyfile, *at;
 	char **accounts;              /* the --account names; none: every account */

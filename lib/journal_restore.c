@@ -163,12 +163,13 @@ static int load_content(struct repo *r, const struct journal_rec *rec, struct ab
 	return rc;
 }
 
-int journal_restore_message(struct repo *r, const struct journal_rec *rec, const char *fdir,
-			    int owner_uid, int owner_gid, struct idset *seen, bool *added_r,
-			    struct arca_err *err)
+int journal_restore_render(struct repo *r, const struct journal_rec *rec, const struct idset *seen,
+			   struct abuf *out, uint8_t key_r[ARCA_ID_LEN], bool *skip_r,
+			   struct arca_err *err)
 {
-	*added_r = false;
-	struct abuf msg = ABUF_INIT, env = ABUF_INIT, out = ABUF_INIT, path = ABUF_INIT;
+	*skip_r = false;
+	abuf_reset(out);
+	struct abuf msg = ABUF_INIT, env = ABUF_INIT;
 	struct journal_envelope e = { 0 };
 	int rc = load_content(r, rec, &msg, err);
 	if (rc)
@@ -178,10 +179,11 @@ int journal_restore_message(struct repo *r, const struct journal_rec *rec, const
 				  rec->account, msg.len, (unsigned long long)rec->size);
 		goto out;
 	}
-	uint8_t key[ARCA_ID_LEN];
-	mkey_of(msg.data, msg.len, key);
-	if (idset_has(seen, key))
+	mkey_of(msg.data, msg.len, key_r);
+	if (seen != NULL && idset_has(seen, key_r)) {
+		*skip_r = true;
 		goto out;
+	}
 	rc = repo_get(r, rec->envelope_id, OBJ_JOURNAL, &env, err);
 	if (rc)
 		goto out;
@@ -193,25 +195,45 @@ int journal_restore_message(struct repo *r, const struct journal_rec *rec, const
 	/* Mail in: what Dovecot's LMTP puts first; mail out (a copy for Sent)
 	 * as the client would have saved it.  Then the message, LF line ends. */
 	rc = rec->direction == JOURNAL_DIR_OUT ? 0
-		: abuf_printf(&out, "Return-Path: <%s>\nDelivered-To: %s\n", e.mail_from, rec->account);
+		: abuf_printf(out, "Return-Path: <%s>\nDelivered-To: %s\n", e.mail_from, rec->account);
 	size_t run = 0;
 	for (size_t i = 0; i < msg.len && rc == 0; i++) {
 		if (msg.data[i] == '\r' && i + 1 < msg.len && msg.data[i + 1] == '\n') {
-			rc = abuf_add(&out, msg.data + run, i - run);
+			rc = abuf_add(out, msg.data + run, i - run);
 			run = i + 1;
 		}
 	}
-	rc = rc ? rc : abuf_add(&out, msg.data + run, msg.len - run);
+	rc = rc ? rc : abuf_add(out, msg.data + run, msg.len - run);
+	if (rc)
+		rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
+out:
+	journal_envelope_release(&e);
+	abuf_release(&msg);
+	abuf_release(&env);
+	return rc;
+}
+
+int journal_restore_message(struct repo *r, const struct journal_rec *rec, const char *fdir,
+			    int owner_uid, int owner_gid, struct idset *seen, bool *added_r,
+			    struct arca_err *err)
+{
+	*added_r = false;
+	struct abuf out = ABUF_INIT, path = ABUF_INIT;
+	uint8_t key[ARCA_ID_LEN];
+	bool skip = false;
+	int rc = journal_restore_render(r, rec, seen, &out, key, &skip, err);
+	if (rc || skip)
+		goto out;
 	/* a unique Maildir name, stable for the record (a re-run with --force
 	 * replaces rather than duplicates) */
 	char hex[2 * ARCA_ID_LEN + 1];
 	hex_encode(hex, rec->envelope_id, ARCA_ID_LEN);
 	uint64_t sec = rec->time_ns / 1000000000ull;
 	bool in = rec->direction != JOURNAL_DIR_OUT;
-	rc = rc ? rc : abuf_printf(&path, "%s/%s/%llu.M%lluJ%.16s.arca-journal,S=%zu%s", fdir,
-				   in ? "new" : "cur", (unsigned long long)sec,
-				   (unsigned long long)(rec->time_ns % 1000000000ull / 1000), hex,
-				   out.len, in ? "" : ":2,S");
+	rc = abuf_printf(&path, "%s/%s/%llu.M%lluJ%.16s.arca-journal,S=%zu%s", fdir,
+			 in ? "new" : "cur", (unsigned long long)sec,
+			 (unsigned long long)(rec->time_ns % 1000000000ull / 1000), hex,
+			 out.len, in ? "" : ":2,S");
 	rc = rc ? rc : abuf_cstr(&path);
 	if (rc) {
 		rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
@@ -243,9 +265,6 @@ int journal_restore_message(struct repo *r, const struct journal_rec *rec, const
 	else
 		*added_r = true;
 out:
-	journal_envelope_release(&e);
-	abuf_release(&msg);
-	abuf_release(&env);
 	abuf_release(&out);
 	abuf_release(&path);
 	return rc;

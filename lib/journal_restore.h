@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "arca_err.h"
+#include "buf.h"
 #include "crypto.h"
 #include "idset.h"
 #include "journal.h"
@@ -34,6 +35,14 @@ int mkey_add_file(struct idset *keys, const char *path, struct arca_err *err);
  * *recs_r is malloc'd. */
 int journal_restore_collect(struct repo *r, const char *account, uint64_t since_ns,
 			    struct journal_rec **recs_r, size_t *n_r, struct arca_err *err);
+
+/* The bytes a journaled message is restored as: line ends made LF, and for
+ * mail in Return-Path and Delivered-To first, as Dovecot's LMTP writes them
+ * (into out).  key_r gets its message key; when that key is in `seen` (may
+ * be NULL) *skip_r is set and out is left empty. */
+int journal_restore_render(struct repo *r, const struct journal_rec *rec, const struct idset *seen,
+			   struct abuf *out, uint8_t key_r[ARCA_ID_LEN], bool *skip_r,
+			   struct arca_err *err);
 
 /* Writes one journaled message into the Maildir folder `fdir` (its new/
  * for mail in, cur/ with the S flag for mail out), line ends made LF and

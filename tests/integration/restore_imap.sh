@@ -10,15 +10,20 @@
 # back and the active one is active.  A second run appends nothing.  A
 # restore killed midway (after a batch, and between sending an APPEND and
 # reading its answer) is run again: nothing is duplicated, all is there.
+# Mail arcad journaled after the snapshot is appended (INBOX / Sent), not
+# when the snapshot or the folder has it, not twice; an account known only
+# from the journal is restored from it.
 set -u
 . "$(dirname "$0")/../lib/common.sh"
+DOVECOT_USERS="alice@example.test bob@example.test carol@other.test dave@example.test"
 . "$ARCA_ROOT/tests/lib/dovecot.sh"
+. "$ARCA_ROOT/tests/lib/arcad.sh"
 . "$ARCA_ROOT/tests/lib/corpus.sh"
 PY=/usr/bin/python3
 TOOLS=$ARCA_ROOT/tests/tools
 export ARCA_PASSPHRASE=rimap-pass ARCA_TEST_FAST_KDF=1
 T=$(test_tmpdir rimap)
-trap 'dovecot_stop "$T/dc" >/dev/null 2>&1; _test_cleanup' EXIT
+trap 'arcad_kill "$T/ad"; dovecot_stop "$T/dc" >/dev/null 2>&1; _test_cleanup' EXIT
 ACCTS="alice@example.test bob@example.test carol@other.test"
 CORPUS=$(corpus_dir) || { echo "not ok - corpus available"; exit 1; }
 echo masterpw >"$T/masterpw"
@@ -187,4 +192,95 @@ expect_eq "an unknown folder is an error (exit 1)" "$?" 1
 check "... that names it" grep -q "no folder Nowhere" "$T/restore.err"
 restore --account alice@example.test --snapshot 0000 --folder INBOX
 expect_eq "an unknown snapshot is an error" "$?" 1
+
+# ---- journaled mail.  A recent message in Archive goes into a new
+# ---- snapshot; then arcad journals, after it: mail in (new, a copy of the
+# ---- recent Archive message, a copy of one INBOX has, one without
+# ---- Message-ID), mail out, and mail for dave, who has no snapshot.
+check "a message dated now in alice's Archive" $PY - "$DOVECOT_IMAP_PORT" "$TOOLS" <<'PY'
+import sys, time
+sys.path.insert(0, sys.argv[2])
+from imapdump import ImapClient
+c = ImapClient('127.0.0.1', sys.argv[1]); c.login('alice@example.test*admin', 'masterpw')
+now = time.strftime('%d-%b-%Y %H:%M:%S +0000', time.gmtime())
+c.command('APPEND Archive () "%s" %%L' % now,
+          [b'From: r@x.test\r\nSubject: recent\r\nMessage-ID: <recent@x.test>\r\n\r\nfiled away\r\n'])
+c.logout()
+PY
+check "pull alice again (the snapshot the journal follows)" "$ARCA" pull imap --repo "$R" --host 127.0.0.1 \
+	--port "$DOVECOT_IMAP_PORT" --master-user admin --password-file "$T/masterpw" --account alice@example.test
+read -r JP <<<"$(arcad_free_ports 1)"
+J=journal.invalid
+jsend() {  # TO BODY
+	$PY "$TOOLS/lmtp_send.py" "127.0.0.1:$JP" --from x@example.test --to "$1" --body "$2" | grep -q ' 250 '
+}
+check "arcad starts on the repository" arcad_start "$T/ad" "$R" "$JP"
+check "journal: new mail in" jsend "alice=example.test@$J" \
+	$'From: x@example.test\r\nSubject: journaled in\r\nMessage-ID: <jin@x.test>\r\n\r\nafter the snapshot\r\n'
+check "journal: a copy of the recent Archive message" jsend "alice=example.test@$J" \
+	$'From: r@x.test\r\nSubject: recent\r\nMessage-ID: <recent@x.test>\r\n\r\nfiled away\r\n'
+check "journal: a copy of a message INBOX has" jsend "alice=example.test@$J" \
+	$'From: a@x.test\r\nTo: alice@example.test\r\nSubject: twice\r\nMessage-ID: <twice@x.test>\r\n\r\nsame\r\n'
+check "journal: mail in without Message-ID" jsend "alice=example.test@$J" \
+	$'From: n@x.test\r\nSubject: no id journaled\r\n\r\nbody\r\n'
+check "journal: mail out" jsend "alice=example.test@out.$J" \
+	$'From: alice@example.test\r\nSubject: sent after\r\nMessage-ID: <jout@x.test>\r\n\r\nsent\r\n'
+check "journal: mail for dave (no snapshot)" jsend "dave=example.test@$J" \
+	$'From: x@example.test\r\nSubject: for dave\r\nMessage-ID: <dave@x.test>\r\n\r\nhello\r\n'
+arcad_stop "$T/ad"
+wipe || { echo "not ok - dovecot restarts on an empty store"; exit 1; }
+jtotal() {  # ACCOUNT KEY
+	$PY -c 'import json,sys
+print([o for o in map(json.loads, open(sys.argv[1])) if o["account"] == sys.argv[2]][0][sys.argv[3]])' \
+		"$T/restore.out" "$1" "$2"
+}
+restore --account alice@example.test --json
+expect_eq "restore with the journal exits 0" "$?" 0
+expect_eq "3 journaled messages appended (in, no Message-ID, out)" "$(jtotal alice@example.test journal_appended)" 3
+expect_eq "2 journaled ones already there (in the snapshot's Archive; in INBOX)" \
+	"$(jtotal alice@example.test journal_already)" 2
+# what each folder holds: Message-ID -> [count, seen]; subjects of those without
+jview() {
+	$PY - "$DOVECOT_IMAP_PORT" "$1" <<'PY'
+import imaplib, re, sys
+c = imaplib.IMAP4('127.0.0.1', int(sys.argv[1])); c.login(sys.argv[2] + '*admin', 'masterpw')
+for box in ('INBOX', 'Sent', 'Archive'):
+    if c.select(box, readonly=True)[0] != 'OK':
+        continue
+    typ, data = c.fetch('1:*', '(FLAGS INTERNALDATE BODY.PEEK[HEADER.FIELDS (MESSAGE-ID SUBJECT RETURN-PATH)])')
+    for part in data:
+        if not isinstance(part, tuple):
+            continue
+        h = part[1].decode('latin-1')
+        mid = re.search(r'(?im)^message-id:\s*(\S+)', h)
+        subj = re.search(r'(?im)^subject:\s*(.*?)\s*$', h)
+        rp = 'rp' if re.search(r'(?im)^return-path:', h) else '-'
+        seen = 'seen' if b'\\Seen' in part[0] else 'unseen'
+        print(box, mid.group(1) if mid else 'subject:' + subj.group(1), seen, rp)
+PY
+}
+jview alice@example.test >"$T/jview"
+check "INBOX: the new journaled mail, unseen, with Dovecot's Return-Path" grep -qx "INBOX <jin@x.test> unseen rp" "$T/jview"
+check "INBOX: the journaled mail without Message-ID" grep -qx "INBOX subject:no id journaled unseen rp" "$T/jview"
+check "Sent: the journaled mail out, seen" grep -qx "Sent <jout@x.test> seen -" "$T/jview"
+expect_eq "the copy of the Archive message is not in INBOX (the snapshot has it)" \
+	"$(grep -c '^INBOX <recent@x.test>' "$T/jview")" 0
+expect_eq "the message INBOX held twice is there twice, not three times" \
+	"$(grep -c '^INBOX <twice@x.test>' "$T/jview")" 2
+restore --account alice@example.test --json
+expect_eq "a second run appends no journaled mail" "$(jtotal alice@example.test journal_appended)" 0
+expect_eq "... and finds all 5 already there" "$(jtotal alice@example.test journal_already)" 5
+jview alice@example.test >"$T/jview2"
+check "... and leaves the folders as they were" diff "$T/jview" "$T/jview2"
+restore --account dave@example.test
+expect_eq "an account known only from the journal restores" "$?" 0
+check "... saying so" grep -q "restored dave@example.test from the journal only" "$T/restore.out"
+jview dave@example.test >"$T/jdave"
+check "... its journaled mail is in its INBOX" grep -qx "INBOX <dave@x.test> unseen rp" "$T/jdave"
+wipe || { echo "not ok - dovecot restarts on an empty store"; exit 1; }
+restore --account alice@example.test --no-journal --json
+expect_eq "--no-journal appends no journaled mail" "$(jtotal alice@example.test journal_appended)" 0
+restore --all --json
+check "--all includes the account known only from the journal" grep -q '"account":"dave@example.test"' "$T/restore.out"
+expect_eq "--all adds alice's 3 journaled messages" "$(jtotal alice@example.test journal_appended)" 3
 test_done
