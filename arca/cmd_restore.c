@@ -195,7 +195,8 @@ int cmd_restore(int argc, char **argv)
 		struct restore_many m = { .repo = repo, .keyfile = keyfile, .at = at,
 					  .accounts = accounts, .naccounts = naccounts, .jobs = jobs,
 					  .no_journal = ro.no_journal, .journal_until = ro.journal_until,
-					  .one = many_one, .done = many_done, .ctx = &mm };
+					  .one = many_one, .done = many_done, .ctx = &mm,
+					  .maildir_pattern = pattern, .home_pattern = ro.sieve_home };
 		return restore_many_run(&m);
 	}
 	if (naccounts != 1 || optind + 1 != argc)

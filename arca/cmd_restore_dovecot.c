@@ -603,7 +603,8 @@ int cmd_restore_dovecot(int argc, char **argv)
 	struct restore_many m = { .repo = repo, .keyfile = keyfile, .at = at, .accounts = accounts,
 				  .naccounts = naccounts, .jobs = jobs, .no_journal = d.no_journal,
 				  .journal_until = until, .one = dov_one, .done = dov_done, .ready = dov_ready,
-				  .ctx = &d };
+				  .ctx = &d, .maildir_pattern = d.pattern, .stage_suffix = STAGE_SUFFIX,
+				  .home_pattern = d.have_doveadm ? NULL : d.sieve_home };
 	if (snap != NULL) {
 		/* one account, one snapshot: no workers needed */
 		struct repo *r;

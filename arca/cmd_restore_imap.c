@@ -94,7 +94,7 @@ struct failed {
 
 struct folder_report {
 	const char *name;
-	bool created;
+	bool created, journal;          /* journal: its journaled mail */
 	uint64_t appended, already, failed;
 };
 
@@ -128,6 +128,9 @@ struct slot {
 	struct iapp_msg m;
 	const struct snap_msg *sm;      /* or, for journaled mail: */
 	const struct journal_rec *jr;
+	bool has_key;                   /* key: the message key, kept in
+					 * u->keys once the server has it */
+	uint8_t key[ARCA_ID_LEN];
 	const char *kw[SNAP_KEYWORDS_MAX];
 };
 
@@ -196,6 +199,16 @@ static void journal_name(const struct journal_rec *jr, char *buf, size_t cap)
 	snprintf(buf, cap, "the message journaled at %s (%llu bytes)", t, (unsigned long long)jr->size);
 }
 
+/* A message the server now holds: its key (if it has one) into u->keys, so
+ * a journaled copy of it is not appended.  Only then: a message the server
+ * refused leaves its journaled copy free to go in. */
+static int slot_key_keep(struct run *u, const struct slot *s, struct arca_err *err)
+{
+	if (!s->has_key || u->keys == NULL)
+		return 0;
+	return idset_add(u->keys, s->key) ? arca_err_set(err, ARCA_ENOMEM, "out of memory") : 0;
+}
+
 /* Send the batch; on a refused MULTIAPPEND, each message alone (the server
  * stored none of them), so the one it refuses is named. */
 static int flush_batch(struct run *u, const struct snap_folder *f, const char *wire,
@@ -213,6 +226,8 @@ static int flush_batch(struct run *u, const struct snap_folder *f, const char *w
 	if (rc == 0 && ans.status == IAPP_OK) {
 		rep->appended += n;
 		u->appended += n;
+		for (size_t i = 0; i < n && rc == 0; i++)
+			rc = slot_key_keep(u, &b[i], err);
 	} else if (rc == 0) {
 		for (size_t i = 0; i < n && rc == 0; i++) {
 			if (n > 1)
@@ -222,6 +237,7 @@ static int flush_batch(struct run *u, const struct snap_folder *f, const char *w
 			if (ans.status == IAPP_OK) {
 				rep->appended++;
 				u->appended++;
+				rc = slot_key_keep(u, &b[i], err);
 				continue;
 			}
 			char nm[600];
@@ -242,8 +258,9 @@ static int flush_batch(struct run *u, const struct snap_folder *f, const char *w
 }
 
 /* The message key (journal_restore.h) of the spool's bytes at [off,
- * off + len) into u->keys. */
-static int spool_key_add(struct run *u, uint64_t off, uint64_t len, struct arca_err *err)
+ * off + len). */
+static int spool_key(struct run *u, uint64_t off, uint64_t len, uint8_t key[ARCA_ID_LEN],
+		     struct arca_err *err)
 {
 	if (len > SIZE_MAX - 1)
 		return arca_err_set(err, ARCA_ENOMEM, "out of memory");
@@ -251,12 +268,8 @@ static int spool_key_add(struct run *u, uint64_t off, uint64_t len, struct arca_
 	if (p == NULL)
 		return arca_err_set(err, ARCA_ENOMEM, "out of memory");
 	int rc = fs_pread_exact(u->spool, p, (size_t)len, off, "the restore spool (memfd)", err);
-	if (rc == 0) {
-		uint8_t key[ARCA_ID_LEN];
+	if (rc == 0)
 		mkey_of(p, (size_t)len, key);
-		if (idset_add(u->keys, key) != 0)
-			rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
-	}
 	free(p);
 	return rc;
 }
@@ -341,20 +354,24 @@ static int restore_messages(struct run *u, struct snap_folder *f, const char *wi
 			rc = spool_reset(u, (uint64_t)off, err);
 			continue;
 		}
-		if (u->keys != NULL && m->date_sec >= u->keys_from &&
-		    (rc = spool_key_add(u, (uint64_t)off, size, err)) != 0)
+		/* a recent message: its key, so a journaled copy of it is
+		 * not added once the server has it */
+		struct slot one = { .has_key = u->keys != NULL && m->date_sec >= u->keys_from };
+		if (one.has_key && (rc = spool_key(u, (uint64_t)off, size, one.key, err)) != 0)
 			break;
 		if (iapp_holdings_take(&h, &ct.key)) {
 			rep->already++;
 			u->already++;
-			rc = spool_reset(u, (uint64_t)off, err);
+			rc = slot_key_keep(u, &one, err);
+			if (rc == 0)
+				rc = spool_reset(u, (uint64_t)off, err);
 			continue;
 		}
 		if (ct.has_nul && !u->caps.binary)
 			note(&u->warnings, "%s: %s holds NUL bytes and the server has no BINARY: it may refuse it",
 			     u->target, nm);
 		struct slot *s = &b[n++];
-		memset(s, 0, sizeof(*s));
+		*s = one;
 		s->sm = m;
 		size_t nkw = 0;
 		for (size_t k = 0; k < f->nkeywords && k < SNAP_KEYWORDS_MAX; k++)
@@ -424,9 +441,6 @@ static int restore_folders(struct run *u, struct snapshot *s, struct arca_err *e
 	const struct opts *o = u->o;
 	struct abuf wire = ABUF_INIT;
 	int rc = 0;
-	u->reports = calloc(s->nfolders ? s->nfolders : 1, sizeof(*u->reports));
-	if (u->reports == NULL)
-		return arca_err_set(err, ARCA_ENOMEM, "out of memory");
 	bool any = false;
 	for (size_t i = 0; i < s->nfolders && rc == 0; i++) {
 		struct snap_folder *f = &s->folders[i];
@@ -563,10 +577,13 @@ static int journal_into(struct run *u, const char *folder, bool out_dir, const s
 		cnt += (recs[i].direction == JOURNAL_DIR_OUT) == out_dir;
 	if (cnt == 0)
 		return 0;
+	struct folder_report *rep = &u->reports[u->nreports++];
+	*rep = (struct folder_report){ .name = folder, .journal = true };
 	int rc = 0;
 	if (iapp_wire_name(folder, u->caps.delimiter, &wire) != 0) {
 		note(&u->failed, "%s: folder %s: its name can't be made on this server: %zu journaled messages not restored",
 		     u->target, folder, cnt);
+		rep->failed += cnt;
 		goto out;
 	}
 	const char *w = (const char *)wire.data;
@@ -579,9 +596,11 @@ static int journal_into(struct run *u, const char *folder, bool out_dir, const s
 		if (ans.status != IAPP_OK) {
 			note(&u->failed, "%s: folder %s: CREATE refused (%s): %zu journaled messages not restored",
 			     u->target, folder, ans.text, cnt);
+			rep->failed += cnt;
 			goto out;
 		}
 		u->created++;
+		rep->created = true;
 		/* a folder a client is to see, as the mail server's own Sent is */
 		rc = subscribe(u, folder, w, true, err);
 		if (rc)
@@ -616,7 +635,6 @@ static int journal_into(struct run *u, const char *folder, bool out_dir, const s
 		rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
 		goto out;
 	}
-	struct folder_report rep = { .name = folder };
 	size_t nb = 0;
 	uint64_t bytes = 0, before = u->appended;
 	rc = spool_reset(u, 0, err);
@@ -625,7 +643,7 @@ static int journal_into(struct run *u, const char *folder, bool out_dir, const s
 		if ((jr->direction == JOURNAL_DIR_OUT) != out_dir)
 			continue;
 		if (nb > 0 && (nb == cap || bytes + jr->size * 2 > BATCH_BYTES)) {
-			rc = flush_batch(u, NULL, w, b, nb, &rep, err);
+			rc = flush_batch(u, NULL, w, b, nb, rep, err);
 			nb = 0;
 			bytes = 0;
 			if (rc)
@@ -639,9 +657,10 @@ static int journal_into(struct run *u, const char *folder, bool out_dir, const s
 		uint8_t key[ARCA_ID_LEN];
 		bool skip = false;
 		struct arca_err e = { 0 };
-		int g = journal_restore_render(u->r, jr, u->keys, &msg, key, &skip, &e);
+		int g = journal_restore_render(u->r, jr, u->target, u->keys, &msg, key, &skip, &e);
 		if (g == 0 && skip) {
 			u->j_already++;
+			rep->already++;
 			continue;
 		}
 		if (g == 0)
@@ -654,31 +673,36 @@ static int journal_into(struct run *u, const char *folder, bool out_dir, const s
 			char nm[200];
 			journal_name(jr, nm, sizeof(nm));
 			note(&u->failed, "%s: %s: not restored: %s", u->account, nm, e.msg);
-			rep.failed++;
+			rep->failed++;
 			rc = spool_reset(u, (uint64_t)off, err);
 			continue;
 		}
-		/* a second copy of the same message in the journal is not
-		 * appended twice */
-		rc = idset_add(u->keys, key) ? arca_err_set(err, ARCA_ENOMEM, "out of memory") : 0;
+		struct slot one = { .jr = jr, .has_key = true };
+		memcpy(one.key, key, sizeof(one.key));
 		bool held = iapp_holdings_take(&h, &ct.key) ||
 			    (ct.key.kind == 1 && bsearch(ct.key.hash, ids, nids, sizeof(*ids), cmp_hash16));
-		if (held || rc) {
-			u->j_already += held;
+		/* a second copy in the journal: the batch may hold the first
+		 * (earlier batches' keys are in u->keys once stored) */
+		bool again = false;
+		for (size_t k = 0; k < nb && !again; k++)
+			again = memcmp(b[k].key, key, sizeof(key)) == 0;
+		if (held || again) {
+			u->j_already++;
+			rep->already++;
+			rc = held ? slot_key_keep(u, &one, err) : 0;
 			if (rc == 0)
 				rc = spool_reset(u, (uint64_t)off, err);
 			continue;
 		}
 		struct slot *sl = &b[nb++];
-		memset(sl, 0, sizeof(*sl));
-		sl->jr = jr;
+		*sl = one;
 		sl->m = (struct iapp_msg){ .fd = u->spool, .off = (uint64_t)off, .content = ct,
 					   .flags = out_dir ? 1u << ('S' - 'A') : 0,
 					   .date = (int64_t)(jr->time_ns / 1000000000ull) };
 		bytes += ct.wire_len;
 	}
 	if (rc == 0)
-		rc = flush_batch(u, NULL, w, b, nb, &rep, err);
+		rc = flush_batch(u, NULL, w, b, nb, rep, err);
 	u->j_appended += u->appended - before;
 out:
 	free(b);
@@ -765,9 +789,10 @@ static void report(struct run *u, const struct snap_info *si, int rc, const stru
 			const struct folder_report *fr = &u->reports[i];
 			printf("%s{\"name\":", i ? "," : "");
 			cli_json_str(stdout, fr->name);
-			printf(",\"created\":%s,\"appended\":%llu,\"already\":%llu,\"failed\":%llu}",
+			printf(",\"created\":%s,\"appended\":%llu,\"already\":%llu,\"failed\":%llu%s}",
 			       fr->created ? "true" : "false", (unsigned long long)fr->appended,
-			       (unsigned long long)fr->already, (unsigned long long)fr->failed);
+			       (unsigned long long)fr->already, (unsigned long long)fr->failed,
+			       fr->journal ? ",\"journal\":true" : "");
 		}
 		printf("],\"failed_messages\":[");
 		for (size_t i = 0; i < u->failed.n; i++) {
@@ -788,8 +813,8 @@ static void report(struct run *u, const struct snap_info *si, int rc, const stru
 	} else {
 		for (size_t i = 0; i < u->nreports; i++) {
 			const struct folder_report *fr = &u->reports[i];
-			printf("%s: %s:%s appended %llu, already there %llu%s", u->target, fr->name,
-			       fr->created ? " created," : "", (unsigned long long)fr->appended,
+			printf("%s: %s%s:%s appended %llu, already there %llu%s", u->target, fr->name,
+			       fr->journal ? " (journaled mail)" : "", fr->created ? " created," : "", (unsigned long long)fr->appended,
 			       (unsigned long long)fr->already, fr->failed ? ", FAILED " : "");
 			if (fr->failed)
 				printf("%llu", (unsigned long long)fr->failed);
@@ -799,11 +824,15 @@ static void report(struct run *u, const struct snap_info *si, int rc, const stru
 			printf("restored %s", u->account);
 			if (strcmp(u->target, u->account) != 0)
 				printf(" into %s", u->target);
+			size_t nfolders = 0;
+			for (size_t i = 0; i < u->nreports; i++)
+				nfolders += !u->reports[i].journal;
 			if (journal_only)
-				printf(" from the journal only (no snapshot) on %s:", o->host);
+				printf(" from the journal only (no snapshot) on %s: %llu folders created,", o->host,
+				       (unsigned long long)u->created);
 			else
 				printf(" from snapshot %.16s (%s) on %s: %zu folders (%llu created),", hex, t,
-				       o->host, u->nreports, (unsigned long long)u->created);
+				       o->host, nfolders, (unsigned long long)u->created);
 			printf(" appended %llu, already there %llu, failed %zu", (unsigned long long)u->appended,
 			       (unsigned long long)u->already + u->j_already, u->failed.n);
 			if (u->j_appended || u->j_already)
@@ -828,7 +857,9 @@ static int restore_account(struct run *u, const char *account)
 	struct arca_err err = { 0 };
 	struct snap_info si;
 	memset(&si, 0, sizeof(si));
-	if (restore_pick_one(u->r, account, o->snapshot, o->at, o->no_journal, o->journal_until, &si) != 0)
+	/* --folder: the snapshot's folder only, never the journal */
+	bool no_journal = o->no_journal || o->folder != NULL;
+	if (restore_pick_one(u->r, account, o->snapshot, o->at, no_journal, o->journal_until, &si) != 0)
 		return 1;
 	bool journal_only = restore_journal_only(&si);
 	struct snapshot *s = NULL;
@@ -843,7 +874,7 @@ static int restore_account(struct run *u, const char *account)
 		snprintf(user, sizeof(user), "%s", u->target);
 	int rc = journal_only ? 0 : snapshot_load(u->r, si.root, &s, &err);
 	/* journaled mail since (shortly before) the snapshot, up to --at */
-	if (rc == 0 && !o->no_journal && o->folder == NULL) {
+	if (rc == 0 && !no_journal) {
 		uint64_t t = s ? s->time_ns : 0;
 		uint64_t since = t > JOURNAL_RESTORE_SLACK_NS ? t - JOURNAL_RESTORE_SLACK_NS : 0;
 		rc = journal_restore_collect(u->r, account, since, &recs, &nrecs, &err);
@@ -858,6 +889,9 @@ static int restore_account(struct run *u, const char *account)
 	}
 	if (rc == 0 && pw == NULL)
 		rc = arca_err_set(&err, ARCA_EKEY, "%s: no password in the credentials file", u->target);
+	/* a line per folder, and for journaled mail in and out */
+	if (rc == 0 && (u->reports = calloc((s ? s->nfolders : 0) + 2, sizeof(*u->reports))) == NULL)
+		rc = arca_err_set(&err, ARCA_ENOMEM, "out of memory");
 	if (rc == 0) {
 		struct imap_conn_opts co = {
 			.net = { .host = o->host, .port = (uint16_t)o->port, .tls = o->tls,
@@ -906,9 +940,9 @@ static int restore_account(struct run *u, const char *account)
 }
 
 /* Every account the repository has a snapshot of, in order of first
- * snapshot, then those known only from the journal (records up to
- * journal_until; 0: none). */
-static int all_accounts(struct repo *r, uint64_t journal_until, struct strv *out)
+ * snapshot, then (with_journal) those known only from the journal (records
+ * up to journal_until). */
+static int all_accounts(struct repo *r, bool with_journal, uint64_t journal_until, struct strv *out)
 {
 	struct arca_err err = { 0 };
 	struct snap_info *list;
@@ -922,7 +956,7 @@ static int all_accounts(struct repo *r, uint64_t journal_until, struct strv *out
 	snap_infos_free(list, n);
 	char **names = NULL;
 	size_t nn = 0;
-	if (rc == 0 && journal_until > 0 && restore_journal_accounts(r, journal_until, &names, &nn, &err) != 0)
+	if (rc == 0 && with_journal && restore_journal_accounts(r, journal_until, &names, &nn, &err) != 0)
 		rc = cli_fail(&err);
 	/* accounts_from_text drops names already there; a name holding a
 	 * blank or '#' would be cut by it, and is taken whole here */
@@ -1074,7 +1108,7 @@ int cmd_restore_imap(int argc, char **argv)
 	if (rc == 0 && cli_open_repo(o.repo, REPO_OPEN_READ, o.keyfile, &u.r) != 0)
 		rc = 1;
 	if (rc == 0 && o.all)
-		rc = all_accounts(u.r, o.no_journal ? 0 : o.journal_until, &accounts);
+		rc = all_accounts(u.r, !(o.no_journal || o.folder != NULL), o.journal_until, &accounts);
 	if (rc == 0 && accounts.n == 0)
 		rc = cli_failf("no accounts to restore");
 	int worst = 0;

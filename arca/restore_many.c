@@ -11,48 +11,6 @@
 #include "journal.h"
 #include "banned.h"
 
-/* A name that can be one path component: not empty, ".", "..", nor
- * holding '/' (account names from the journal come from the mail server,
- * and a quoted local part may hold anything). */
-static bool component_ok(const char *p, size_t n)
-{
-	if (n == 0 || memchr(p, '/', n) != NULL || memchr(p, '\0', n) != NULL)
-		return false;
-	return !(n == 1 && p[0] == '.') && !(n == 2 && p[0] == '.' && p[1] == '.');
-}
-
-int restore_expand(const char *pattern, const char *account, struct abuf *out)
-{
-	const char *at = strrchr(account, '@');
-	size_t nlen = at ? (size_t)(at - account) : strlen(account);
-	const char *dom = at ? at + 1 : "";
-	if (!component_ok(account, strlen(account)) || !component_ok(account, nlen) ||
-	    (at && !component_ok(dom, strlen(dom))))
-		return ARCA_EINVAL;
-	abuf_reset(out);
-	int rc = 0;
-	for (const char *p = pattern; *p && rc == 0; p++) {
-		if (p[0] == '%' && p[1] == 'u') {
-			rc = abuf_add(out, account, strlen(account));
-			p++;
-		} else if (p[0] == '%' && p[1] == 'n') {
-			rc = abuf_add(out, account, nlen);
-			p++;
-		} else if (p[0] == '%' && p[1] == 'd') {
-			rc = abuf_add(out, dom, strlen(dom));
-			p++;
-		} else {
-			rc = abuf_add(out, p, 1);
-		}
-	}
-	return rc ? rc : abuf_cstr(out);
-}
-
-bool restore_pattern_ok(const char *pattern)
-{
-	return strstr(pattern, "%u") != NULL || strstr(pattern, "%n") != NULL;
-}
-
 bool restore_journal_only(const struct snap_info *si)
 {
 	static const uint8_t zero[ARCA_ID_LEN];
@@ -142,17 +100,52 @@ int restore_pick_one(struct repo *r, const char *account, const char *snap_id, c
 	struct arca_err err = { 0 };
 	struct snap_info *list = NULL;
 	size_t n = 0;
-	bool any = repo_snapshots(r, &list, &n, &err) == 0 && has_snapshot(list, n, account);
+	/* a failed read is said as it is (not taken for "no snapshot") */
+	if (repo_snapshots(r, &list, &n, &err) != 0)
+		return cli_fail(&err);
+	bool any = has_snapshot(list, n, account);
 	snap_infos_free(list, n);
 	struct jaccts ja = { .until = journal_until };
-	int rc;
-	if (!any && snap_id == NULL && !no_journal &&
-	    journal_list(r, account, 0, jacct_one, &ja, &err) == 0 && ja.n > 0)
+	int rc = 0;
+	if (!any && snap_id == NULL && !no_journal) {
+		rc = journal_list(r, account, 0, jacct_one, &ja, &err);
+		if (rc)
+			rc = rc == ARCA_ENOMEM ? cli_failf("out of memory") : cli_fail(&err);
+	}
+	if (rc == 0 && ja.n > 0)
 		rc = journal_only_pick(account, si_r);
-	else
+	else if (rc == 0)
 		rc = cli_pick_snapshot(r, account, snap_id, at, si_r);
 	jaccts_free(&ja);
 	return rc;
+}
+
+/* Takes the accounts restore_dest_conflicts refuses out of picks; how many,
+ * or -1 when out of memory. */
+static long drop_conflicts(const struct restore_many *m, struct snap_info *picks, size_t *n)
+{
+	const char **names = calloc(*n ? *n : 1, sizeof(*names));
+	bool *refused = calloc(*n ? *n : 1, sizeof(*refused));
+	long count = -1;
+	if (names != NULL && refused != NULL) {
+		for (size_t i = 0; i < *n; i++)
+			names[i] = picks[i].account;
+		count = restore_dest_conflicts(cli_prog, names, *n, m->maildir_pattern, m->stage_suffix,
+					       m->home_pattern, refused);
+	}
+	if (count > 0) {
+		size_t k = 0;
+		for (size_t i = 0; i < *n; i++) {
+			if (refused[i])
+				snap_info_release(&picks[i]);
+			else
+				picks[k++] = picks[i];
+		}
+		*n = k;
+	}
+	free(names);
+	free(refused);
+	return count;
 }
 
 /*
@@ -239,6 +232,13 @@ int restore_many_run(const struct restore_many *m)
 			npicks++;
 	}
 	jaccts_free(&ja);
+	/* accounts that would share a directory: none of them, before
+	 * anything is written */
+	long refused = 0;
+	if (rc == 0 && (m->maildir_pattern || m->home_pattern))
+		refused = drop_conflicts(m, picks, &npicks);
+	if (refused < 0)
+		rc = cli_failf("out of memory");
 	const struct arca_restore_key *rk0 = repo_restore_key(r);
 	struct arca_restore_key *rk = acrypto_restore_key_alloc();
 	if (rk != NULL && rk0 != NULL)
@@ -313,5 +313,7 @@ int restore_many_run(const struct restore_many *m)
 	acrypto_restore_key_free(rk);
 	if (failures)
 		return cli_failf("%d of %d restore workers reported failures (see above)", failures, jobs);
+	if (refused)
+		return cli_failf("%ld accounts not restored: their directories collide (above)", refused);
 	return 0;
 }

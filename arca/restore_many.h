@@ -13,15 +13,7 @@
 
 #include "buf.h"
 #include "repo.h"
-
-/* PATTERN with %u (whole address), %n (local part) and %d (domain)
- * replaced for one account; out NUL-terminated.  ARCA_EINVAL when the
- * account can't be a directory name (empty, ".", "..", holding '/' or NUL,
- * in any of its parts). */
-int restore_expand(const char *pattern, const char *account, struct abuf *out);
-
-/* Does a pattern name a directory per account (holds %u, or %n, or %d)? */
-bool restore_pattern_ok(const char *pattern);
+#include "restore_dest.h"
 
 /* An account known only from the journal: a snap_info with a zero root. */
 bool restore_journal_only(const struct snap_info *si);
@@ -54,6 +46,10 @@ struct restore_many {
 	 * (may be NULL): 0 to go on, else the exit code (nothing restored). */
 	int (*ready)(void *ctx);
 	void *ctx;
+	/* Where accounts go (restore_dest_conflicts; each may be NULL): an
+	 * account that would share its directory with another is not
+	 * restored, and the exit code says so. */
+	const char *maildir_pattern, *stage_suffix, *home_pattern;
 };
 
 /* Opens the repository (passphrase asked once), picks a snapshot for every

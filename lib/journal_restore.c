@@ -163,8 +163,8 @@ static int load_content(struct repo *r, const struct journal_rec *rec, struct ab
 	return rc;
 }
 
-int journal_restore_render(struct repo *r, const struct journal_rec *rec, const struct idset *seen,
-			   struct abuf *out, uint8_t key_r[ARCA_ID_LEN], bool *skip_r,
+int journal_restore_render(struct repo *r, const struct journal_rec *rec, const char *rcpt,
+			   const struct idset *seen, struct abuf *out, uint8_t key_r[ARCA_ID_LEN], bool *skip_r,
 			   struct arca_err *err)
 {
 	*skip_r = false;
@@ -195,7 +195,8 @@ int journal_restore_render(struct repo *r, const struct journal_rec *rec, const 
 	/* Mail in: what Dovecot's LMTP puts first; mail out (a copy for Sent)
 	 * as the client would have saved it.  Then the message, LF line ends. */
 	rc = rec->direction == JOURNAL_DIR_OUT ? 0
-		: abuf_printf(out, "Return-Path: <%s>\nDelivered-To: %s\n", e.mail_from, rec->account);
+		: abuf_printf(out, "Return-Path: <%s>\nDelivered-To: %s\n", e.mail_from,
+			      rcpt ? rcpt : rec->account);
 	size_t run = 0;
 	for (size_t i = 0; i < msg.len && rc == 0; i++) {
 		if (msg.data[i] == '\r' && i + 1 < msg.len && msg.data[i + 1] == '\n') {
@@ -221,7 +222,7 @@ int journal_restore_message(struct repo *r, const struct journal_rec *rec, const
 	struct abuf out = ABUF_INIT, path = ABUF_INIT;
 	uint8_t key[ARCA_ID_LEN];
 	bool skip = false;
-	int rc = journal_restore_render(r, rec, seen, &out, key, &skip, err);
+	int rc = journal_restore_render(r, rec, NULL, seen, &out, key, &skip, err);
 	if (rc || skip)
 		goto out;
 	/* a unique Maildir name, stable for the record (a re-run with --force

@@ -37,11 +37,12 @@ int journal_restore_collect(struct repo *r, const char *account, uint64_t since_
 			    struct journal_rec **recs_r, size_t *n_r, struct arca_err *err);
 
 /* The bytes a journaled message is restored as: line ends made LF, and for
- * mail in Return-Path and Delivered-To first, as Dovecot's LMTP writes them
- * (into out).  key_r gets its message key; when that key is in `seen` (may
- * be NULL) *skip_r is set and out is left empty. */
-int journal_restore_render(struct repo *r, const struct journal_rec *rec, const struct idset *seen,
-			   struct abuf *out, uint8_t key_r[ARCA_ID_LEN], bool *skip_r,
+ * mail in Return-Path and Delivered-To (rcpt, or when NULL the record's
+ * account) first, as Dovecot's LMTP writes them (into out).  key_r gets its
+ * message key; when that key is in `seen` (may be NULL) *skip_r is set and
+ * out is left empty. */
+int journal_restore_render(struct repo *r, const struct journal_rec *rec, const char *rcpt,
+			   const struct idset *seen, struct abuf *out, uint8_t key_r[ARCA_ID_LEN], bool *skip_r,
 			   struct arca_err *err);
 
 /* Writes one journaled message into the Maildir folder `fdir` (its new/

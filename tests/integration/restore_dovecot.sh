@@ -386,6 +386,29 @@ check "(e) dump after bad input" dump after-e "$A"
 check "(e) nothing of alice's was lost or changed" $PY "$TOOLS/imapdump.py" --compare "$T/before-e-$A.json" "$T/after-e-$A.json"
 restore --account "$A" --dry-run
 check "(e) --dry-run says per folder what would be done" grep -q "dry run, nothing written: INBOX: already complete" "$T/out"
+# accounts the pattern would put in one directory: neither, the others yes
+"$ARCA" init --repo "$T/repo3" --restore-key "$T/rk3" >/dev/null
+mkdir -p "$T/m3/cur" "$T/m3/new" "$T/m3/tmp"
+printf 'From: x@example.test\nSubject: one\nMessage-ID: <one@x.test>\n\nbody\n' >"$T/m3/cur/1700000000.M1P1.h,S=60:2,S"
+for a in dup@a.test dup@b.test solo@a.test bob@s.test bob.arca-restore@s.test; do
+	"$ARCA" ingest maildir --repo "$T/repo3" --account "$a" --quiet "$T/m3" || echo "# ingest $a failed"
+done
+"$ARCA" restore dovecot --repo "$T/repo3" --restore-key "$T/rk3" --all --maildir "$T/r3/%n/Maildir" >"$T/out" 2>"$T/err"
+rc=$?
+check "(e) two accounts in one Maildir (%n alone): refused, saying so" \
+	test "$rc" -ne 0 -a -n "$(grep 'dup@a.test and dup@b.test would both be restored into .*/r3/dup/Maildir' "$T/err")"
+check "(e) ... nothing written for them, the other accounts restored" \
+	test ! -e "$T/r3/dup" -a -d "$T/r3/solo/Maildir/cur" -a -d "$T/r3/bob/Maildir/cur"
+"$ARCA" restore dovecot --repo "$T/repo3" --restore-key "$T/rk3" --all --maildir "$T/r4/%d/%n" >"$T/out" 2>"$T/err"
+rc=$?
+check "(e) a Maildir named as another account's stage: both refused" \
+	test "$rc" -ne 0 -a -n "$(grep 'Maildir of bob.arca-restore@s.test .* has the name of the staging directory of bob@s.test' "$T/err")"
+check "(e) ... nothing written for them, the other accounts restored" \
+	test ! -e "$T/r4/s.test/bob" -a ! -e "$T/r4/s.test/bob.arca-restore" -a -d "$T/r4/a.test/dup/cur"
+"$ARCA" restore maildir --repo "$T/repo3" --restore-key "$T/rk3" --pattern "$T/r5/%n" >"$T/out" 2>"$T/err"
+rc=$?
+check "(e) restore maildir --pattern refuses the same two, restores the others" \
+	test "$rc" -ne 0 -a -n "$(grep 'dup@a.test and dup@b.test would both be restored into' "$T/err")" -a ! -e "$T/r5/dup" -a -d "$T/r5/solo/cur"
 
 # ---- (f) how many doveadm processes: a wrapper logs each call
 cat >"$T/dvwrap" <<EOF

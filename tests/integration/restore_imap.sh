@@ -277,6 +277,9 @@ expect_eq "an account known only from the journal restores" "$?" 0
 check "... saying so" grep -q "restored dave@example.test from the journal only" "$T/restore.out"
 jview dave@example.test >"$T/jdave"
 check "... its journaled mail is in its INBOX" grep -qx "INBOX <dave@x.test> unseen rp" "$T/jdave"
+check "... the report has a line for it" grep -q "^dave@example.test: INBOX (journaled mail): appended 1, already there 0" "$T/restore.out"
+restore --account dave@example.test --folder INBOX
+expect_eq "--folder of an account with no snapshot is an error (the journal is not a folder)" "$?" 1
 wipe || { echo "not ok - dovecot restarts on an empty store"; exit 1; }
 restore --account alice@example.test --no-journal --json
 expect_eq "--no-journal appends no journaled mail" "$(jtotal alice@example.test journal_appended)" 0
