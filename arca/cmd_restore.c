@@ -2,6 +2,7 @@
  *      [--snapshot ID | --at TIME] [--force] [--owner UID:GID] DEST */
 #include <errno.h>
 #include <getopt.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <stdbool.h>
@@ -13,6 +14,7 @@
 #include "buf.h"
 #include "cli.h"
 #include "commands.h"
+#include "fsutil.h"
 #include "journal.h"
 #include "mailsync.h"
 #include "restore_many.h"
@@ -88,7 +90,36 @@ struct many_maildir {
 	const char *pattern;
 	struct restore_opts *ro;
 	struct abuf dest, home;
+	/* a descriptor per file system written to, each opened before the
+	 * first write there (fs_sync_handle): many_done syncs them */
+	struct sync_fs {
+		int fd;
+		dev_t dev;
+		char *where;
+	} fs[64];
+	size_t nfs;
 };
+
+/* Keeps fd when its file system is new to this worker (else closes it).
+ * Past 64 file systems, returns it to be synced by the caller alone. */
+static int many_keep_fs(struct many_maildir *mm, int fd, const char *where)
+{
+	struct stat st;
+	if (fstat(fd, &st) != 0)
+		return fd;
+	for (size_t i = 0; i < mm->nfs; i++)
+		if (mm->fs[i].dev == st.st_dev) {
+			close(fd);
+			return -1;
+		}
+	char *w = strdup(where);
+	if (mm->nfs == sizeof(mm->fs) / sizeof(mm->fs[0]) || w == NULL) {
+		free(w);
+		return fd;
+	}
+	mm->fs[mm->nfs++] = (struct sync_fs){ fd, st.st_dev, w };
+	return -1;
+}
 
 static int many_one(void *ctx, struct repo *r, const struct snap_info *si)
 {
@@ -100,14 +131,37 @@ static int many_one(void *ctx, struct repo *r, const struct snap_info *si)
 	}
 	struct restore_opts o = *mm->ro;
 	o.dest = (const char *)mm->dest.data;
-	o.no_sync = true;   /* one syncfs for all, in many_done */
+	o.no_sync = true;   /* one syncfs per file system for all, in many_done */
 	/* --sieve-home is a pattern too: one home per account */
 	if (mm->ro->sieve_home) {
 		if (restore_expand(mm->ro->sieve_home, si->account, &mm->home) != 0)
 			return 1;
 		o.sieve_home = (const char *)mm->home.data;
 	}
-	return restore_one(r, si, &o);
+	struct arca_err err = { 0 };
+	int own = -1, home_own = -1;
+	int fd = fs_sync_handle(o.dest, &err);
+	if (fd >= 0)
+		own = many_keep_fs(mm, fd, o.dest);
+	if (fd >= 0 && o.sieve_home != NULL && (fd = fs_sync_handle(o.sieve_home, &err)) >= 0)
+		home_own = many_keep_fs(mm, fd, o.sieve_home);
+	if (fd < 0) {
+		if (own >= 0)
+			close(own);
+		return cli_fail(&err);
+	}
+	int rc = restore_one(r, si, &o);
+	/* a file system past the 64 kept: synced now, by a descriptor opened
+	 * before the writes all the same */
+	if (own >= 0 && rc == 0 && restore_sync_fd(own, o.dest, &err) != 0)
+		rc = cli_fail(&err);
+	if (home_own >= 0 && rc == 0 && restore_sync_fd(home_own, o.sieve_home, &err) != 0)
+		rc = cli_fail(&err);
+	if (own >= 0)
+		close(own);
+	if (home_own >= 0)
+		close(home_own);
+	return rc;
 }
 
 /* each worker syncs once, when its share is written: the last message is
@@ -118,10 +172,15 @@ static int many_done(void *ctx, struct repo *r)
 	struct many_maildir *mm = ctx;
 	struct arca_err err = { 0 };
 	int fails = 0;
-	if (mm->dest.len > 0 && restore_sync((const char *)mm->dest.data, &err) != 0) {
-		cli_fail(&err);
-		fails++;
+	for (size_t i = 0; i < mm->nfs; i++) {
+		if (restore_sync_fd(mm->fs[i].fd, mm->fs[i].where, &err) != 0) {
+			cli_fail(&err);
+			fails++;
+		}
+		close(mm->fs[i].fd);
+		free(mm->fs[i].where);
 	}
+	mm->nfs = 0;
 	abuf_release(&mm->dest);
 	abuf_release(&mm->home);
 	return fails;

@@ -174,7 +174,7 @@ static int stage_move(const char *stage, const char *dest, int owner_uid, int ow
 }
 
 /* The staged restore is complete and durable (restore_maildir ends with
- * restore_sync): now in place.  1: dest appeared meanwhile (nothing moved,
+ * restore_sync_fd): now in place.  1: dest appeared meanwhile (nothing moved,
  * the stage is gone), 0: done, -1: an error (printed). */
 static int stage_finish(const char *account, const char *stage, const char *dest, int owner_uid,
 			int owner_gid)

@@ -123,6 +123,28 @@ char *fs_dirname(const char *path)
 	return strndup(path, (size_t)(slash - path));
 }
 
+int fs_sync_handle(const char *path, struct arca_err *err)
+{
+	char *p = strdup(path);
+	if (p == NULL)
+		return arca_err_set(err, ARCA_ENOMEM, "out of memory");
+	for (;;) {
+		int fd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd >= 0 || errno != ENOENT || strcmp(p, "/") == 0 || strcmp(p, ".") == 0) {
+			if (fd < 0)
+				fd = arca_err_errno(err, ARCA_EIO, errno, "open %s (to sync what is written under %s)",
+						    p, path);
+			free(p);
+			return fd;
+		}
+		char *up = fs_dirname(p);
+		free(p);
+		if (up == NULL)
+			return arca_err_set(err, ARCA_ENOMEM, "out of memory");
+		p = up;
+	}
+}
+
 static int write_file(const char *path, const void *data, size_t n, mode_t mode,
 		      int exclusive, bool sync, struct arca_err *err);
 

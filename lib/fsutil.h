@@ -43,6 +43,13 @@ int fs_write_file(const char *path, const void *data, size_t n, mode_t mode,
 int fs_write_file_nosync(const char *path, const void *data, size_t n, mode_t mode,
 			 struct arca_err *err);
 
+/* A descriptor for syncfs of what will be written under path: path, or
+ * the nearest of its parents that exists (the file system it will be made
+ * on).  Open it *before* writing: syncfs reports the writeback errors since
+ * its file was opened (Linux 5.8, errseq), so a descriptor opened at the end
+ * misses a page that failed to write meanwhile.  Negative ARCA_E* on error. */
+int fs_sync_handle(const char *path, struct arca_err *err);
+
 /* Read a whole regular file of at most `max` bytes into out (reset first). */
 int fs_read_file(const char *path, size_t max, struct abuf *out,
 		 struct arca_err *err);

@@ -323,7 +323,7 @@ int merge_write_control(const char *dir, const char *name, const void *data, siz
 }
 
 /* A folder's control file: durable now, or (a staged restore) by the one
- * restore_sync made before the directory is moved into place. */
+ * restore_sync_fd made before the directory is moved into place. */
 static int control(const struct restore_opts *o, const char *dir, const char *name, const void *data,
 		   size_t len, struct arca_err *err)
 {

@@ -103,7 +103,7 @@ typedef void merge_report_fn(void *ctx, const struct merge_report *rep);
 struct restore_opts {
 	const char *dest;
 	bool force;                   /* allow a non-empty destination */
-	bool no_sync;                 /* caller syncs (restore_sync) at the end */
+	bool no_sync;                 /* caller syncs (restore_sync_fd) at the end */
 	int owner_uid, owner_gid;     /* -1: leave as is */
 	const char *account;          /* whose journaled mail to add (NULL: none) */
 	bool no_journal;              /* the snapshot alone */
@@ -116,7 +116,7 @@ struct restore_opts {
 	bool new_uidvalidity;         /* merge: keep a recreated folder's UIDVALIDITY */
 	bool dry_run;                 /* merge: write nothing, report what would be done */
 	bool staged;                  /* merge into a directory no server sees yet, moved
-				       * into place by the caller after one restore_sync:
+				       * into place by the caller after one restore_sync_fd:
 				       * files go straight to their names, nothing is
 				       * fsynced on the way (maildir_merge.h) */
 	const char *folder;           /* only this folder (NULL: all); no journal then */
@@ -124,8 +124,9 @@ struct restore_opts {
 	merge_report_fn *report;      /* merge: called after each folder */
 };
 
-/* Make everything written under dest durable (one syncfs). */
-int restore_sync(const char *dest, struct arca_err *err);
+/* Make everything written under dest durable: syncfs on fd, a descriptor
+ * on its file system opened before the writes (fs_sync_handle). */
+int restore_sync_fd(int fd, const char *dest, struct arca_err *err);
 
 struct restore_result {
 	uint64_t folders, messages, bytes;

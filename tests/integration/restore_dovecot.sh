@@ -409,6 +409,10 @@ check "(e) ... nothing written for them, the other accounts restored" \
 rc=$?
 check "(e) restore maildir --pattern refuses the same two, restores the others" \
 	test "$rc" -ne 0 -a -n "$(grep 'dup@a.test and dup@b.test would both be restored into' "$T/err")" -a ! -e "$T/r5/dup" -a -d "$T/r5/solo/cur"
+ARCA_FAULT=fsync:1 "$ARCA" restore maildir --repo "$T/repo3" --restore-key "$T/rk3" --pattern "$T/r6/%d/%n" >"$T/out" 2>"$T/err"
+rc=$?
+check "(e) restore maildir --pattern: a failing syncfs fails the run, saying so" \
+	test "$rc" -ne 0 -a -n "$(grep 'syncfs of the file system holding .*r6/.* failed' "$T/err")"
 
 # ---- (f) how many doveadm processes: a wrapper logs each call
 cat >"$T/dvwrap" <<EOF
