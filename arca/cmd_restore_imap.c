@@ -803,8 +803,10 @@ static void report(struct run *u, const struct snap_info *si, int rc, const stru
 		printf(",\"journal_appended\":%llu,\"journal_already\":%llu",
 		       (unsigned long long)u->j_appended, (unsigned long long)u->j_already);
 		if (u->sieve_done)
-			printf(",\"sieve_put\":%zu,\"sieve_same\":%zu,\"sieve_activated\":%s",
-			       u->sieve.put, u->sieve.same, u->sieve.activated ? "true" : "false");
+			printf(",\"sieve_put\":%zu,\"sieve_same\":%zu,\"sieve_renamed\":%zu,\"sieve_activated\":%s,"
+			       "\"sieve_active_kept\":%s",
+			       u->sieve.put, u->sieve.same, u->sieve.renamed, u->sieve.activated ? "true" : "false",
+			       u->sieve.active_kept ? "true" : "false");
 		if (rc) {
 			printf(",\"error\":");
 			cli_json_str(stdout, err->msg);
@@ -842,6 +844,12 @@ static void report(struct run *u, const struct snap_info *si, int rc, const stru
 				printf("; Sieve: put %zu, unchanged %zu%s", u->sieve.put, u->sieve.same,
 				       u->sieve.activated ? ", active script set" :
 				       u->sieve.active_already ? ", active script already set" : "");
+			if (u->sieve_done && u->sieve.renamed)
+				printf(" (%zu as NAME%s: the server has other scripts of their names, left as they are)",
+				       u->sieve.renamed, MSIEVE_RESTORED_SUFFIX);
+			if (u->sieve_done && u->sieve.active_kept)
+				printf(" (the server's active script %s stays active; the snapshot's is put, not activated)",
+				       u->sieve.server_active);
 			printf("\n");
 		}
 	}

@@ -443,8 +443,9 @@ int dov_account_finish(struct dov *d, struct pending *p, struct statuses *given)
 		else if (d->have_doveadm)
 			fails += sieve_doveadm(d, s, p->bodies, p->user);
 		else if (d->sieve_home && !d->dry_run)
-			printf("%s: Sieve: %llu scripts written as files under %s (no --doveadm)\n", p->account,
-			       (unsigned long long)p->res.sieve_scripts, p->home);
+			printf("%s: Sieve: %llu scripts written as files under %s (no --doveadm), %llu already there, %llu as NAME-restored (another script had the name)\n",
+			       p->account, (unsigned long long)p->res.sieve_scripts, p->home,
+			       (unsigned long long)p->res.sieve_same, (unsigned long long)p->res.sieve_renamed);
 		else if (!d->dry_run)
 			fprintf(stderr, "%s: %s: warning: the snapshot has %zu Sieve scripts, not restored: give --doveadm or --sieve-home\n",
 				cli_prog, p->account, s->nsieve);

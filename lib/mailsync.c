@@ -1247,6 +1247,89 @@ static int restore_journal(struct repo *r, const struct snapshot *s, const struc
  * (sieve = file:~/sieve;active=~/.dovecot.sieve): HOME/sieve/NAME.sieve,
  * and the active one as the symlink HOME/.dovecot.sieve -> sieve/NAME.sieve.
  */
+/* HOME/.dovecot.sieve -> sieve/FILE, unless it links to another script
+ * (chosen since the attack: it stays, said by a warning). */
+static int sieve_activate(const struct restore_opts *o, const char *file, const char *script,
+			  struct arca_err *err)
+{
+	char *link = fs_join(o->sieve_home, ".dovecot.sieve");
+	struct abuf want = ABUF_INIT;
+	int rc = 0;
+	if (link == NULL || abuf_printf(&want, "sieve/%s", file) != 0 || abuf_cstr(&want) != 0) {
+		rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
+		goto out;
+	}
+	char now[4096];
+	ssize_t n = readlink(link, now, sizeof(now) - 1);
+	struct stat st;
+	if (n >= 0) {
+		now[n] = '\0';
+		if (strcmp(now, (const char *)want.data) == 0)
+			goto out;   /* active already */
+		if (o->warn) {
+			char w[600];
+			snprintf(w, sizeof(w), "the active Sieve script stays %.400s (set since the attack); the snapshot's active one was %.100s",
+				 now, script);
+			o->warn(o->ctx, script, w);
+		}
+		goto out;
+	}
+	if (lstat(link, &st) == 0) {
+		/* a file, not a link: Dovecot takes it as the active script */
+		if (o->warn)
+			o->warn(o->ctx, script, "HOME/.dovecot.sieve is a file of its own (an active script set since the attack): it stays");
+		goto out;
+	}
+	if (symlink((const char *)want.data, link) != 0)
+		rc = arca_err_errno(err, ARCA_EIO, errno, "symlink %s", link);
+	else if (o->owner_uid >= 0 && lchown(link, (uid_t)o->owner_uid, (gid_t)o->owner_gid) != 0)
+		rc = arca_err_errno(err, ARCA_EIO, errno, "chown %s", link);
+out:
+	free(link);
+	abuf_release(&want);
+	return rc;
+}
+
+/* Are the files at dirfd/a and dirfd/b the same bytes?  (Sieve scripts:
+ * at most 64 MiB each is read.) */
+static int same_file(int dirfd, const char *a, const char *b, bool *same_r, struct arca_err *err)
+{
+	*same_r = false;
+	struct abuf x = ABUF_INIT, y = ABUF_INIT;
+	int rc = 0;
+	const char *names[2] = { a, b };
+	struct abuf *bufs[2] = { &x, &y };
+	for (int k = 0; k < 2 && rc == 0; k++) {
+		int fd = openat(dirfd, names[k], O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		struct stat st;
+		if (fd < 0 || fstat(fd, &st) != 0) {
+			rc = arca_err_errno(err, ARCA_EIO, errno, "read the Sieve script %s", names[k]);
+		} else if (!S_ISREG(st.st_mode) || st.st_size > (64 << 20)) {
+			rc = 0;   /* not a script we could compare: taken as different */
+			k = 2;
+		} else if (abuf_reserve(bufs[k], (size_t)st.st_size + 1) != 0) {
+			rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
+		} else {
+			rc = fs_pread_exact(fd, bufs[k]->data, (size_t)st.st_size, 0, names[k], err);
+			bufs[k]->len = (size_t)st.st_size;
+			if (k == 1)
+				*same_r = x.len == y.len && memcmp(x.data, y.data, x.len) == 0;
+		}
+		if (fd >= 0)
+			close(fd);
+	}
+	abuf_release(&x);
+	abuf_release(&y);
+	return rc;
+}
+
+/*
+ * The snapshot's Sieve scripts as files, HOME/sieve/NAME.sieve, and the
+ * active one linked from HOME/.dovecot.sieve, as Dovecot's file storage
+ * keeps them.  Nothing there is written over: a script of the same name
+ * with other bytes (made since the attack) stays, and ours goes in as
+ * NAME-restored.sieve; an active link to another script stays.
+ */
 static int restore_sieve(struct repo *r, const struct snapshot *s, const struct restore_opts *o,
 			 struct restore_result *res, struct arca_err *err)
 {
@@ -1257,7 +1340,10 @@ static int restore_sieve(struct repo *r, const struct snapshot *s, const struct 
 		return arca_err_set(err, ARCA_ENOMEM, "out of memory");
 	int rc = mkdir_owned(o->sieve_home, o, err);
 	rc = rc ? rc : mkdir_owned(dir, o, err);
-	struct abuf data = ABUF_INIT, name = ABUF_INIT;
+	int dfd = rc ? -1 : open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	if (rc == 0 && dfd < 0)
+		rc = arca_err_errno(err, ARCA_EIO, errno, "open %s", dir);
+	struct abuf data = ABUF_INIT, name = ABUF_INIT, tmp = ABUF_INIT;
 	for (size_t i = 0; i < s->nsieve && rc == 0; i++) {
 		const struct snap_sieve *v = &s->sieve[i];
 		if (v->name[0] == '\0' || v->name[0] == '.' || strchr(v->name, '/') != NULL) {
@@ -1266,45 +1352,64 @@ static int restore_sieve(struct repo *r, const struct snapshot *s, const struct 
 			continue;
 		}
 		abuf_reset(&name);
-		if (abuf_printf(&name, "%s.sieve", v->name) != 0 || abuf_cstr(&name) != 0) {
+		abuf_reset(&tmp);
+		if (abuf_printf(&name, "%s.sieve", v->name) != 0 || abuf_cstr(&name) != 0 ||
+		    abuf_printf(&tmp, "%s.sieve.arca-tmp", v->name) != 0 || abuf_cstr(&tmp) != 0) {
 			rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
 			break;
 		}
-		/* written through the content's stream: a large script is stored
-		 * in chunks like a large message */
-		char *file = fs_join(dir, (const char *)name.data);
-		int fd = file ? open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600) : -1;
-		if (file == NULL)
-			rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
-		else if (fd < 0)
-			rc = arca_err_errno(err, ARCA_EIO, errno, "create %s", file);
+		/* written through the content's stream (a large script is stored
+		 * in chunks like a large message) to a name Dovecot ignores, then
+		 * compared and renamed */
+		const char *tn = (const char *)tmp.data;
+		(void)unlinkat(dfd, tn, 0);
+		int fd = openat(dfd, tn, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+		if (fd < 0)
+			rc = arca_err_errno(err, ARCA_EIO, errno, "create %s/%s", dir, tn);
 		uint64_t got = 0;
-		rc = rc ? rc : repo_get_stream(r, v->content_type, v->content_id, fd, file, &got, err);
+		rc = rc ? rc : repo_get_stream(r, v->content_type, v->content_id, fd, tn, &got, err);
 		if (rc == 0 && o->owner_uid >= 0 && fchown(fd, (uid_t)o->owner_uid, (gid_t)o->owner_gid) != 0)
-			rc = arca_err_errno(err, ARCA_EIO, errno, "chown %s", file);
+			rc = arca_err_errno(err, ARCA_EIO, errno, "chown %s/%s", dir, tn);
 		if (fd >= 0 && close(fd) != 0 && rc == 0)
-			rc = arca_err_errno(err, ARCA_EIO, errno, "close %s", file);
-		free(file);
-		if (rc == 0 && v->active) {
-			char *link = fs_join(o->sieve_home, ".dovecot.sieve");
-			abuf_reset(&data);
-			if (link == NULL || abuf_printf(&data, "sieve/%s", (const char *)name.data) != 0 ||
-			    abuf_cstr(&data) != 0) {
-				rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
-			} else {
-				(void)unlink(link);
-				if (symlink((const char *)data.data, link) != 0)
-					rc = arca_err_errno(err, ARCA_EIO, errno, "symlink %s", link);
-				else if (o->owner_uid >= 0 &&
-					 lchown(link, (uid_t)o->owner_uid, (gid_t)o->owner_gid) != 0)
-					rc = arca_err_errno(err, ARCA_EIO, errno, "chown %s", link);
+			rc = arca_err_errno(err, ARCA_EIO, errno, "close %s/%s", dir, tn);
+		/* the name it goes in under: its own, or NAME-restored when
+		 * another script has its name */
+		struct stat st;
+		bool same = false;
+		if (rc == 0 && fstatat(dfd, (const char *)name.data, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+			if (S_ISREG(st.st_mode))
+				rc = same_file(dfd, tn, (const char *)name.data, &same, err);
+			if (rc == 0 && !same) {
+				abuf_reset(&name);
+				if (abuf_printf(&name, "%s-restored.sieve", v->name) != 0 || abuf_cstr(&name) != 0)
+					rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
+				res->sieve_renamed++;
+				if (o->warn) {
+					char w[300];
+					snprintf(w, sizeof(w), "another Sieve script of this name is there: the snapshot's goes in as %.200s-restored",
+						 v->name);
+					o->warn(o->ctx, v->name, w);
+				}
 			}
-			free(link);
 		}
-		res->sieve_scripts += rc == 0;
+		if (rc == 0 && same) {
+			(void)unlinkat(dfd, tn, 0);
+			res->sieve_same++;
+		} else if (rc == 0 && renameat(dfd, tn, dfd, (const char *)name.data) != 0) {
+			rc = arca_err_errno(err, ARCA_EIO, errno, "rename %s/%s", dir, tn);
+		} else if (rc == 0) {
+			res->sieve_scripts++;
+		}
+		if (rc)
+			(void)unlinkat(dfd, tn, 0);
+		if (rc == 0 && v->active)
+			rc = sieve_activate(o, (const char *)name.data, v->name, err);
 	}
+	if (dfd >= 0)
+		close(dfd);
 	abuf_release(&data);
 	abuf_release(&name);
+	abuf_release(&tmp);
 	free(dir);
 	return rc;
 }

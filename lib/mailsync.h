@@ -134,6 +134,9 @@ struct restore_result {
 	uint64_t journal_added;       /* journaled messages added (journal_restore.h) */
 	uint64_t journal_dup;         /* journaled messages the snapshot already held */
 	uint64_t sieve_scripts;       /* Sieve scripts written (sieve_home) */
+	uint64_t sieve_same;          /* already there with the same bytes */
+	uint64_t sieve_renamed;       /* written as NAME-restored: another script
+				       * of that name was there (kept) */
 	uint64_t subscriptions_added; /* merge: subscriptions the Maildir lacked */
 };
 

@@ -1114,6 +1114,20 @@ static int check_puts(struct sess *s, const struct msieve_put *v, size_t n)
 	return 0;
 }
 
+/* The listed script of that name, or NULL. */
+static struct sieve_script *have_find(struct sieve_scripts *have, const char *name)
+{
+	for (size_t i = 0; i < have->n; i++)
+		if (strcmp(have->v[i].name, name) == 0)
+			return &have->v[i];
+	return NULL;
+}
+
+static bool have_same(const struct sieve_script *h, const struct msieve_put *p)
+{
+	return h && h->len == p->len && (p->len == 0 || memcmp(h->data, p->data, p->len) == 0);
+}
+
 int msieve_put_session(const struct msieve_io *io, const struct managesieve_opts *o,
 		       const char *peer, const struct msieve_put *v, size_t n,
 		       struct msieve_put_result *res, struct arca_err *err)
@@ -1123,48 +1137,92 @@ int msieve_put_session(const struct msieve_io *io, const struct managesieve_opts
 	abuf_init(&s.resp);
 	memset(res, 0, sizeof(*res));
 	struct sieve_scripts have = { 0 };
-	int rc = check_puts(&s, v, n);
+	/* each script's name on the server: its own, or NAME-restored when the
+	 * server has another script of its name (made since: never written
+	 * over) */
+	char **names = calloc(n ? n : 1, sizeof(*names));
+	int rc = names ? check_puts(&s, v, n) : fail(&s, ARCA_ENOMEM, "out of memory");
+	for (size_t j = 0; rc == 0 && j < n; j++) {
+		size_t len = strlen(v[j].name);
+		names[j] = malloc(len + sizeof(MSIEVE_RESTORED_SUFFIX));
+		if (names[j] == NULL)
+			rc = fail(&s, ARCA_ENOMEM, "out of memory");
+		else
+			memcpy(names[j], v[j].name, len + 1);
+	}
 	if (rc == 0)
 		rc = sess_open(&s);
 	if (rc == 0)
 		rc = listscripts(&s, &have);
-	/* the content of those we would write over, to leave equal ones be */
+	/* the content of those we would write over or beside, to compare */
 	for (size_t i = 0; rc == 0 && i < have.n; i++)
-		for (size_t j = 0; j < n; j++)
-			if (strcmp(have.v[i].name, v[j].name) == 0) {
+		for (size_t j = 0; j < n; j++) {
+			size_t len = strlen(v[j].name);
+			const char *hn = have.v[i].name;
+			if (strcmp(hn, v[j].name) == 0 ||
+			    (strncmp(hn, v[j].name, len) == 0 && strcmp(hn + len, MSIEVE_RESTORED_SUFFIX) == 0)) {
 				rc = getscript(&s, &have.v[i]);
 				break;
 			}
+		}
 	const char *server_active = NULL;
 	for (size_t i = 0; rc == 0 && i < have.n; i++)
 		if (have.v[i].active)
 			server_active = have.v[i].name;
 	for (size_t j = 0; rc == 0 && j < n; j++) {
-		const struct sieve_script *h = NULL;
-		for (size_t i = 0; i < have.n && h == NULL; i++)
-			if (strcmp(have.v[i].name, v[j].name) == 0)
-				h = &have.v[i];
-		if (h && h->len == v[j].len && (v[j].len == 0 || memcmp(h->data, v[j].data, v[j].len) == 0)) {
+		const struct sieve_script *h = have_find(&have, v[j].name);
+		if (h != NULL && !have_same(h, &v[j])) {
+			size_t len = strlen(v[j].name);
+			memcpy(names[j] + len, MSIEVE_RESTORED_SUFFIX, sizeof(MSIEVE_RESTORED_SUFFIX));
+			struct arca_err e = { 0 };
+			if (msieve_name_check((const uint8_t *)names[j], strlen(names[j]), &e) != 0) {
+				rc = fail(&s, ARCA_EINVAL, "the server has another script named \"%s\", and %s: %s",
+					  v[j].name, names[j], e.msg);
+				break;
+			}
+			for (size_t k = 0; k < n && rc == 0; k++)
+				if (strcmp(v[k].name, names[j]) == 0)
+					rc = fail(&s, ARCA_EINVAL,
+						  "the server has another script named \"%s\", and \"%s\" is one of ours too",
+						  v[j].name, names[j]);
+			if (rc)
+				break;
+			res->renamed++;
+			h = have_find(&have, names[j]);
+		}
+		if (have_same(h, &v[j])) {
 			res->same++;
 			continue;
 		}
-		rc = putscript(&s, &v[j]);
+		struct msieve_put p = v[j];
+		p.name = names[j];
+		rc = putscript(&s, &p);
 		if (rc == 0)
 			res->put++;
 	}
+	/* the snapshot's active script, unless the server has another one
+	 * active (chosen since the attack: it stays) */
 	for (size_t j = 0; rc == 0 && j < n; j++) {
 		if (!v[j].active)
 			continue;
-		if (server_active && strcmp(server_active, v[j].name) == 0) {
+		if (server_active && strcmp(server_active, names[j]) == 0) {
 			res->active_already = true;
 			break;
 		}
-		rc = setactive(&s, v[j].name);
+		if (server_active) {
+			res->active_kept = true;
+			snprintf(res->server_active, sizeof(res->server_active), "%s", server_active);
+			break;
+		}
+		rc = setactive(&s, names[j]);
 		if (rc == 0)
 			res->activated = true;
 	}
 	if (rc == 0)
 		sess_logout(&s);
+	for (size_t j = 0; names && j < n; j++)
+		free(names[j]);
+	free(names);
 	sieve_scripts_release(&have);
 	abuf_release(&s.line);
 	abuf_release(&s.resp);

@@ -119,20 +119,30 @@ struct msieve_put {
 	bool active;
 };
 
+/* What a script goes in as when the server has another script of its name. */
+#define MSIEVE_RESTORED_SUFFIX "-restored"
+
 struct msieve_put_result {
 	size_t put;             /* PUTSCRIPT sent (missing, or other content) */
 	size_t same;            /* already there with the same bytes: left alone */
+	size_t renamed;         /* put (or found) as NAME-restored: the server has
+				 * another script named NAME */
 	bool activated;         /* SETACTIVE sent */
 	bool active_already;    /* the active one was already active */
+	bool active_kept;       /* the server has another script active: it stays */
+	char server_active[MSIEVE_NAME_MAX + 1];   /* its name (active_kept) */
 };
 
 /*
  * Restore scripts: log in, LISTSCRIPTS, GETSCRIPT each listed script that
- * has the name of one of v[] (to compare), PUTSCRIPT those missing or
- * different (as a non-synchronizing literal), SETACTIVE the one marked
- * active unless it already is, LOGOUT.  Scripts on the server that v[] does
- * not name are left alone, and so is the server's active script when none
- * of v[] is active.  Names must be distinct, at most one active
+ * has the name of one of v[] (or that name with MSIEVE_RESTORED_SUFFIX) to
+ * compare, PUTSCRIPT those missing (as a non-synchronizing literal), SETACTIVE
+ * the one marked active unless it already is, LOGOUT.  Nothing on the server
+ * is written over: a script the server has under the same name with other
+ * bytes (made since the attack) stays, and ours goes in as NAME-restored;
+ * when the server has another script active, it stays active
+ * (res->active_kept).  Scripts on the server that v[] does not name are left
+ * alone.  Names must be distinct, at most one active
  * (ARCA_EINVAL otherwise, before connecting).  A refused PUTSCRIPT (e.g.
  * a script the server's Sieve does not accept, or over quota) is ARCA_EIO
  * with the server's words; the scripts put before it stay.  Other errors

@@ -206,6 +206,21 @@ for k in $STEPS 5; do
 done
 check "alice's Sieve scripts restored byte for byte" diff -r -x tmp "$T/alice-sieve" "$DOVECOT_MAIL_ROOT/example.test/alice/sieve"
 expect_eq "alice's active Sieve script restored" "$(readlink "$DOVECOT_MAIL_ROOT/example.test/alice/.dovecot.sieve")" "$active_before"
+# a script changed since (same name, other bytes) and another one made
+# active: a restore into that home keeps both, ours goes in as NAME-restored
+AH=$DOVECOT_MAIL_ROOT/example.test/alice
+first=$(basename "$active_before" .sieve)
+printf 'require "fileinto";\n# made after the attack\nkeep;\n' >"$AH/sieve/$first.sieve"
+printf 'keep;\n' >"$AH/sieve/newer.sieve"
+ln -sfn sieve/newer.sieve "$AH/.dovecot.sieve"
+cp -a "$AH/sieve" "$T/sieve-since"
+"$ARCA" restore maildir --repo "$R" --account alice@example.test --restore-key "$T/rk" --no-journal \
+	--snapshot "$(cat "$T/id-5-alice@example.test")" --sieve-home "$AH" "$T/alice-again" >"$T/again.out" 2>"$T/again.err"
+expect_eq "restore into a home with newer Sieve scripts exits 0" "$?" 0
+check "the script changed since stays as it is" cmp "$T/sieve-since/$first.sieve" "$AH/sieve/$first.sieve"
+check "the snapshot's goes in beside it as $first-restored" cmp "$T/alice-sieve/$first.sieve" "$AH/sieve/$first-restored.sieve"
+expect_eq "the script made active since stays active" "$(readlink "$AH/.dovecot.sieve")" sieve/newer.sieve
+check "... and both are said" grep -q "goes in as $first-restored" "$T/again.err"
 
 # the default restore passes over the suspect snapshot
 dovecot_stop "$D" >/dev/null

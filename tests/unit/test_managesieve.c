@@ -1007,8 +1007,10 @@ static bool sent_eq(const struct msieve_memio *m, const char *want, size_t n)
 
 static void test_put_session(void)
 {
-	/* the server has "old" (other content, active) and "same" (equal):
-	 * "old" is put again, "same" left alone, "new" put and activated */
+	/* the server has "old" (other content, active: made since the
+	 * attack) and "same" (equal): "old" stays and ours goes in as
+	 * "old-restored", "same" is left alone, "new" is put; the server's
+	 * active script stays active */
 	static const char in[] =
 		GREETING
 		"OK \"Logged in.\"\r\n"
@@ -1022,7 +1024,6 @@ static void test_put_session(void)
 		"OK\r\n"
 		"OK\r\n"
 		"OK (WARNINGS) \"line 1: something\"\r\n"
-		"OK \"setactive done\"\r\n"
 		"OK \"Logout completed.\"\r\n";
 	static const uint8_t d_old[] = "keep;\n", d_same[] = "keep;\n", d_new[] = "bin\0\r\n";
 	struct msieve_put v[3] = {
@@ -1038,14 +1039,52 @@ static void test_put_session(void)
 		fprintf(stderr, "  %s\n", err.msg);
 	CHECK_EQ_INT(res.put, 2);
 	CHECK_EQ_INT(res.same, 1);
-	CHECK(res.activated);
+	CHECK_EQ_INT(res.renamed, 1);
+	CHECK(!res.activated);
 	CHECK(!res.active_already);
+	CHECK(res.active_kept);
+	CHECK_STR(res.server_active, "old");
 	static const char want[] =
 		AUTH_ALICE "LISTSCRIPTS\r\nGETSCRIPT \"old\"\r\nGETSCRIPT \"same\"\r\n"
-		"PUTSCRIPT \"old\" {6+}\r\nkeep;\n\r\n"
+		"PUTSCRIPT \"old-restored\" {6+}\r\nkeep;\n\r\n"
 		"PUTSCRIPT \"n\\\"ew\" {6+}\r\nbin\0\r\n\r\n"
-		"SETACTIVE \"n\\\"ew\"\r\nLOGOUT\r\n";
+		"LOGOUT\r\n";
 	CHECK(sent_eq(&m, want, sizeof(want) - 1));
+	msieve_memio_release(&m);
+
+	/* a re-run: "old-restored" is there with our bytes; nothing active on
+	 * the server: ours is activated */
+	static const char in1[] =
+		GREETING
+		"OK\r\n"
+		"\"old\"\r\n"
+		"\"old-restored\"\r\n"
+		"OK\r\n"
+		"{5}\r\nstop;\r\n"
+		"OK\r\n"
+		"{6}\r\nkeep;\n\r\n"
+		"OK\r\n"
+		"OK\r\n"
+		"OK\r\n";
+	struct msieve_put act = { .name = "old", .data = d_old, .len = 6, .active = true };
+	memset(&err, 0, sizeof(err));
+	CHECK_EQ_INT(put_session(in1, sizeof(in1) - 1, &act, 1, &res, &m, &err), 0);
+	CHECK_EQ_INT(res.put, 0);
+	CHECK_EQ_INT(res.same, 1);
+	CHECK_EQ_INT(res.renamed, 1);
+	CHECK(res.activated && !res.active_kept);
+	static const char want1[] = AUTH_ALICE "LISTSCRIPTS\r\nGETSCRIPT \"old\"\r\nGETSCRIPT \"old-restored\"\r\n"
+				    "SETACTIVE \"old-restored\"\r\nLOGOUT\r\n";
+	CHECK(sent_eq(&m, want1, sizeof(want1) - 1));
+	msieve_memio_release(&m);
+
+	/* ours would be renamed onto another of ours: refused, nothing put */
+	static const char in3[] = GREETING "OK\r\n\"x\"\r\nOK\r\n{5}\r\nstop;\r\nOK\r\n";
+	struct msieve_put clash[2] = { { .name = "x", .data = d_old, .len = 6 },
+				       { .name = "x-restored", .data = d_old, .len = 6 } };
+	memset(&err, 0, sizeof(err));
+	CHECK_EQ_INT(put_session(in3, sizeof(in3) - 1, clash, 2, &res, &m, &err), ARCA_EINVAL);
+	CHECK(memmem(m.sent.data, m.sent.len, "PUTSCRIPT", 9) == NULL);
 	msieve_memio_release(&m);
 
 	/* everything already there and active: nothing put, no SETACTIVE */
@@ -1058,6 +1097,7 @@ static void test_put_session(void)
 		"OK\r\n"
 		"OK\r\n";
 	struct msieve_put one = { .name = "same", .data = d_same, .len = 6, .active = true };
+	memset(&err, 0, sizeof(err));
 	CHECK_EQ_INT(put_session(in2, sizeof(in2) - 1, &one, 1, &res, &m, &err), 0);
 	CHECK_EQ_INT(res.put, 0);
 	CHECK_EQ_INT(res.same, 1);
