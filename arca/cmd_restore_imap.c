@@ -14,6 +14,7 @@
  * (mail out), as `arca restore maildir` adds it (journal_restore.h).
  */
 #include <errno.h>
+#include <semaphore.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -47,7 +48,7 @@ static const char USAGE[] =
 	"                  (--master-user USER --password-file FILE | --credentials FILE)\n"
 	"                  (--account ACCOUNT ... | --all) [--snapshot ID | --at TIME]\n"
 	"                  [--folder NAME [--uid N]] [--sieve-port PORT] [--to-account B]\n"
-	"                  [--batch N] [--no-journal] [--json]\n\n"
+	"                  [--batch N] [--jobs N] [--no-journal] [--json]\n\n"
 	"Puts each account's snapshot (default: the latest, passing over suspect\n"
 	"ones) back into an IMAP server as a client would: missing folders are\n"
 	"created with their special-use and subscribed as they were, every message\n"
@@ -68,6 +69,8 @@ static const char USAGE[] =
 	"  --master-user U    log in as ACCOUNT<sep>U (--separator C, default '*')\n"
 	"  --credentials F    no master user: lines \"ACCOUNT PASSWORD\"\n"
 	"  --batch N          messages per MULTIAPPEND (default 100)\n"
+	"  --jobs N           accounts restored at once, each over its own connection\n"
+	"                     (worker processes; default 1)\n"
 	"  --timeout S        network timeout per read (default 60)\n"
 	"  --json             one JSON object per account on stdout\n"
 	"Exit: 0 all restored, 3 some messages failed (listed), 1 error.";
@@ -78,7 +81,7 @@ static const char USAGE[] =
 struct opts {
 	const char *repo, *keyfile, *host, *ca_file, *master, *pwfile, *credfile;
 	const char *snapshot, *at, *folder, *to_account, *sieve_tls;
-	long port, sieve_port, timeout;
+	long port, sieve_port, timeout, jobs;
 	unsigned long uid;
 	bool has_uid, all, insecure, json, no_journal;
 	uint64_t journal_until;         /* --at, or all of the journal */
@@ -104,6 +107,8 @@ struct run {
 	char *password;
 	struct creds creds;
 	int spool;                      /* memfd: the batch's decrypted messages */
+	sem_t *out_lock;                /* --jobs: one account's report at a time */
+	const struct strv *accounts;    /* --jobs: the workers' share */
 	/* per account */
 	const char *account, *target;
 	struct imap_conn *c;
@@ -758,7 +763,8 @@ static int restore_sieve(struct run *u, const struct snapshot *s, const char *lo
 	return rc;
 }
 
-static void report(struct run *u, const struct snap_info *si, int rc, const struct arca_err *err)
+static void report_to(struct run *u, const struct snap_info *si, int rc, const struct arca_err *err,
+		      FILE *out, FILE *errf)
 {
 	const struct opts *o = u->o;
 	char hex[2 * ARCA_ID_LEN + 1] = "", t[40] = "";
@@ -768,98 +774,139 @@ static void report(struct run *u, const struct snap_info *si, int rc, const stru
 		cli_format_time(si->time_ns, t);
 	}
 	for (size_t i = 0; i < u->warnings.n; i++)
-		fprintf(stderr, "%s: warning: %s\n", cli_prog, u->warnings.v[i]);
+		fprintf(errf, "%s: warning: %s\n", cli_prog, u->warnings.v[i]);
 	for (size_t i = 0; i < u->failed.n; i++)
-		fprintf(stderr, "%s: FAILED %s\n", cli_prog, u->failed.v[i]);
+		fprintf(errf, "%s: FAILED %s\n", cli_prog, u->failed.v[i]);
 	if (rc)
-		fprintf(stderr, "%s: %s: %s%s\n", cli_prog, u->account,
+		fprintf(errf, "%s: %s: %s%s\n", cli_prog, u->account,
 			err->msg[0] ? err->msg : arca_strerror(rc),
 			u->appended ? " (what was appended stays; run the restore again to finish: nothing is appended twice)" : "");
 	if (o->json) {
-		printf("{\"account\":");
-		cli_json_str(stdout, u->account);
-		printf(",\"target\":");
-		cli_json_str(stdout, u->target ? u->target : u->account);
-		printf(",\"ok\":%s,\"snapshot\":\"%s\",\"appended\":%llu,\"already\":%llu,"
+		fprintf(out, "{\"account\":");
+		cli_json_str(out, u->account);
+		fprintf(out, ",\"target\":");
+		cli_json_str(out, u->target ? u->target : u->account);
+		fprintf(out, ",\"ok\":%s,\"snapshot\":\"%s\",\"appended\":%llu,\"already\":%llu,"
 		       "\"created\":%llu,\"subscribed\":%llu,\"failed\":%zu,\"folders\":[",
 		       rc ? "false" : "true", hex, (unsigned long long)u->appended,
 		       (unsigned long long)(u->already + u->j_already), (unsigned long long)u->created,
 		       (unsigned long long)u->subscribed, u->failed.n);
 		for (size_t i = 0; i < u->nreports; i++) {
 			const struct folder_report *fr = &u->reports[i];
-			printf("%s{\"name\":", i ? "," : "");
-			cli_json_str(stdout, fr->name);
-			printf(",\"created\":%s,\"appended\":%llu,\"already\":%llu,\"failed\":%llu%s}",
+			fprintf(out, "%s{\"name\":", i ? "," : "");
+			cli_json_str(out, fr->name);
+			fprintf(out, ",\"created\":%s,\"appended\":%llu,\"already\":%llu,\"failed\":%llu%s}",
 			       fr->created ? "true" : "false", (unsigned long long)fr->appended,
 			       (unsigned long long)fr->already, (unsigned long long)fr->failed,
 			       fr->journal ? ",\"journal\":true" : "");
 		}
-		printf("],\"failed_messages\":[");
+		fprintf(out, "],\"failed_messages\":[");
 		for (size_t i = 0; i < u->failed.n; i++) {
-			printf("%s", i ? "," : "");
-			cli_json_str(stdout, u->failed.v[i]);
+			fprintf(out, "%s", i ? "," : "");
+			cli_json_str(out, u->failed.v[i]);
 		}
-		printf("]");
-		printf(",\"journal_appended\":%llu,\"journal_already\":%llu",
+		fprintf(out, "]");
+		fprintf(out, ",\"journal_appended\":%llu,\"journal_already\":%llu",
 		       (unsigned long long)u->j_appended, (unsigned long long)u->j_already);
 		if (u->sieve_done)
-			printf(",\"sieve_put\":%zu,\"sieve_same\":%zu,\"sieve_renamed\":%zu,\"sieve_activated\":%s,"
+			fprintf(out, ",\"sieve_put\":%zu,\"sieve_same\":%zu,\"sieve_renamed\":%zu,\"sieve_activated\":%s,"
 			       "\"sieve_active_kept\":%s",
 			       u->sieve.put, u->sieve.same, u->sieve.renamed, u->sieve.activated ? "true" : "false",
 			       u->sieve.active_kept ? "true" : "false");
 		if (rc) {
-			printf(",\"error\":");
-			cli_json_str(stdout, err->msg);
+			fprintf(out, ",\"error\":");
+			cli_json_str(out, err->msg);
 		}
-		printf("}\n");
+		fprintf(out, "}\n");
 	} else {
 		for (size_t i = 0; i < u->nreports; i++) {
 			const struct folder_report *fr = &u->reports[i];
-			printf("%s: %s%s:%s appended %llu, already there %llu%s", u->target, fr->name,
+			fprintf(out, "%s: %s%s:%s appended %llu, already there %llu%s", u->target, fr->name,
 			       fr->journal ? " (journaled mail)" : "", fr->created ? " created," : "", (unsigned long long)fr->appended,
 			       (unsigned long long)fr->already, fr->failed ? ", FAILED " : "");
 			if (fr->failed)
-				printf("%llu", (unsigned long long)fr->failed);
-			printf("\n");
+				fprintf(out, "%llu", (unsigned long long)fr->failed);
+			fprintf(out, "\n");
 		}
 		if (rc == 0) {
-			printf("restored %s", u->account);
+			fprintf(out, "restored %s", u->account);
 			if (strcmp(u->target, u->account) != 0)
-				printf(" into %s", u->target);
+				fprintf(out, " into %s", u->target);
 			size_t nfolders = 0;
 			for (size_t i = 0; i < u->nreports; i++)
 				nfolders += !u->reports[i].journal;
 			if (journal_only)
-				printf(" from the journal only (no snapshot) on %s: %llu folders created,", o->host,
+				fprintf(out, " from the journal only (no snapshot) on %s: %llu folders created,", o->host,
 				       (unsigned long long)u->created);
 			else
-				printf(" from snapshot %.16s (%s) on %s: %zu folders (%llu created),", hex, t,
+				fprintf(out, " from snapshot %.16s (%s) on %s: %zu folders (%llu created),", hex, t,
 				       o->host, nfolders, (unsigned long long)u->created);
-			printf(" appended %llu, already there %llu, failed %zu", (unsigned long long)u->appended,
+			fprintf(out, " appended %llu, already there %llu, failed %zu", (unsigned long long)u->appended,
 			       (unsigned long long)u->already + u->j_already, u->failed.n);
 			if (u->j_appended || u->j_already)
-				printf("; journaled mail: appended %llu, already there %llu",
+				fprintf(out, "; journaled mail: appended %llu, already there %llu",
 				       (unsigned long long)u->j_appended, (unsigned long long)u->j_already);
 			if (u->sieve_done)
-				printf("; Sieve: put %zu, unchanged %zu%s", u->sieve.put, u->sieve.same,
+				fprintf(out, "; Sieve: put %zu, unchanged %zu%s", u->sieve.put, u->sieve.same,
 				       u->sieve.activated ? ", active script set" :
 				       u->sieve.active_already ? ", active script already set" : "");
 			if (u->sieve_done && u->sieve.renamed)
-				printf(" (%zu as NAME%s: the server has other scripts of their names, left as they are)",
+				fprintf(out, " (%zu as NAME%s: the server has other scripts of their names, left as they are)",
 				       u->sieve.renamed, MSIEVE_RESTORED_SUFFIX);
 			if (u->sieve_done && u->sieve.active_kept)
-				printf(" (the server's active script %s stays active; the snapshot's is put, not activated)",
+				fprintf(out, " (the server's active script %s stays active; the snapshot's is put, not activated)",
 				       u->sieve.server_active);
-			printf("\n");
+			fprintf(out, "\n");
 		}
 	}
-	fflush(stdout);
+	fflush(out);
+}
+
+/* The account's report.  Workers (--jobs) write it whole under a lock
+ * shared by all of them, so accounts' lines never interleave. */
+static void report(struct run *u, const struct snap_info *si, int rc, const struct arca_err *err)
+{
+	if (u->out_lock == NULL) {
+		report_to(u, si, rc, err, stdout, stderr);
+		return;
+	}
+	char *ob = NULL, *eb = NULL;
+	size_t on = 0, en = 0;
+	FILE *o = open_memstream(&ob, &on), *e = open_memstream(&eb, &en);
+	if (o == NULL || e == NULL) {
+		if (o)
+			fclose(o);
+		if (e)
+			fclose(e);
+		free(ob);
+		free(eb);
+		report_to(u, si, rc, err, stdout, stderr);
+		return;
+	}
+	report_to(u, si, rc, err, o, e);
+	fclose(o);
+	fclose(e);
+	while (sem_wait(u->out_lock) != 0 && errno == EINTR)
+		;
+	struct arca_err ignored = { 0 };
+	(void)fs_write_all(STDERR_FILENO, eb, en, "stderr", &ignored);
+	(void)fs_write_all(STDOUT_FILENO, ob, on, "stdout", &ignored);
+	sem_post(u->out_lock);
+	free(ob);
+	free(eb);
 }
 
 /* 0 restored, 3 some messages failed, 1 error. */
 static int restore_account(struct run *u, const char *account)
 {
 	const struct opts *o = u->o;
+	if (u->spool < 0) {
+		/* decrypted mail stays in memory, never in a file (a worker
+		 * makes its own) */
+		u->spool = memfd_create("arca-restore-imap", MFD_CLOEXEC);
+		if (u->spool < 0)
+			return cli_failf("memfd_create: %s", strerror(errno));
+	}
 	u->account = account;
 	u->target = o->to_account ? o->to_account : account;
 	struct arca_err err = { 0 };
@@ -947,6 +994,43 @@ static int restore_account(struct run *u, const char *account)
 	return ret;
 }
 
+/* --jobs N: the accounts in N worker processes (restore_workers_run), each
+ * with its own repository handle, memory spool and connections. */
+static int parallel_one(void *ctx, struct repo *r, size_t i)
+{
+	struct run *u = ctx;
+	u->r = r;
+	return restore_account(u, u->accounts->v[i]);
+}
+
+static int restore_parallel(struct run *u, const struct strv *accounts)
+{
+	const struct arca_restore_key *rk0 = repo_restore_key(u->r);
+	struct arca_restore_key *rk = acrypto_restore_key_alloc();
+	if (rk == NULL || rk0 == NULL) {
+		acrypto_restore_key_free(rk);
+		return cli_failf("out of memory");
+	}
+	memcpy(rk, rk0, sizeof(*rk));
+	void *m = mmap(NULL, sizeof(sem_t), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (m == MAP_FAILED || sem_init(m, 1, 1) != 0) {
+		if (m != MAP_FAILED)
+			munmap(m, sizeof(sem_t));
+		acrypto_restore_key_free(rk);
+		return cli_failf("a lock shared by the workers: %s", strerror(errno));
+	}
+	u->out_lock = m;
+	u->accounts = accounts;
+	/* an LMDB handle may not cross fork: each worker opens its own */
+	repo_close(u->r);
+	u->r = NULL;
+	struct restore_workers w = { .repo = u->o->repo, .rk = rk, .jobs = (int)u->o->jobs,
+				     .n = accounts->n, .one = parallel_one, .ctx = u };
+	int rc = restore_workers_run(&w);
+	acrypto_restore_key_free(rk);
+	return rc;
+}
+
 /* Every account the repository has a snapshot of, in order of first
  * snapshot, then (with_journal) those known only from the journal (records
  * up to journal_until). */
@@ -984,11 +1068,11 @@ static int all_accounts(struct repo *r, bool with_journal, uint64_t journal_unti
 int cmd_restore_imap(int argc, char **argv)
 {
 	struct opts o = { .tls = NETCONN_PLAIN, .sep = '*', .batch = 100, .timeout = 60,
-			  .journal_until = UINT64_MAX };
+			  .journal_until = UINT64_MAX, .jobs = 1 };
 	struct strv accounts = { 0 };
 	enum { O_REPO = 256, O_KEY, O_HOST, O_PORT, O_TLS, O_STARTTLS, O_CA, O_INSECURE, O_MASTER,
 	       O_SEP, O_PWFILE, O_CREDS, O_ACCOUNT, O_ALL, O_SNAP, O_AT, O_FOLDER, O_UID, O_SIEVE,
-	       O_SIEVE_TLS, O_TO, O_BATCH, O_TIMEOUT, O_JSON, O_NO_JOURNAL, O_HELP };
+	       O_SIEVE_TLS, O_TO, O_BATCH, O_TIMEOUT, O_JSON, O_NO_JOURNAL, O_JOBS, O_HELP };
 	static const struct option opts[] = {
 		{ "repo", required_argument, NULL, O_REPO },
 		{ "restore-key", required_argument, NULL, O_KEY },
@@ -1015,6 +1099,7 @@ int cmd_restore_imap(int argc, char **argv)
 		{ "timeout", required_argument, NULL, O_TIMEOUT },
 		{ "json", no_argument, NULL, O_JSON },
 		{ "no-journal", no_argument, NULL, O_NO_JOURNAL },
+		{ "jobs", required_argument, NULL, O_JOBS },
 		{ "help", no_argument, NULL, O_HELP },
 		{ 0 },
 	};
@@ -1078,6 +1163,10 @@ int cmd_restore_imap(int argc, char **argv)
 			break;
 		case O_JSON: o.json = true; break;
 		case O_NO_JOURNAL: o.no_journal = true; break;
+		case O_JOBS:
+			o.jobs = strtol(optarg, &end, 10);
+			bad = *end || o.jobs < 1 || o.jobs > RESTORE_JOBS_MAX;
+			break;
 		case O_HELP:
 			strv_free(&accounts);
 			puts(USAGE);
@@ -1107,12 +1196,6 @@ int cmd_restore_imap(int argc, char **argv)
 	} else if (rc == 0) {
 		rc = load_credentials(o.credfile, &u.creds);
 	}
-	if (rc == 0) {
-		/* decrypted mail stays in memory, never in a file */
-		u.spool = memfd_create("arca-restore-imap", MFD_CLOEXEC);
-		if (u.spool < 0)
-			rc = cli_failf("memfd_create: %s", strerror(errno));
-	}
 	if (rc == 0 && cli_open_repo(o.repo, REPO_OPEN_READ, o.keyfile, &u.r) != 0)
 		rc = 1;
 	if (rc == 0 && o.all)
@@ -1120,10 +1203,14 @@ int cmd_restore_imap(int argc, char **argv)
 	if (rc == 0 && accounts.n == 0)
 		rc = cli_failf("no accounts to restore");
 	int worst = 0;
-	for (size_t i = 0; rc == 0 && i < accounts.n; i++) {
-		int r = restore_account(&u, accounts.v[i]);
-		if (r == 1 || (r == EXIT_WARNINGS && worst == 0))
-			worst = r;
+	if (rc == 0 && o.jobs > 1 && accounts.n > 1) {
+		worst = restore_parallel(&u, &accounts);
+	} else {
+		for (size_t i = 0; rc == 0 && i < accounts.n; i++) {
+			int r = restore_account(&u, accounts.v[i]);
+			if (r == 1 || (r == EXIT_WARNINGS && worst == 0))
+				worst = r;
+		}
 	}
 	if (rc == 0 && !o.json && accounts.n > 1)
 		fprintf(stderr, "%s: %zu accounts: %s\n", cli_prog, accounts.n,
@@ -1132,6 +1219,10 @@ int cmd_restore_imap(int argc, char **argv)
 		repo_close(u.r);
 	if (u.spool >= 0)
 		close(u.spool);
+	if (u.out_lock != NULL) {
+		sem_destroy(u.out_lock);
+		munmap(u.out_lock, sizeof(sem_t));
+	}
 	if (u.password) {
 		sodium_memzero(u.password, strlen(u.password));
 		free(u.password);

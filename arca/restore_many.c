@@ -148,6 +148,83 @@ static long drop_conflicts(const struct restore_many *m, struct snap_info *picks
 	return count;
 }
 
+int restore_workers_run(const struct restore_workers *w)
+{
+	int jobs = w->jobs;
+	if (jobs < 1)
+		jobs = (int)sysconf(_SC_NPROCESSORS_ONLN);
+	if (jobs < 1)
+		jobs = 1;
+	if ((size_t)jobs > w->n)
+		jobs = (int)(w->n ? w->n : 1);
+	if (jobs > RESTORE_JOBS_MAX)
+		jobs = RESTORE_JOBS_MAX;
+	fflush(stdout);
+	fflush(stderr);
+	pid_t pids[RESTORE_JOBS_MAX];
+	int started = 0, failures = 0, warnings = 0;
+	for (int k = 0; k < jobs; k++) {
+		pid_t pid = fork();
+		if (pid < 0) {
+			failures++;
+			break;
+		}
+		if (pid == 0) {
+			struct repo *cr;
+			struct arca_err cerr = { 0 };
+			int crc = repo_open(w->repo, REPO_OPEN_READ, &cr, &cerr);
+			struct arca_restore_key *ck = crc ? NULL : acrypto_restore_key_alloc();
+			if (ck != NULL) {
+				memcpy(ck, w->rk, sizeof(*ck));
+				crc = repo_set_restore_key(cr, ck, &cerr);
+			} else if (crc == 0) {
+				crc = arca_err_set(&cerr, ARCA_ENOMEM, "out of memory");
+			}
+			if (crc) {
+				cli_fail(&cerr);
+				_exit(1);
+			}
+			int fails = 0, warned = 0;
+			for (size_t i = (size_t)k; i < w->n; i += (size_t)jobs) {
+				int one = w->one(w->ctx, cr, i);
+				warned += one == EXIT_WARNINGS;
+				fails += one != 0 && one != EXIT_WARNINGS;
+			}
+			if (w->done != NULL)
+				fails += w->done(w->ctx, cr) != 0;
+			repo_close(cr);
+			fflush(stdout);
+			fflush(stderr);
+			_exit(fails ? 1 : warned ? EXIT_WARNINGS : 0);
+		}
+		pids[started++] = pid;
+	}
+	for (int i = 0; i < started; i++) {
+		int status;
+		while (waitpid(pids[i], &status, 0) < 0 && errno == EINTR)
+			;
+		if (WIFEXITED(status) && WEXITSTATUS(status) == EXIT_WARNINGS)
+			warnings++;
+		else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+			failures++;
+	}
+	if (failures)
+		return cli_failf("%d of %d restore workers reported failures (see above)", failures, jobs);
+	return warnings ? EXIT_WARNINGS : 0;
+}
+
+/* restore_many's accounts to the pool: index -> its pick */
+struct many_pick {
+	const struct restore_many *m;
+	const struct snap_info *picks;
+};
+
+static int many_pick_one(void *ctx, struct repo *r, size_t i)
+{
+	struct many_pick *mp = ctx;
+	return mp->m->one(mp->m->ctx, r, &mp->picks[i]);
+}
+
 /*
  * Many accounts: the passphrase is asked and the key derived once, then
  * worker processes (each with its own repository handle: an LMDB handle may
@@ -256,64 +333,15 @@ int restore_many_run(const struct restore_many *m)
 		acrypto_restore_key_free(rk);
 		return rc;
 	}
-	int jobs = m->jobs;
-	if (jobs < 1)
-		jobs = (int)sysconf(_SC_NPROCESSORS_ONLN);
-	if (jobs < 1)
-		jobs = 1;
-	if ((size_t)jobs > npicks)
-		jobs = (int)(npicks ? npicks : 1);
-	fflush(stdout);
-	fflush(stderr);
-	pid_t pids[64];
-	int started = 0, failures = 0;
-	if (jobs > 64)
-		jobs = 64;
-	for (int w = 0; w < jobs; w++) {
-		pid_t pid = fork();
-		if (pid < 0) {
-			failures++;
-			break;
-		}
-		if (pid == 0) {
-			struct repo *cr;
-			struct arca_err cerr = { 0 };
-			int crc = repo_open(m->repo, REPO_OPEN_READ, &cr, &cerr);
-			struct arca_restore_key *ck = crc ? NULL : acrypto_restore_key_alloc();
-			if (ck != NULL) {
-				memcpy(ck, rk, sizeof(*ck));
-				crc = repo_set_restore_key(cr, ck, &cerr);
-			} else if (crc == 0) {
-				crc = arca_err_set(&cerr, ARCA_ENOMEM, "out of memory");
-			}
-			if (crc) {
-				cli_fail(&cerr);
-				_exit(1);
-			}
-			int fails = 0;
-			for (size_t i = (size_t)w; i < npicks; i += (size_t)jobs)
-				fails += m->one(m->ctx, cr, &picks[i]) != 0;
-			if (m->done != NULL)
-				fails += m->done(m->ctx, cr) != 0;
-			repo_close(cr);
-			fflush(stdout);
-			fflush(stderr);
-			_exit(fails ? 1 : 0);
-		}
-		pids[started++] = pid;
-	}
-	for (int i = 0; i < started; i++) {
-		int status;
-		while (waitpid(pids[i], &status, 0) < 0 && errno == EINTR)
-			;
-		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-			failures++;
-	}
+	struct many_pick mp = { m, picks };
+	struct restore_workers w = { .repo = m->repo, .rk = rk, .jobs = m->jobs, .n = npicks,
+				     .one = many_pick_one, .done = m->done, .ctx = &mp };
+	rc = restore_workers_run(&w);
 	snap_infos_free(picks, npicks);
 	acrypto_restore_key_free(rk);
-	if (failures)
-		return cli_failf("%d of %d restore workers reported failures (see above)", failures, jobs);
+	if (rc == 1)
+		return rc;
 	if (refused)
 		return cli_failf("%ld accounts not restored: their directories collide (above)", refused);
-	return 0;
+	return rc;
 }

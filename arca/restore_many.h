@@ -30,6 +30,24 @@ int restore_pick_one(struct repo *r, const char *account, const char *snap_id, c
 int restore_journal_accounts(struct repo *r, uint64_t until_ns, char ***names_r, size_t *n_r,
 			     struct arca_err *err);
 
+/* The worker processes both kinds of restore run (each with its own
+ * repository handle: an LMDB handle may not cross fork; the key derived
+ * once, copied in): one(ctx, r, i) for every i < n with i % jobs the
+ * worker's number, then done(ctx, r) (may be NULL).  one returns 0,
+ * EXIT_WARNINGS or failed.  jobs 0: one per CPU; at most RESTORE_JOBS_MAX. */
+#define RESTORE_JOBS_MAX 64
+struct restore_workers {
+	const char *repo;
+	const struct arca_restore_key *rk;
+	int jobs;
+	size_t n;
+	int (*one)(void *ctx, struct repo *r, size_t i);
+	int (*done)(void *ctx, struct repo *r);
+	void *ctx;
+};
+/* 0 all done, EXIT_WARNINGS some said so and none failed, 1 (printed). */
+int restore_workers_run(const struct restore_workers *w);
+
 struct restore_many {
 	const char *repo, *keyfile, *at;
 	char **accounts;              /* the --account names; none: every account */
@@ -37,8 +55,8 @@ struct restore_many {
 	int jobs;                     /* worker processes (0: one per CPU) */
 	bool no_journal;
 	uint64_t journal_until;
-	/* In a worker process, for each of its accounts: 0 done, else failed
-	 * (the callback printed why). */
+	/* In a worker process, for each of its accounts: 0 done, EXIT_WARNINGS
+	 * done but for some messages, else failed (the callback printed why). */
 	int (*one)(void *ctx, struct repo *r, const struct snap_info *si);
 	/* In a worker process after its share (may be NULL): 0 or failed. */
 	int (*done)(void *ctx, struct repo *r);
@@ -54,7 +72,7 @@ struct restore_many {
 
 /* Opens the repository (passphrase asked once), picks a snapshot for every
  * account, then restores them in m->jobs worker processes.  Returns the exit
- * code (0: every account restored). */
+ * code (0: every account restored; EXIT_WARNINGS: some said so, none failed). */
 int restore_many_run(const struct restore_many *m);
 
 /* arca restore dovecot (cmd_restore_dovecot.c), dispatched by cmd_restore */

@@ -283,7 +283,15 @@ expect_eq "--folder of an account with no snapshot is an error (the journal is n
 wipe || { echo "not ok - dovecot restarts on an empty store"; exit 1; }
 restore --account alice@example.test --no-journal --json
 expect_eq "--no-journal appends no journaled mail" "$(jtotal alice@example.test journal_appended)" 0
-restore --all --json
+restore --all --jobs 3 --json
+expect_eq "--all --jobs 3 (worker processes) exits 0" "$?" 0
+expect_eq "... one whole JSON line per account (none interleaved)" \
+	"$($PY -c 'import json,sys; print(sorted(json.loads(l)["account"] for l in open(sys.argv[1])))' "$T/restore.out")" \
+	"['alice@example.test', 'bob@example.test', 'carol@other.test', 'dave@example.test']"
 check "--all includes the account known only from the journal" grep -q '"account":"dave@example.test"' "$T/restore.out"
 expect_eq "--all adds alice's 3 journaled messages" "$(jtotal alice@example.test journal_appended)" 3
+for a in bob@example.test carol@other.test; do
+	check "dump $a after --jobs" $PY "$TOOLS/imapdump.py" -o "$T/jobs-$a.json" 127.0.0.1 "$DOVECOT_IMAP_PORT" "$a*admin" masterpw
+	check "--jobs: $a's IMAP view equals the one before (but UIDs)" same_view "$T/before-$a.json" "$T/jobs-$a.json"
+done
 test_done
