@@ -3,6 +3,7 @@
  * serve-imap (serve_net.h).
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -19,6 +20,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -482,6 +484,43 @@ static void on_sigchld(int sig)
 	child_exited = 1;
 }
 
+/*
+ * The network side needs no file after it starts (the keeper checks
+ * passwords and reads the vault; the certificate is loaded already): as
+ * root it is shut in an empty directory, so a session taken over by a
+ * hostile client sees no file system at all.  The directory must be
+ * root's, a directory, writable by nobody else, and empty.
+ */
+static int enter_empty_root(int log_fd)
+{
+	if (geteuid() != 0)
+		return 0;
+	if (mkdir(SERVE_EMPTY_ROOT, 0555) != 0 && errno != EEXIST) {
+		logf_(log_fd, "mkdir %s: %s", SERVE_EMPTY_ROOT, strerror(errno));
+		return -1;
+	}
+	int fd = open(SERVE_EMPTY_ROOT, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	struct stat st;
+	DIR *d = fd >= 0 && fstat(fd, &st) == 0 ? fdopendir(fd) : NULL;
+	bool empty = d != NULL;
+	for (struct dirent *e; empty && (e = readdir(d)) != NULL;)
+		empty = strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0;
+	if (d == NULL || !empty || st.st_uid != 0 || (st.st_mode & 022) != 0) {
+		logf_(log_fd, "%s must be an empty directory of root's that only root may write to",
+		      SERVE_EMPTY_ROOT);
+		if (d != NULL)
+			closedir(d);
+		else if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	int rc = fchdir(fd) == 0 && chroot(".") == 0 && chdir("/") == 0 ? 0 : -1;
+	if (rc)
+		logf_(log_fd, "chroot %s: %s", SERVE_EMPTY_ROOT, strerror(errno));
+	closedir(d);
+	return rc;
+}
+
 static int drop_privileges(uid_t uid, gid_t gid)
 {
 	if (geteuid() != 0)
@@ -640,6 +679,10 @@ int serve_net_spawn(const struct serve_net_opts *o, pid_t *pid_r, int *ctl_r, st
 		sigemptyset(&sa.sa_mask);
 		sa.sa_flags = SA_NOCLDSTOP;  /* no SA_RESTART: poll returns */
 		sigaction(SIGCHLD, &sa, NULL);
+		/* /dev/null before the root is emptied */
+		int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+		if (devnull < 0 || enter_empty_root(o->log_fd) != 0)
+			_exit(1);
 		/* credentials first: changing them resets the dumpable flag
 		 * and the parent-death signal, so those come after */
 		if (drop_privileges(uid, gid) != 0) {
@@ -657,8 +700,7 @@ int serve_net_spawn(const struct serve_net_opts *o, pid_t *pid_r, int *ctl_r, st
 			_exit(1);
 		if (chdir("/") != 0)
 			_exit(1);
-		int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-		if (devnull < 0 || dup2(devnull, 0) < 0 || (o->log_fd != 1 && dup2(devnull, 1) < 0))
+		if (dup2(devnull, 0) < 0 || (o->log_fd != 1 && dup2(devnull, 1) < 0))
 			_exit(1);
 		close(devnull);
 		acceptor_main(o, sv[1]);

@@ -45,6 +45,8 @@ int serve_net_listen(const char *addr_port, bool tls, struct serve_listener *l,
 SSL_CTX *serve_net_tls_ctx(const char *cert, const char *key, struct arca_err *err);
 
 #define SERVE_MAX_PER_ADDRESS 20
+/* The network side's root when started as root (empty, root's). */
+#define SERVE_EMPTY_ROOT "/run/arca-serve-empty"
 #define SERVE_HANDSHAKE_TIMEOUT_MS (60 * 1000)
 #define SERVE_WRITE_TIMEOUT_MS (5 * 60 * 1000)
 

@@ -223,6 +223,9 @@ expect_eq "the acceptor runs as nobody" "$(uid_of "${ACC:-0}" 2>/dev/null)" "$NO
 expect_eq "the session runs as nobody" "$(uid_of "${SESS:-0}" 2>/dev/null)" "$NOBODY,$NOBODY,$NOBODY,$NOBODY"
 expect_eq "the session has no_new_privs" "$(awk '/^NoNewPrivs:/ {print $2}' "/proc/${SESS:-0}/status" 2>/dev/null)" 1
 expect_eq "the session has no supplementary groups" "$(awk '/^Groups:/ {print $2}' "/proc/${SESS:-0}/status" 2>/dev/null)" ""
+expect_eq "the acceptor is shut in an empty root" "$(readlink "/proc/${ACC:-0}/root" 2>/dev/null)" /run/arca-serve-empty
+expect_eq "the session is shut in an empty root" "$(readlink "/proc/${SESS:-0}/root" 2>/dev/null)" /run/arca-serve-empty
+expect_eq "... which is empty" "$(ls -A /run/arca-serve-empty | wc -l)" 0
 fds=$(ls -l "/proc/${SESS:-0}/fd" 2>/dev/null | awk '{print $NF}')
 if [ -n "${SESS:-}" ] && ! grep -q -e "$R" -e "$T/rk" -e "$T/users" <<<"$fds"; then
 	echo "ok - the session holds no repository, key or users file open"
