@@ -252,6 +252,10 @@ int cmd_restore(int argc, char **argv)
 	if (pattern != NULL) {
 		if (optind != argc || snap != NULL)
 			return cli_usage(USAGE);
+		if (!restore_pattern_ok(pattern))
+			return cli_failf("--pattern %s: the pattern must hold %%u or %%n (a directory per account)", pattern);
+		if (ro.sieve_home != NULL && !restore_pattern_ok(ro.sieve_home))
+			return cli_failf("--sieve-home %s: with --pattern it is a pattern too and must hold %%u or %%n", ro.sieve_home);
 		struct many_maildir mm = { .pattern = pattern, .ro = &ro };
 		struct restore_many m = { .repo = repo, .keyfile = keyfile, .at = at,
 					  .accounts = accounts, .naccounts = naccounts, .jobs = jobs,

@@ -604,7 +604,7 @@ int cmd_restore_dovecot(int argc, char **argv)
 				  .naccounts = naccounts, .jobs = jobs, .no_journal = d.no_journal,
 				  .journal_until = until, .one = dov_one, .done = dov_done, .ready = dov_ready,
 				  .ctx = &d, .maildir_pattern = d.pattern, .stage_suffix = STAGE_SUFFIX,
-				  .home_pattern = d.have_doveadm ? NULL : d.sieve_home };
+				  .home_pattern = d.have_doveadm || d.sieve == 0 ? NULL : d.sieve_home };
 	if (snap != NULL) {
 		/* one account, one snapshot: no workers needed */
 		struct repo *r;

@@ -14,7 +14,8 @@
  * (mail out), as `arca restore maildir` adds it (journal_restore.h).
  */
 #include <errno.h>
-#include <semaphore.h>
+#include <pthread.h>
+#include <signal.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -36,6 +37,7 @@
 #include "imap_opts.h"
 #include "journal_restore.h"
 #include "managesieve.h"
+#include "sieve_names.h"
 #include "pack.h"
 #include "repo.h"
 #include "restore_many.h"
@@ -107,7 +109,9 @@ struct run {
 	char *password;
 	struct creds creds;
 	int spool;                      /* memfd: the batch's decrypted messages */
-	sem_t *out_lock;                /* --jobs: one account's report at a time */
+	pthread_mutex_t *out_lock;      /* --jobs: one account's report at a time
+					 * (robust: a worker dying with it held
+					 * does not stop the others) */
 	const struct strv *accounts;    /* --jobs: the workers' share */
 	/* per account */
 	const char *account, *target;
@@ -852,7 +856,7 @@ static void report_to(struct run *u, const struct snap_info *si, int rc, const s
 				       u->sieve.active_already ? ", active script already set" : "");
 			if (u->sieve_done && u->sieve.renamed)
 				fprintf(out, " (%zu as NAME%s: the server has other scripts of their names, left as they are)",
-				       u->sieve.renamed, MSIEVE_RESTORED_SUFFIX);
+				       u->sieve.renamed, SIEVE_RESTORED_SUFFIX);
 			if (u->sieve_done && u->sieve.active_kept)
 				fprintf(out, " (the server's active script %s stays active; the snapshot's is put, not activated)",
 				       u->sieve.server_active);
@@ -886,12 +890,14 @@ static void report(struct run *u, const struct snap_info *si, int rc, const stru
 	report_to(u, si, rc, err, o, e);
 	fclose(o);
 	fclose(e);
-	while (sem_wait(u->out_lock) != 0 && errno == EINTR)
-		;
+	int l = pthread_mutex_lock(u->out_lock);
+	if (l == EOWNERDEAD)
+		l = pthread_mutex_consistent(u->out_lock);
 	struct arca_err ignored = { 0 };
 	(void)fs_write_all(STDERR_FILENO, eb, en, "stderr", &ignored);
 	(void)fs_write_all(STDOUT_FILENO, ob, on, "stdout", &ignored);
-	sem_post(u->out_lock);
+	if (l == 0)
+		pthread_mutex_unlock(u->out_lock);
 	free(ob);
 	free(eb);
 }
@@ -1012,12 +1018,20 @@ static int restore_parallel(struct run *u, const struct strv *accounts)
 		return cli_failf("out of memory");
 	}
 	memcpy(rk, rk0, sizeof(*rk));
-	void *m = mmap(NULL, sizeof(sem_t), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (m == MAP_FAILED || sem_init(m, 1, 1) != 0) {
+	void *m = mmap(NULL, sizeof(pthread_mutex_t), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	pthread_mutexattr_t a;
+	int e = m == MAP_FAILED ? errno : pthread_mutexattr_init(&a);
+	if (e == 0) {
+		e = pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+		e = e ? e : pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+		e = e ? e : pthread_mutex_init(m, &a);
+		pthread_mutexattr_destroy(&a);
+	}
+	if (e != 0) {
 		if (m != MAP_FAILED)
-			munmap(m, sizeof(sem_t));
+			munmap(m, sizeof(pthread_mutex_t));
 		acrypto_restore_key_free(rk);
-		return cli_failf("a lock shared by the workers: %s", strerror(errno));
+		return cli_failf("a lock shared by the workers: %s", strerror(e));
 	}
 	u->out_lock = m;
 	u->accounts = accounts;
@@ -1187,6 +1201,9 @@ int cmd_restore_imap(int argc, char **argv)
 		strv_free(&accounts);
 		return cli_failf("--at %s: not a time (use RFC 3339, e.g. 2026-11-28T06:00:00Z)", o.at);
 	}
+	/* a server or a reader of our output going away is an error to
+	 * report, not a signal that kills a worker mid-way */
+	signal(SIGPIPE, SIG_IGN);
 	struct run u = { .o = &o, .spool = -1 };
 	int rc = imap_opts_plain_ok(o.host, o.tls != NETCONN_PLAIN, o.insecure);
 	if (rc == 0 && o.master) {
@@ -1220,8 +1237,8 @@ int cmd_restore_imap(int argc, char **argv)
 	if (u.spool >= 0)
 		close(u.spool);
 	if (u.out_lock != NULL) {
-		sem_destroy(u.out_lock);
-		munmap(u.out_lock, sizeof(sem_t));
+		pthread_mutex_destroy(u.out_lock);
+		munmap(u.out_lock, sizeof(pthread_mutex_t));
 	}
 	if (u.password) {
 		sodium_memzero(u.password, strlen(u.password));

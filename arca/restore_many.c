@@ -166,6 +166,8 @@ int restore_workers_run(const struct restore_workers *w)
 	for (int k = 0; k < jobs; k++) {
 		pid_t pid = fork();
 		if (pid < 0) {
+			cli_failf("fork: %s: the accounts of workers %d to %d are not restored", strerror(errno),
+				  k + 1, jobs);
 			failures++;
 			break;
 		}
@@ -203,10 +205,14 @@ int restore_workers_run(const struct restore_workers *w)
 		int status;
 		while (waitpid(pids[i], &status, 0) < 0 && errno == EINTR)
 			;
-		if (WIFEXITED(status) && WEXITSTATUS(status) == EXIT_WARNINGS)
+		if (WIFEXITED(status) && WEXITSTATUS(status) == EXIT_WARNINGS) {
 			warnings++;
-		else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		} else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
 			failures++;
+			if (WIFSIGNALED(status))
+				cli_failf("restore worker %d was killed by signal %d: its accounts may be unfinished (run the restore again)",
+					  i + 1, WTERMSIG(status));
+		}
 	}
 	if (failures)
 		return cli_failf("%d of %d restore workers reported failures (see above)", failures, jobs);
@@ -223,6 +229,12 @@ static int many_pick_one(void *ctx, struct repo *r, size_t i)
 {
 	struct many_pick *mp = ctx;
 	return mp->m->one(mp->m->ctx, r, &mp->picks[i]);
+}
+
+static int many_pick_done(void *ctx, struct repo *r)
+{
+	struct many_pick *mp = ctx;
+	return mp->m->done != NULL ? mp->m->done(mp->m->ctx, r) : 0;
 }
 
 /*
@@ -335,7 +347,7 @@ int restore_many_run(const struct restore_many *m)
 	}
 	struct many_pick mp = { m, picks };
 	struct restore_workers w = { .repo = m->repo, .rk = rk, .jobs = m->jobs, .n = npicks,
-				     .one = many_pick_one, .done = m->done, .ctx = &mp };
+				     .one = many_pick_one, .done = many_pick_done, .ctx = &mp };
 	rc = restore_workers_run(&w);
 	snap_infos_free(picks, npicks);
 	acrypto_restore_key_free(rk);

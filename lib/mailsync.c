@@ -1,4 +1,5 @@
 #include "mailsync.h"
+#include "sieve_names.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -900,9 +901,17 @@ static int mkdir_owned(const char *path, const struct restore_opts *o,
 		       struct arca_err *err)
 {
 	int rc = fs_mkdirs(path, 0700, err);
-	if (rc == 0 && o->owner_uid >= 0 &&
-	    chown(path, (uid_t)o->owner_uid, (gid_t)o->owner_gid) != 0)
+	if (rc || o->owner_uid < 0)
+		return rc;
+	/* through a descriptor of the directory itself: a symlink put in its
+	 * place (the mail user may write its parent) is refused, not followed
+	 * to hand its target to the mail user */
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return arca_err_errno(err, ARCA_EIO, errno, "open %s (not a directory, or a symlink)", path);
+	if (fchown(fd, (uid_t)o->owner_uid, (gid_t)o->owner_gid) != 0)
 		rc = arca_err_errno(err, ARCA_EIO, errno, "chown %s", path);
+	close(fd);
 	return rc;
 }
 
@@ -1280,10 +1289,13 @@ static int sieve_activate(const struct restore_opts *o, const char *file, const 
 			o->warn(o->ctx, script, "HOME/.dovecot.sieve is a file of its own (an active script set since the attack): it stays");
 		goto out;
 	}
+	/* (the link stays root's: Dovecot needs only the directory to be
+	 * writable to replace it, and a chown by name in a directory the
+	 * mail user writes could be raced onto another file) */
 	if (symlink((const char *)want.data, link) != 0)
 		rc = arca_err_errno(err, ARCA_EIO, errno, "symlink %s", link);
-	else if (o->owner_uid >= 0 && lchown(link, (uid_t)o->owner_uid, (gid_t)o->owner_gid) != 0)
-		rc = arca_err_errno(err, ARCA_EIO, errno, "chown %s", link);
+	else
+		rc = fs_fsync_dir(o->sieve_home, err);
 out:
 	free(link);
 	abuf_release(&want);
@@ -1300,7 +1312,8 @@ static int same_file(int dirfd, const char *a, const char *b, bool *same_r, stru
 	const char *names[2] = { a, b };
 	struct abuf *bufs[2] = { &x, &y };
 	for (int k = 0; k < 2 && rc == 0; k++) {
-		int fd = openat(dirfd, names[k], O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		/* O_NONBLOCK: a FIFO put in its place does not hang us */
+		int fd = openat(dirfd, names[k], O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 		struct stat st;
 		if (fd < 0 || fstat(fd, &st) != 0) {
 			rc = arca_err_errno(err, ARCA_EIO, errno, "read the Sieve script %s", names[k]);
@@ -1370,33 +1383,63 @@ static int restore_sieve(struct repo *r, const struct snapshot *s, const struct 
 		rc = rc ? rc : repo_get_stream(r, v->content_type, v->content_id, fd, tn, &got, err);
 		if (rc == 0 && o->owner_uid >= 0 && fchown(fd, (uid_t)o->owner_uid, (gid_t)o->owner_gid) != 0)
 			rc = arca_err_errno(err, ARCA_EIO, errno, "chown %s/%s", dir, tn);
+		/* a few small files, maybe on another file system than the
+		 * mail: each made durable itself */
+		if (rc == 0 && fsync(fd) != 0)
+			rc = arca_err_errno(err, ARCA_EIO, errno, "fsync %s/%s", dir, tn);
 		if (fd >= 0 && close(fd) != 0 && rc == 0)
 			rc = arca_err_errno(err, ARCA_EIO, errno, "close %s/%s", dir, tn);
-		/* the name it goes in under: its own, or NAME-restored when
-		 * another script has its name */
-		struct stat st;
-		bool same = false;
-		if (rc == 0 && fstatat(dfd, (const char *)name.data, &st, AT_SYMLINK_NOFOLLOW) == 0) {
-			if (S_ISREG(st.st_mode))
-				rc = same_file(dfd, tn, (const char *)name.data, &same, err);
-			if (rc == 0 && !same) {
-				abuf_reset(&name);
-				if (abuf_printf(&name, "%s-restored.sieve", v->name) != 0 || abuf_cstr(&name) != 0)
-					rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
+		/* the name it goes in under (sieve_names.h): its own, or the
+		 * first NAME-restored[-k] that is free or holds these bytes;
+		 * never another script of the snapshot's name, never a file
+		 * that is there (renameat2 NOREPLACE: one made meanwhile
+		 * counts) */
+		bool placed = false, same = false;
+		char cand[600];
+		for (unsigned k = 0; k < SIEVE_NAME_TRIES && rc == 0 && !placed; k++) {
+			if (!sieve_restored_name(v->name, k, cand, sizeof(cand) - 6))
+				break;
+			bool ours = false;
+			for (size_t q = 0; k > 0 && q < s->nsieve && !ours; q++)
+				ours = strcmp(s->sieve[q].name, cand) == 0;
+			if (ours)
+				continue;
+			abuf_reset(&name);
+			if (abuf_printf(&name, "%s.sieve", cand) != 0 || abuf_cstr(&name) != 0) {
+				rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
+				break;
+			}
+			const char *fn = (const char *)name.data;
+			for (int tries = 0; tries < 2 && !placed && rc == 0; tries++) {
+				struct stat st;
+				if (fstatat(dfd, fn, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+					if (S_ISREG(st.st_mode))
+						rc = same_file(dfd, tn, fn, &same, err);
+					placed = rc == 0 && same;
+					break;   /* there and other bytes: the next name */
+				}
+				if (renameat2(dfd, tn, dfd, fn, RENAME_NOREPLACE) == 0)
+					placed = true;
+				else if (errno != EEXIST)
+					rc = arca_err_errno(err, ARCA_EIO, errno, "rename %s/%s", dir, tn);
+				/* EEXIST: made meanwhile; compared on the next try */
+			}
+			if (placed && k > 0) {
 				res->sieve_renamed++;
 				if (o->warn) {
-					char w[300];
-					snprintf(w, sizeof(w), "another Sieve script of this name is there: the snapshot's goes in as %.200s-restored",
-						 v->name);
+					char w[800];
+					snprintf(w, sizeof(w), "another Sieve script of this name is there: the snapshot's %s %.600s",
+						 same ? "is there already as" : "goes in as", cand);
 					o->warn(o->ctx, v->name, w);
 				}
 			}
 		}
+		if (rc == 0 && !placed)
+			rc = arca_err_set(err, ARCA_EEXIST, "Sieve script %s: %s/%s.sieve and its -restored names up to -%d hold other scripts: not restored",
+					  v->name, dir, v->name, SIEVE_NAME_TRIES - 1);
 		if (rc == 0 && same) {
 			(void)unlinkat(dfd, tn, 0);
 			res->sieve_same++;
-		} else if (rc == 0 && renameat(dfd, tn, dfd, (const char *)name.data) != 0) {
-			rc = arca_err_errno(err, ARCA_EIO, errno, "rename %s/%s", dir, tn);
 		} else if (rc == 0) {
 			res->sieve_scripts++;
 		}
@@ -1405,8 +1448,11 @@ static int restore_sieve(struct repo *r, const struct snapshot *s, const struct 
 		if (rc == 0 && v->active)
 			rc = sieve_activate(o, (const char *)name.data, v->name, err);
 	}
-	if (dfd >= 0)
+	if (dfd >= 0) {
+		if (rc == 0 && fsync(dfd) != 0)
+			rc = arca_err_errno(err, ARCA_EIO, errno, "fsync %s", dir);
 		close(dfd);
+	}
 	abuf_release(&data);
 	abuf_release(&name);
 	abuf_release(&tmp);

@@ -161,6 +161,16 @@ long restore_dest_conflicts(const char *prog, const char *const *accounts, size_
 					prog, acc, p, accounts[o->i], o->path);
 				refuse(refused_r, o->i, d[k].i, &count);
 			}
+			/* inside another's staging directory (moved or removed
+			 * with it) */
+			if (slen > 0 && j > slen && strncmp(p + j - slen, stage_suffix, slen) == 0) {
+				o = dest_find(d, nd, p, j - slen);
+				if (o != NULL && o->i != d[k].i) {
+					fprintf(stderr, "%s: the Maildir of %s (%s) would be inside the staging directory of %s: neither is restored\n",
+						prog, acc, p, accounts[o->i]);
+					refuse(refused_r, o->i, d[k].i, &count);
+				}
+			}
 		}
 		size_t len = strlen(p);
 		if (slen > 0 && len > slen && strcmp(p + len - slen, stage_suffix) == 0) {

@@ -29,7 +29,7 @@ bool restore_pattern_ok(const char *pattern);
  *     domain makes `/srv/%d/%n` "/srv//bob");
  *   - with stage_suffix (may be NULL): an account whose Maildir is another's
  *     Maildir followed by the suffix, the name of that one's staging
- *     directory;
+ *     directory, or inside it;
  *   - with home_pattern (may be NULL): two accounts with one Sieve home.
  * Both accounts of each such pair get refused_r[i] set and a line on
  * stderr (prog: ...).  Accounts whose names can't be expanded are left to

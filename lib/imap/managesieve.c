@@ -10,6 +10,7 @@
  * MSIEVE_SCRIPT_MAX and MSIEVE_TOTAL_MAX.
  */
 #include "managesieve.h"
+#include "sieve_names.h"
 
 #include <sodium.h>
 #include <stdarg.h>
@@ -1137,19 +1138,10 @@ int msieve_put_session(const struct msieve_io *io, const struct managesieve_opts
 	abuf_init(&s.resp);
 	memset(res, 0, sizeof(*res));
 	struct sieve_scripts have = { 0 };
-	/* each script's name on the server: its own, or NAME-restored when the
-	 * server has another script of its name (made since: never written
-	 * over) */
-	char **names = calloc(n ? n : 1, sizeof(*names));
+	/* each script's name on the server (sieve_names.h): its own, or a
+	 * NAME-restored one when the server has another script of its name */
+	char (*names)[MSIEVE_NAME_MAX + 1] = calloc(n ? n : 1, sizeof(*names));
 	int rc = names ? check_puts(&s, v, n) : fail(&s, ARCA_ENOMEM, "out of memory");
-	for (size_t j = 0; rc == 0 && j < n; j++) {
-		size_t len = strlen(v[j].name);
-		names[j] = malloc(len + sizeof(MSIEVE_RESTORED_SUFFIX));
-		if (names[j] == NULL)
-			rc = fail(&s, ARCA_ENOMEM, "out of memory");
-		else
-			memcpy(names[j], v[j].name, len + 1);
-	}
 	if (rc == 0)
 		rc = sess_open(&s);
 	if (rc == 0)
@@ -1159,8 +1151,8 @@ int msieve_put_session(const struct msieve_io *io, const struct managesieve_opts
 		for (size_t j = 0; j < n; j++) {
 			size_t len = strlen(v[j].name);
 			const char *hn = have.v[i].name;
-			if (strcmp(hn, v[j].name) == 0 ||
-			    (strncmp(hn, v[j].name, len) == 0 && strcmp(hn + len, MSIEVE_RESTORED_SUFFIX) == 0)) {
+			if (strncmp(hn, v[j].name, len) == 0 &&
+			    (hn[len] == '\0' || strncmp(hn + len, SIEVE_RESTORED_SUFFIX, strlen(SIEVE_RESTORED_SUFFIX)) == 0)) {
 				rc = getscript(&s, &have.v[i]);
 				break;
 			}
@@ -1170,27 +1162,32 @@ int msieve_put_session(const struct msieve_io *io, const struct managesieve_opts
 		if (have.v[i].active)
 			server_active = have.v[i].name;
 	for (size_t j = 0; rc == 0 && j < n; j++) {
-		const struct sieve_script *h = have_find(&have, v[j].name);
-		if (h != NULL && !have_same(h, &v[j])) {
-			size_t len = strlen(v[j].name);
-			memcpy(names[j] + len, MSIEVE_RESTORED_SUFFIX, sizeof(MSIEVE_RESTORED_SUFFIX));
+		/* the first candidate that is free or holds our bytes; one of
+		 * our other scripts' names is never taken */
+		bool found = false, same = false;
+		for (unsigned k = 0; k < SIEVE_NAME_TRIES && !found; k++) {
 			struct arca_err e = { 0 };
-			if (msieve_name_check((const uint8_t *)names[j], strlen(names[j]), &e) != 0) {
-				rc = fail(&s, ARCA_EINVAL, "the server has another script named \"%s\", and %s: %s",
-					  v[j].name, names[j], e.msg);
+			if (!sieve_restored_name(v[j].name, k, names[j], sizeof(names[j])) ||
+			    msieve_name_check((const uint8_t *)names[j], strlen(names[j]), &e) != 0)
 				break;
-			}
-			for (size_t k = 0; k < n && rc == 0; k++)
-				if (strcmp(v[k].name, names[j]) == 0)
-					rc = fail(&s, ARCA_EINVAL,
-						  "the server has another script named \"%s\", and \"%s\" is one of ours too",
-						  v[j].name, names[j]);
-			if (rc)
-				break;
-			res->renamed++;
-			h = have_find(&have, names[j]);
+			bool ours = false;
+			for (size_t i = 0; k > 0 && i < n && !ours; i++)
+				ours = strcmp(v[i].name, names[j]) == 0;
+			if (ours)
+				continue;
+			const struct sieve_script *h = have_find(&have, names[j]);
+			same = have_same(h, &v[j]);
+			found = h == NULL || same;
 		}
-		if (have_same(h, &v[j])) {
+		if (!found) {
+			rc = fail(&s, ARCA_EEXIST, "the server has other scripts named \"%s\" and %s%s to %s%s-%d: not put",
+				  v[j].name, v[j].name, SIEVE_RESTORED_SUFFIX, v[j].name, SIEVE_RESTORED_SUFFIX,
+				  SIEVE_NAME_TRIES - 1);
+			break;
+		}
+		if (strcmp(names[j], v[j].name) != 0)
+			res->renamed++;
+		if (same) {
 			res->same++;
 			continue;
 		}
@@ -1220,8 +1217,6 @@ int msieve_put_session(const struct msieve_io *io, const struct managesieve_opts
 	}
 	if (rc == 0)
 		sess_logout(&s);
-	for (size_t j = 0; names && j < n; j++)
-		free(names[j]);
 	free(names);
 	sieve_scripts_release(&have);
 	abuf_release(&s.line);

@@ -119,14 +119,11 @@ struct msieve_put {
 	bool active;
 };
 
-/* What a script goes in as when the server has another script of its name. */
-#define MSIEVE_RESTORED_SUFFIX "-restored"
-
 struct msieve_put_result {
 	size_t put;             /* PUTSCRIPT sent (missing, or other content) */
 	size_t same;            /* already there with the same bytes: left alone */
-	size_t renamed;         /* put (or found) as NAME-restored: the server has
-				 * another script named NAME */
+	size_t renamed;         /* put (or found) as NAME-restored[-k] (sieve_names.h):
+				 * the server has another script named NAME */
 	bool activated;         /* SETACTIVE sent */
 	bool active_already;    /* the active one was already active */
 	bool active_kept;       /* the server has another script active: it stays */
@@ -139,7 +136,8 @@ struct msieve_put_result {
  * compare, PUTSCRIPT those missing (as a non-synchronizing literal), SETACTIVE
  * the one marked active unless it already is, LOGOUT.  Nothing on the server
  * is written over: a script the server has under the same name with other
- * bytes (made since the attack) stays, and ours goes in as NAME-restored;
+ * bytes (made since the attack) stays, and ours goes in as NAME-restored
+ * (or NAME-restored-2..9 when that is taken too: sieve_names.h);
  * when the server has another script active, it stays active
  * (res->active_kept).  Scripts on the server that v[] does not name are left
  * alone.  Names must be distinct, at most one active

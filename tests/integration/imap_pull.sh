@@ -221,6 +221,25 @@ check "the script changed since stays as it is" cmp "$T/sieve-since/$first.sieve
 check "the snapshot's goes in beside it as $first-restored" cmp "$T/alice-sieve/$first.sieve" "$AH/sieve/$first-restored.sieve"
 expect_eq "the script made active since stays active" "$(readlink "$AH/.dovecot.sieve")" sieve/newer.sieve
 check "... and both are said" grep -q "goes in as $first-restored" "$T/again.err"
+# the user edits the restored copy; a re-run keeps the edit too, and a third
+# run finds everything where it is (nothing written, nothing renamed again)
+printf '# edited\nkeep;\n' >"$AH/sieve/$first-restored.sieve"
+cp "$AH/sieve/$first-restored.sieve" "$T/edited.sieve"
+again() {
+	rm -rf "$T/alice-again"
+	"$ARCA" restore maildir --repo "$R" --account alice@example.test --restore-key "$T/rk" --no-journal \
+		--snapshot "$(cat "$T/id-5-alice@example.test")" --sieve-home "$AH" "$T/alice-again" >"$T/again.out" 2>"$T/again.err"
+}
+again
+expect_eq "a re-run exits 0" "$?" 0
+check "... the edited $first-restored stays as it is" cmp "$T/edited.sieve" "$AH/sieve/$first-restored.sieve"
+check "... the snapshot's goes in as $first-restored-2" cmp "$T/alice-sieve/$first.sieve" "$AH/sieve/$first-restored-2.sieve"
+ls -l --time-style=+%s.%N "$AH/sieve" >"$T/sieve-ls1"
+again
+expect_eq "a third run exits 0" "$?" 0
+ls -l --time-style=+%s.%N "$AH/sieve" >"$T/sieve-ls2"
+check "... and writes nothing in the Sieve directory" diff "$T/sieve-ls1" "$T/sieve-ls2"
+check "... no temporary file left" test -z "$(ls "$AH/sieve" | grep arca-tmp)"
 
 # the default restore passes over the suspect snapshot
 dovecot_stop "$D" >/dev/null

@@ -1078,13 +1078,21 @@ static void test_put_session(void)
 	CHECK(sent_eq(&m, want1, sizeof(want1) - 1));
 	msieve_memio_release(&m);
 
-	/* ours would be renamed onto another of ours: refused, nothing put */
-	static const char in3[] = GREETING "OK\r\n\"x\"\r\nOK\r\n{5}\r\nstop;\r\nOK\r\n";
+	/* ours is never renamed onto another of ours, nor onto a script of
+	 * the server with other bytes: x goes in as x-restored-3 (x-restored
+	 * is ours, x-restored-2 the server's own) */
+	static const char in3[] = GREETING "OK\r\n\"x\"\r\n\"x-restored-2\"\r\nOK\r\n{5}\r\nstop;\r\nOK\r\n"
+				  "{5}\r\nmine;\r\nOK\r\nOK\r\nOK\r\nOK\r\n";
 	struct msieve_put clash[2] = { { .name = "x", .data = d_old, .len = 6 },
-				       { .name = "x-restored", .data = d_old, .len = 6 } };
+				       { .name = "x-restored", .data = d_same, .len = 6 } };
 	memset(&err, 0, sizeof(err));
-	CHECK_EQ_INT(put_session(in3, sizeof(in3) - 1, clash, 2, &res, &m, &err), ARCA_EINVAL);
-	CHECK(memmem(m.sent.data, m.sent.len, "PUTSCRIPT", 9) == NULL);
+	CHECK_EQ_INT(put_session(in3, sizeof(in3) - 1, clash, 2, &res, &m, &err), 0);
+	CHECK_EQ_INT(res.put, 2);
+	CHECK_EQ_INT(res.renamed, 1);
+	static const char want3[] = AUTH_ALICE "LISTSCRIPTS\r\nGETSCRIPT \"x\"\r\nGETSCRIPT \"x-restored-2\"\r\n"
+				    "PUTSCRIPT \"x-restored-3\" {6+}\r\nkeep;\n\r\n"
+				    "PUTSCRIPT \"x-restored\" {6+}\r\nkeep;\n\r\nLOGOUT\r\n";
+	CHECK(sent_eq(&m, want3, sizeof(want3) - 1));
 	msieve_memio_release(&m);
 
 	/* everything already there and active: nothing put, no SETACTIVE */

@@ -62,6 +62,11 @@ static void test_conflicts(void)
 	CHECK_EQ_INT(run(d, 3, "/m/%d/%n", ".arca-restore", NULL, got), 2);
 	CHECK_STR(got, "110");
 	CHECK_EQ_INT(run(d, 3, "/m/%d/%n", NULL, NULL, got), 0);
+	/* a Maildir inside another's stage: bob (no domain) stages in
+	 * "/m/bob.arca-restore", where x@bob.arca-restore's Maildir is */
+	const char *d2[] = { "bob", "x@bob.arca-restore", "y@other" };
+	CHECK_EQ_INT(run(d2, 3, "/m/%d/%n", ".arca-restore", NULL, got), 2);
+	CHECK_STR(got, "110");
 	/* with a trailing '/' in the pattern too */
 	CHECK_EQ_INT(run(d, 3, "/m/%d/%n/", ".arca-restore", NULL, got), 2);
 	/* a prefix that is not a whole directory is no conflict */
