@@ -11,6 +11,8 @@
 
 #include "cli.h"
 #include "dovecot_restore.h"
+#include "doveadm_parse.h"
+#include "sieve_names.h"
 #include "banned.h"
 
 void dov_reps_clear(struct dov *d)
@@ -366,38 +368,72 @@ static int sieve_doveadm(struct dov *d, const struct snapshot *s, const struct s
 		if (bodies == NULL || !bodies[i].ok)
 			continue;   /* said (and counted) by sieve_read */
 		const struct abuf body = bodies[i].body;
-		abuf_reset(&name);
-		abuf_printf(&name, "%s", v->name);
-		(void)abuf_cstr(&name);
-		bool exists = false;
-		for (size_t k = 0; k < nl && !exists; k++)
-			exists = strcmp(lines[k], v->name) == 0;
-		if (exists) {
-			const char *ga[] = { "sieve", "get", "-u", user, v->name, NULL };
+		/* the name it goes in under (sieve_names.h): its own, or the
+		 * first NAME-restored[-k] that is free or holds these bytes;
+		 * never another script of the snapshot's name */
+		bool placed = false, eq = false, failed = false;
+		for (unsigned k = 0; k < SIEVE_NAME_TRIES && !placed && !failed; k++) {
+			char cand[600];
+			if (!sieve_restored_name(v->name, k, cand, sizeof(cand)))
+				break;
+			bool ours = false;
+			for (size_t q = 0; k > 0 && q < s->nsieve && !ours; q++)
+				ours = strcmp(s->sieve[q].name, cand) == 0;
+			if (ours)
+				continue;
+			abuf_reset(&name);
+			abuf_printf(&name, "%s", cand);
+			(void)abuf_cstr(&name);
+			bool exists = false;
+			for (size_t q = 0; q < nl && !exists; q++)
+				exists = strcmp(lines[q], cand) == 0;
+			if (!exists) {
+				placed = true;
+				break;
+			}
+			const char *ga[] = { "sieve", "get", "-u", user, cand, NULL };
 			struct doveadm_result gr;
 			if (dov_run(d, ga, NULL, 0, &gr, "reading a Sieve script") != 0) {
-				doveadm_result_release(&gr);
-				fails++;
-				continue;
-			}
-			bool eq = gr.out.len == body.len && memcmp(gr.out.data, body.data, body.len) == 0;
-			doveadm_result_release(&gr);
-			if (eq) {
-				same++;
-				if (v->active && active_now == NULL) {
-					const char *aa[] = { "sieve", "activate", "-u", user, v->name, NULL };
-					struct doveadm_result ar;
-					fails += dov_run(d, aa, NULL, 0, &ar, "activating a Sieve script");
-					doveadm_result_release(&ar);
-					printf("%s: Sieve: %s activated\n", d->account, v->name);
+				failed = true;
+			} else {
+				/* the answer is "sieve script:\n" and the bytes */
+				size_t off = 0;
+				if (dva_sieve_get(gr.out.data, gr.out.len, &off) != 0) {
+					fprintf(stderr, "%s: %s: doveadm sieve get printed what Dovecot 2.3 does not (no \"sieve script:\"): Sieve script %s not restored\n",
+						cli_prog, d->account, cand);
+					failed = true;
+				} else {
+					eq = gr.out.len - off == body.len &&
+					     (body.len == 0 || memcmp(gr.out.data + off, body.data, body.len) == 0);
+					placed = eq;
 				}
-				continue;
 			}
-			abuf_reset(&name);
-			abuf_printf(&name, "%s-restored", v->name);
-			(void)abuf_cstr(&name);
-			printf("%s: Sieve: the account has another script named %s: the snapshot's goes in as %s\n",
-			       d->account, v->name, (const char *)name.data);
+			doveadm_result_release(&gr);
+		}
+		if (failed) {
+			fails++;
+			continue;
+		}
+		if (!placed) {
+			fprintf(stderr, "%s: %s: Sieve script %s: the account has other scripts of that name and of its -restored names up to -%d: not restored\n",
+				cli_prog, d->account, v->name, SIEVE_NAME_TRIES - 1);
+			fails++;
+			continue;
+		}
+		const char *nm = (const char *)name.data;
+		if (strcmp(nm, v->name) != 0)
+			printf("%s: Sieve: the account has another script named %s: the snapshot's %s %s\n",
+			       d->account, v->name, eq ? "is there already as" : "goes in as", nm);
+		if (eq) {
+			same++;
+			if (v->active && active_now == NULL) {
+				const char *aa[] = { "sieve", "activate", "-u", user, nm, NULL };
+				struct doveadm_result ar;
+				fails += dov_run(d, aa, NULL, 0, &ar, "activating a Sieve script");
+				doveadm_result_release(&ar);
+				printf("%s: Sieve: %s activated\n", d->account, nm);
+			}
+			continue;
 		}
 		/* put -a activates it in the same process */
 		bool activate = v->active && (active_now == NULL || strcmp(active_now, (const char *)name.data) == 0);

@@ -229,3 +229,12 @@ int dva_line_user(char **line, const char *const *users, size_t n, size_t *idx_r
 	*line += blen + 1;
 	return 0;
 }
+
+int dva_sieve_get(const uint8_t *out, size_t len, size_t *body_off_r)
+{
+	size_t pl = sizeof(DVA_SIEVE_GET_PREFIX) - 1;
+	if (out == NULL || len < pl || memcmp(out, DVA_SIEVE_GET_PREFIX, pl) != 0)
+		return ARCA_EFORMAT;
+	*body_off_r = pl;
+	return 0;
+}

@@ -81,6 +81,17 @@ int dva_vname(const char *name, char sep, struct abuf *out);
 int dva_sieve_list(char **lines, size_t n, long *active_r);
 
 /*
+ * The answer of `doveadm sieve get -u USER NAME` (its default "pager"
+ * output, Dovecot 2.3): "sieve script:\n" and then the script's bytes
+ * exactly, nothing added (checked: one line without an end, CRLF, an empty
+ * script).  0 and *body_off_r where the script starts; ARCA_EFORMAT when
+ * the answer does not start so (another version: then nothing is taken
+ * for the script's bytes).
+ */
+#define DVA_SIEVE_GET_PREFIX "sieve script:\n"
+int dva_sieve_get(const uint8_t *out, size_t len, size_t *body_off_r);
+
+/*
  * The answer of `doveadm config -h mail_location`: 0 and *layout_fs_r
  * when it is a Maildir location ("maildir:PATH[:OPT...]"; LAYOUT=fs among
  * the options sets *layout_fs_r), or an empty answer (Dovecot's default:

@@ -8,6 +8,7 @@
  *      as folder names (found exactly when one holds a '/'), and vname;
  *   2  sieve list: at most one active script, no empty name;
  *   3  config -h mail_location.
+ * With bit 3 of the first byte set, the rest is a `sieve get` answer.
  * With bit 2 of the first byte set, the lines are many users' status
  * (mailbox status -F): the first up to 4 lines that dva_user_ok takes are
  * the users, every other line is given to its user (dva_line_user) and the
@@ -150,6 +151,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size == 0 || size > (1u << 20))
 		return 0;
+	if (data[0] & 8) {
+		size_t off = 99;
+		int g = dva_sieve_get(data + 1, size - 1, &off);
+		if (g == 0 ? off != sizeof(DVA_SIEVE_GET_PREFIX) - 1 || off > size - 1 : g != ARCA_EFORMAT)
+			abort();
+		return 0;
+	}
 	int mode = data[0] & 3;
 	char *buf = malloc(size);   /* size - 1 bytes and room for the NUL */
 	if (buf == NULL)

@@ -297,6 +297,16 @@ restore --account "$A"
 expect_eq "(b) the same restore again exits 0" "$?" 0
 check "(b) second run: every folder already complete, nothing added" \
 	sh -c "! grep -E ': (merged|added|written exactly)' '$T/out' && grep -q 'INBOX: already complete' '$T/out'"
+check "(b) second run: the Sieve script is found where it went" \
+	grep -q "the snapshot.s is there already as $sname-restored" "$T/out"
+# the user edits the restored copy: a third run keeps that too
+printf '# edited after the restore\nkeep;\n' | doveadm -c "$DOVECOT_CONF" sieve put -u "$A" "$sname-restored"
+restore --account "$A"
+expect_eq "(b) a third run exits 0" "$?" 0
+check "(b) ... the edited $sname-restored is kept" \
+	sh -c "doveadm -c '$DOVECOT_CONF' sieve get -u '$A' '$sname-restored' | grep -q 'edited after the restore'"
+check "(b) ... the snapshot's goes in as $sname-restored-2" \
+	sh -c "grep -q 'goes in as $sname-restored-2' '$T/out' && doveadm -c '$DOVECOT_CONF' sieve list -u '$A' | grep -q '^$sname-restored-2'"
 check "(b) dump after the second run" dump after-b2 "$A"
 check "(b) second run changed nothing" $PY "$TOOLS/imapdump.py" --compare "$T/after-b-$A.json" "$T/after-b2-$A.json"
 

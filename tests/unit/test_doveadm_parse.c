@@ -1,6 +1,7 @@
 /* lib/doveadm_parse: doveadm's answers as Dovecot 2.3.19 printed them (the
  * strings below were copied from its output). */
 #include <stdint.h>
+#include <string.h>
 
 #include "arca_err.h"
 #include "doveadm_parse.h"
@@ -175,8 +176,29 @@ static void test_line_user(void)
 	CHECK_EQ_INT(dva_line_user(&p, users, 0, &who), ARCA_EFORMAT);
 }
 
+/* as Dovecot 2.3.19 printed them (od -c of doveadm sieve get) */
+static void test_sieve_get(void)
+{
+	static const uint8_t crlf[] = "sieve script:\nrequire \"fileinto\";\r\nkeep;\r\n";
+	static const uint8_t oneline[] = "sieve script:\nkeep;";
+	static const uint8_t empty[] = "sieve script:\n";
+	size_t off = 0;
+	REQUIRE(dva_sieve_get(crlf, sizeof(crlf) - 1, &off) == 0);
+	CHECK(sizeof(crlf) - 1 - off == 28 && memcmp(crlf + off, "require", 7) == 0);
+	REQUIRE(dva_sieve_get(oneline, sizeof(oneline) - 1, &off) == 0);
+	CHECK(sizeof(oneline) - 1 - off == 5);
+	REQUIRE(dva_sieve_get(empty, sizeof(empty) - 1, &off) == 0);
+	CHECK_EQ_INT(off, sizeof(empty) - 1);
+	/* another formatter, or another version */
+	static const uint8_t flow[] = "sieve script=keep;\n";
+	CHECK_EQ_INT(dva_sieve_get(flow, sizeof(flow) - 1, &off), ARCA_EFORMAT);
+	CHECK_EQ_INT(dva_sieve_get(empty, 5, &off), ARCA_EFORMAT);
+	CHECK_EQ_INT(dva_sieve_get(NULL, 0, &off), ARCA_EFORMAT);
+}
+
 int main(void)
 {
+	RUN(test_sieve_get);
 	RUN(test_line_user);
 	RUN(test_split_lines);
 	RUN(test_status_line);
