@@ -37,9 +37,9 @@
 #include "imap_opts.h"
 #include "journal_restore.h"
 #include "managesieve.h"
-#include "sieve_names.h"
 #include "pack.h"
 #include "repo.h"
+#include "restore_imap.h"
 #include "restore_many.h"
 #include "snapshot.h"
 #include "banned.h"
@@ -77,71 +77,6 @@ static const char USAGE[] =
 	"  --json             one JSON object per account on stdout\n"
 	"Exit: 0 all restored, 3 some messages failed (listed), 1 error.";
 
-/* Bytes of literals in one MULTIAPPEND: past this a batch is sent. */
-#define BATCH_BYTES (16u << 20)
-
-struct opts {
-	const char *repo, *keyfile, *host, *ca_file, *master, *pwfile, *credfile;
-	const char *snapshot, *at, *folder, *to_account, *sieve_tls;
-	long port, sieve_port, timeout, jobs;
-	unsigned long uid;
-	bool has_uid, all, insecure, json, no_journal;
-	uint64_t journal_until;         /* --at, or all of the journal */
-	int tls;
-	char sep;
-	size_t batch;
-};
-
-/* One message that could not be restored. */
-struct failed {
-	char *what;
-};
-
-struct folder_report {
-	const char *name;
-	bool created, journal;          /* journal: its journaled mail */
-	uint64_t appended, already, failed;
-};
-
-struct run {
-	const struct opts *o;
-	struct repo *r;
-	char *password;
-	struct creds creds;
-	int spool;                      /* memfd: the batch's decrypted messages */
-	pthread_mutex_t *out_lock;      /* --jobs: one account's report at a time
-					 * (robust: a worker dying with it held
-					 * does not stop the others) */
-	const struct strv *accounts;    /* --jobs: the workers' share */
-	/* per account */
-	const char *account, *target;
-	struct imap_conn *c;
-	struct iapp_caps caps;
-	struct iapp_io io;
-	struct iapp_folders listed;
-	struct folder_report *reports;
-	size_t nreports;
-	struct strv failed;             /* "FOLDER uid N: why" */
-	struct strv warnings;
-	uint64_t appended, already, created, subscribed;
-	/* journaled mail: keys of the snapshot's messages from keys_from on
-	 * (a journaled copy of one of them is not appended again) */
-	struct idset *keys;
-	int64_t keys_from;
-	uint64_t j_appended, j_already;
-	struct msieve_put_result sieve;
-	bool sieve_done;
-};
-
-struct slot {
-	struct iapp_msg m;
-	const struct snap_msg *sm;      /* or, for journaled mail: */
-	const struct journal_rec *jr;
-	bool has_key;                   /* key: the message key, kept in
-					 * u->keys once the server has it */
-	uint8_t key[ARCA_ID_LEN];
-	const char *kw[SNAP_KEYWORDS_MAX];
-};
 
 static void sent_hook(void *ctx)
 {
@@ -150,8 +85,7 @@ static void sent_hook(void *ctx)
 	fault_crash_point();
 }
 
-static void note(struct strv *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void note(struct strv *v, const char *fmt, ...)
+void rimap_note(struct strv *v, const char *fmt, ...)
 {
 	char buf[1024];
 	va_list ap;
@@ -163,7 +97,7 @@ static void note(struct strv *v, const char *fmt, ...)
 
 /* ---- the spool ---- */
 
-static int spool_reset(struct run *u, uint64_t to, struct arca_err *err)
+int rimap_spool_reset(struct run *u, uint64_t to, struct arca_err *err)
 {
 	if (ftruncate(u->spool, (off_t)to) != 0 || lseek(u->spool, (off_t)to, SEEK_SET) < 0)
 		return arca_err_errno(err, ARCA_EIO, errno, "the restore spool (memfd)");
@@ -176,7 +110,7 @@ static int content_get(struct run *u, uint8_t type, const uint8_t *id, uint64_t 
 {
 	abuf_reset(out);
 	uint64_t size = 0;
-	int rc = spool_reset(u, 0, err);
+	int rc = rimap_spool_reset(u, 0, err);
 	if (rc == 0)
 		rc = repo_get_stream(u->r, type, id, u->spool, "a Sieve script", &size, err);
 	if (rc == 0 && size > max)
@@ -187,7 +121,7 @@ static int content_get(struct run *u, uint8_t type, const uint8_t *id, uint64_t 
 		rc = arca_err_errno(err, ARCA_EIO, errno, "reading the restore spool");
 	if (rc == 0)
 		out->len = (size_t)size;
-	(void)spool_reset(u, 0, NULL);
+	(void)rimap_spool_reset(u, 0, NULL);
 	return rc;
 }
 
@@ -201,17 +135,10 @@ static void msg_name(const struct snap_folder *f, const struct snap_msg *m, char
 		snprintf(buf, cap, "%s message %s", f->name, m->base[0] ? m->base : "(no name)");
 }
 
-static void journal_name(const struct journal_rec *jr, char *buf, size_t cap)
-{
-	char t[40];
-	cli_format_time(jr->time_ns, t);
-	snprintf(buf, cap, "the message journaled at %s (%llu bytes)", t, (unsigned long long)jr->size);
-}
-
 /* A message the server now holds: its key (if it has one) into u->keys, so
  * a journaled copy of it is not appended.  Only then: a message the server
  * refused leaves its journaled copy free to go in. */
-static int slot_key_keep(struct run *u, const struct slot *s, struct arca_err *err)
+int rimap_slot_key_keep(struct run *u, const struct slot *s, struct arca_err *err)
 {
 	if (!s->has_key || u->keys == NULL)
 		return 0;
@@ -220,7 +147,7 @@ static int slot_key_keep(struct run *u, const struct slot *s, struct arca_err *e
 
 /* Send the batch; on a refused MULTIAPPEND, each message alone (the server
  * stored none of them), so the one it refuses is named. */
-static int flush_batch(struct run *u, const struct snap_folder *f, const char *wire,
+int rimap_flush_batch(struct run *u, const struct snap_folder *f, const char *wire,
 		       struct slot *b, size_t n, struct folder_report *rep, struct arca_err *err)
 {
 	if (n == 0)
@@ -236,7 +163,7 @@ static int flush_batch(struct run *u, const struct snap_folder *f, const char *w
 		rep->appended += n;
 		u->appended += n;
 		for (size_t i = 0; i < n && rc == 0; i++)
-			rc = slot_key_keep(u, &b[i], err);
+			rc = rimap_slot_key_keep(u, &b[i], err);
 	} else if (rc == 0) {
 		for (size_t i = 0; i < n && rc == 0; i++) {
 			if (n > 1)
@@ -246,15 +173,15 @@ static int flush_batch(struct run *u, const struct snap_folder *f, const char *w
 			if (ans.status == IAPP_OK) {
 				rep->appended++;
 				u->appended++;
-				rc = slot_key_keep(u, &b[i], err);
+				rc = rimap_slot_key_keep(u, &b[i], err);
 				continue;
 			}
 			char nm[600];
 			if (b[i].sm != NULL)
 				msg_name(f, b[i].sm, nm, sizeof(nm));
 			else
-				journal_name(b[i].jr, nm, sizeof(nm));
-			note(&u->failed, "%s: %s: the server answered %s", u->target, nm,
+				rimap_journal_name(b[i].jr, nm, sizeof(nm));
+			rimap_note(&u->failed, "%s: %s: the server answered %s", u->target, nm,
 			     ans.text[0] ? ans.text : "NO");
 			rep->failed++;
 		}
@@ -262,7 +189,7 @@ static int flush_batch(struct run *u, const struct snap_folder *f, const char *w
 	free(mv);
 	fault_crash_point();   /* a test may kill us between batches */
 	if (rc == 0)
-		rc = spool_reset(u, 0, err);
+		rc = rimap_spool_reset(u, 0, err);
 	return rc;
 }
 
@@ -283,7 +210,7 @@ static int spool_key(struct run *u, uint64_t off, uint64_t len, uint8_t key[ARCA
 	return rc;
 }
 
-static int cmp_i64(const void *a, const void *b)
+int rimap_cmp_i64(const void *a, const void *b)
 {
 	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
 	return x < y ? -1 : x > y;
@@ -316,7 +243,7 @@ static int restore_messages(struct run *u, struct snap_folder *f, const char *wi
 			return arca_err_set(err, ARCA_ENOMEM, "out of memory");
 		for (size_t i = 0; i < f->nmsgs; i++)
 			dates[i] = f->msgs[i].date_sec;
-		qsort(dates, f->nmsgs, sizeof(*dates), cmp_i64);
+		qsort(dates, f->nmsgs, sizeof(*dates), rimap_cmp_i64);
 		rc = iapp_holdings_read(u->c, wire, dates, f->nmsgs, &h, err);
 		free(dates);
 	}
@@ -330,14 +257,14 @@ static int restore_messages(struct run *u, struct snap_folder *f, const char *wi
 	}
 	size_t n = 0;
 	uint64_t bytes = 0;
-	rc = spool_reset(u, 0, err);
+	rc = rimap_spool_reset(u, 0, err);
 	for (size_t i = 0; i < f->nmsgs && rc == 0; i++) {
 		const struct snap_msg *m = &f->msgs[i];
 		if (o->has_uid && m->uid != o->uid)
 			continue;
 		/* a full batch, or this one would make it too large: send first */
 		if (n > 0 && (n == cap || bytes + m->size > BATCH_BYTES)) {
-			rc = flush_batch(u, f, wire, b, n, rep, err);
+			rc = rimap_flush_batch(u, f, wire, b, n, rep, err);
 			n = 0;
 			bytes = 0;
 			if (rc)
@@ -358,9 +285,9 @@ static int restore_messages(struct run *u, struct snap_folder *f, const char *wi
 			g = iapp_content_scan(u->spool, (uint64_t)off, size, m->date_sec, &ct, &e);
 		if (g) {
 			/* this message can't be read from the vault: name it, go on */
-			note(&u->failed, "%s: %s: not restored: %s", u->account, nm, e.msg);
+			rimap_note(&u->failed, "%s: %s: not restored: %s", u->account, nm, e.msg);
 			rep->failed++;
-			rc = spool_reset(u, (uint64_t)off, err);
+			rc = rimap_spool_reset(u, (uint64_t)off, err);
 			continue;
 		}
 		/* a recent message: its key, so a journaled copy of it is
@@ -371,13 +298,13 @@ static int restore_messages(struct run *u, struct snap_folder *f, const char *wi
 		if (iapp_holdings_take(&h, &ct.key)) {
 			rep->already++;
 			u->already++;
-			rc = slot_key_keep(u, &one, err);
+			rc = rimap_slot_key_keep(u, &one, err);
 			if (rc == 0)
-				rc = spool_reset(u, (uint64_t)off, err);
+				rc = rimap_spool_reset(u, (uint64_t)off, err);
 			continue;
 		}
 		if (ct.has_nul && !u->caps.binary)
-			note(&u->warnings, "%s: %s holds NUL bytes and the server has no BINARY: it may refuse it",
+			rimap_note(&u->warnings, "%s: %s holds NUL bytes and the server has no BINARY: it may refuse it",
 			     u->target, nm);
 		struct slot *s = &b[n++];
 		*s = one;
@@ -392,7 +319,7 @@ static int restore_messages(struct run *u, struct snap_folder *f, const char *wi
 		bytes += ct.wire_len;
 	}
 	if (rc == 0)
-		rc = flush_batch(u, f, wire, b, n, rep, err);
+		rc = rimap_flush_batch(u, f, wire, b, n, rep, err);
 	free(b);
 	iapp_holdings_release(&h);
 	return rc;
@@ -414,7 +341,7 @@ static bool name_subscribed(const struct snapshot *s, const char *name)
  * leaves the subscription alone as it was in the snapshot.  Only a folder
  * this run made is deleted, and only when it is still empty.
  */
-static int subscribe(struct run *u, const char *name, const char *wire, bool exists,
+int rimap_subscribe(struct run *u, const char *name, const char *wire, bool exists,
 		     struct arca_err *err)
 {
 	struct iapp_line ans;
@@ -429,7 +356,7 @@ static int subscribe(struct run *u, const char *name, const char *wire, bool exi
 			bool sub_ok = ans.status == IAPP_OK;
 			rc = iapp_delete(&u->io, wire, &del, err);
 			if (rc == 0 && del.status != IAPP_OK)
-				note(&u->warnings, "%s: folder %s was made to subscribe it and could not be deleted again (%s)",
+				rimap_note(&u->warnings, "%s: folder %s was made to subscribe it and could not be deleted again (%s)",
 				     u->target, name, del.text);
 			if (!sub_ok)
 				ans.status = IAPP_NO;
@@ -440,7 +367,7 @@ static int subscribe(struct run *u, const char *name, const char *wire, bool exi
 	if (ans.status == IAPP_OK)
 		u->subscribed++;
 	else
-		note(&u->warnings, "%s: subscription %s not restored: the server answered %s", u->target,
+		rimap_note(&u->warnings, "%s: subscription %s not restored: the server answered %s", u->target,
 		     name, ans.text);
 	return 0;
 }
@@ -459,7 +386,7 @@ static int restore_folders(struct run *u, struct snapshot *s, struct arca_err *e
 		struct folder_report *rep = &u->reports[u->nreports++];
 		rep->name = f->name;
 		if (iapp_wire_name(f->name, u->caps.delimiter, &wire) != 0) {
-			note(&u->failed, "%s: folder %s: its name can't be made on this server (hierarchy delimiter '%c'): %llu messages not restored",
+			rimap_note(&u->failed, "%s: folder %s: its name can't be made on this server (hierarchy delimiter '%c'): %llu messages not restored",
 			     u->target, f->name, u->caps.delimiter ? u->caps.delimiter : ' ',
 			     (unsigned long long)f->message_count);
 			rep->failed += f->message_count;
@@ -477,7 +404,7 @@ static int restore_folders(struct run *u, struct snapshot *s, struct arca_err *e
 			if (rc)
 				break;
 			if (ans.status != IAPP_OK) {
-				note(&u->failed, "%s: folder %s: CREATE refused (%s): %llu messages not restored",
+				rimap_note(&u->failed, "%s: folder %s: CREATE refused (%s): %llu messages not restored",
 				     u->target, f->name, ans.text, (unsigned long long)f->message_count);
 				rep->failed += f->message_count;
 				continue;
@@ -486,7 +413,7 @@ static int restore_folders(struct run *u, struct snapshot *s, struct arca_err *e
 			u->created++;
 			fresh = have == NULL;
 		} else if (have && f->special_use[0] && strcasecmp(have->special, f->special_use) != 0) {
-			note(&u->warnings, "%s: folder %s exists with special-use \"%s\", the snapshot says %s: left as it is",
+			rimap_note(&u->warnings, "%s: folder %s exists with special-use \"%s\", the snapshot says %s: left as it is",
 			     u->target, f->name, have->special, f->special_use);
 		}
 		if (selectable && f->message_count > 0)
@@ -511,13 +438,13 @@ static int restore_folders(struct run *u, struct snapshot *s, struct arca_err *e
 		if (o->folder && strcmp(o->folder, name) != 0)
 			continue;
 		if (iapp_wire_name(name, u->caps.delimiter, &wire) != 0) {
-			note(&u->warnings, "%s: subscription %s can't be named on this server", u->target, name);
+			rimap_note(&u->warnings, "%s: subscription %s can't be named on this server", u->target, name);
 			continue;
 		}
 		struct iapp_folder *have = iapp_folders_find(&u->listed, (const char *)wire.data);
 		if (have && have->subscribed)
 			continue;
-		rc = subscribe(u, name, (const char *)wire.data, have != NULL, err);
+		rc = rimap_subscribe(u, name, (const char *)wire.data, have != NULL, err);
 	}
 	abuf_release(&wire);
 	if (rc)
@@ -533,201 +460,13 @@ static int restore_folders(struct run *u, struct snapshot *s, struct arca_err *e
 		if (iapp_wire_name(f->name, u->caps.delimiter, &wn) == 0) {
 			struct iapp_folder *have = iapp_folders_find(&u->listed, (const char *)wn.data);
 			if (have && strcasecmp(have->special, f->special_use) != 0)
-				note(&u->warnings, "%s: folder %s has no special-use %s on the server (%s): set it there by hand",
+				rimap_note(&u->warnings, "%s: folder %s has no special-use %s on the server (%s): set it there by hand",
 				     u->target, f->name, f->special_use,
 				     u->caps.create_special_use ? "it refused it" : "it does not offer CREATE-SPECIAL-USE");
 		}
 		abuf_release(&wn);
 	}
 	return rc;
-}
-
-/* ---- journaled mail ---- */
-
-static int cmp_hash16(const void *a, const void *b)
-{
-	return memcmp(a, b, 16);
-}
-
-/* Where journaled mail out goes: the snapshot's \Sent folder, else the
- * server's, else "Sent" (created, with the special-use where the server
- * takes it). */
-static const char *sent_folder(struct run *u, const struct snapshot *s)
-{
-	for (size_t i = 0; s && i < s->nfolders; i++)
-		if (strstr(s->folders[i].special_use, "\\Sent") != NULL)
-			return s->folders[i].name;
-	for (size_t i = 0; i < u->listed.n; i++)
-		if (strcasecmp(u->listed.v[i].special, "\\Sent") == 0 && u->listed.v[i].name != NULL &&
-		    u->listed.v[i].selectable)
-			return u->listed.v[i].name;
-	return "Sent";
-}
-
-/*
- * The journaled messages of one direction into their folder.  A message is
- * not appended when its key is one of the snapshot's recent messages (the
- * snapshot has it), when the folder holds one with its exact key (an
- * earlier run appended it), or when the folder holds one with its
- * Message-ID (the rebuilt server got it delivered meanwhile).
- */
-static int journal_into(struct run *u, const char *folder, bool out_dir, const struct journal_rec *recs,
-			size_t n, struct arca_err *err)
-{
-	const struct opts *o = u->o;
-	struct abuf wire = ABUF_INIT, msg = ABUF_INIT;
-	struct iapp_holdings h = { 0 };
-	uint8_t (*ids)[16] = NULL;
-	size_t nids = 0;
-	int64_t *dates = NULL;
-	struct slot *b = NULL;
-	size_t cnt = 0;
-	for (size_t i = 0; i < n; i++)
-		cnt += (recs[i].direction == JOURNAL_DIR_OUT) == out_dir;
-	if (cnt == 0)
-		return 0;
-	struct folder_report *rep = &u->reports[u->nreports++];
-	*rep = (struct folder_report){ .name = folder, .journal = true };
-	int rc = 0;
-	if (iapp_wire_name(folder, u->caps.delimiter, &wire) != 0) {
-		note(&u->failed, "%s: folder %s: its name can't be made on this server: %zu journaled messages not restored",
-		     u->target, folder, cnt);
-		rep->failed += cnt;
-		goto out;
-	}
-	const char *w = (const char *)wire.data;
-	struct iapp_folder *have = iapp_folders_find(&u->listed, w);
-	if ((have == NULL || !have->selectable) && strcmp(folder, "INBOX") != 0) {
-		struct iapp_line ans;
-		rc = iapp_create(&u->io, &u->caps, w, out_dir ? "\\Sent" : "", &ans, err);
-		if (rc)
-			goto out;
-		if (ans.status != IAPP_OK) {
-			note(&u->failed, "%s: folder %s: CREATE refused (%s): %zu journaled messages not restored",
-			     u->target, folder, ans.text, cnt);
-			rep->failed += cnt;
-			goto out;
-		}
-		u->created++;
-		rep->created = true;
-		/* a folder a client is to see, as the mail server's own Sent is */
-		rc = subscribe(u, folder, w, true, err);
-		if (rc)
-			goto out;
-	}
-	/* what the folder holds: exact keys, and its Message-IDs */
-	dates = malloc(cnt * sizeof(*dates));
-	if (dates == NULL) {
-		rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
-		goto out;
-	}
-	size_t nd = 0;
-	for (size_t i = 0; i < n; i++)
-		if ((recs[i].direction == JOURNAL_DIR_OUT) == out_dir)
-			dates[nd++] = (int64_t)(recs[i].time_ns / 1000000000ull);
-	qsort(dates, nd, sizeof(*dates), cmp_i64);
-	rc = iapp_holdings_read(u->c, w, dates, nd, &h, err);
-	if (rc)
-		goto out;
-	ids = malloc((h.n ? h.n : 1) * sizeof(*ids));
-	if (ids == NULL) {
-		rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
-		goto out;
-	}
-	for (size_t i = 0; i < h.n; i++)
-		if (h.v[i].kind == 1)
-			memcpy(ids[nids++], h.v[i].hash, 16);
-	qsort(ids, nids, sizeof(*ids), cmp_hash16);
-	size_t cap = u->caps.multiappend ? o->batch : 1;
-	b = calloc(cap, sizeof(*b));
-	if (b == NULL) {
-		rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
-		goto out;
-	}
-	size_t nb = 0;
-	uint64_t bytes = 0, before = u->appended;
-	rc = spool_reset(u, 0, err);
-	for (size_t i = 0; i < n && rc == 0; i++) {
-		const struct journal_rec *jr = &recs[i];
-		if ((jr->direction == JOURNAL_DIR_OUT) != out_dir)
-			continue;
-		if (nb > 0 && (nb == cap || bytes + jr->size * 2 > BATCH_BYTES)) {
-			rc = flush_batch(u, NULL, w, b, nb, rep, err);
-			nb = 0;
-			bytes = 0;
-			if (rc)
-				break;
-		}
-		off_t off = lseek(u->spool, 0, SEEK_END);
-		if (off < 0) {
-			rc = arca_err_errno(err, ARCA_EIO, errno, "the restore spool (memfd)");
-			break;
-		}
-		uint8_t key[ARCA_ID_LEN];
-		bool skip = false;
-		struct arca_err e = { 0 };
-		int g = journal_restore_render(u->r, jr, u->target, u->keys, &msg, key, &skip, &e);
-		if (g == 0 && skip) {
-			u->j_already++;
-			rep->already++;
-			continue;
-		}
-		if (g == 0)
-			g = fs_write_all(u->spool, msg.data, msg.len, "the restore spool (memfd)", &e);
-		struct iapp_content ct;
-		if (g == 0)
-			g = iapp_content_scan(u->spool, (uint64_t)off, msg.len,
-					      (int64_t)(jr->time_ns / 1000000000ull), &ct, &e);
-		if (g) {
-			char nm[200];
-			journal_name(jr, nm, sizeof(nm));
-			note(&u->failed, "%s: %s: not restored: %s", u->account, nm, e.msg);
-			rep->failed++;
-			rc = spool_reset(u, (uint64_t)off, err);
-			continue;
-		}
-		struct slot one = { .jr = jr, .has_key = true };
-		memcpy(one.key, key, sizeof(one.key));
-		bool held = iapp_holdings_take(&h, &ct.key) ||
-			    (ct.key.kind == 1 && bsearch(ct.key.hash, ids, nids, sizeof(*ids), cmp_hash16));
-		/* a second copy in the journal: the batch may hold the first
-		 * (earlier batches' keys are in u->keys once stored) */
-		bool again = false;
-		for (size_t k = 0; k < nb && !again; k++)
-			again = memcmp(b[k].key, key, sizeof(key)) == 0;
-		if (held || again) {
-			u->j_already++;
-			rep->already++;
-			rc = held ? slot_key_keep(u, &one, err) : 0;
-			if (rc == 0)
-				rc = spool_reset(u, (uint64_t)off, err);
-			continue;
-		}
-		struct slot *sl = &b[nb++];
-		*sl = one;
-		sl->m = (struct iapp_msg){ .fd = u->spool, .off = (uint64_t)off, .content = ct,
-					   .flags = out_dir ? 1u << ('S' - 'A') : 0,
-					   .date = (int64_t)(jr->time_ns / 1000000000ull) };
-		bytes += ct.wire_len;
-	}
-	if (rc == 0)
-		rc = flush_batch(u, NULL, w, b, nb, rep, err);
-	u->j_appended += u->appended - before;
-out:
-	free(b);
-	free(ids);
-	free(dates);
-	iapp_holdings_release(&h);
-	abuf_release(&wire);
-	abuf_release(&msg);
-	return rc;
-}
-
-static int restore_journal(struct run *u, const struct snapshot *s, const struct journal_rec *recs,
-			   size_t n, struct arca_err *err)
-{
-	int rc = journal_into(u, "INBOX", false, recs, n, err);
-	return rc ? rc : journal_into(u, sent_folder(u, s), true, recs, n, err);
 }
 
 static int restore_sieve(struct run *u, const struct snapshot *s, const char *login_zid,
@@ -767,142 +506,6 @@ static int restore_sieve(struct run *u, const struct snapshot *s, const char *lo
 	return rc;
 }
 
-static void report_to(struct run *u, const struct snap_info *si, int rc, const struct arca_err *err,
-		      FILE *out, FILE *errf)
-{
-	const struct opts *o = u->o;
-	char hex[2 * ARCA_ID_LEN + 1] = "", t[40] = "";
-	bool journal_only = si && restore_journal_only(si);
-	if (si && !journal_only) {
-		hex_encode(hex, si->root, ARCA_ID_LEN);
-		cli_format_time(si->time_ns, t);
-	}
-	for (size_t i = 0; i < u->warnings.n; i++)
-		fprintf(errf, "%s: warning: %s\n", cli_prog, u->warnings.v[i]);
-	for (size_t i = 0; i < u->failed.n; i++)
-		fprintf(errf, "%s: FAILED %s\n", cli_prog, u->failed.v[i]);
-	if (rc)
-		fprintf(errf, "%s: %s: %s%s\n", cli_prog, u->account,
-			err->msg[0] ? err->msg : arca_strerror(rc),
-			u->appended ? " (what was appended stays; run the restore again to finish: nothing is appended twice)" : "");
-	if (o->json) {
-		fprintf(out, "{\"account\":");
-		cli_json_str(out, u->account);
-		fprintf(out, ",\"target\":");
-		cli_json_str(out, u->target ? u->target : u->account);
-		fprintf(out, ",\"ok\":%s,\"snapshot\":\"%s\",\"appended\":%llu,\"already\":%llu,"
-		       "\"created\":%llu,\"subscribed\":%llu,\"failed\":%zu,\"folders\":[",
-		       rc ? "false" : "true", hex, (unsigned long long)u->appended,
-		       (unsigned long long)(u->already + u->j_already), (unsigned long long)u->created,
-		       (unsigned long long)u->subscribed, u->failed.n);
-		for (size_t i = 0; i < u->nreports; i++) {
-			const struct folder_report *fr = &u->reports[i];
-			fprintf(out, "%s{\"name\":", i ? "," : "");
-			cli_json_str(out, fr->name);
-			fprintf(out, ",\"created\":%s,\"appended\":%llu,\"already\":%llu,\"failed\":%llu%s}",
-			       fr->created ? "true" : "false", (unsigned long long)fr->appended,
-			       (unsigned long long)fr->already, (unsigned long long)fr->failed,
-			       fr->journal ? ",\"journal\":true" : "");
-		}
-		fprintf(out, "],\"failed_messages\":[");
-		for (size_t i = 0; i < u->failed.n; i++) {
-			fprintf(out, "%s", i ? "," : "");
-			cli_json_str(out, u->failed.v[i]);
-		}
-		fprintf(out, "]");
-		fprintf(out, ",\"journal_appended\":%llu,\"journal_already\":%llu",
-		       (unsigned long long)u->j_appended, (unsigned long long)u->j_already);
-		if (u->sieve_done)
-			fprintf(out, ",\"sieve_put\":%zu,\"sieve_same\":%zu,\"sieve_renamed\":%zu,\"sieve_activated\":%s,"
-			       "\"sieve_active_kept\":%s",
-			       u->sieve.put, u->sieve.same, u->sieve.renamed, u->sieve.activated ? "true" : "false",
-			       u->sieve.active_kept ? "true" : "false");
-		if (rc) {
-			fprintf(out, ",\"error\":");
-			cli_json_str(out, err->msg);
-		}
-		fprintf(out, "}\n");
-	} else {
-		for (size_t i = 0; i < u->nreports; i++) {
-			const struct folder_report *fr = &u->reports[i];
-			fprintf(out, "%s: %s%s:%s appended %llu, already there %llu%s", u->target, fr->name,
-			       fr->journal ? " (journaled mail)" : "", fr->created ? " created," : "", (unsigned long long)fr->appended,
-			       (unsigned long long)fr->already, fr->failed ? ", FAILED " : "");
-			if (fr->failed)
-				fprintf(out, "%llu", (unsigned long long)fr->failed);
-			fprintf(out, "\n");
-		}
-		if (rc == 0) {
-			fprintf(out, "restored %s", u->account);
-			if (strcmp(u->target, u->account) != 0)
-				fprintf(out, " into %s", u->target);
-			size_t nfolders = 0;
-			for (size_t i = 0; i < u->nreports; i++)
-				nfolders += !u->reports[i].journal;
-			if (journal_only)
-				fprintf(out, " from the journal only (no snapshot) on %s: %llu folders created,", o->host,
-				       (unsigned long long)u->created);
-			else
-				fprintf(out, " from snapshot %.16s (%s) on %s: %zu folders (%llu created),", hex, t,
-				       o->host, nfolders, (unsigned long long)u->created);
-			fprintf(out, " appended %llu, already there %llu, failed %zu", (unsigned long long)u->appended,
-			       (unsigned long long)u->already + u->j_already, u->failed.n);
-			if (u->j_appended || u->j_already)
-				fprintf(out, "; journaled mail: appended %llu, already there %llu",
-				       (unsigned long long)u->j_appended, (unsigned long long)u->j_already);
-			if (u->sieve_done)
-				fprintf(out, "; Sieve: put %zu, unchanged %zu%s", u->sieve.put, u->sieve.same,
-				       u->sieve.activated ? ", active script set" :
-				       u->sieve.active_already ? ", active script already set" : "");
-			if (u->sieve_done && u->sieve.renamed)
-				fprintf(out, " (%zu as NAME%s: the server has other scripts of their names, left as they are)",
-				       u->sieve.renamed, SIEVE_RESTORED_SUFFIX);
-			if (u->sieve_done && u->sieve.active_kept)
-				fprintf(out, " (the server's active script %s stays active; the snapshot's is put, not activated)",
-				       u->sieve.server_active);
-			fprintf(out, "\n");
-		}
-	}
-	fflush(out);
-}
-
-/* The account's report.  Workers (--jobs) write it whole under a lock
- * shared by all of them, so accounts' lines never interleave. */
-static void report(struct run *u, const struct snap_info *si, int rc, const struct arca_err *err)
-{
-	if (u->out_lock == NULL) {
-		report_to(u, si, rc, err, stdout, stderr);
-		return;
-	}
-	char *ob = NULL, *eb = NULL;
-	size_t on = 0, en = 0;
-	FILE *o = open_memstream(&ob, &on), *e = open_memstream(&eb, &en);
-	if (o == NULL || e == NULL) {
-		if (o)
-			fclose(o);
-		if (e)
-			fclose(e);
-		free(ob);
-		free(eb);
-		report_to(u, si, rc, err, stdout, stderr);
-		return;
-	}
-	report_to(u, si, rc, err, o, e);
-	fclose(o);
-	fclose(e);
-	int l = pthread_mutex_lock(u->out_lock);
-	if (l == EOWNERDEAD)
-		l = pthread_mutex_consistent(u->out_lock);
-	struct arca_err ignored = { 0 };
-	(void)fs_write_all(STDERR_FILENO, eb, en, "stderr", &ignored);
-	(void)fs_write_all(STDOUT_FILENO, ob, on, "stdout", &ignored);
-	if (l == 0)
-		pthread_mutex_unlock(u->out_lock);
-	free(ob);
-	free(eb);
-}
-
-/* 0 restored, 3 some messages failed, 1 error. */
 static int restore_account(struct run *u, const char *account)
 {
 	const struct opts *o = u->o;
@@ -972,7 +575,7 @@ static int restore_account(struct run *u, const char *account)
 	if (rc == 0 && s != NULL)
 		rc = restore_folders(u, s, &err);
 	if (rc == 0 && nrecs > 0)
-		rc = restore_journal(u, s, recs, nrecs, &err);
+		rc = rimap_restore_journal(u, s, recs, nrecs, &err);
 	if (u->c) {
 		imap_conn_close(u->c);
 		u->c = NULL;
@@ -980,7 +583,7 @@ static int restore_account(struct run *u, const char *account)
 	if (rc == 0 && o->sieve_port && s != NULL && s->has_sieve && o->folder == NULL)
 		rc = restore_sieve(u, s, o->master ? u->target : NULL, o->master ? o->master : u->target,
 				   pw, &err);
-	report(u, &si, rc, &err);
+	rimap_report(u, &si, rc, &err);
 	int ret = rc ? 1 : u->failed.n ? EXIT_WARNINGS : 0;
 	snapshot_free(s);
 	snap_info_release(&si);
@@ -1202,7 +805,7 @@ int cmd_restore_imap(int argc, char **argv)
 		return cli_failf("--at %s: not a time (use RFC 3339, e.g. 2026-11-28T06:00:00Z)", o.at);
 	}
 	/* a server or a reader of our output going away is an error to
-	 * report, not a signal that kills a worker mid-way */
+	 * rimap_report, not a signal that kills a worker mid-way */
 	signal(SIGPIPE, SIG_IGN);
 	struct run u = { .o = &o, .spool = -1 };
 	int rc = imap_opts_plain_ok(o.host, o.tls != NETCONN_PLAIN, o.insecure);
