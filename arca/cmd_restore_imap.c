@@ -140,9 +140,11 @@ static void msg_name(const struct snap_folder *f, const struct snap_msg *m, char
  * refused leaves its journaled copy free to go in. */
 int rimap_slot_key_keep(struct run *u, const struct slot *s, struct arca_err *err)
 {
-	if (!s->has_key || u->keys == NULL)
+	/* a journaled message counts for its own folder only */
+	struct idset *set = s->jr != NULL ? &u->jkeys : u->keys;
+	if (!s->has_key || set == NULL)
 		return 0;
-	return idset_add(u->keys, s->key) ? arca_err_set(err, ARCA_ENOMEM, "out of memory") : 0;
+	return idset_add(set, s->key) ? arca_err_set(err, ARCA_ENOMEM, "out of memory") : 0;
 }
 
 /* Send the batch; on a refused MULTIAPPEND, each message alone (the server

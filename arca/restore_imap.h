@@ -69,6 +69,8 @@ struct run {
 	 * (a journaled copy of one of them is not appended again) */
 	struct idset *keys;
 	int64_t keys_from;
+	struct idset jkeys;             /* journaled mail stored in the folder
+					 * being written (restore_imap_journal.c) */
 	uint64_t j_appended, j_already;
 	struct msieve_put_result sieve;
 	bool sieve_done;

@@ -57,6 +57,9 @@ static int journal_into(struct run *u, const char *folder, bool out_dir, const s
 	const struct opts *o = u->o;
 	struct abuf wire = ABUF_INIT, msg = ABUF_INIT;
 	struct iapp_holdings h = { 0 };
+	/* what this folder got from the journal in this run (mail to
+	 * oneself is journaled in and out: one copy for INBOX, one for Sent) */
+	idset_free(&u->jkeys);
 	uint8_t (*ids)[16] = NULL;
 	size_t nids = 0;
 	int64_t *dates = NULL;
@@ -170,9 +173,10 @@ static int journal_into(struct run *u, const char *folder, bool out_dir, const s
 		memcpy(one.key, key, sizeof(one.key));
 		bool held = iapp_holdings_take(&h, &ct.key) ||
 			    (ct.key.kind == 1 && bsearch(ct.key.hash, ids, nids, sizeof(*ids), cmp_hash16));
-		/* a second copy in the journal: the batch may hold the first
-		 * (earlier batches' keys are in u->keys once stored) */
-		bool again = false;
+		/* a second copy in the journal for this folder: the batch may
+		 * hold the first (earlier batches' keys are in u->jkeys once
+		 * stored) */
+		bool again = idset_has(&u->jkeys, key);
 		for (size_t k = 0; k < nb && !again; k++)
 			again = memcmp(b[k].key, key, sizeof(key)) == 0;
 		if (held || again) {
@@ -194,6 +198,7 @@ static int journal_into(struct run *u, const char *folder, bool out_dir, const s
 		rc = rimap_flush_batch(u, NULL, w, b, nb, rep, err);
 	u->j_appended += u->appended - before;
 out:
+	idset_free(&u->jkeys);
 	free(b);
 	free(ids);
 	free(dates);

@@ -215,15 +215,15 @@ out:
 }
 
 int journal_restore_message(struct repo *r, const struct journal_rec *rec, const char *fdir,
-			    int owner_uid, int owner_gid, struct idset *seen, bool *added_r,
-			    struct arca_err *err)
+			    int owner_uid, int owner_gid, const struct idset *snap, struct idset *added,
+			    bool *added_r, struct arca_err *err)
 {
 	*added_r = false;
 	struct abuf out = ABUF_INIT, path = ABUF_INIT;
 	uint8_t key[ARCA_ID_LEN];
 	bool skip = false;
-	int rc = journal_restore_render(r, rec, NULL, seen, &out, key, &skip, err);
-	if (rc || skip)
+	int rc = journal_restore_render(r, rec, NULL, snap, &out, key, &skip, err);
+	if (rc || skip || idset_has(added, key))
 		goto out;
 	/* a unique Maildir name, stable for the record (a re-run with --force
 	 * replaces rather than duplicates) */
@@ -260,7 +260,7 @@ int journal_restore_message(struct repo *r, const struct journal_rec *rec, const
 		unlink(fpath);
 		goto out;
 	}
-	rc = idset_add(seen, key);
+	rc = idset_add(added, key);
 	if (rc)
 		rc = arca_err_set(err, rc, "out of memory");
 	else

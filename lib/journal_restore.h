@@ -49,9 +49,11 @@ int journal_restore_render(struct repo *r, const struct journal_rec *rec, const 
  * for mail in, cur/ with the S flag for mail out), line ends made LF and
  * Return-Path and Delivered-To headers first, as Dovecot's LMTP writes them;
  * its date is the arrival time.  Skips it (*added_r false) when its key is
- * in `seen`; adds the key otherwise. */
+ * in `snap` (the snapshot has it) or in `added` (this run wrote it into
+ * that folder already); adds the key to `added` once written.  One `added`
+ * per direction: mail to oneself goes to INBOX and to Sent. */
 int journal_restore_message(struct repo *r, const struct journal_rec *rec, const char *fdir,
-			    int owner_uid, int owner_gid, struct idset *seen, bool *added_r,
-			    struct arca_err *err);
+			    int owner_uid, int owner_gid, const struct idset *snap, struct idset *added,
+			    bool *added_r, struct arca_err *err);
 
 #endif

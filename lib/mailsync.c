@@ -1207,6 +1207,10 @@ static int restore_journal(struct repo *r, const struct snapshot *s, const struc
 	if (rc == 0 && o->merge)
 		rc = stage_dir((const char *)inbox.data, o, &st_in, err);
 	bool have_out = false;
+	/* what this run added, per direction: mail to oneself is journaled
+	 * in and out, and was in INBOX and in Sent; the snapshot's keys
+	 * (keys) hold for both */
+	struct idset added_in = IDSET_INIT, added_out = IDSET_INIT;
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		const char *fdir = (const char *)(o->merge ? st_in.data : inbox.data);
 		if (recs[i].direction == JOURNAL_DIR_OUT) {
@@ -1222,6 +1226,7 @@ static int restore_journal(struct repo *r, const struct snapshot *s, const struc
 		}
 		bool added = false;
 		rc = journal_restore_message(r, &recs[i], fdir, o->owner_uid, o->owner_gid, keys,
+					     recs[i].direction == JOURNAL_DIR_OUT ? &added_out : &added_in,
 					     &added, err);
 		if (rc == 0 && added) {
 			res->journal_added++;
@@ -1231,6 +1236,8 @@ static int restore_journal(struct repo *r, const struct snapshot *s, const struc
 			res->journal_dup++;
 		}
 	}
+	idset_free(&added_in);
+	idset_free(&added_out);
 	/* staged: moved in whole, also after a failure (what was written
 	 * is good mail) */
 	uint64_t moved = 0;

@@ -272,4 +272,13 @@ check "restore --pattern refuses to turn it into a path (nothing written outside
 $ARCA restore maildir --repo "$R" --account only@example.test --restore-key "$K" "$T/r3" >"$T/r3.out" 2>&1
 check "an account known only from the journal restores to an INBOX of its mail" \
 	bash -c 'grep -q "from the journal only" "$2" && ls "$1/new" | grep -c . | grep -qx 1' _ "$T/r3" "$T/r3.out"
+# mail to oneself is journaled in and out: it was in INBOX and in Sent
+arcad_start "$T/d" "$R" "$P1" >/dev/null
+SELF=$'From: self@example.test\r\nSubject: note to self\r\nMessage-ID: <self@example.test>\r\n\r\nremember\r\n'
+$SEND 127.0.0.1:$P1 --from self@example.test --to self=example.test@$J --body "$SELF" >/dev/null
+$SEND 127.0.0.1:$P1 --from self@example.test --to self=example.test@out.$J --body "$SELF" >/dev/null
+arcad_stop "$T/d"
+$ARCA restore maildir --repo "$R" --account self@example.test --restore-key "$K" "$T/r4" >"$T/r4.out" 2>&1
+check "mail to oneself comes back in INBOX (new) and in Sent (seen)" \
+	bash -c 'ls "$1/new" | grep -c arca-journal | grep -qx 1 && ls "$1/.Sent/cur" | grep -c ":2,S$" | grep -qx 1' _ "$T/r4"
 test_done

@@ -225,6 +225,9 @@ check "journal: mail in without Message-ID" jsend "alice=example.test@$J" \
 	$'From: n@x.test\r\nSubject: no id journaled\r\n\r\nbody\r\n'
 check "journal: mail out" jsend "alice=example.test@out.$J" \
 	$'From: alice@example.test\r\nSubject: sent after\r\nMessage-ID: <jout@x.test>\r\n\r\nsent\r\n'
+SELF=$'From: alice@example.test\r\nTo: alice@example.test\r\nSubject: note to self\r\nMessage-ID: <self@x.test>\r\n\r\nremember\r\n'
+check "journal: mail to oneself, in" jsend "alice=example.test@$J" "$SELF"
+check "journal: mail to oneself, out" jsend "alice=example.test@out.$J" "$SELF"
 check "journal: mail for dave (no snapshot)" jsend "dave=example.test@$J" \
 	$'From: x@example.test\r\nSubject: for dave\r\nMessage-ID: <dave@x.test>\r\n\r\nhello\r\n'
 arcad_stop "$T/ad"
@@ -236,7 +239,7 @@ print([o for o in map(json.loads, open(sys.argv[1])) if o["account"] == sys.argv
 }
 restore --account alice@example.test --json
 expect_eq "restore with the journal exits 0" "$?" 0
-expect_eq "3 journaled messages appended (in, no Message-ID, out)" "$(jtotal alice@example.test journal_appended)" 3
+expect_eq "5 journaled messages appended (in, no Message-ID, out, to oneself in and out)" "$(jtotal alice@example.test journal_appended)" 5
 expect_eq "2 journaled ones already there (in the snapshot's Archive; in INBOX)" \
 	"$(jtotal alice@example.test journal_already)" 2
 # what each folder holds: Message-ID -> [count, seen]; subjects of those without
@@ -263,13 +266,15 @@ jview alice@example.test >"$T/jview"
 check "INBOX: the new journaled mail, unseen, with Dovecot's Return-Path" grep -qx "INBOX <jin@x.test> unseen rp" "$T/jview"
 check "INBOX: the journaled mail without Message-ID" grep -qx "INBOX subject:no id journaled unseen rp" "$T/jview"
 check "Sent: the journaled mail out, seen" grep -qx "Sent <jout@x.test> seen -" "$T/jview"
+check "mail to oneself: in INBOX, unseen" grep -qx "INBOX <self@x.test> unseen rp" "$T/jview"
+check "mail to oneself: and in Sent, seen" grep -qx "Sent <self@x.test> seen -" "$T/jview"
 expect_eq "the copy of the Archive message is not in INBOX (the snapshot has it)" \
 	"$(grep -c '^INBOX <recent@x.test>' "$T/jview")" 0
 expect_eq "the message INBOX held twice is there twice, not three times" \
 	"$(grep -c '^INBOX <twice@x.test>' "$T/jview")" 2
 restore --account alice@example.test --json
 expect_eq "a second run appends no journaled mail" "$(jtotal alice@example.test journal_appended)" 0
-expect_eq "... and finds all 5 already there" "$(jtotal alice@example.test journal_already)" 5
+expect_eq "... and finds all 7 already there" "$(jtotal alice@example.test journal_already)" 7
 jview alice@example.test >"$T/jview2"
 check "... and leaves the folders as they were" diff "$T/jview" "$T/jview2"
 restore --account dave@example.test
@@ -289,7 +294,7 @@ expect_eq "... one whole JSON line per account (none interleaved)" \
 	"$($PY -c 'import json,sys; print(sorted(json.loads(l)["account"] for l in open(sys.argv[1])))' "$T/restore.out")" \
 	"['alice@example.test', 'bob@example.test', 'carol@other.test', 'dave@example.test']"
 check "--all includes the account known only from the journal" grep -q '"account":"dave@example.test"' "$T/restore.out"
-expect_eq "--all adds alice's 3 journaled messages" "$(jtotal alice@example.test journal_appended)" 3
+expect_eq "--all adds alice's 5 journaled messages" "$(jtotal alice@example.test journal_appended)" 5
 for a in bob@example.test carol@other.test; do
 	check "dump $a after --jobs" $PY "$TOOLS/imapdump.py" -o "$T/jobs-$a.json" 127.0.0.1 "$DOVECOT_IMAP_PORT" "$a*admin" masterpw
 	check "--jobs: $a's IMAP view equals the one before (but UIDs)" same_view "$T/before-$a.json" "$T/jobs-$a.json"
