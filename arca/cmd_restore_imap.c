@@ -135,9 +135,10 @@ static void msg_name(const struct snap_folder *f, const struct snap_msg *m, char
 		snprintf(buf, cap, "%s message %s", f->name, m->base[0] ? m->base : "(no name)");
 }
 
-/* A message the server now holds: its key (if it has one) into u->keys, so
- * a journaled copy of it is not appended.  Only then: a message the server
- * refused leaves its journaled copy free to go in. */
+/* A message the server now holds: its key (if it has one) into u->keys
+ * (a snapshot message: a journaled copy of it is not appended) or
+ * u->jkeys (a journaled one: not appended twice to its folder).  Only
+ * then: a message the server refused leaves its journaled copy free. */
 int rimap_slot_key_keep(struct run *u, const struct slot *s, struct arca_err *err)
 {
 	/* a journaled message counts for its own folder only */
@@ -807,7 +808,7 @@ int cmd_restore_imap(int argc, char **argv)
 		return cli_failf("--at %s: not a time (use RFC 3339, e.g. 2026-11-28T06:00:00Z)", o.at);
 	}
 	/* a server or a reader of our output going away is an error to
-	 * rimap_report, not a signal that kills a worker mid-way */
+	 * report, not a signal that kills a worker mid-way */
 	signal(SIGPIPE, SIG_IGN);
 	struct run u = { .o = &o, .spool = -1 };
 	int rc = imap_opts_plain_ok(o.host, o.tls != NETCONN_PLAIN, o.insecure);

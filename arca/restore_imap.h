@@ -81,7 +81,8 @@ struct slot {
 	const struct snap_msg *sm;      /* or, for journaled mail: */
 	const struct journal_rec *jr;
 	bool has_key;                   /* key: the message key, kept in
-					 * u->keys once the server has it */
+					 * u->keys (u->jkeys for journaled
+					 * mail) once the server has it */
 	uint8_t key[ARCA_ID_LEN];
 	const char *kw[SNAP_KEYWORDS_MAX];
 };
@@ -94,7 +95,7 @@ int rimap_spool_reset(struct run *u, uint64_t to, struct arca_err *err);
  * snapshot messages in failures (NULL for journaled ones). */
 int rimap_flush_batch(struct run *u, const struct snap_folder *f, const char *wire,
 		      struct slot *b, size_t n, struct folder_report *rep, struct arca_err *err);
-/* A message the server now holds: its key into u->keys. */
+/* A message the server now holds: its key into u->keys (u->jkeys). */
 int rimap_slot_key_keep(struct run *u, const struct slot *s, struct arca_err *err);
 /* SUBSCRIBE (a folder that does not exist made, subscribed, deleted). */
 int rimap_subscribe(struct run *u, const char *name, const char *wire, bool exists,
