@@ -140,29 +140,20 @@ static int many_one(void *ctx, struct repo *r, const struct snap_info *si)
 			return 1;
 		o.sieve_home = (const char *)mm->home.data;
 	}
+	/* (the Sieve home needs no handle: restore_sieve fsyncs its few
+	 * files itself) */
 	struct arca_err err = { 0 };
-	int own = -1, home_own = -1;
 	int fd = fs_sync_handle(o.dest, &err);
-	if (fd >= 0)
-		own = many_keep_fs(mm, fd, o.dest);
-	if (fd >= 0 && o.sieve_home != NULL && (fd = fs_sync_handle(o.sieve_home, &err)) >= 0)
-		home_own = many_keep_fs(mm, fd, o.sieve_home);
-	if (fd < 0) {
-		if (own >= 0)
-			close(own);
+	if (fd < 0)
 		return cli_fail(&err);
-	}
+	int own = many_keep_fs(mm, fd, o.dest);
 	int rc = restore_one(r, si, &o);
 	/* a file system past the 64 kept: synced now, by a descriptor opened
 	 * before the writes all the same */
 	if (own >= 0 && rc == 0 && restore_sync_fd(own, o.dest, &err) != 0)
 		rc = cli_fail(&err);
-	if (home_own >= 0 && rc == 0 && restore_sync_fd(home_own, o.sieve_home, &err) != 0)
-		rc = cli_fail(&err);
 	if (own >= 0)
 		close(own);
-	if (home_own >= 0)
-		close(home_own);
 	return rc;
 }
 

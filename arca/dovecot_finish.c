@@ -376,11 +376,8 @@ static int sieve_doveadm(struct dov *d, const struct snapshot *s, const struct s
 			char cand[600];
 			if (!sieve_restored_name(v->name, k, cand, sizeof(cand)))
 				break;
-			bool ours = false;
-			for (size_t q = 0; k > 0 && q < s->nsieve && !ours; q++)
-				ours = strcmp(s->sieve[q].name, cand) == 0;
-			if (ours)
-				continue;
+			if (k > 0 && snapshot_has_sieve_named(s, cand))
+				continue;   /* another script of the snapshot's */
 			abuf_reset(&name);
 			abuf_printf(&name, "%s", cand);
 			(void)abuf_cstr(&name);

@@ -57,9 +57,6 @@ static int journal_into(struct run *u, const char *folder, bool out_dir, const s
 	const struct opts *o = u->o;
 	struct abuf wire = ABUF_INIT, msg = ABUF_INIT;
 	struct iapp_holdings h = { 0 };
-	/* what this folder got from the journal in this run (mail to
-	 * oneself is journaled in and out: one copy for INBOX, one for Sent) */
-	idset_free(&u->jkeys);
 	uint8_t (*ids)[16] = NULL;
 	size_t nids = 0;
 	int64_t *dates = NULL;
@@ -198,6 +195,9 @@ static int journal_into(struct run *u, const char *folder, bool out_dir, const s
 		rc = rimap_flush_batch(u, NULL, w, b, nb, rep, err);
 	u->j_appended += u->appended - before;
 out:
+	/* u->jkeys: what this folder got from the journal in this run (mail
+	 * to oneself is journaled in and out: one copy for INBOX, one for
+	 * Sent); empty again for the next folder */
 	idset_free(&u->jkeys);
 	free(b);
 	free(ids);

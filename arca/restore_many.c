@@ -281,7 +281,7 @@ int restore_many_run(const struct restore_many *m)
 		}
 	/* accounts the journal knows (and no snapshot does) */
 	struct jaccts ja = { .until = m->journal_until };
-	if (!m->no_journal && journal_list(r, NULL, 0, jacct_one, &ja, &err) != 0) {
+	if (!m->no_journal && restore_journal_accounts(r, m->journal_until, &ja.names, &ja.n, &err) != 0) {
 		jaccts_free(&ja);
 		free(names);
 		free(picks);

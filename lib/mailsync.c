@@ -1309,35 +1309,43 @@ out:
 	return rc;
 }
 
-/* Are the files at dirfd/a and dirfd/b the same bytes?  (Sieve scripts:
- * at most 64 MiB each is read.) */
+/* A regular file of at most max bytes at dirfd/name into out: opened
+ * O_NOFOLLOW | O_NONBLOCK (a symlink or FIFO put in its place neither
+ * misleads nor hangs us); ARCA_EFORMAT when it is not a regular file,
+ * ARCA_ELIMIT when larger. */
+static int read_regular_at(int dirfd, const char *name, size_t max, struct abuf *out,
+			   struct arca_err *err)
+{
+	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	struct stat st;
+	int rc;
+	if (fd < 0 || fstat(fd, &st) != 0)
+		rc = arca_err_errno(err, ARCA_EIO, errno, "read the Sieve script %s", name);
+	else if (!S_ISREG(st.st_mode))
+		rc = ARCA_EFORMAT;
+	else if ((uint64_t)st.st_size > max)
+		rc = ARCA_ELIMIT;
+	else if (abuf_reserve(out, (size_t)st.st_size + 1) != 0)
+		rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
+	else if ((rc = fs_pread_exact(fd, out->data, (size_t)st.st_size, 0, name, err)) == 0)
+		out->len = (size_t)st.st_size;
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
+/* Are the files at dirfd/a and dirfd/b the same bytes?  One that is not a
+ * regular file of at most 64 MiB is taken as different. */
 static int same_file(int dirfd, const char *a, const char *b, bool *same_r, struct arca_err *err)
 {
 	*same_r = false;
 	struct abuf x = ABUF_INIT, y = ABUF_INIT;
-	int rc = 0;
-	const char *names[2] = { a, b };
-	struct abuf *bufs[2] = { &x, &y };
-	for (int k = 0; k < 2 && rc == 0; k++) {
-		/* O_NONBLOCK: a FIFO put in its place does not hang us */
-		int fd = openat(dirfd, names[k], O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-		struct stat st;
-		if (fd < 0 || fstat(fd, &st) != 0) {
-			rc = arca_err_errno(err, ARCA_EIO, errno, "read the Sieve script %s", names[k]);
-		} else if (!S_ISREG(st.st_mode) || st.st_size > (64 << 20)) {
-			rc = 0;   /* not a script we could compare: taken as different */
-			k = 2;
-		} else if (abuf_reserve(bufs[k], (size_t)st.st_size + 1) != 0) {
-			rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
-		} else {
-			rc = fs_pread_exact(fd, bufs[k]->data, (size_t)st.st_size, 0, names[k], err);
-			bufs[k]->len = (size_t)st.st_size;
-			if (k == 1)
-				*same_r = x.len == y.len && memcmp(x.data, y.data, x.len) == 0;
-		}
-		if (fd >= 0)
-			close(fd);
-	}
+	int rc = read_regular_at(dirfd, a, 64u << 20, &x, err);
+	rc = rc ? rc : read_regular_at(dirfd, b, 64u << 20, &y, err);
+	if (rc == 0)
+		*same_r = x.len == y.len && (x.len == 0 || memcmp(x.data, y.data, x.len) == 0);
+	else if (rc == ARCA_EFORMAT || rc == ARCA_ELIMIT)
+		rc = 0;
 	abuf_release(&x);
 	abuf_release(&y);
 	return rc;
@@ -1363,7 +1371,7 @@ static int restore_sieve(struct repo *r, const struct snapshot *s, const struct 
 	int dfd = rc ? -1 : open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
 	if (rc == 0 && dfd < 0)
 		rc = arca_err_errno(err, ARCA_EIO, errno, "open %s", dir);
-	struct abuf data = ABUF_INIT, name = ABUF_INIT, tmp = ABUF_INIT;
+	struct abuf name = ABUF_INIT, tmp = ABUF_INIT;
 	for (size_t i = 0; i < s->nsieve && rc == 0; i++) {
 		const struct snap_sieve *v = &s->sieve[i];
 		if (v->name[0] == '\0' || v->name[0] == '.' || strchr(v->name, '/') != NULL) {
@@ -1406,11 +1414,8 @@ static int restore_sieve(struct repo *r, const struct snapshot *s, const struct 
 		for (unsigned k = 0; k < SIEVE_NAME_TRIES && rc == 0 && !placed; k++) {
 			if (!sieve_restored_name(v->name, k, cand, sizeof(cand) - 6))
 				break;
-			bool ours = false;
-			for (size_t q = 0; k > 0 && q < s->nsieve && !ours; q++)
-				ours = strcmp(s->sieve[q].name, cand) == 0;
-			if (ours)
-				continue;
+			if (k > 0 && snapshot_has_sieve_named(s, cand))
+				continue;   /* another script of the snapshot's */
 			abuf_reset(&name);
 			if (abuf_printf(&name, "%s.sieve", cand) != 0 || abuf_cstr(&name) != 0) {
 				rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
@@ -1460,7 +1465,6 @@ static int restore_sieve(struct repo *r, const struct snapshot *s, const struct 
 			rc = arca_err_errno(err, ARCA_EIO, errno, "fsync %s", dir);
 		close(dfd);
 	}
-	abuf_release(&data);
 	abuf_release(&name);
 	abuf_release(&tmp);
 	free(dir);

@@ -68,6 +68,14 @@ void snapshot_free(struct snapshot *s)
 	free(s);
 }
 
+bool snapshot_has_sieve_named(const struct snapshot *s, const char *name)
+{
+	for (size_t i = 0; i < s->nsieve; i++)
+		if (strcmp(s->sieve[i].name, name) == 0)
+			return true;
+	return false;
+}
+
 int snapshot_add_sieve(struct snapshot *s, const struct snap_sieve *sv)
 {
 	if (s->nsieve >= SNAP_SIEVE_MAX)

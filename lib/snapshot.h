@@ -114,6 +114,8 @@ int snap_folder_keyword(struct snap_folder *f, const char *name);
 
 /* Add a Sieve script (name copied); sets has_sieve. */
 int snapshot_add_sieve(struct snapshot *s, const struct snap_sieve *sv);
+/* Does the snapshot hold a Sieve script of that name? */
+bool snapshot_has_sieve_named(const struct snapshot *s, const char *name);
 
 /* Store the pages of every folder not marked pages_reused, then mark them
  * so (snapshot_store won't redo them). */
