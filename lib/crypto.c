@@ -148,6 +148,20 @@ static void make_nonce(uint8_t *nonce, size_t n, uint64_t index)
 	put_u64le(nonce, index);
 }
 
+void acrypto_overlay_key(const struct arca_restore_key *rk,
+			 const uint8_t salt[ARCA_OVERLAY_SALT_LEN],
+			 uint8_t key_r[ARCA_PACK_KEY_LEN])
+{
+	static const char ctx[] = "arca overlay v1";
+	crypto_generichash_state st;
+	crypto_generichash_init(&st, rk->box_sk, ARCA_BOX_SK_LEN, ARCA_PACK_KEY_LEN);
+	crypto_generichash_update(&st, (const uint8_t *)ctx, sizeof(ctx));   /* with its NUL */
+	crypto_generichash_update(&st, rk->repo_id, ARCA_REPO_ID_LEN);
+	crypto_generichash_update(&st, salt, ARCA_OVERLAY_SALT_LEN);
+	crypto_generichash_final(&st, key_r, ARCA_PACK_KEY_LEN);
+	sodium_memzero(&st, sizeof(st));
+}
+
 int acrypto_aead_encrypt(enum arca_cipher c, const uint8_t key[ARCA_PACK_KEY_LEN],
 			uint64_t nonce_index, const uint8_t *ad, size_t ad_len,
 			const uint8_t *msg, size_t len, uint8_t *out)

@@ -106,6 +106,18 @@ int acrypto_aead_decrypt(enum arca_cipher c, const uint8_t key[ARCA_PACK_KEY_LEN
 			uint64_t nonce_index, const uint8_t *ad, size_t ad_len,
 			const uint8_t *ct, size_t len, uint8_t *out);
 
+/*
+ * The key of one flag-overlay file (docs/format/overlay.md): BLAKE2b-256
+ * keyed with the restore secret over "arca overlay v1", the repository id
+ * and the file's random salt.  Only a holder of the restore key can write
+ * or read an overlay; a fresh salt per file means a record index (the
+ * AEAD nonce) never repeats under one key.
+ */
+#define ARCA_OVERLAY_SALT_LEN 16
+void acrypto_overlay_key(const struct arca_restore_key *rk,
+			 const uint8_t salt[ARCA_OVERLAY_SALT_LEN],
+			 uint8_t key_r[ARCA_PACK_KEY_LEN]);
+
 /* Ed25519 with a namespace prefix, so a log signature can't be replayed as
  * any other kind of signature (OpenSSH's sshsig namespaces). */
 void acrypto_sign(const struct arca_ingest_keys *k, const char *ns,
