@@ -692,6 +692,97 @@ static int p_fetch(struct P *p)
 	return 0;
 }
 
+/* ---- STORE --------------------------------------------------------------- */
+
+/* One flag of a STORE: a system flag's bit, or a keyword (an atom) added
+ * to the command's list unless named already.  \Recent can't be stored
+ * (RFC 3501 2.3.2); other \-flags are no flags this server keeps. */
+static int p_store_flag(struct P *p)
+{
+	struct imapd_cmd *c = p->c;
+	static const struct { const char *w; uint32_t bit; } sys[] = {
+		{ "\\SEEN", VV_SEEN }, { "\\ANSWERED", VV_ANSWERED }, { "\\FLAGGED", VV_FLAGGED },
+		{ "\\DELETED", VV_DELETED }, { "\\DRAFT", VV_DRAFT },
+	};
+	if (peek(p) == '\\') {
+		for (size_t i = 0; i < sizeof(sys) / sizeof(sys[0]); i++)
+			if (p_word(p, sys[i].w)) {
+				c->store_flags |= sys[i].bit;
+				return 0;
+			}
+		return fail(p, ARCA_EFORMAT, "Unknown system flag.");
+	}
+	const char *kw;
+	size_t n;
+	if (p_span(p, is_atom_char, &kw, &n, "Expected a flag."))
+		return -1;
+	if (n > IMAPD_KEYWORD_MAX)
+		return fail(p, ARCA_ELIMIT, "Keyword too long.");
+	for (size_t i = 0; i < c->nstore_keywords; i++)
+		if (strcasecmp(c->store_keywords[i], kw) == 0)
+			return 0;
+	if (c->nstore_keywords == IMAPD_STORE_KEYWORDS_MAX)
+		return fail(p, ARCA_ELIMIT, "Too many keywords.");
+	if (c->store_keywords == NULL &&
+	    (c->store_keywords = ar_alloc(p, IMAPD_STORE_KEYWORDS_MAX * sizeof(char *))) == NULL)
+		return -1;
+	c->store_keywords[c->nstore_keywords++] = kw;
+	return 0;
+}
+
+/* STORE set [SP "(" UNCHANGEDSINCE n ")"] SP ["+"/"-"] FLAGS[.SILENT] SP
+ * (flag-list / flag *(SP flag))   (RFC 3501 6.4.6, RFC 7162 3.1.3) */
+static int p_store(struct P *p)
+{
+	struct imapd_cmd *c = p->c;
+	if (p_sp(p) || p_seqset(p, &c->set) || p_sp(p))
+		return -1;
+	if (peek(p) == '(') {
+		p->pos++;
+		if (!p_word(p, "UNCHANGEDSINCE"))
+			return fail(p, ARCA_EFORMAT, "Unknown store modifier.");
+		if (p_sp(p) || p_modseq(p, &c->unchangedsince) || p_char(p, ')', "Expected ')'.") ||
+		    p_sp(p))
+			return -1;
+		c->unchangedsince_given = true;
+	}
+	if (peek(p) == '+' || peek(p) == '-') {
+		c->store_mode = peek(p) == '+' ? 1 : -1;
+		p->pos++;
+	}
+	if (p_word(p, "FLAGS.SILENT"))
+		c->store_silent = true;
+	else if (!p_word(p, "FLAGS"))
+		return fail(p, ARCA_EFORMAT, "Expected FLAGS, +FLAGS or -FLAGS.");
+	if (p_sp(p))
+		return -1;
+	if (peek(p) == '(') {
+		p->pos++;
+		if (peek(p) == ')') {
+			p->pos++;
+			return 0;
+		}
+		for (;;) {
+			if (p_store_flag(p))
+				return -1;
+			if (peek(p) == ')') {
+				p->pos++;
+				return 0;
+			}
+			if (p_sp(p))
+				return -1;
+		}
+	}
+	for (;;) {
+		if (p_store_flag(p))
+			return -1;
+		if (at_end(p))
+			return 0;
+		if (p_sp(p))
+			return -1;
+	}
+}
+
 /* ---- SEARCH -------------------------------------------------------------- */
 
 int64_t imapd_days_from_civil(int64_t y, unsigned m, unsigned d)
@@ -1279,7 +1370,7 @@ static const struct cmddef {
 	{ "EXPUNGE", IMAPD_CMD_EXPUNGE, ARGS_NONE, true },
 	{ "SEARCH", IMAPD_CMD_SEARCH, ARGS_SPECIAL, true },
 	{ "FETCH", IMAPD_CMD_FETCH, ARGS_SPECIAL, true },
-	{ "STORE", IMAPD_CMD_STORE, ARGS_SET_GENERIC, true },
+	{ "STORE", IMAPD_CMD_STORE, ARGS_SPECIAL, true },
 	{ "COPY", IMAPD_CMD_COPY, ARGS_SET_MAILBOX, true },
 	{ "MOVE", IMAPD_CMD_MOVE, ARGS_SET_MAILBOX, true },
 };
@@ -1450,6 +1541,7 @@ int imapd_parse(const char *buf, size_t len, struct imapd_cmd *c)
 		case IMAPD_CMD_STATUS: r = p_status(&p); break;
 		case IMAPD_CMD_SEARCH: r = p_search(&p); break;
 		case IMAPD_CMD_FETCH: r = p_fetch(&p); break;
+		case IMAPD_CMD_STORE: r = p_store(&p); break;
 		default: r = fail(&p, ARCA_EFORMAT, "Unknown command."); break;
 		}
 		break;

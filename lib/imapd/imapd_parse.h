@@ -42,6 +42,8 @@
 #define IMAPD_PATTERNS_MAX 64         /* LIST patterns */
 #define IMAPD_ITEMS_MAX 64            /* ENABLE names, STATUS items, options */
 #define IMAPD_ID_PAIRS_MAX 30         /* RFC 2971 */
+#define IMAPD_STORE_KEYWORDS_MAX 64   /* keywords named in one STORE */
+#define IMAPD_KEYWORD_MAX 255         /* bytes of one keyword */
 #define IMAPD_ARENA_MAX (8u << 20)    /* all the parser allocates for one command */
 
 /* ---- the literal at the end of a line ---------------------------------- */
@@ -197,6 +199,15 @@ struct imapd_cmd {
 	bool changedsince_given;
 	uint64_t changedsince;
 	bool vanished;
+
+	/* STORE [(UNCHANGEDSINCE n)] [+-]FLAGS[.SILENT] flags */
+	int store_mode;               /* 0 FLAGS (replace), 1 +FLAGS, -1 -FLAGS */
+	bool store_silent;
+	bool unchangedsince_given;
+	uint64_t unchangedsince;
+	uint32_t store_flags;         /* enum vv_flag bits named */
+	const char **store_keywords;  /* atoms, each once (case-insensitively) */
+	size_t nstore_keywords;       /* <= IMAPD_STORE_KEYWORDS_MAX */
 
 	struct imapd_search_key *search;        /* the top-level AND */
 	const char *search_charset;   /* CHARSET as given, or NULL (the session checks it) */

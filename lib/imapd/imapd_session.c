@@ -69,6 +69,8 @@ struct sess {
 	struct vv_mailbox mb;
 	uint32_t sel_uidvalidity, sel_uidnext;
 	uint64_t sel_highestmodseq;
+	bool sel_rw;                  /* SELECTed and the view keeps flag changes */
+	bool *flags_shown;            /* FETCH: \Seen set by it, FLAGS to be shown (per message) */
 
 	/* the last message's bytes, its MIME tree and a lower-cased copy */
 	bool cache_valid;
@@ -1162,6 +1164,26 @@ static int fetch_one(struct sess *s, size_t idx, void *vctx)
 			return rc;
 		}
 	}
+	if (s->flags_shown && s->flags_shown[idx]) {
+		/* \Seen was just set: the new flags (and MODSEQ) come along
+		 * unless asked for already */
+		bool has_flags = false, has_modseq = fc->add_modseq;
+		for (size_t i = 0; i < c->natts; i++) {
+			has_flags = has_flags || c->atts[i].kind == IMAPD_FA_FLAGS;
+			has_modseq = has_modseq || c->atts[i].kind == IMAPD_FA_MODSEQ;
+		}
+		if (!has_flags) {
+			out_str(s, first ? "FLAGS " : " FLAGS ");
+			out_flags(s, m);
+			first = false;
+		}
+		if (!has_modseq && s->condstore) {
+			out_str(s, first ? "MODSEQ (" : " MODSEQ (");
+			out_u64(s, m->modseq);
+			out_add(s, ")", 1);
+			first = false;
+		}
+	}
 	if (fc->add_modseq) {
 		if (!first)
 			out_add(s, " ", 1);
@@ -1189,6 +1211,235 @@ static void bad(struct sess *s, const char *tag, const char *text)
 	out_str(s, text);
 	out_str(s, "\r\n");
 	s->bad++;
+}
+
+/* ---- STORE ---------------------------------------------------------------- */
+
+static void out_flag_names(struct sess *s);
+
+static const char cannot_text[] =
+	"Messages can't be copied, moved, expunged or added while the mail server is rebuilt (flag changes are kept).";
+
+struct uid_list {
+	uint32_t *v;
+	size_t n, cap;
+	bool unseen_only;
+	bool failed;
+};
+
+static int collect_uid(struct sess *s, size_t idx, void *vctx)
+{
+	struct uid_list *l = vctx;
+	if (l->unseen_only && (s->mb.msgs[idx].flags & VV_SEEN))
+		return 0;
+	if (l->n == l->cap) {
+		size_t nc = l->cap ? l->cap * 2 : 64;
+		uint32_t *v = realloc(l->v, nc * sizeof(*v));
+		if (v == NULL) {
+			l->failed = true;
+			return ARCA_ENOMEM;
+		}
+		l->v = v;
+		l->cap = nc;
+	}
+	l->v[l->n++] = s->mb.msgs[idx].uid;
+	return 0;
+}
+
+/* Take a STORE's result into the selected mailbox: the keyword list (and
+ * FLAGS / PERMANENTFLAGS when it grew), each message's flags and MODSEQ.
+ * changed_r[i] (when given, one per res->msgs): its MODSEQ moved. */
+static int store_take(struct sess *s, struct vv_store_result *res, bool *changed_r)
+{
+	if (res->nkeywords > s->mb.nkeywords) {
+		char **kw = calloc(res->nkeywords, sizeof(*kw));
+		if (kw == NULL)
+			return ARCA_ENOMEM;
+		for (size_t i = 0; i < s->mb.nkeywords; i++)
+			free(s->mb.keywords[i]);
+		free(s->mb.keywords);
+		memcpy(kw, res->keywords, res->nkeywords * sizeof(*kw));
+		free(res->keywords);
+		s->mb.keywords = kw;
+		s->mb.nkeywords = res->nkeywords;
+		res->keywords = NULL;
+		res->nkeywords = 0;
+		sanitize_keywords(&s->mb);
+		/* RFC 3501 7.2.6: a new keyword is announced */
+		out_str(s, "* FLAGS (");
+		out_flag_names(s);
+		out_str(s, ")\r\n* OK [PERMANENTFLAGS (");
+		out_flag_names(s);
+		out_str(s, " \\*)] Flags permitted.\r\n");
+	}
+	for (size_t i = 0; i < res->nmsgs; i++) {
+		const struct vv_msg *r = &res->msgs[i];
+		size_t idx = uid_lower_bound(&s->mb, r->uid);
+		bool moved = false;
+		if (idx < s->mb.nmsgs && s->mb.msgs[idx].uid == r->uid) {
+			struct vv_msg *m = &s->mb.msgs[idx];
+			moved = m->modseq != r->modseq;
+			m->flags = r->flags;
+			m->keywords = r->keywords;
+			m->modseq = r->modseq;
+			if (r->modseq > s->sel_highestmodseq)
+				s->sel_highestmodseq = r->modseq;
+		}
+		if (changed_r)
+			changed_r[i] = moved;
+	}
+	return 0;
+}
+
+static void cmd_store(struct sess *s, struct imapd_cmd *c)
+{
+	if (!s->sel_rw) {
+		out_fmt(s, "%s NO [READ-ONLY] %s\r\n", c->tag, readonly_text);
+		return;
+	}
+	if (!c->uid && !seqset_valid(s, &c->set)) {
+		bad(s, c->tag, "Invalid message sequence number.");
+		return;
+	}
+	if (c->unchangedsince_given)
+		s->condstore = true;   /* RFC 7162 3.1: a CONDSTORE enabling command */
+	struct uid_list l = { 0 };
+	each_msg(s, &c->set, c->uid, collect_uid, &l);
+	if (l.failed) {
+		free(l.v);
+		tagged(s, c->tag, "NO [SERVERBUG] Out of memory.");
+		return;
+	}
+	if (l.n == 0) {
+		free(l.v);
+		tagged(s, c->tag, "OK Store completed.");
+		return;
+	}
+	struct vv_store req = {
+		.mode = c->store_mode, .flags = c->store_flags,
+		.keywords = (char *const *)c->store_keywords, .nkeywords = c->nstore_keywords,
+		.uids = l.v, .nuids = l.n,
+		.has_unchangedsince = c->unchangedsince_given, .unchangedsince = c->unchangedsince,
+	};
+	struct vv_store_result res;
+	int rc = s->vv->store(s->vctx, s->sel, &req, &res);
+	free(l.v);
+	if (rc) {
+		logf_(s, "user=%s: STORE in folder %zu: %s", s->user, s->sel, arca_strerror(rc));
+		tagged(s, c->tag, rc == ARCA_ELIMIT ? "NO [LIMIT] Too many keywords in this mailbox."
+			       : "NO [SERVERBUG] The flag change could not be kept.");
+		return;
+	}
+	bool *moved = res.nmsgs ? calloc(res.nmsgs, sizeof(bool)) : NULL;
+	if ((res.nmsgs && moved == NULL) || store_take(s, &res, moved) != 0) {
+		free(moved);
+		vv_store_result_release(&res);
+		fatal(s, ARCA_ENOMEM);
+		return;
+	}
+	for (size_t i = 0; i < res.nmsgs; i++) {
+		const struct vv_msg *r = &res.msgs[i];
+		/* .SILENT: nothing, but a CONDSTORE client still learns the
+		 * new MODSEQ of what changed (RFC 7162 3.1.3) */
+		if (c->store_silent && !(s->condstore && moved[i]))
+			continue;
+		size_t idx = uid_lower_bound(&s->mb, r->uid);
+		if (idx >= s->mb.nmsgs || s->mb.msgs[idx].uid != r->uid)
+			continue;
+		out_str(s, "* ");
+		out_u64(s, idx + 1);
+		out_str(s, " FETCH (");
+		const char *sp = "";
+		if (c->uid) {
+			out_str(s, "UID ");
+			out_u64(s, r->uid);
+			sp = " ";
+		}
+		if (!c->store_silent) {
+			out_str(s, sp);
+			out_str(s, "FLAGS ");
+			out_flags(s, &s->mb.msgs[idx]);
+			sp = " ";
+		}
+		if (s->condstore) {
+			out_str(s, sp);
+			out_str(s, "MODSEQ (");
+			out_u64(s, r->modseq);
+			out_add(s, ")", 1);
+		}
+		out_str(s, ")\r\n");
+		out_maybe_flush(s);
+	}
+	free(moved);
+	if (res.nmodified > 0) {
+		/* RFC 7162 3.1.3: UIDs for UID STORE, else sequence numbers */
+		out_str(s, c->tag);
+		out_str(s, " OK [MODIFIED ");
+		struct setw w = { .s = s };
+		for (size_t i = 0; i < res.nmodified; i++) {
+			uint32_t v = res.modified[i];
+			if (!c->uid)
+				v = (uint32_t)uid_lower_bound(&s->mb, v) + 1;
+			setw_add(&w, v, v);
+		}
+		setw_flush(&w);
+		out_str(s, "] Conditional STORE failed.\r\n");
+	} else {
+		tagged(s, c->tag, "OK Store completed.");
+	}
+	vv_store_result_release(&res);
+}
+
+/* FETCH of a body part without .PEEK sets \Seen (RFC 3501 6.4.5) in a
+ * mailbox the client SELECTed where changes are kept; the messages whose
+ * flags that changed show FLAGS in their answer (s->flags_shown). */
+static bool att_sets_seen(const struct imapd_fetch_att *a)
+{
+	return (a->kind == IMAPD_FA_BODY_SECTION && !a->peek) || a->kind == IMAPD_FA_RFC822 ||
+	       a->kind == IMAPD_FA_RFC822_TEXT;
+}
+
+static int fetch_set_seen(struct sess *s, struct imapd_cmd *c)
+{
+	bool any = false;
+	for (size_t i = 0; i < c->natts; i++)
+		any = any || att_sets_seen(&c->atts[i]);
+	if (!any || !s->sel_rw)
+		return 0;
+	struct uid_list l = { .unseen_only = true };
+	struct imapd_seqset set = { NULL, c->set.n };
+	if ((set.r = malloc(c->set.n * sizeof(*set.r))) == NULL)
+		return ARCA_ENOMEM;
+	memcpy(set.r, c->set.r, c->set.n * sizeof(*set.r));
+	each_msg(s, &set, c->uid, collect_uid, &l);
+	free(set.r);
+	if (l.failed) {
+		free(l.v);
+		return ARCA_ENOMEM;
+	}
+	if (l.n == 0)
+		return 0;
+	struct vv_store req = { .mode = VV_STORE_ADD, .flags = VV_SEEN, .uids = l.v, .nuids = l.n };
+	struct vv_store_result res;
+	int rc = s->vv->store(s->vctx, s->sel, &req, &res);
+	free(l.v);
+	if (rc) {
+		logf_(s, "user=%s: FETCH: \\Seen in folder %zu: %s", s->user, s->sel, arca_strerror(rc));
+		return 0;   /* the FETCH is still answered; the flag just stays as it was */
+	}
+	bool *moved = res.nmsgs ? calloc(res.nmsgs, sizeof(bool)) : NULL;
+	free(s->flags_shown);
+	s->flags_shown = calloc(s->mb.nmsgs ? s->mb.nmsgs : 1, sizeof(bool));
+	if ((res.nmsgs && moved == NULL) || s->flags_shown == NULL || store_take(s, &res, moved) != 0)
+		rc = ARCA_ENOMEM;
+	for (size_t i = 0; rc == 0 && i < res.nmsgs; i++) {
+		size_t idx = uid_lower_bound(&s->mb, res.msgs[i].uid);
+		if (moved[i] && idx < s->mb.nmsgs)
+			s->flags_shown[idx] = true;
+	}
+	free(moved);
+	vv_store_result_release(&res);
+	return rc;
 }
 
 static void cmd_fetch(struct sess *s, struct imapd_cmd *c)
@@ -1224,7 +1475,13 @@ static void cmd_fetch(struct sess *s, struct imapd_cmd *c)
 		norm_set(&c->set, max_uid(s));
 		out_vanished(s, &c->set);
 	}
+	if (fetch_set_seen(s, c) != 0) {
+		fatal(s, ARCA_ENOMEM);
+		return;
+	}
 	int rc = each_msg(s, &c->set, c->uid, fetch_one, &fc);
+	free(s->flags_shown);
+	s->flags_shown = NULL;
 	if (s->end)
 		return;
 	if (rc != 0) {
@@ -1949,6 +2206,7 @@ static void unselect(struct sess *s)
 	vv_mailbox_release(&s->mb);
 	cache_drop(s);
 	s->state = S_AUTH;
+	s->sel_rw = false;
 }
 
 struct qr_ctx {
@@ -2034,6 +2292,8 @@ static void cmd_select(struct sess *s, struct imapd_cmd *c)
 	s->sel_uidnext = uidnext;
 	s->sel_highestmodseq = hms;
 	s->state = S_SELECTED;
+	s->sel_rw = c->kind == IMAPD_CMD_SELECT && s->vv->store != NULL && s->vv->can_store != NULL &&
+		    s->vv->can_store(s->vctx);
 	if (c->condstore)
 		s->condstore = true;
 
@@ -2047,7 +2307,8 @@ static void cmd_select(struct sess *s, struct imapd_cmd *c)
 	 * server later. */
 	out_str(s, ")\r\n* OK [PERMANENTFLAGS (");
 	out_flag_names(s);
-	out_str(s, " \\*)] Flags as the mail server kept them; read-only now.\r\n* ");
+	out_str(s, s->sel_rw ? " \\*)] Flags permitted (kept for the rebuilt mail server).\r\n* "
+			     : " \\*)] Flags as the mail server kept them; read-only now.\r\n* ");
 	out_u64(s, s->mb.nmsgs);
 	out_str(s, " EXISTS\r\n* 0 RECENT\r\n");
 	for (size_t i = 0; i < s->mb.nmsgs; i++) {
@@ -2068,8 +2329,9 @@ static void cmd_select(struct sess *s, struct imapd_cmd *c)
 		struct imapd_seqset every = { &(struct imapd_range){ 1, 0 }, 1 };
 		each_msg(s, &every, true, qresync_one, &q);
 	}
-	tagged(s, c->tag, c->kind == IMAPD_CMD_SELECT ? "OK [READ-ONLY] Select completed."
-						 : "OK [READ-ONLY] Examine completed.");
+	tagged(s, c->tag, s->sel_rw ? "OK [READ-WRITE] Select completed." :
+			  c->kind == IMAPD_CMD_SELECT ? "OK [READ-ONLY] Select completed."
+						      : "OK [READ-ONLY] Examine completed.");
 }
 
 /* ---- login ---------------------------------------------------------------- */
@@ -2450,8 +2712,14 @@ static void dispatch(struct sess *s, struct imapd_cmd *c)
 	case IMAPD_CMD_SEARCH:
 		cmd_search(s, c);
 		break;
-	case IMAPD_CMD_STORE: case IMAPD_CMD_COPY: case IMAPD_CMD_MOVE: case IMAPD_CMD_EXPUNGE:
-		out_fmt(s, "%s NO [READ-ONLY] %s\r\n", c->tag, readonly_text);
+	case IMAPD_CMD_STORE:
+		cmd_store(s, c);
+		break;
+	case IMAPD_CMD_COPY: case IMAPD_CMD_MOVE: case IMAPD_CMD_EXPUNGE:
+		if (s->sel_rw)
+			out_fmt(s, "%s NO [CANNOT] %s\r\n", c->tag, cannot_text);
+		else
+			out_fmt(s, "%s NO [READ-ONLY] %s\r\n", c->tag, readonly_text);
 		break;
 	case IMAPD_CMD_CREATE: case IMAPD_CMD_DELETE: case IMAPD_CMD_RENAME:
 	case IMAPD_CMD_SUBSCRIBE: case IMAPD_CMD_UNSUBSCRIBE: case IMAPD_CMD_APPEND:

@@ -20,6 +20,7 @@ struct serve_client {
 	struct serve_name_list gone;    /* came with folders */
 	struct vv_account acct;         /* points into gone */
 	bool have_folders;
+	bool can_store;                 /* the keeper keeps flag changes */
 };
 
 struct serve_client *serve_client_new(int fd)
@@ -100,9 +101,11 @@ static int client_login(void *ctx, const char *user, const char *password)
 	if (rc)
 		return rc;
 	if (type == SERVE_OK) {
-		if (serve_decode_empty(c->in.data, c->in.len) != 0)
+		uint8_t flags;
+		if (serve_decode_ok(c->in.data, c->in.len, &flags) != 0)
 			return broken(c);
 		c->bound = true;
+		c->can_store = (flags & SERVE_OK_STORE) != 0;
 		return 0;
 	}
 	uint8_t reason;
@@ -277,6 +280,111 @@ static int client_body(void *ctx, size_t folder, uint32_t uid, struct abuf *out)
 	return 0;
 }
 
+static bool client_can_store(void *ctx)
+{
+	const struct serve_client *c = ctx;
+	return c->bound && c->can_store && !c->broken;
+}
+
+/* One STORE frame's answer appended to res. */
+static int store_chunk(struct serve_client *c, size_t folder, const struct vv_store *req,
+		       struct vv_store_result *res)
+{
+	if (serve_encode_store(&c->frame, folder, req) != 0)
+		return ARCA_ELIMIT;
+	uint8_t type = 0;
+	int rc = call(c, &type);
+	if (rc)
+		return rc;
+	if (type == SERVE_ERR)
+		return err_answer(c);
+	if (type != SERVE_STORED)
+		return broken(c);
+	struct vv_store_result part = { 0 };
+	size_t nmsgs = 0;
+	rc = serve_decode_stored(c->in.data, c->in.len, &part, &nmsgs);
+	if (rc) {
+		c->broken = true;   /* MSGS frames may follow */
+		return rc == ARCA_ENOMEM ? rc : ARCA_EIO;
+	}
+	/* what the keeper says must be about this request: UIDs of it */
+	size_t j = 0;
+	for (size_t i = 0; i < part.nmodified && rc == 0; i++) {
+		while (j < req->nuids && req->uids[j] < part.modified[i])
+			j++;
+		if (j == req->nuids || req->uids[j] != part.modified[i])
+			rc = ARCA_EIO;
+	}
+	if (rc == 0 && nmsgs > 0 && (part.msgs = malloc(nmsgs * sizeof(*part.msgs))) == NULL)
+		rc = ARCA_ENOMEM;
+	while (rc == 0 && part.nmsgs < nmsgs) {
+		size_t got = 0;
+		if (next(c, SERVE_MSGS) != 0 ||
+		    serve_decode_msgs(c->in.data, c->in.len, part.msgs + part.nmsgs, nmsgs - part.nmsgs, &got) != 0)
+			rc = ARCA_EIO;
+		part.nmsgs += got;
+	}
+	uint64_t kwmask = part.nkeywords >= 64 ? UINT64_MAX : (UINT64_C(1) << part.nkeywords) - 1;
+	j = 0;
+	for (size_t i = 0; i < part.nmsgs && rc == 0; i++) {
+		while (j < req->nuids && req->uids[j] < part.msgs[i].uid)
+			j++;
+		if (j == req->nuids || req->uids[j] != part.msgs[i].uid || (part.msgs[i].keywords & ~kwmask))
+			rc = ARCA_EIO;
+	}
+	if (rc == 0) {
+		uint32_t *mod = part.nmodified == 0 ? res->modified :
+				realloc(res->modified, (res->nmodified + part.nmodified) * sizeof(*mod));
+		struct vv_msg *msgs = part.nmsgs == 0 ? res->msgs :
+				      realloc(res->msgs, (res->nmsgs + part.nmsgs) * sizeof(*msgs));
+		if (mod)
+			res->modified = mod;
+		if (msgs)
+			res->msgs = msgs;
+		if ((part.nmodified && mod == NULL) || (part.nmsgs && msgs == NULL)) {
+			rc = ARCA_ENOMEM;
+		} else {
+			if (part.nmodified)
+				memcpy(res->modified + res->nmodified, part.modified, part.nmodified * sizeof(*mod));
+			res->nmodified += part.nmodified;
+			if (part.nmsgs)
+				memcpy(res->msgs + res->nmsgs, part.msgs, part.nmsgs * sizeof(*msgs));
+			res->nmsgs += part.nmsgs;
+			/* the keyword list of the last answer is the folder's now */
+			for (size_t i = 0; i < res->nkeywords; i++)
+				free(res->keywords[i]);
+			free(res->keywords);
+			res->keywords = part.keywords;
+			res->nkeywords = part.nkeywords;
+			part.keywords = NULL;
+			part.nkeywords = 0;
+		}
+	}
+	if (rc == ARCA_EIO)
+		c->broken = true;
+	vv_store_result_release(&part);
+	return rc;
+}
+
+static int client_store(void *ctx, size_t folder, const struct vv_store *req, struct vv_store_result *res)
+{
+	struct serve_client *c = ctx;
+	memset(res, 0, sizeof(*res));
+	if (!c->bound || !c->can_store)
+		return ARCA_ESTATE;
+	int rc = 0;
+	/* a STORE over more UIDs than a frame takes goes as several */
+	for (size_t off = 0; rc == 0 && off < req->nuids; off += SERVE_STORE_UIDS_MAX) {
+		struct vv_store part = *req;
+		part.uids = req->uids + off;
+		part.nuids = req->nuids - off > SERVE_STORE_UIDS_MAX ? SERVE_STORE_UIDS_MAX : req->nuids - off;
+		rc = store_chunk(c, folder, &part, res);
+	}
+	if (rc)
+		vv_store_result_release(res);
+	return rc;
+}
+
 const struct vault_view_ops serve_client_ops = {
 	.login = client_login,
 	.folders = client_folders,
@@ -284,4 +392,6 @@ const struct vault_view_ops serve_client_ops = {
 	.body = client_body,
 	.free = client_free,
 	.account = client_account,
+	.can_store = client_can_store,
+	.store = client_store,
 };

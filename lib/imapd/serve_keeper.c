@@ -453,6 +453,14 @@ static int acct_load(struct serve_keeper *k, struct kacct *a, struct arca_err *e
 		struct snap_folder *sf = &s->folders[done];
 		if (sf->attrs & SNAP_FOLDER_SELECTABLE)
 			rc = snapshot_load_msgs(k->o.repo, sf, err);
+		if (rc == 0 && k->o.overlay != NULL) {
+			/* the flag changes kept since: served again after an
+			 * unload, and after a restart of serve-imap */
+			size_t applied, dropped;
+			rc = overlay_apply(k->o.overlay, a->account, s->time_ns, sf, &applied, &dropped);
+			if (rc)
+				arca_err_set(err, rc, "out of memory");
+		}
 		if (rc == 0) {
 			rc = convert_folder(sf, s->layout != MAILDIR_LAYOUT_FS, &kf[done]);
 			if (rc)
@@ -814,7 +822,7 @@ static void do_login(struct chan *c)
 	gmtime_r(&sec, &tm);
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	klog(k, "login: %s from %s (snapshot %.16s of %s)", shown, c->peer, hex, when);
-	if (serve_encode_ok(&c->out) == 0)
+	if (serve_encode_ok(&c->out, k->o.overlay ? SERVE_OK_STORE : 0) == 0)
 		(void)send_out(c);
 }
 
@@ -877,6 +885,28 @@ static struct kfolder *folder_get(struct chan *c, size_t i, struct arca_err *err
 	return &c->acct->folders[i];
 }
 
+static char **strv_dup(char *const *v, size_t n)
+{
+	if (n == 0)
+		return NULL;
+	char **d = calloc(n, sizeof(*d));
+	for (size_t i = 0; d && i < n; i++)
+		if ((d[i] = strdup(v[i])) == NULL) {
+			for (size_t j = 0; j < i; j++)
+				free(d[j]);
+			free(d);
+			d = NULL;
+		}
+	return d;
+}
+
+static void strv_free(char **v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
 static void do_open(struct chan *c)
 {
 	struct serve_keeper *k = c->k;
@@ -898,9 +928,12 @@ static void do_open(struct chan *c)
 	if (rc == 0) {
 		/* a copy to send outside the lock */
 		n = f->nmsgs;
-		kw = f->keywords;
-		nkw = f->nkeywords;
-		if (n > 0 && (msgs = malloc(n * sizeof(*msgs))) == NULL)
+		/* copies: a STORE may change them once the lock is let go */
+		if ((kw = strv_dup(f->keywords, f->nkeywords)) == NULL && f->nkeywords > 0)
+			rc = arca_err_set(&err, ARCA_ENOMEM, "out of memory");
+		else
+			nkw = f->nkeywords;
+		if (rc == 0 && n > 0 && (msgs = malloc(n * sizeof(*msgs))) == NULL)
 			rc = arca_err_set(&err, ARCA_ENOMEM, "out of memory");
 		for (size_t i = 0; rc == 0 && i < n; i++)
 			msgs[i] = f->msgs[i].v;
@@ -913,11 +946,13 @@ static void do_open(struct chan *c)
 			klog(k, "error: %s: folder %zu: %s", shown, fi, err.msg);
 		}
 		free(msgs);
+		strv_free(kw, nkw);
 		answer_err(c, rc, rc == ARCA_ENOENT ? "no such folder" : "the vault can't read this folder");
 		return;
 	}
-	/* keywords are fixed once loaded: safe to read without the lock */
-	if (serve_encode_mailbox(&c->out, kw, nkw, n) != 0) {
+	int enc = serve_encode_mailbox(&c->out, kw, nkw, n);
+	strv_free(kw, nkw);
+	if (enc != 0) {
 		free(msgs);
 		c->violation = "cannot encode a mailbox";
 		return;
@@ -1031,6 +1066,147 @@ static void do_body(struct chan *c)
 	abuf_release(&raw);
 }
 
+/* Under the lock: apply a checked STORE to folder f of the bound account.
+ * The change is made durable in the overlay first; only then does what
+ * is served change.  res gets every message of the request that is there
+ * (as it is now), the keyword list and the UIDs UNCHANGEDSINCE kept. */
+static int store_apply(struct chan *c, size_t fi, struct kfolder *f, const struct vv_store *req,
+		       struct vv_store_result *res, struct arca_err *err)
+{
+	char *kw[VV_KEYWORDS_MAX];
+	size_t nkw = f->nkeywords;
+	memcpy(kw, f->keywords, nkw * sizeof(*kw));
+	uint64_t mask;
+	int rc = vv_store_keywords(kw, &nkw, req, &mask);
+	if (rc)
+		return arca_err_set(err, rc, rc == ARCA_ELIMIT ? "more than %d keywords in the folder"
+							  : "out of memory", VV_KEYWORDS_MAX);
+	size_t nnew = nkw - f->nkeywords;
+	struct overlay_msg *ch = malloc(req->nuids * sizeof(*ch));
+	struct kmsg **which = malloc(req->nuids * sizeof(*which));
+	res->msgs = malloc(req->nuids * sizeof(*res->msgs));
+	res->modified = malloc(req->nuids * sizeof(*res->modified));
+	size_t nch = 0;
+	if (ch == NULL || which == NULL || res->msgs == NULL || res->modified == NULL) {
+		rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
+		goto out;
+	}
+	uint64_t modseq = f->f.highestmodseq + 1;
+	uint64_t now = arca_now_ns();
+	for (size_t i = 0; i < req->nuids; i++) {
+		struct kmsg *m = msg_find(f, req->uids[i]);
+		if (m == NULL)
+			continue;        /* not in this folder: nothing to do (RFC 3501 6.4.8) */
+		if (req->has_unchangedsince && m->v.modseq > req->unchangedsince) {
+			res->modified[res->nmodified++] = m->v.uid;
+			continue;
+		}
+		uint32_t fl = m->v.flags;
+		uint64_t kwm = m->v.keywords;
+		vv_store_one(req, mask, &fl, &kwm);
+		if (fl == m->v.flags && kwm == m->v.keywords)
+			continue;
+		ch[nch] = (struct overlay_msg){ .uid = m->v.uid, .flags = fl, .keywords = kwm,
+						.modseq = modseq, .time_ns = now };
+		which[nch++] = m;
+	}
+	if (nch > 0) {
+		rc = overlay_record(c->k->o.overlay, c->acct->account, f->f.name, f->f.uidvalidity,
+				    kw, nkw, ch, nch, now, err);
+		if (rc)
+			goto out;
+		/* durable: now served */
+		for (size_t i = 0; i < nch; i++) {
+			struct kmsg *m = which[i];
+			if ((m->v.flags & VV_SEEN) != (ch[i].flags & VV_SEEN))
+				f->f.unseen += (ch[i].flags & VV_SEEN) ? (uint32_t)-1 : 1;
+			m->v.flags = ch[i].flags;
+			m->v.keywords = ch[i].keywords;
+			m->v.modseq = modseq;
+		}
+		f->f.highestmodseq = modseq;
+		if (nnew > 0) {
+			char **grown = realloc(f->keywords, nkw * sizeof(char *));
+			if (grown == NULL) {
+				rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
+				goto out;
+			}
+			memcpy(grown, kw, nkw * sizeof(char *));
+			f->keywords = grown;
+			f->nkeywords = nkw;
+			nnew = 0;    /* owned by the folder now */
+		}
+		c->acct->list[fi] = f->f;    /* the shallow copy FOLDERS sends */
+	}
+	/* the messages of the request, but those UNCHANGEDSINCE kept */
+	for (size_t i = 0, j = 0; i < req->nuids; i++) {
+		while (j < res->nmodified && res->modified[j] < req->uids[i])
+			j++;
+		if (j < res->nmodified && res->modified[j] == req->uids[i])
+			continue;
+		const struct kmsg *m = msg_find(f, req->uids[i]);
+		if (m != NULL)
+			res->msgs[res->nmsgs++] = m->v;
+	}
+	if ((res->keywords = strv_dup(f->keywords, f->nkeywords)) == NULL && f->nkeywords > 0)
+		rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
+	else
+		res->nkeywords = f->nkeywords;
+out:
+	for (size_t i = nkw - nnew; i < nkw; i++)
+		free(kw[i]);         /* names the change did not keep */
+	free(ch);
+	free(which);
+	return rc;
+}
+
+static void do_store(struct chan *c)
+{
+	struct serve_keeper *k = c->k;
+	if (k->o.overlay == NULL) {
+		c->violation = "a STORE on a read-only vault";
+		return;
+	}
+	size_t fi;
+	struct vv_store req;
+	int rc = serve_decode_store(c->in.data, c->in.len, &fi, &req);
+	if (rc) {
+		c->violation = rc == ARCA_ENOMEM ? "" : "a malformed STORE";
+		return;
+	}
+	struct arca_err err = { 0 };
+	struct vv_store_result res = { 0 };
+	pthread_mutex_lock(&k->lock);
+	struct kfolder *f = folder_get(c, fi, &err, &rc);
+	if (f)
+		rc = store_apply(c, fi, f, &req, &res, &err);
+	pthread_mutex_unlock(&k->lock);
+	serve_store_release(&req);
+	char shown[130];
+	log_name(shown, c->acct->account);
+	if (rc) {
+		vv_store_result_release(&res);
+		if (rc != ARCA_ENOENT && rc != ARCA_ELIMIT)
+			klog(k, "error: %s: folder %zu: a flag change was not kept: %s", shown, fi, err.msg);
+		answer_err(c, rc, rc == ARCA_ENOENT ? "no such folder"
+				  : rc == ARCA_ELIMIT ? "too many keywords in this folder"
+				  : "the flag change could not be kept");
+		return;
+	}
+	int sent = serve_encode_stored(&c->out, res.keywords, res.nkeywords, res.modified,
+				       res.nmodified, res.nmsgs) == 0 ? send_out(c) : -1;
+	for (size_t off = 0; sent == 0 && off < res.nmsgs;) {
+		size_t m = res.nmsgs - off > SERVE_MSGS_PER_FRAME ? SERVE_MSGS_PER_FRAME : res.nmsgs - off;
+		if (serve_encode_msgs(&c->out, res.msgs + off, m) != 0) {
+			c->violation = "cannot encode messages";
+			break;
+		}
+		sent = send_out(c);
+		off += m;
+	}
+	vv_store_result_release(&res);
+}
+
 static void channel_serve(struct serve_keeper *k, int fd, const char *peer)
 {
 	struct chan c = { .k = k, .fd = fd };
@@ -1069,6 +1245,9 @@ static void channel_serve(struct serve_keeper *k, int fd, const char *peer)
 			break;
 		case SERVE_BODY:
 			do_body(&c);
+			break;
+		case SERVE_STORE:
+			do_store(&c);
 			break;
 		default:
 			c.violation = "an unknown request";

@@ -7,7 +7,8 @@
  * throttling by user and by peer address — the address comes from the
  * acceptor, not from the session), binds the channel to that one account,
  * and from then on answers FOLDERS, OPEN and BODY for that account's
- * snapshot only.  Anything but LOGIN before a login, a second LOGIN after
+ * snapshot only, and with an overlay STORE: a flag change it checks,
+ * makes durable in the overlay and serves from then on.  Anything but LOGIN before a login, a second LOGIN after
  * one, or a malformed frame ends the channel: a session process that
  * breaks the protocol is taken to be compromised.
  *
@@ -36,6 +37,7 @@
 #include "arca_err.h"
 #include "crypto.h"
 #include "passwd.h"
+#include "overlay.h"
 #include "repo.h"
 
 /* Which snapshot of `account` to serve: fill root_r and its time.
@@ -59,6 +61,9 @@ struct serve_keeper_opts {
 	char separator;
 	unsigned send_timeout_ms;       /* a session not reading its channel this long loses it; 0: 60 s */
 	struct login_throttle_opts throttle;
+	/* Flag changes are kept here (serve-imap --overlay), opened writable;
+	 * NULL: the vault is read-only and sessions are told so.  Not owned. */
+	struct overlay *overlay;
 };
 
 struct serve_keeper;

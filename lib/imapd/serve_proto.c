@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -46,6 +47,8 @@ int serve_recv(int fd, uint8_t *type_r, struct abuf *payload, struct arca_err *e
 }
 
 /* ---- encoders ---- */
+
+#define FLAGS_ALL (VV_SEEN | VV_ANSWERED | VV_FLAGGED | VV_DELETED | VV_DRAFT)
 
 static int frame_start(struct abuf *out, uint8_t type)
 {
@@ -97,9 +100,58 @@ int serve_encode_body(struct abuf *out, size_t folder, uint32_t uid)
 	return rc ? rc : frame_end(out);
 }
 
-int serve_encode_ok(struct abuf *out)
+int serve_encode_ok(struct abuf *out, uint8_t flags)
 {
+	if (flags & ~SERVE_OK_STORE)
+		return ARCA_ELIMIT;
 	int rc = frame_start(out, SERVE_OK);
+	rc = rc ? rc : abuf_add_u8(out, flags);
+	return rc ? rc : frame_end(out);
+}
+
+static bool uids_ok(const uint32_t *u, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (u[i] == 0 || (i > 0 && u[i] <= u[i - 1]))
+			return false;
+	return true;
+}
+
+int serve_encode_store(struct abuf *out, size_t folder, const struct vv_store *req)
+{
+	if (folder >= SERVE_FOLDERS_MAX || req->nuids == 0 || req->nuids > SERVE_STORE_UIDS_MAX ||
+	    req->nkeywords > SERVE_KEYWORDS_MAX || (req->flags & ~(uint32_t)FLAGS_ALL) != 0 ||
+	    req->mode < VV_STORE_REMOVE || req->mode > VV_STORE_ADD || !uids_ok(req->uids, req->nuids))
+		return ARCA_ELIMIT;
+	int rc = frame_start(out, SERVE_STORE);
+	rc = rc ? rc : abuf_add_varint(out, folder);
+	rc = rc ? rc : abuf_add_u8(out, (uint8_t)(req->mode + 1));
+	rc = rc ? rc : abuf_add_u8(out, (uint8_t)req->flags);
+	rc = rc ? rc : abuf_add_varint(out, req->nkeywords);
+	for (size_t i = 0; rc == 0 && i < req->nkeywords; i++)
+		rc = vv_keyword_ok(req->keywords[i]) ? abuf_add_str(out, req->keywords[i]) : ARCA_ELIMIT;
+	rc = rc ? rc : abuf_add_u8(out, req->has_unchangedsince ? 1 : 0);
+	rc = rc ? rc : abuf_add_u64(out, req->has_unchangedsince ? req->unchangedsince : 0);
+	rc = rc ? rc : abuf_add_varint(out, req->nuids);
+	for (size_t i = 0; rc == 0 && i < req->nuids; i++)
+		rc = abuf_add_u32(out, req->uids[i]);
+	return rc ? rc : frame_end(out);
+}
+
+int serve_encode_stored(struct abuf *out, char *const *kw, size_t nkw, const uint32_t *modified,
+			size_t nmodified, size_t nmsgs)
+{
+	if (nkw > SERVE_KEYWORDS_MAX || nmodified > SERVE_STORE_UIDS_MAX || nmsgs > SERVE_STORE_UIDS_MAX ||
+	    !uids_ok(modified, nmodified))
+		return ARCA_ELIMIT;
+	int rc = frame_start(out, SERVE_STORED);
+	rc = rc ? rc : abuf_add_varint(out, nkw);
+	for (size_t i = 0; rc == 0 && i < nkw; i++)
+		rc = kw[i][0] && strlen(kw[i]) <= SERVE_KEYWORD_MAX ? abuf_add_str(out, kw[i]) : ARCA_ELIMIT;
+	rc = rc ? rc : abuf_add_varint(out, nmodified);
+	for (size_t i = 0; rc == 0 && i < nmodified; i++)
+		rc = abuf_add_u32(out, modified[i]);
+	rc = rc ? rc : abuf_add_varint(out, nmsgs);
 	return rc ? rc : frame_end(out);
 }
 
@@ -182,7 +234,6 @@ int serve_encode_mailbox(struct abuf *out, char *const *keywords, size_t nkeywor
 	return rc ? rc : frame_end(out);
 }
 
-#define FLAGS_ALL (VV_SEEN | VV_ANSWERED | VV_FLAGGED | VV_DELETED | VV_DRAFT)
 
 int serve_encode_msgs(struct abuf *out, const struct vv_msg *msgs, size_t n)
 {
@@ -495,6 +546,145 @@ int serve_decode_msgs(const uint8_t *p, size_t len, struct vv_msg *out, size_t r
 	if (adec_finish(&d) != 0)
 		return ARCA_EFORMAT;
 	*n_r = (size_t)n;
+	return 0;
+}
+
+int serve_decode_ok(const uint8_t *p, size_t len, uint8_t *flags_r)
+{
+	struct adec d;
+	adec_init(&d, p, len);
+	uint8_t f = adec_u8(&d);
+	if (adec_finish(&d) != 0 || (f & ~SERVE_OK_STORE) != 0)
+		return ARCA_EFORMAT;
+	*flags_r = f;
+	return 0;
+}
+
+void serve_store_release(struct vv_store *req)
+{
+	for (size_t i = 0; i < req->nkeywords; i++)
+		free(req->keywords[i]);
+	free((void *)req->keywords);
+	free((void *)req->uids);
+	memset(req, 0, sizeof(*req));
+}
+
+/* A count of u32 UIDs, then them, strictly ascending and not 0. */
+static uint32_t *decode_uids(struct adec *d, size_t min, size_t *n_r, int *rc_r)
+{
+	uint64_t n = adec_varint(d);
+	*n_r = 0;
+	if (d->failed || n < min || n > SERVE_STORE_UIDS_MAX || n > adec_left(d) / 4) {
+		*rc_r = ARCA_EFORMAT;
+		return NULL;
+	}
+	if (n == 0)
+		return NULL;
+	uint32_t *u = malloc((size_t)n * sizeof(*u));
+	if (u == NULL) {
+		*rc_r = ARCA_ENOMEM;
+		return NULL;
+	}
+	for (uint64_t i = 0; i < n; i++)
+		u[i] = adec_u32(d);
+	if (d->failed || !uids_ok(u, (size_t)n)) {
+		free(u);
+		*rc_r = ARCA_EFORMAT;
+		return NULL;
+	}
+	*n_r = (size_t)n;
+	return u;
+}
+
+/* A count of keywords (at most 64), then them: into a calloc'ed array. */
+static char **decode_keywords(struct adec *d, bool atoms, size_t *n_r, int *rc_r)
+{
+	uint64_t n = adec_varint(d);
+	*n_r = 0;
+	if (d->failed || n > SERVE_KEYWORDS_MAX || n > adec_left(d) / 2) {
+		*rc_r = ARCA_EFORMAT;
+		return NULL;
+	}
+	char **kw = calloc(n ? (size_t)n : 1, sizeof(*kw));
+	if (kw == NULL) {
+		*rc_r = ARCA_ENOMEM;
+		return NULL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		kw[i] = adec_strdup(d, SERVE_KEYWORD_MAX);
+		bool ok = kw[i] != NULL && kw[i][0] != '\0' && (!atoms || vv_keyword_ok(kw[i]));
+		for (size_t j = 0; ok && j < i; j++)
+			ok = strcasecmp(kw[j], kw[i]) != 0;   /* each once */
+		if (!ok) {
+			for (size_t j = 0; j <= i; j++)
+				free(kw[j]);
+			free(kw);
+			*rc_r = ARCA_EFORMAT;
+			return NULL;
+		}
+	}
+	*n_r = (size_t)n;
+	return kw;
+}
+
+int serve_decode_store(const uint8_t *p, size_t len, size_t *folder_r, struct vv_store *req)
+{
+	memset(req, 0, sizeof(*req));
+	struct adec d;
+	adec_init(&d, p, len);
+	uint64_t folder = adec_varint(&d);
+	uint8_t mode = adec_u8(&d);
+	uint8_t flags = adec_u8(&d);
+	if (d.failed || folder >= SERVE_FOLDERS_MAX || mode > 2 || (flags & ~FLAGS_ALL) != 0)
+		return ARCA_EFORMAT;
+	req->mode = (int)mode - 1;
+	req->flags = flags;
+	int rc = 0;
+	char **kw = decode_keywords(&d, true, &req->nkeywords, &rc);
+	if (kw == NULL)
+		return rc;
+	req->keywords = kw;
+	uint8_t has = adec_u8(&d);
+	req->unchangedsince = adec_u64(&d);
+	if (d.failed || has > 1 || (has == 0 && req->unchangedsince != 0) ||
+	    req->unchangedsince > (uint64_t)INT64_MAX) {
+		serve_store_release(req);
+		return ARCA_EFORMAT;
+	}
+	req->has_unchangedsince = has == 1;
+	req->uids = decode_uids(&d, 1, &req->nuids, &rc);
+	if (req->uids == NULL || adec_finish(&d) != 0) {
+		serve_store_release(req);
+		return rc ? rc : ARCA_EFORMAT;
+	}
+	*folder_r = (size_t)folder;
+	return 0;
+}
+
+int serve_decode_stored(const uint8_t *p, size_t len, struct vv_store_result *res, size_t *nmsgs_r)
+{
+	struct adec d;
+	adec_init(&d, p, len);
+	int rc = 0;
+	size_t nkw;
+	char **kw = decode_keywords(&d, false, &nkw, &rc);
+	if (kw == NULL)
+		return rc;
+	size_t nmod = 0;
+	uint32_t *mod = decode_uids(&d, 0, &nmod, &rc);
+	uint64_t nmsgs = adec_varint(&d);
+	if (rc != 0 || adec_finish(&d) != 0 || nmsgs > SERVE_STORE_UIDS_MAX) {
+		for (size_t i = 0; i < nkw; i++)
+			free(kw[i]);
+		free(kw);
+		free(mod);
+		return rc ? rc : ARCA_EFORMAT;
+	}
+	res->keywords = kw;
+	res->nkeywords = nkw;
+	res->modified = mod;
+	res->nmodified = nmod;
+	*nmsgs_r = (size_t)nmsgs;
 	return 0;
 }
 

@@ -46,6 +46,7 @@
 #define SERVE_MSGS_PER_FRAME 16384            /* 16384 * 38 bytes < a frame */
 #define SERVE_MSG_RECORD 38                   /* bytes of one message record */
 #define SERVE_BODY_MAX (UINT64_C(1) << 30)    /* one message as served */
+#define SERVE_STORE_UIDS_MAX 65536            /* UIDs of one STORE frame (and its answer) */
 
 enum serve_type {
 	/* session -> keeper */
@@ -53,8 +54,10 @@ enum serve_type {
 	SERVE_FOLDERS = 2,      /* empty */
 	SERVE_OPEN = 3,         /* varint folder index */
 	SERVE_BODY = 4,         /* varint folder index, u32 uid */
+	SERVE_STORE = 5,        /* varint folder, u8 mode, u8 flags, varint nkw, strs,
+				   u8 has_unchangedsince, u64 unchangedsince, varint n, n u32 uids */
 	/* keeper -> session */
-	SERVE_OK = 64,          /* empty: LOGIN accepted */
+	SERVE_OK = 64,          /* u8 flags (SERVE_OK_STORE): LOGIN accepted */
 	SERVE_NO = 65,          /* u8 reason, str text: LOGIN refused */
 	SERVE_FOLDER_LIST = 66, /* u8 last, u8 separator, varint n, n folder records */
 	SERVE_MAILBOX = 67,     /* varint nkeywords, strs, varint nmsgs; MSGS follow */
@@ -63,7 +66,11 @@ enum serve_type {
 	SERVE_DATA = 70,        /* bytes */
 	SERVE_ERR = 71,         /* u32 -code, str text: OPEN or BODY failed */
 	SERVE_GONE_SUBS = 72,   /* u8 last, varint n, n str: after the last FOLDER_LIST */
+	SERVE_STORED = 73,      /* varint nkw, strs, varint nmod, nmod u32, varint nmsgs; MSGS follow */
 };
+
+/* SERVE_OK's flags. */
+#define SERVE_OK_STORE 1        /* flag changes are kept (serve-imap --overlay) */
 
 /* Why a LOGIN was refused. */
 enum serve_no_reason {
@@ -85,7 +92,13 @@ int serve_encode_login(struct abuf *out, const char *user, const char *password)
 int serve_encode_folders(struct abuf *out);
 int serve_encode_open(struct abuf *out, size_t folder);
 int serve_encode_body(struct abuf *out, size_t folder, uint32_t uid);
-int serve_encode_ok(struct abuf *out);
+int serve_encode_ok(struct abuf *out, uint8_t flags);
+/* A STORE of req->uids (1 .. SERVE_STORE_UIDS_MAX, ascending, keywords
+ * that vv_keyword_ok). */
+int serve_encode_store(struct abuf *out, size_t folder, const struct vv_store *req);
+/* The answer's head; nmsgs MSGS records follow in SERVE_MSGS frames. */
+int serve_encode_stored(struct abuf *out, char *const *kw, size_t nkw, const uint32_t *modified,
+			size_t nmodified, size_t nmsgs);
 int serve_encode_no(struct abuf *out, uint8_t reason, const char *text);
 /* One frame of the folder list: folders[0..n) with n <= SERVE_FOLDERS_PER_FRAME;
  * separator '.' or '/' (the same in every frame of one answer). */
@@ -106,6 +119,13 @@ int serve_encode_err(struct abuf *out, int code, const char *text);
 int serve_decode_login(const uint8_t *p, size_t len, char user[SERVE_USER_MAX + 1],
 		       char password[SERVE_PASSWORD_MAX + 1]);
 int serve_decode_empty(const uint8_t *p, size_t len);
+int serve_decode_ok(const uint8_t *p, size_t len, uint8_t *flags_r);
+/* STORE into req (keywords and uids malloc'ed: serve_store_release). */
+int serve_decode_store(const uint8_t *p, size_t len, size_t *folder_r, struct vv_store *req);
+void serve_store_release(struct vv_store *req);
+/* STORED into res (keywords, modified; res->msgs left alone), the count of
+ * message records to follow. */
+int serve_decode_stored(const uint8_t *p, size_t len, struct vv_store_result *res, size_t *nmsgs_r);
 int serve_decode_open(const uint8_t *p, size_t len, size_t *folder_r);
 int serve_decode_body(const uint8_t *p, size_t len, size_t *folder_r, uint32_t *uid_r);
 int serve_decode_no(const uint8_t *p, size_t len, uint8_t *reason_r, char text[SERVE_TEXT_MAX + 1]);

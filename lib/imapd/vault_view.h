@@ -91,6 +91,43 @@ struct vv_account {
 	size_t ngone_subs;
 };
 
+/* A flag change (STORE) of messages of one folder. */
+enum vv_store_mode { VV_STORE_REMOVE = -1, VV_STORE_SET = 0, VV_STORE_ADD = 1 };
+struct vv_store {
+	int mode;                 /* enum vv_store_mode */
+	uint32_t flags;           /* enum vv_flag */
+	char *const *keywords;    /* atoms, each once; at most VV_KEYWORDS_MAX */
+	size_t nkeywords;
+	const uint32_t *uids;     /* strictly ascending */
+	size_t nuids;
+	bool has_unchangedsince;  /* RFC 7162 UNCHANGEDSINCE */
+	uint64_t unchangedsince;
+};
+#define VV_KEYWORDS_MAX 64
+
+/* What a STORE did: filled with malloc'ed memory (vv_store_result_release). */
+struct vv_store_result {
+	struct vv_msg *msgs;      /* every message of uids that exists, as it is now, ascending,
+				     but those in modified */
+	size_t nmsgs;
+	char **keywords;          /* the folder's keywords now: the old ones in their order, new after */
+	size_t nkeywords;
+	uint32_t *modified;       /* UIDs left alone: MODSEQ above unchangedsince */
+	size_t nmodified;
+};
+void vv_store_result_release(struct vv_store_result *r);
+
+/* The folder keyword list kw[0..*nkw) (malloc'ed strings, room for
+ * VV_KEYWORDS_MAX) with the request's names added (matched without regard
+ * to case, a known name keeps its spelling); *mask_r: the request's
+ * keywords as bits over the list.  ARCA_ELIMIT: more than VV_KEYWORDS_MAX. */
+int vv_store_keywords(char **kw, size_t *nkw, const struct vv_store *req, uint64_t *mask_r);
+/* One message's flags and keywords after the request (mask from above). */
+void vv_store_one(const struct vv_store *req, uint64_t mask, uint32_t *flags, uint64_t *keywords);
+/* Can a keyword be stored: an IMAP atom, not starting with '\', at most
+ * 255 bytes. */
+bool vv_keyword_ok(const char *k);
+
 struct vault_view_ops {
 	/* Check a login (the view checks it; the session only passes it on).
 	 * 0: the view is now bound to that account; ARCA_EKEY: wrong user or
@@ -110,6 +147,13 @@ struct vault_view_ops {
 	 * asks for it first); valid until the next folders() call, which may
 	 * change it (the session calls it right after each folders()). */
 	int (*account)(void *ctx, const struct vv_account **acct_r);
+	/* Optional (NULL, or can_store() false: the vault is read-only and
+	 * STORE is refused).  Keep a flag change of folder `folder` (its
+	 * MODSEQs raised above the folder's highest); durable before it
+	 * returns 0.  ARCA_ELIMIT: the folder would have too many keywords;
+	 * others: the change was not kept. */
+	bool (*can_store)(void *ctx);
+	int (*store)(void *ctx, size_t folder, const struct vv_store *req, struct vv_store_result *res);
 };
 
 #endif

@@ -52,7 +52,13 @@ struct mview {
 	unsigned logins;
 	int fail_body;            /* body() returns this when set */
 	struct vv_account acct;   /* separator, gone subscriptions */
+	bool writable;            /* can_store(): flag changes kept */
+	int fail_store;           /* store() returns this when set */
+	unsigned stores;          /* store() calls */
 };
+
+/* The next fixture's view keeps flag changes (set before cl_start). */
+static bool next_writable;
 
 static char *xstrdup(const char *s)
 {
@@ -195,9 +201,68 @@ static void mv_ops_free(void *ctx)
 	(void)ctx;
 }
 
+static bool mv_can_store(void *ctx)
+{
+	return ((struct mview *)ctx)->writable;
+}
+
+/* What the keeper does, in memory: one new MODSEQ above the folder's for
+ * the messages that change. */
+static int mv_store(void *ctx, size_t folder, const struct vv_store *req, struct vv_store_result *res)
+{
+	struct mview *v = ctx;
+	memset(res, 0, sizeof(*res));
+	v->stores++;
+	if (!v->bound || !v->writable || folder >= v->nf)
+		return ARCA_ESTATE;
+	if (v->fail_store)
+		return v->fail_store;
+	struct mfolder *d = &v->d[folder];
+	uint64_t mask;
+	size_t nkw = d->nkw;
+	int rc = vv_store_keywords(d->kw, &nkw, req, &mask);
+	if (rc)
+		return rc;
+	d->nkw = nkw;
+	res->msgs = calloc(req->nuids, sizeof(*res->msgs));
+	res->modified = calloc(req->nuids, sizeof(*res->modified));
+	res->keywords = calloc(VV_KEYWORDS_MAX, sizeof(char *));
+	if (res->msgs == NULL || res->modified == NULL || res->keywords == NULL)
+		abort();
+	uint64_t modseq = v->f[folder].highestmodseq + 1;
+	bool any = false;
+	for (size_t i = 0; i < req->nuids; i++)
+		for (size_t k = 0; k < d->n; k++) {
+			struct vv_msg *m = &d->m[k];
+			if (m->uid != req->uids[i])
+				continue;
+			if (req->has_unchangedsince && m->modseq > req->unchangedsince) {
+				res->modified[res->nmodified++] = m->uid;
+				break;
+			}
+			uint32_t fl = m->flags;
+			uint64_t kw = m->keywords;
+			vv_store_one(req, mask, &fl, &kw);
+			if (fl != m->flags || kw != m->keywords) {
+				m->flags = fl;
+				m->keywords = kw;
+				m->modseq = modseq;
+				any = true;
+			}
+			res->msgs[res->nmsgs++] = *m;
+			break;
+		}
+	if (any)
+		v->f[folder].highestmodseq = modseq;
+	for (size_t i = 0; i < d->nkw; i++)
+		res->keywords[i] = xstrdup(d->kw[i]);
+	res->nkeywords = d->nkw;
+	return 0;
+}
+
 static const struct vault_view_ops mv_ops = {
 	.login = mv_login, .folders = mv_folders, .open = mv_open, .body = mv_body,
-	.free = mv_ops_free, .account = mv_account,
+	.free = mv_ops_free, .account = mv_account, .can_store = mv_can_store, .store = mv_store,
 };
 
 /* ---- the fixture account ----------------------------------------------------- */
@@ -407,6 +472,8 @@ static struct cl *cl_start_opts(bool loopback, bool tls, bool starttls, size_t b
 				   .starttls = starttls ? fd_starttls : NULL, .tls = tls,
 				   .loopback = loopback, .ctx = &c->fio };
 	fixture(&c->v, bulk);
+	c->v.writable = next_writable;
+	next_writable = false;
 	c->o = (struct imapd_session_opts){ .greeting_name = "Arca vault", .log = cl_log,
 					    .log_ctx = c, .login_timeout_ms = login_ms,
 					    .idle_timeout_ms = idle_ms };
@@ -1222,6 +1289,74 @@ static void test_writes(void)
 	CHECK_EQ_INT(cl_finish(c), 0);
 }
 
+/* With a view that keeps flag changes: SELECT is read-write, STORE in all
+ * its forms, UNCHANGEDSINCE, implicit \Seen, EXAMINE still read-only. */
+static void test_store(void)
+{
+	next_writable = true;
+	struct cl *c = cl_start();
+	free(cl_until(c, "* OK"));
+	free(cl_cmd(c, "a", "LOGIN u p"));
+	/* EXAMINE: read-only as ever */
+	char *r = cl_cmd(c, "b", "EXAMINE INBOX");
+	CHECK(strstr(r, "b OK [READ-ONLY] Examine completed.") != NULL);
+	free(r);
+	EXPECT(c, "c", "STORE 1 +FLAGS (\\Flagged)",
+	       "c NO [READ-ONLY] The vault is read-only while the mail server is rebuilt.\r\n");
+	r = cl_cmd(c, "d", "SELECT INBOX");
+	CHECK(strstr(r, "Flags permitted") != NULL);
+	CHECK(strstr(r, "d OK [READ-WRITE] Select completed.") != NULL);
+	free(r);
+	/* +FLAGS: the new flags; MODSEQ once CONDSTORE is on */
+	EXPECT(c, "e", "STORE 1 +FLAGS (\\Flagged)",
+	       "* 1 FETCH (FLAGS (\\Seen \\Flagged))\r\ne OK Store completed.\r\n");
+	EXPECT(c, "f", "UID STORE 3 -FLAGS.SILENT (\\Seen)", "f OK Store completed.\r\n");
+	EXPECT(c, "g", "FETCH 2 (UID FLAGS MODSEQ)",
+	       "* 2 FETCH (UID 3 FLAGS (\\Flagged $Forwarded) MODSEQ (22))\r\ng OK Fetch completed.\r\n");
+	/* a new keyword: announced, then stored */
+	EXPECT(c, "h", "UID STORE 7 FLAGS (Later \\Answered)",
+	       "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Forwarded Work Later)\r\n"
+	       "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Forwarded Work Later \\*)] Flags permitted.\r\n"
+	       "* 3 FETCH (UID 7 FLAGS (\\Answered Later) MODSEQ (23))\r\nh OK Store completed.\r\n");
+	/* UNCHANGEDSINCE: 1 changed at 21, so it is left alone */
+	EXPECT(c, "i", "STORE 1,4 (UNCHANGEDSINCE 20) +FLAGS.SILENT (\\Deleted)",
+	       "* 4 FETCH (MODSEQ (24))\r\ni OK [MODIFIED 1] Conditional STORE failed.\r\n");
+	EXPECT(c, "j", "UID STORE 1 (UNCHANGEDSINCE 20) +FLAGS (\\Deleted)",
+	       "j OK [MODIFIED 1] Conditional STORE failed.\r\n");
+	/* nothing to change: no new MODSEQ */
+	EXPECT(c, "k", "STORE 1 +FLAGS (\\Seen)",
+	       "* 1 FETCH (FLAGS (\\Seen \\Flagged) MODSEQ (21))\r\nk OK Store completed.\r\n");
+	/* BODY[] sets \Seen and says so; BODY.PEEK doesn't */
+	EXPECT(c, "l", "UID FETCH 3 (BODY.PEEK[HEADER.FIELDS (SUBJECT)])",
+	       "* 2 FETCH (UID 3 BODY[HEADER.FIELDS (SUBJECT)] {29}\r\nSubject: Quarterly report\r\n\r\n)\r\n"
+	       "l OK Fetch completed.\r\n");
+	EXPECT(c, "m", "UID FETCH 3 (BODY[HEADER.FIELDS (SUBJECT)])",
+	       "* 2 FETCH (UID 3 BODY[HEADER.FIELDS (SUBJECT)] {29}\r\nSubject: Quarterly report\r\n\r\n"
+	       " FLAGS (\\Seen \\Flagged $Forwarded) MODSEQ (25))\r\nm OK Fetch completed.\r\n");
+	/* bad STOREs */
+	EXPECT(c, "n", "STORE 9 +FLAGS (\\Seen)", "n BAD Invalid message sequence number.\r\n");
+	EXPECT(c, "o", "STORE 1 +FLAGS (\\Recent)", "o BAD Unknown system flag.\r\n");
+	EXPECT(c, "p", "STORE 1 FLAGZ (\\Seen)", "p BAD Expected FLAGS, +FLAGS or -FLAGS.\r\n");
+	EXPECT(c, "q", "UID STORE 1000 +FLAGS (\\Seen)", "q OK Store completed.\r\n");
+	/* writes other than flags: still refused */
+	EXPECT(c, "r", "EXPUNGE",
+	       "r NO [CANNOT] Messages can't be copied, moved, expunged or added while the mail server is rebuilt (flag changes are kept).\r\n");
+	/* the view fails: said, nothing changed in the session */
+	c->v.fail_store = ARCA_EIO;
+	EXPECT(c, "s", "STORE 2 +FLAGS (\\Draft)", "s NO [SERVERBUG] The flag change could not be kept.\r\n");
+	c->v.fail_store = ARCA_ELIMIT;
+	EXPECT(c, "t", "STORE 2 +FLAGS (x1)", "t NO [LIMIT] Too many keywords in this mailbox.\r\n");
+	c->v.fail_store = 0;
+	EXPECT(c, "u", "FETCH 2 FLAGS", "* 2 FETCH (FLAGS (\\Seen \\Flagged $Forwarded))\r\nu OK Fetch completed.\r\n");
+	/* a new SELECT sees what was kept */
+	free(cl_cmd(c, "v", "SELECT INBOX"));
+	EXPECT(c, "w", "FETCH 1:4 (FLAGS)",
+	       "* 1 FETCH (FLAGS (\\Seen \\Flagged))\r\n* 2 FETCH (FLAGS (\\Seen \\Flagged $Forwarded))\r\n"
+	       "* 3 FETCH (FLAGS (\\Answered Later))\r\n* 4 FETCH (FLAGS (\\Seen \\Deleted \\Draft))\r\n"
+	       "w OK Fetch completed.\r\n");
+	CHECK_EQ_INT(cl_finish(c), 0);
+}
+
 static void test_literals(void)
 {
 	struct cl *c = cl_start();
@@ -1474,6 +1609,7 @@ int main(int argc, char **argv)
 	RUN(test_fetch);
 	RUN(test_search);
 	RUN(test_writes);
+	RUN(test_store);
 	RUN(test_literals);
 	RUN(test_max_bad);
 	RUN(test_timeouts);

@@ -24,6 +24,7 @@
 #include "passwd.h"
 #include "repo.h"
 #include "serve_client.h"
+#include "overlay.h"
 #include "serve_keeper.h"
 #include "serve_proto.h"
 #include "snapshot.h"
@@ -655,6 +656,8 @@ struct kenv {
 	pthread_mutex_t loglock;
 	struct abuf log;
 	struct abuf big;                /* the large message's file */
+	struct overlay *ov;             /* with kenv_overlay */
+	char ovpath[4096];
 };
 
 static void on_log(void *ctx, const char *line)
@@ -793,6 +796,7 @@ static int build_repo(struct kenv *e)
 }
 
 static char kenv_separator;       /* the keeper's --separator; 0: none */
+static bool kenv_overlay;         /* the keeper keeps flag changes in dir/overlay */
 static unsigned kenv_send_timeout_ms;   /* 0: the keeper's default */
 
 static int kenv_init(struct kenv *e, const struct login_throttle_opts *thr)
@@ -816,15 +820,18 @@ static int kenv_init(struct kenv *e, const struct login_throttle_opts *thr)
 	fclose(f);
 	struct arca_err err = { 0 };
 	struct arca_restore_key *rk = NULL;
+	char warn[ARCA_ERR_MSG_MAX];
+	snprintf(e->ovpath, sizeof(e->ovpath), "%s/overlay", e->dir);
 	if (repo_open(e->repo, REPO_OPEN_READ, &e->r, &err) != 0 ||
 	    keyfile_read(e->key, "test passphrase", &rk, &err) != 0 ||
+	    (kenv_overlay && overlay_open(e->ovpath, rk, true, &e->ov, warn, &err) != 0) ||
 	    repo_set_restore_key(e->r, rk, &err) != 0 || passwd_open(e->users, &e->pw, &err) != 0) {
 		fprintf(stderr, "  %s\n", err.msg);
 		return -1;
 	}
 	struct serve_keeper_opts o = { .repo = e->r, .users = e->pw, .log = on_log, .log_ctx = e,
 				       .max_channels = 8, .separator = kenv_separator,
-				       .send_timeout_ms = kenv_send_timeout_ms };
+				       .send_timeout_ms = kenv_send_timeout_ms, .overlay = e->ov };
 	if (thr)
 		o.throttle = *thr;
 	else
@@ -839,6 +846,7 @@ static int kenv_init(struct kenv *e, const struct login_throttle_opts *thr)
 static void kenv_release(struct kenv *e)
 {
 	serve_keeper_free(e->k);
+	overlay_free(e->ov);
 	passwd_free(e->pw);
 	repo_close(e->r);
 	harness_rm_rf(e->dir);
@@ -1183,6 +1191,148 @@ static void test_keeper_violations(void)
 	kenv_release(&e);
 }
 
+static int store1(struct serve_client *c, uint32_t *uids, size_t n, int mode, uint32_t flags,
+		  const char *kw, int64_t unchangedsince, struct vv_store_result *res)
+{
+	char *k[1] = { (char *)kw };
+	struct vv_store req = { .mode = mode, .flags = flags, .keywords = k, .nkeywords = kw ? 1 : 0,
+				.uids = uids, .nuids = n, .has_unchangedsince = unchangedsince >= 0,
+				.unchangedsince = unchangedsince >= 0 ? (uint64_t)unchangedsince : 0 };
+	return V->store(c, 0, &req, res);
+}
+
+/* With an overlay: STORE is checked, kept (durably) and served to every
+ * session, and again by a new keeper over the same overlay file; without
+ * one, a STORE breaks the channel. */
+static void test_keeper_store(void)
+{
+	struct kenv e;
+	kenv_overlay = true;
+	int rc = kenv_init(&e, NULL);
+	kenv_overlay = false;
+	REQUIRE(rc == 0);
+	struct serve_client *c = session(&e, "127.0.0.1", NULL);
+	REQUIRE(c != NULL);
+	REQUIRE(V->login(c, "alice@example.test", "pw") == 0);
+	CHECK(V->can_store(c));
+	struct vv_store_result res;
+	uint32_t u[] = { 10, 11, 13 };           /* 13: not in the folder */
+	REQUIRE(store1(c, u, 3, VV_STORE_ADD, VV_FLAGGED, NULL, -1, &res) == 0);
+	REQUIRE(res.nmsgs == 2);
+	CHECK_EQ_INT(res.msgs[0].flags, VV_SEEN | VV_FLAGGED);
+	CHECK_EQ_INT(res.msgs[0].modseq, 6);     /* above the folder's 5 */
+	CHECK_EQ_INT(res.msgs[1].flags, VV_FLAGGED);
+	CHECK_EQ_INT(res.msgs[1].keywords, 1);   /* kept */
+	CHECK_EQ_INT(res.nmodified, 0);
+	vv_store_result_release(&res);
+	uint32_t u12[] = { 12 };
+	REQUIRE(store1(c, u12, 1, VV_STORE_SET, VV_SEEN, "later", -1, &res) == 0);
+	REQUIRE(res.nmsgs == 1 && res.nkeywords == 3);
+	CHECK_STR(res.keywords[2], "later");
+	CHECK_EQ_INT(res.msgs[0].flags, VV_SEEN);
+	CHECK_EQ_INT(res.msgs[0].keywords, 4);
+	CHECK_EQ_INT(res.msgs[0].modseq, 7);
+	vv_store_result_release(&res);
+	/* UNCHANGEDSINCE below 10's MODSEQ: left alone */
+	uint32_t u10[] = { 10 };
+	REQUIRE(store1(c, u10, 1, VV_STORE_REMOVE, VV_SEEN, NULL, 5, &res) == 0);
+	CHECK(res.nmodified == 1 && res.modified[0] == 10);
+	CHECK(res.nmsgs == 0);
+	vv_store_result_release(&res);
+	/* a keyword that is no atom is refused by the encoder: never sent */
+	CHECK_EQ_INT(store1(c, u10, 1, VV_STORE_ADD, 0, "two words", -1, &res), ARCA_ELIMIT);
+	/* another session sees the changes, and STATUS-like counts follow */
+	struct serve_client *c2 = session(&e, "127.0.0.1", NULL);
+	REQUIRE(c2 != NULL);
+	REQUIRE(V->login(c2, "alice@example.test", "pw") == 0);
+	const struct vv_folder *fl;
+	size_t n;
+	REQUIRE(V->folders(c2, &fl, &n) == 0);
+	CHECK_EQ_INT(fl[0].highestmodseq, 7);
+	CHECK_EQ_INT(fl[0].unseen, 1);            /* 11 only; 12 is seen now */
+	struct vv_mailbox mb;
+	REQUIRE(V->open(c2, 0, &mb) == 0);
+	REQUIRE(mb.nmsgs == 5 && mb.nkeywords == 3);
+	CHECK_EQ_INT(mb.msgs[0].flags, VV_SEEN | VV_FLAGGED);
+	CHECK_EQ_INT(mb.msgs[2].flags, VV_SEEN);
+	CHECK_EQ_INT(mb.msgs[2].keywords, 4);
+	vv_mailbox_release(&mb);
+	V->free(c2);
+	V->free(c);
+	/* a new keeper over the same overlay (serve-imap restarted) */
+	for (int i = 0; i < 100 && serve_keeper_channels(e.k) > 0; i++)
+		usleep(10000);
+	serve_keeper_free(e.k);
+	e.k = NULL;
+	overlay_free(e.ov);
+	e.ov = NULL;
+	struct arca_err err = { 0 };
+	struct arca_restore_key *rk = NULL;
+	char warn[ARCA_ERR_MSG_MAX];
+	REQUIRE(keyfile_read(e.key, "test passphrase", &rk, &err) == 0);
+	REQUIRE(overlay_open(e.ovpath, rk, true, &e.ov, warn, &err) == 0);
+	acrypto_restore_key_free(rk);
+	struct serve_keeper_opts o = { .repo = e.r, .users = e.pw, .log = on_log, .log_ctx = &e,
+				       .max_channels = 8, .overlay = e.ov };
+	o.throttle.delay_ms = 1;
+	REQUIRE(serve_keeper_new(&o, &e.k, &err) == 0);
+	c = session(&e, "127.0.0.1", NULL);
+	REQUIRE(c != NULL);
+	REQUIRE(V->login(c, "alice@example.test", "pw") == 0);
+	REQUIRE(V->open(c, 0, &mb) == 0);
+	REQUIRE(mb.nmsgs == 5 && mb.nkeywords == 3);
+	CHECK_STR(mb.keywords[2], "later");
+	CHECK_EQ_INT(mb.msgs[0].flags, VV_SEEN | VV_FLAGGED);
+	CHECK_EQ_INT(mb.msgs[0].modseq, 6);
+	CHECK_EQ_INT(mb.msgs[1].flags, VV_FLAGGED);
+	CHECK_EQ_INT(mb.msgs[2].keywords, 4);
+	CHECK_EQ_INT(mb.msgs[2].modseq, 7);
+	CHECK_EQ_INT(mb.msgs[3].flags, VV_SEEN);  /* untouched */
+	vv_mailbox_release(&mb);
+	/* a hostile session: a keyword that is no atom, sent raw */
+	int sv[2];
+	REQUIRE(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+	REQUIRE(serve_keeper_spawn(e.k, sv[0], "127.0.0.1", NULL) == 0);
+	struct abuf f = ABUF_INIT;
+	REQUIRE(serve_encode_login(&f, "alice@example.test", "pw") == 0);
+	REQUIRE(serve_send(sv[1], &f, NULL) == 0);
+	uint8_t t;
+	REQUIRE(serve_recv(sv[1], &t, &f, NULL) == 0 && t == SERVE_OK);
+	char *sp[1] = { "ok" };
+	struct vv_store req = { .mode = VV_STORE_ADD, .keywords = sp, .nkeywords = 1, .uids = u10, .nuids = 1 };
+	REQUIRE(serve_encode_store(&f, 0, &req) == 0);
+	f.data[f.len - 4 - 1 - 8 - 1 - 2] = ' ';  /* "ok" -> " k" */
+	REQUIRE(serve_send(sv[1], &f, NULL) == 0);
+	CHECK(channel_closed(sv[1]));
+	close(sv[1]);
+	CHECK(log_has(&e, "(a malformed STORE)"));
+	V->free(c);
+	abuf_release(&f);
+	kenv_release(&e);
+
+	/* without an overlay: a STORE ends the channel */
+	REQUIRE(kenv_init(&e, NULL) == 0);
+	c = session(&e, "127.0.0.1", NULL);
+	REQUIRE(c != NULL);
+	REQUIRE(V->login(c, "alice@example.test", "pw") == 0);
+	CHECK(!V->can_store(c));
+	CHECK_EQ_INT(store1(c, u10, 1, VV_STORE_ADD, VV_FLAGGED, NULL, -1, &res), ARCA_ESTATE);
+	V->free(c);
+	REQUIRE(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+	REQUIRE(serve_keeper_spawn(e.k, sv[0], "127.0.0.1", NULL) == 0);
+	REQUIRE(serve_encode_login(&f, "alice@example.test", "pw") == 0);
+	REQUIRE(serve_send(sv[1], &f, NULL) == 0);
+	REQUIRE(serve_recv(sv[1], &t, &f, NULL) == 0 && t == SERVE_OK);
+	sp[0] = "ok";
+	REQUIRE(serve_encode_store(&f, 0, &req) == 0);
+	REQUIRE(serve_send(sv[1], &f, NULL) == 0);
+	CHECK(channel_closed(sv[1]));
+	close(sv[1]);
+	CHECK(log_has(&e, "(a STORE on a read-only vault)"));
+	abuf_release(&f);
+	kenv_release(&e);
+}
+
 /* Renumbering: a UID recorded three times keeps it once (the first in
  * the snapshot's order), the others and a message without a UID get new
  * ones after the highest, in the snapshot's order; a real UID 4294967295
@@ -1424,6 +1574,7 @@ int main(void)
 	RUN(test_keeper_other_account);
 	RUN(test_keeper_separator);
 	RUN(test_keeper_violations);
+	RUN(test_keeper_store);
 	RUN(test_keeper_renumber);
 	RUN(test_keeper_send_timeout);
 	RUN(test_keeper_throttle_parallel);
