@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "overlay.h"
 #include "banned.h"
 
 const char *cli_prog = "arca";
@@ -138,6 +139,21 @@ int cli_open_repo(const char *path, int flags, const char *keyfile, struct repo 
 		}
 	}
 	*r_r = r;
+	return 0;
+}
+
+int cli_open_overlay(const char *path, struct repo *r, bool writable, struct overlay **ov_r)
+{
+	struct arca_err err = { 0 };
+	char warning[ARCA_ERR_MSG_MAX];
+	const struct arca_restore_key *rk = repo_restore_key(r);
+	if (rk == NULL)
+		return cli_failf("%s: the overlay needs the restore key", path);
+	if (overlay_open(path, rk, writable, ov_r, warning, &err) != 0)
+		return cli_fail(&err);
+	if (warning[0])
+		fprintf(stderr, "%s: warning: %s%s\n", cli_prog, warning,
+			writable ? " (cut off: it was never acknowledged)" : "");
 	return 0;
 }
 

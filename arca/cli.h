@@ -37,6 +37,11 @@ int cli_read_restore_key(const char *keyfile, struct arca_restore_key **rk_r);
 
 /* Open a repository and, when keyfile is given, load the restore key. */
 int cli_open_repo(const char *path, int flags, const char *keyfile, struct repo **r_r);
+/* The flag overlay of serve-imap at path, with r's restore key (r opened
+ * with one); a torn end passed over or cut is said on stderr.  0 or the
+ * exit status of a failure (said). */
+struct overlay;
+int cli_open_overlay(const char *path, struct repo *r, bool writable, struct overlay **ov_r);
 
 /* RFC 3339 UTC with nanoseconds: 2026-11-28T06:14:44.123456789Z */
 void cli_format_time(uint64_t ns, char out[40]);

@@ -13,6 +13,7 @@
 
 #include "buf.h"
 #include "cli.h"
+#include "overlay.h"
 #include "commands.h"
 #include "fsutil.h"
 #include "journal.h"
@@ -23,10 +24,10 @@
 static const char USAGE[] =
 	"arca restore maildir --repo REPO --account ACCOUNT --restore-key KEYFILE\n"
 	"                     [--snapshot ID | --at TIME] [--force] [--owner UID:GID]\n"
-	"                     [--sieve-home HOME] DEST\n"
+	"                     [--sieve-home HOME] [--overlay FILE] DEST\n"
 	"arca restore maildir --repo REPO --restore-key KEYFILE --pattern PATTERN\n"
 	"                     [--account ACCOUNT ...] [--at TIME] [--jobs N] [--force] [--owner UID:GID]\n"
-	"                     [--no-journal]\n\n"
+	"                     [--no-journal] [--overlay FILE]\n\n"
 	"Writes the account's Maildir as it was in the snapshot (default: the latest;\n"
 	"--at: the last one at or before TIME, RFC 3339) into DEST, with\n"
 	"dovecot-uidlist, dovecot-keywords and subscriptions, so Dovecot serves the\n"
@@ -46,6 +47,10 @@ static const char USAGE[] =
 	"/srv/mail/%d/%n).  A script of the same name with other bytes already\n"
 	"there stays: the snapshot's goes in as NAME-restored; so does an active\n"
 	"script set since (.dovecot.sieve).\n"
+	"--overlay FILE (what arca serve-imap --overlay kept): the flags and\n"
+	"keywords users changed while the vault served them replace the\n"
+	"snapshot's for those messages (a change older than the snapshot is not\n"
+	"taken), and HIGHESTMODSEQ is raised above them.\n"
 	"Without --snapshot/--at, a snapshot that a standing alarm marked suspect\n"
 	"is passed over: the last one before it is restored.\n"
 	"Into a live Dovecot host, merged with the mail that arrived since:\n"
@@ -83,6 +88,10 @@ static int restore_one(struct repo *r, const struct snap_info *si, struct restor
 		       (unsigned long long)res.messages, (double)res.bytes / 1048576.0,
 		       (unsigned long long)res.journal_added, (unsigned long long)res.journal_dup, ro->dest,
 		       (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+	if (rc == 0 && (res.overlay_msgs || res.overlay_kw_dropped))
+		printf("%s: %llu messages with the flags users set through serve-imap%s\n", si->account,
+		       (unsigned long long)res.overlay_msgs,
+		       res.overlay_kw_dropped ? " (some keywords left out: a folder takes 64)" : "");
 	fflush(stdout);
 	return rc ? 1 : 0;
 }
@@ -196,6 +205,7 @@ int cmd_restore(int argc, char **argv)
 		{ "jobs", required_argument, NULL, 'j' },
 		{ "no-journal", no_argument, NULL, 'J' },
 		{ "sieve-home", required_argument, NULL, 'S' },
+		{ "overlay", required_argument, NULL, 'O' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -205,6 +215,7 @@ int cmd_restore(int argc, char **argv)
 	if (sub >= 0)
 		return sub;
 	const char *repo = NULL, *keyfile = NULL, *snap = NULL, *at = NULL, *pattern = NULL;
+	const char *overlay_path = NULL;
 	char *accounts[256];
 	size_t naccounts = 0;
 	int jobs = 0;
@@ -227,6 +238,7 @@ int cmd_restore(int argc, char **argv)
 		case 'j': jobs = atoi(optarg); break;
 		case 'J': ro.no_journal = true; break;
 		case 'S': ro.sieve_home = optarg; break;
+		case 'O': overlay_path = optarg; break;
 		case 'o':
 			if (sscanf(optarg, "%d:%d", &ro.owner_uid, &ro.owner_gid) != 2 ||
 			    ro.owner_uid < 0 || ro.owner_gid < 0)
@@ -252,7 +264,8 @@ int cmd_restore(int argc, char **argv)
 					  .accounts = accounts, .naccounts = naccounts, .jobs = jobs,
 					  .no_journal = ro.no_journal, .journal_until = ro.journal_until,
 					  .one = many_one, .done = many_done, .ctx = &mm,
-					  .maildir_pattern = pattern, .home_pattern = ro.sieve_home };
+					  .maildir_pattern = pattern, .home_pattern = ro.sieve_home,
+					  .overlay_path = overlay_path, .overlay_out = &ro.overlay };
 		return restore_many_run(&m);
 	}
 	if (naccounts != 1 || optind + 1 != argc)
@@ -262,12 +275,19 @@ int cmd_restore(int argc, char **argv)
 	int rc = cli_open_repo(repo, REPO_OPEN_READ, keyfile, &r);
 	if (rc)
 		return rc;
+	struct overlay *ov = NULL;
+	if (overlay_path != NULL && (rc = cli_open_overlay(overlay_path, r, false, &ov)) != 0) {
+		repo_close(r);
+		return rc;
+	}
+	ro.overlay = ov;
 	struct snap_info si;
 	rc = restore_pick_one(r, accounts[0], snap, at, ro.no_journal, ro.journal_until, &si);
 	if (rc == 0) {
 		rc = restore_one(r, &si, &ro);
 		snap_info_release(&si);
 	}
+	overlay_free(ov);
 	repo_close(r);
 	return rc;
 }

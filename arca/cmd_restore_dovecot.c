@@ -13,6 +13,7 @@
 
 #include "buf.h"
 #include "cli.h"
+#include "overlay.h"
 #include "dovecot_restore.h"
 #include "fsutil.h"
 #include "maildir.h"
@@ -25,7 +26,7 @@ static const char USAGE[] =
 	"                     [--snapshot ID | --at TIME] [--folder NAME] [--new-uidvalidity]\n"
 	"                     [--sieve | --no-sieve] [--sieve-home PATTERN] [--no-journal]\n"
 	"                     [--layout maildirpp|fs] [--separator C] [--doveadm-user PATTERN]\n"
-	"                     [--doveadm-timeout S] [--jobs N] [--dry-run]\n\n"
+	"                     [--doveadm-timeout S] [--jobs N] [--dry-run] [--overlay FILE]\n\n"
 	"Writes each account's Maildir at PATTERN (%u the whole address, %n the local\n"
 	"part, %d the domain, e.g. /srv/mail/%d/%n/Maildir) as it was in the snapshot\n"
 	"(default: the latest not marked suspect by a standing alarm; --at: the last\n"
@@ -56,7 +57,10 @@ static const char USAGE[] =
 	"existing directory above the Maildir).  --layout: Maildir++ or LAYOUT=fs\n"
 	"(default: from doveadm config mail_location, else the existing Maildir's,\n"
 	"else the snapshot's).  --folder NAME: only that folder (no journal, no Sieve).\n"
-	"--dry-run: say per folder what would be done, write nothing.";
+	"--dry-run: say per folder what would be done, write nothing.\n"
+	"--overlay FILE (what arca serve-imap --overlay kept): the flags and keywords\n"
+	"users changed while the vault served them replace the snapshot's for those\n"
+	"messages, and HIGHESTMODSEQ is raised above the MODSEQs they were served with.";
 
 static void on_warn(void *ctx, const char *what, const char *why)
 {
@@ -265,7 +269,8 @@ static int dov_one(void *ctx, struct repo *r, const struct snap_info *si)
 				   .no_journal = d->no_journal, .journal_until = UINT64_MAX,
 				   .warn = on_warn, .ctx = d, .merge = true,
 				   .new_uidvalidity = d->new_uidvalidity, .dry_run = d->dry_run,
-				   .folder = d->folder, .layout = layout, .report = on_report };
+				   .folder = d->folder, .layout = layout, .report = on_report,
+				   .overlay = d->overlay };
 	if (ro.owner_uid < 0)
 		owner_above((const char *)dest.data, &ro.owner_uid, &ro.owner_gid);
 	bool journal_only = restore_journal_only(si);
@@ -363,6 +368,10 @@ static int dov_one(void *ctx, struct repo *r, const struct snap_info *si)
 		       (unsigned long long)res.journal_added, (unsigned long long)res.journal_dup);
 	if (res.subscriptions_added)
 		printf("%s: subscriptions: %llu added\n", si->account, (unsigned long long)res.subscriptions_added);
+	if (res.overlay_msgs || res.overlay_kw_dropped)
+		printf("%s: overlay: %llu messages with the flags users set through serve-imap%s\n", si->account,
+		       (unsigned long long)res.overlay_msgs,
+		       res.overlay_kw_dropped ? " (some keywords left out: a folder takes 64)" : "");
 	struct pending pd = { .account = (char *)si->account, .user = (char *)user.data,
 			      .dest = (char *)dest.data, .home = (char *)home.data, .stage_fd = -1,
 			      .sync_fd = sync_fd,
@@ -501,9 +510,11 @@ int cmd_restore_dovecot(int argc, char **argv)
 		{ "separator", required_argument, NULL, 'P' },
 		{ "jobs", required_argument, NULL, 'j' },
 		{ "dry-run", no_argument, NULL, 'n' },
+		{ "overlay", required_argument, NULL, 'O' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
+	const char *overlay_path = NULL;
 	const char *repo = NULL, *keyfile = NULL, *snap = NULL, *at = NULL, *doveadm = NULL,
 		   *layout = NULL;
 	char *accounts[256];
@@ -540,6 +551,7 @@ int cmd_restore_dovecot(int argc, char **argv)
 		case 'H': d.sieve_home = optarg; break;
 		case 'V': d.new_uidvalidity = true; break;
 		case 'J': d.no_journal = true; break;
+		case 'O': overlay_path = optarg; break;
 		case 'L': layout = optarg; break;
 		case 'P':
 			if (strlen(optarg) != 1)
@@ -604,11 +616,16 @@ int cmd_restore_dovecot(int argc, char **argv)
 				  .naccounts = naccounts, .jobs = jobs, .no_journal = d.no_journal,
 				  .journal_until = until, .one = dov_one, .done = dov_done, .ready = dov_ready,
 				  .ctx = &d, .maildir_pattern = d.pattern, .stage_suffix = STAGE_SUFFIX,
-				  .home_pattern = d.have_doveadm || d.sieve == 0 ? NULL : d.sieve_home };
+				  .home_pattern = d.have_doveadm || d.sieve == 0 ? NULL : d.sieve_home,
+				  .overlay_path = overlay_path, .overlay_out = &d.overlay };
 	if (snap != NULL) {
 		/* one account, one snapshot: no workers needed */
 		struct repo *r;
 		rc = cli_open_repo(repo, REPO_OPEN_READ, keyfile, &r);
+		struct overlay *ov = NULL;
+		if (rc == 0 && overlay_path != NULL && (rc = cli_open_overlay(overlay_path, r, false, &ov)) != 0)
+			repo_close(r);
+		d.overlay = ov;
 		if (rc == 0) {
 			struct snap_info si;
 			rc = restore_pick_one(r, accounts[0], snap, at, d.no_journal, until, &si);
@@ -622,6 +639,8 @@ int cmd_restore_dovecot(int argc, char **argv)
 			}
 			repo_close(r);
 		}
+		d.overlay = NULL;
+		overlay_free(ov);
 	} else {
 		rc = restore_many_run(&m);
 	}

@@ -29,6 +29,7 @@
 
 #include "buf.h"
 #include "cli.h"
+#include "overlay.h"
 #include "commands.h"
 #include "faultinject.h"
 #include "fsutil.h"
@@ -50,7 +51,7 @@ static const char USAGE[] =
 	"                  (--master-user USER --password-file FILE | --credentials FILE)\n"
 	"                  (--account ACCOUNT ... | --all) [--snapshot ID | --at TIME]\n"
 	"                  [--folder NAME [--uid N]] [--sieve-port PORT] [--to-account B]\n"
-	"                  [--batch N] [--jobs N] [--no-journal] [--json]\n\n"
+	"                  [--batch N] [--jobs N] [--no-journal] [--overlay FILE] [--json]\n\n"
 	"Puts each account's snapshot (default: the latest, passing over suspect\n"
 	"ones) back into an IMAP server as a client would: missing folders are\n"
 	"created with their special-use and subscribed as they were, every message\n"
@@ -64,6 +65,8 @@ static const char USAGE[] =
 	"INBOX, unseen; mail out to the Sent folder, seen.  An account known only\n"
 	"from the journal gets its journaled mail.  --at also bounds the journal;\n"
 	"--no-journal restores the snapshot alone.\n"
+	"--overlay FILE (what arca serve-imap --overlay kept): messages get the flags\n"
+	"and keywords users set while the vault served them.\n"
 	"  --folder NAME      only this folder (as `arca ls` names it); --uid N: one message\n"
 	"  --sieve-port P     also put the Sieve scripts back over ManageSieve and\n"
 	"                     activate the active one (--sieve-tls none|starttls|tls)\n"
@@ -226,6 +229,16 @@ static int restore_messages(struct run *u, struct snap_folder *f, const char *wi
 	int rc = snapshot_load_msgs(u->r, f, err);
 	if (rc)
 		return rc;
+	if (u->overlay != NULL) {
+		/* the flags users changed through serve-imap since the snapshot */
+		size_t applied = 0, dropped = 0;
+		if (overlay_apply(u->overlay, u->account, u->snap_time_ns, f, &applied, &dropped) != 0)
+			return arca_err_set(err, ARCA_ENOMEM, "out of memory");
+		u->overlay_msgs += applied;
+		if (dropped)
+			rimap_note(&u->warnings, "%s: folder %s: %zu keywords set through serve-imap left out (a folder takes 64)",
+				   u->target, f->name, dropped);
+	}
 	if (o->has_uid) {
 		bool found = false;
 		for (size_t i = 0; i < f->nmsgs && !found; i++)
@@ -540,6 +553,8 @@ static int restore_account(struct run *u, const char *account)
 	else
 		snprintf(user, sizeof(user), "%s", u->target);
 	int rc = journal_only ? 0 : snapshot_load(u->r, si.root, &s, &err);
+	u->snap_time_ns = s ? s->time_ns : 0;
+	u->overlay_msgs = 0;
 	/* journaled mail since (shortly before) the snapshot, up to --at */
 	if (rc == 0 && !no_journal) {
 		uint64_t t = s ? s->time_ns : 0;
@@ -692,7 +707,7 @@ int cmd_restore_imap(int argc, char **argv)
 	struct strv accounts = { 0 };
 	enum { O_REPO = 256, O_KEY, O_HOST, O_PORT, O_TLS, O_STARTTLS, O_CA, O_INSECURE, O_MASTER,
 	       O_SEP, O_PWFILE, O_CREDS, O_ACCOUNT, O_ALL, O_SNAP, O_AT, O_FOLDER, O_UID, O_SIEVE,
-	       O_SIEVE_TLS, O_TO, O_BATCH, O_TIMEOUT, O_JSON, O_NO_JOURNAL, O_JOBS, O_HELP };
+	       O_SIEVE_TLS, O_TO, O_BATCH, O_TIMEOUT, O_JSON, O_NO_JOURNAL, O_JOBS, O_OVERLAY, O_HELP };
 	static const struct option opts[] = {
 		{ "repo", required_argument, NULL, O_REPO },
 		{ "restore-key", required_argument, NULL, O_KEY },
@@ -720,6 +735,7 @@ int cmd_restore_imap(int argc, char **argv)
 		{ "json", no_argument, NULL, O_JSON },
 		{ "no-journal", no_argument, NULL, O_NO_JOURNAL },
 		{ "jobs", required_argument, NULL, O_JOBS },
+		{ "overlay", required_argument, NULL, O_OVERLAY },
 		{ "help", no_argument, NULL, O_HELP },
 		{ 0 },
 	};
@@ -787,6 +803,7 @@ int cmd_restore_imap(int argc, char **argv)
 			o.jobs = strtol(optarg, &end, 10);
 			bad = *end || o.jobs < 1 || o.jobs > RESTORE_JOBS_MAX;
 			break;
+		case O_OVERLAY: o.overlay_path = optarg; break;
 		case O_HELP:
 			strv_free(&accounts);
 			puts(USAGE);
@@ -821,6 +838,10 @@ int cmd_restore_imap(int argc, char **argv)
 	}
 	if (rc == 0 && cli_open_repo(o.repo, REPO_OPEN_READ, o.keyfile, &u.r) != 0)
 		rc = 1;
+	struct overlay *ov = NULL;
+	if (rc == 0 && o.overlay_path != NULL && cli_open_overlay(o.overlay_path, u.r, false, &ov) != 0)
+		rc = 1;
+	u.overlay = ov;
 	if (rc == 0 && o.all)
 		rc = all_accounts(u.r, !(o.no_journal || o.folder != NULL), o.journal_until, &accounts);
 	if (rc == 0 && accounts.n == 0)
@@ -838,6 +859,7 @@ int cmd_restore_imap(int argc, char **argv)
 	if (rc == 0 && !o.json && accounts.n > 1)
 		fprintf(stderr, "%s: %zu accounts: %s\n", cli_prog, accounts.n,
 			worst == 0 ? "all restored" : worst == 1 ? "some failed (above)" : "some messages failed (above)");
+	overlay_free(ov);
 	if (u.r)
 		repo_close(u.r);
 	if (u.spool >= 0)

@@ -34,13 +34,17 @@ static const char USAGE[] =
 	"                [--snapshot ID ...] [--at TIME] [--tls-cert PEM --tls-key PEM]\n"
 	"                [--user NAME] [--max-sessions N] [--cache-mb N] [--log FILE]\n"
 	"                [--login-fails N] [--login-lock SECONDS] [--separator . | /]\n"
-	"                [--max-per-address N]\n"
+	"                [--max-per-address N] [--overlay FILE]\n"
 	"                [--tls-handshake-timeout SECONDS] [--write-timeout SECONDS]\n\n"
 	"Serves every account of the vault read-only over IMAP (IMAP4rev1 with\n"
 	"CONDSTORE/QRESYNC, UIDPLUS, LIST-EXTENDED, SPECIAL-USE, IDLE, ...), each\n"
 	"from one snapshot with its original UIDVALIDITYs, UIDs, MODSEQs, flags,\n"
 	"keywords, dates and bytes, so that mail clients reconnect and keep what\n"
-	"they have.  Nothing is ever changed: writes are refused.\n"
+	"they have.  The vault is never changed: writes are refused.  With\n"
+	"--overlay FILE, flag changes (STORE, and \\Seen set by reading a message)\n"
+	"are kept in FILE instead (made if missing; encrypted and authenticated\n"
+	"with the restore key) and served from then on, also after a restart;\n"
+	"arca restore ... --overlay FILE carries them to the rebuilt server.\n"
 	"Logins are checked against PASSWD-FILE (Dovecot's passwd-file format; the\n"
 	"provider's own file can be used: it is read again when it changes).  The\n"
 	"IMAP user name is the account's name in the vault.\n"
@@ -182,11 +186,12 @@ int cmd_serve_imap(int argc, char **argv)
 		{ "max-per-address", required_argument, NULL, 'A' },
 		{ "tls-handshake-timeout", required_argument, NULL, 'H' },
 		{ "write-timeout", required_argument, NULL, 'W' },
+		{ "overlay", required_argument, NULL, 'O' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *repo = NULL, *keyfile = NULL, *users = NULL, *at = NULL, *cert = NULL, *key = NULL;
-	const char *run_as = NULL, *logfile = NULL;
+	const char *run_as = NULL, *logfile = NULL, *overlay_path = NULL;
 	char *listen_plain[8], *listen_tls[8];
 	size_t nplain = 0, ntls = 0;
 	char *ids[64];
@@ -256,6 +261,7 @@ int cmd_serve_imap(int argc, char **argv)
 			if (!parse_uint(optarg, 3600, &wr_s))
 				return cli_failf("--write-timeout %s: not a number of seconds (1 to 3600)", optarg);
 			break;
+		case 'O': overlay_path = optarg; break;
 		case 'h':
 			puts(USAGE);
 			return 0;
@@ -298,6 +304,7 @@ int cmd_serve_imap(int argc, char **argv)
 	struct passwd_db *pw = NULL;
 	struct repo *r = NULL;
 	struct serve_keeper *k = NULL;
+	struct overlay *ov = NULL;
 	struct pick_ctx pc = { .at = at };
 	struct arca_err err = { 0 };
 
@@ -425,11 +432,22 @@ int cmd_serve_imap(int argc, char **argv)
 	rc = resolve_snapshots(r, ids, nids, &pc);
 	if (rc)
 		goto out;
+	if (overlay_path != NULL) {
+		if ((rc = cli_open_overlay(overlay_path, r, true, &ov)) != 0)
+			goto out;
+		uint64_t nrec, nf, nm;
+		overlay_counts(ov, &nrec, &nf, &nm);
+		char line[4300];
+		snprintf(line, sizeof(line), "%s: flag changes are kept here (%llu changes of %llu messages in %llu folders so far)",
+			 overlay_path, (unsigned long long)nrec, (unsigned long long)nm, (unsigned long long)nf);
+		log_line(NULL, line);
+	}
 	struct serve_keeper_opts ko = {
 		.repo = r, .users = pw, .pick = pick, .pick_ctx = &pc, .log = log_line,
 		.cache_bytes = (size_t)cache_mb << 20, .max_channels = (unsigned)max_sessions,
 		.separator = separator,
 		.throttle = { .fails = (unsigned)fails, .lock_s = (unsigned)lock_s },
+		.overlay = ov,
 	};
 	if (serve_keeper_new(&ko, &k, &err) != 0) {
 		rc = cli_fail(&err);
@@ -455,6 +473,7 @@ out:
 			;
 	}
 	serve_keeper_free(k);
+	overlay_free(ov);
 	if (ctl >= 0)
 		close(ctl);
 	repo_close(r);

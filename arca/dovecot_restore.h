@@ -44,6 +44,7 @@ struct dov {
 	int layout;                   /* MAILDIR_LAYOUT_AUTO: decide per account */
 	char sep;                     /* 0: ask doveadm */
 	int owner_uid, owner_gid;
+	const struct overlay *overlay;  /* --overlay: serve-imap's flag changes (NULL: none) */
 	/* per account */
 	const char *account;
 	struct frep *reps;

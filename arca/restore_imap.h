@@ -33,6 +33,7 @@ struct opts {
 	unsigned long uid;
 	bool has_uid, all, insecure, json, no_journal;
 	uint64_t journal_until;         /* --at, or all of the journal */
+	const char *overlay_path;       /* --overlay */
 	int tls;
 	char sep;
 	size_t batch;
@@ -74,6 +75,9 @@ struct run {
 	uint64_t j_appended, j_already;
 	struct msieve_put_result sieve;
 	bool sieve_done;
+	const struct overlay *overlay;  /* --overlay (NULL: none) */
+	uint64_t snap_time_ns;          /* the account's snapshot's time */
+	uint64_t overlay_msgs;          /* messages given serve-imap's flags */
 };
 
 struct slot {

@@ -61,6 +61,8 @@ static void report_to(struct run *u, const struct snap_info *si, int rc, const s
 		fprintf(out, "]");
 		fprintf(out, ",\"journal_appended\":%llu,\"journal_already\":%llu",
 		       (unsigned long long)u->j_appended, (unsigned long long)u->j_already);
+		if (u->overlay)
+			fprintf(out, ",\"overlay_messages\":%llu", (unsigned long long)u->overlay_msgs);
 		if (u->sieve_done)
 			fprintf(out, ",\"sieve_put\":%zu,\"sieve_same\":%zu,\"sieve_renamed\":%zu,\"sieve_activated\":%s,"
 			       "\"sieve_active_kept\":%s",
@@ -99,6 +101,9 @@ static void report_to(struct run *u, const struct snap_info *si, int rc, const s
 			if (u->j_appended || u->j_already)
 				fprintf(out, "; journaled mail: appended %llu, already there %llu",
 				       (unsigned long long)u->j_appended, (unsigned long long)u->j_already);
+			if (u->overlay_msgs)
+				fprintf(out, "; %llu messages with the flags users set through serve-imap",
+				       (unsigned long long)u->overlay_msgs);
 			if (u->sieve_done)
 				fprintf(out, "; Sieve: put %zu, unchanged %zu%s", u->sieve.put, u->sieve.same,
 				       u->sieve.activated ? ", active script set" :

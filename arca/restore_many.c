@@ -1,4 +1,5 @@
 #include "restore_many.h"
+#include "overlay.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -242,12 +243,34 @@ static int many_pick_done(void *ctx, struct repo *r)
  * worker processes (each with its own repository handle: an LMDB handle may
  * not cross fork) restore a share of the accounts each.
  */
+static int restore_many_picked(const struct restore_many *m, struct repo *r);
+
 int restore_many_run(const struct restore_many *m)
 {
 	struct repo *r;
 	int rc = cli_open_repo(m->repo, REPO_OPEN_READ, m->keyfile, &r);
 	if (rc)
 		return rc;
+	struct overlay *ov = NULL;
+	if (m->overlay_path != NULL) {
+		if ((rc = cli_open_overlay(m->overlay_path, r, false, &ov)) != 0) {
+			repo_close(r);
+			return rc;
+		}
+		*m->overlay_out = ov;
+	}
+	rc = restore_many_picked(m, r);
+	if (ov != NULL) {
+		*m->overlay_out = NULL;
+		overlay_free(ov);
+	}
+	return rc;
+}
+
+/* restore_many_run once the repository (and overlay) are open; closes r. */
+static int restore_many_picked(const struct restore_many *m, struct repo *r)
+{
+	int rc = 0;
 	struct arca_err err = { 0 };
 	struct snap_info *list = NULL, *picks = NULL;
 	size_t n = 0, npicks = 0;

@@ -68,6 +68,11 @@ struct restore_many {
 	 * account that would share its directory with another is not
 	 * restored, and the exit code says so. */
 	const char *maildir_pattern, *stage_suffix, *home_pattern;
+	/* --overlay FILE (NULL: none): opened read-only once the key is
+	 * there, before any worker starts, and *overlay_out set to it (the
+	 * command's restore_opts.overlay, which the workers copy). */
+	const char *overlay_path;
+	const struct overlay **overlay_out;
 };
 
 /* Opens the repository (passphrase asked once), picks a snapshot for every

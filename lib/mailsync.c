@@ -1,4 +1,5 @@
 #include "mailsync.h"
+#include "overlay.h"
 #include "sieve_names.h"
 
 #include <dirent.h>
@@ -1531,6 +1532,19 @@ int restore_maildir(struct repo *r, const uint8_t root[ARCA_ID_LEN],
 	for (size_t i = 0; s && i < s->nfolders && rc == 0; i++) {
 		if (o->folder != NULL && strcmp(s->folders[i].name, o->folder) != 0)
 			continue;
+		if (o->overlay != NULL && (s->folders[i].attrs & SNAP_FOLDER_SELECTABLE)) {
+			/* what users changed while serve-imap served this
+			 * snapshot (or an older one) wins over it */
+			size_t applied = 0, dropped = 0;
+			rc = snapshot_load_msgs(r, &s->folders[i], err);
+			if (rc == 0 && overlay_apply(o->overlay, s->account, s->time_ns, &s->folders[i],
+						     &applied, &dropped) != 0)
+				rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
+			if (rc)
+				break;
+			res->overlay_msgs += applied;
+			res->overlay_kw_dropped += dropped;
+		}
 		if (o->merge) {
 			struct merge_report rep;
 			rc = maildir_merge_folder(r, &s->folders[i], s->layout, o, nrecs ? &keys : NULL,

@@ -100,6 +100,8 @@ struct merge_report {
 };
 typedef void merge_report_fn(void *ctx, const struct merge_report *rep);
 
+struct overlay;
+
 struct restore_opts {
 	const char *dest;
 	bool force;                   /* allow a non-empty destination */
@@ -122,6 +124,9 @@ struct restore_opts {
 	const char *folder;           /* only this folder (NULL: all); no journal then */
 	int layout;                   /* enum maildir_layout to write (AUTO: the snapshot's) */
 	merge_report_fn *report;      /* merge: called after each folder */
+	/* Flag changes kept by serve-imap (overlay.h) carried into the
+	 * snapshot's folders before they are written; NULL: none. */
+	const struct overlay *overlay;
 };
 
 /* Make everything written under dest durable: syncfs on fd, a descriptor
@@ -138,6 +143,8 @@ struct restore_result {
 	uint64_t sieve_renamed;       /* written as NAME-restored: another script
 				       * of that name was there (kept) */
 	uint64_t subscriptions_added; /* merge: subscriptions the Maildir lacked */
+	uint64_t overlay_msgs;        /* messages given the flags serve-imap kept */
+	uint64_t overlay_kw_dropped;  /* keywords of those no room was left for */
 };
 
 /* The file name message m is restored under (its keywords as the letters

@@ -24,7 +24,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size < 1)
 		return 0;
-	uint8_t which = data[0] % 11;
+	uint8_t which = data[0] % 14;
 	data++;
 	size--;
 	struct abuf f = ABUF_INIT;
@@ -131,6 +131,38 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (serve_ctl_decode(data, size, peer, &port) == 0) {
 			if (serve_ctl_encode(&f, peer, port) != 0 || f.len != size || memcmp(f.data, data, size) != 0)
 				abort();
+		}
+		break;
+	}
+	case 11: {
+		uint8_t flags;
+		if (serve_decode_ok(data, size, &flags) == 0) {
+			if (serve_encode_ok(&f, flags) != 0)
+				abort();
+			same(&f, data, size);
+		}
+		break;
+	}
+	case 12: {
+		size_t folder;
+		struct vv_store req;
+		if (serve_decode_store(data, size, &folder, &req) == 0) {
+			if (serve_encode_store(&f, folder, &req) != 0)
+				abort();
+			same(&f, data, size);
+			serve_store_release(&req);
+		}
+		break;
+	}
+	case 13: {
+		struct vv_store_result res = { 0 };
+		size_t nmsgs;
+		if (serve_decode_stored(data, size, &res, &nmsgs) == 0) {
+			if (serve_encode_stored(&f, res.keywords, res.nkeywords, res.modified, res.nmodified,
+						nmsgs) != 0)
+				abort();
+			same(&f, data, size);
+			vv_store_result_release(&res);
 		}
 		break;
 	}
