@@ -31,6 +31,7 @@ struct overlay {
 	uint64_t end;                   /* offset after the last good record */
 	uint64_t nrecords;
 	bool broken;                    /* a write or sync failed: end unknown */
+	uint64_t max_bytes;             /* 0: no limit */
 	struct ovl_folder **buckets;
 	size_t nbuckets, nfolders;
 	uint64_t nmsgs;
@@ -330,6 +331,16 @@ const struct ovl_folder *overlay_folder(const struct overlay *ov, const char *ac
 	return folder_lookup(ov, account, folder, uidvalidity);
 }
 
+void overlay_set_max_bytes(struct overlay *ov, uint64_t max)
+{
+	ov->max_bytes = max;
+}
+
+uint64_t overlay_bytes(const struct overlay *ov)
+{
+	return ov->end;
+}
+
 void overlay_counts(const struct overlay *ov, uint64_t *records_r, uint64_t *folders_r,
 		    uint64_t *msgs_r)
 {
@@ -572,7 +583,8 @@ int overlay_record(struct overlay *ov, const char *account, const char *folder,
 	struct abuf pt = ABUF_INIT, out = ABUF_INIT;
 	struct overlay_rec rec = { .time_ns = time_ns, .account = (char *)account,
 				   .folder = (char *)folder, .uidvalidity = uidvalidity, .nkw = nkw };
-	memcpy(rec.kw, kw, nkw * sizeof(*kw));
+	if (nkw > 0)
+		memcpy(rec.kw, kw, nkw * sizeof(*kw));
 	int rc = 0;
 	uint64_t index = ov->nrecords;
 	size_t nrec = 0;
@@ -602,7 +614,11 @@ int overlay_record(struct overlay *ov, const char *account, const char *folder,
 	}
 	if (n == 0 && rc == 0)
 		rc = arca_err_set(err, ARCA_EINVAL, "an empty change");
-	if (rc == 0) {
+	if (rc == 0 && ov->max_bytes && ov->end + out.len > ov->max_bytes)
+		rc = arca_err_set(err, ARCA_ENOSPC, "%s is full (%llu bytes, at most %llu)", ov->path,
+				  (unsigned long long)ov->end, (unsigned long long)ov->max_bytes);
+	bool full = rc == ARCA_ENOSPC;
+	if (rc == 0 && !full) {
 		if (lseek(ov->fd, (off_t)ov->end, SEEK_SET) < 0) {
 			rc = arca_err_errno(err, ARCA_EIO, errno, "seek %s", ov->path);
 		} else if ((rc = fs_write_all(ov->fd, out.data, out.len, ov->path, err)) == 0 &&

@@ -75,6 +75,12 @@ int overlay_open(const char *path, const struct arca_restore_key *rk, bool writa
 		 struct overlay **ov_r, char *warning, struct arca_err *err);
 void overlay_free(struct overlay *ov);
 
+/* The file may grow to at most max bytes (0: no limit): a record that
+ * would pass it is refused with ARCA_ENOSPC (and the overlay stays
+ * usable).  A client flipping a flag in a loop must not fill the disk. */
+void overlay_set_max_bytes(struct overlay *ov, uint64_t max);
+uint64_t overlay_bytes(const struct overlay *ov);
+
 /* Make one change durable and add it to the state: the new state of
  * msgs[0..n) (UIDs strictly ascending, n >= 1; keywords bits index kw)
  * of one folder, at time_ns.  Nothing is changed on failure; after a

@@ -1327,6 +1327,7 @@ static void cmd_store(struct sess *s, struct imapd_cmd *c)
 	if (rc) {
 		logf_(s, "user=%s: STORE in folder %zu: %s", s->user, s->sel, arca_strerror(rc));
 		tagged(s, c->tag, rc == ARCA_ELIMIT ? "NO [LIMIT] Too many keywords in this mailbox."
+			       : rc == ARCA_ENOSPC ? "NO [OVERQUOTA] No room is left to keep flag changes."
 			       : "NO [SERVERBUG] The flag change could not be kept.");
 		return;
 	}

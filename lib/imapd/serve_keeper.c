@@ -1190,6 +1190,7 @@ static void do_store(struct chan *c)
 			klog(k, "error: %s: folder %zu: a flag change was not kept: %s", shown, fi, err.msg);
 		answer_err(c, rc, rc == ARCA_ENOENT ? "no such folder"
 				  : rc == ARCA_ELIMIT ? "too many keywords in this folder"
+				  : rc == ARCA_ENOSPC ? "the overlay is full"
 				  : "the flag change could not be kept");
 		return;
 	}

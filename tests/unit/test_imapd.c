@@ -1344,6 +1344,8 @@ static void test_store(void)
 	/* the view fails: said, nothing changed in the session */
 	c->v.fail_store = ARCA_EIO;
 	EXPECT(c, "s", "STORE 2 +FLAGS (\\Draft)", "s NO [SERVERBUG] The flag change could not be kept.\r\n");
+	c->v.fail_store = ARCA_ENOSPC;
+	EXPECT(c, "s2", "STORE 2 +FLAGS (\\Draft)", "s2 NO [OVERQUOTA] No room is left to keep flag changes.\r\n");
 	c->v.fail_store = ARCA_ELIMIT;
 	EXPECT(c, "t", "STORE 2 +FLAGS (x1)", "t NO [LIMIT] Too many keywords in this mailbox.\r\n");
 	c->v.fail_store = 0;

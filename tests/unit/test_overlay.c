@@ -138,6 +138,14 @@ static void test_keyword_limit(void)
 	CHECK_EQ_INT(file_size(p), before);
 	/* known names are fine */
 	CHECK_EQ_INT(overlay_record(ov, "a@x", "INBOX", 1, kw + 3, 1, &m, 1, 7, &err), 0);
+	/* full: refused, nothing written, and usable again with room */
+	off_t size = file_size(p);
+	overlay_set_max_bytes(ov, (uint64_t)size + 10);
+	CHECK_EQ_INT(overlay_record(ov, "a@x", "INBOX", 1, kw + 3, 1, &m, 1, 8, &err), ARCA_ENOSPC);
+	CHECK_EQ_INT(file_size(p), size);
+	CHECK_EQ_INT(overlay_bytes(ov), size);
+	overlay_set_max_bytes(ov, 0);
+	CHECK_EQ_INT(overlay_record(ov, "a@x", "INBOX", 1, kw + 3, 1, &m, 1, 8, &err), 0);
 	overlay_free(ov);
 }
 
