@@ -19,6 +19,7 @@
 #include "journal.h"
 #include "alarm.h"
 #include "snapshot.h"
+#include "overlay.h"
 #include "harness.h"
 #include "../vectors/vector_keys.h"
 
@@ -645,6 +646,87 @@ static void spec_vstr(struct abuf *b, const char *s)
 	abuf_add(b, s, strlen(s));
 }
 
+/* ---- the flag overlay (docs/format/overlay.md) ---- */
+
+static void test_overlay_vector(void)
+{
+	struct abuf v = ABUF_INIT, pt = ABUF_INIT;
+	REQUIRE(load("overlay.bin", &v) == 0);
+	REQUIRE(v.len > 64 + 4);
+	const uint8_t *h = v.data;
+	/* the header, by the spec */
+	CHECK(memcmp(h, "ARCAOVL\n", 8) == 0);
+	CHECK(get_u32le(h + 8) == 1 && get_u32le(h + 12) == 0);
+	CHECK(memcmp(h + 16, pub.repo_id, 16) == 0);
+	uint8_t key[32], check[16];
+	static const char ctx[16] = "arca overlay v1";    /* with its NUL */
+	crypto_generichash_state st;
+	crypto_generichash_init(&st, rk->box_sk, 32, 32);
+	crypto_generichash_update(&st, (const uint8_t *)ctx, 16);
+	crypto_generichash_update(&st, pub.repo_id, 16);
+	crypto_generichash_update(&st, h + 32, 16);
+	crypto_generichash_final(&st, key, 32);
+	crypto_generichash(check, 16, h, 48, key, 32);
+	CHECK(memcmp(check, h + 48, 16) == 0);
+	/* record 0 */
+	uint32_t L = get_u32le(h + 64);
+	REQUIRE(L > 16 && 64 + 4 + (size_t)L == v.len);
+	uint8_t nonce[24] = { 0 }, ad[72];
+	memcpy(ad, h, 64);
+	memset(ad + 64, 0, 8);
+	REQUIRE(abuf_reserve(&pt, L) == 0);
+	unsigned long long mlen = 0;
+	REQUIRE(crypto_aead_xchacha20poly1305_ietf_decrypt(pt.data, &mlen, NULL, h + 68, L, ad, sizeof(ad),
+							    nonce, key) == 0);
+	pt.len = (size_t)mlen;
+	/* the plaintext, built from the spec */
+	struct abuf want = ABUF_INIT;
+	uint8_t u8[8];
+	abuf_add_u8(&want, 1);
+	put_u64le(u8, VK_OVL_TIME);
+	abuf_add(&want, u8, 8);
+	abuf_add_u8(&want, sizeof(VK_OVL_ACCOUNT) - 1);
+	abuf_add(&want, VK_OVL_ACCOUNT, sizeof(VK_OVL_ACCOUNT) - 1);
+	abuf_add_u8(&want, sizeof(VK_OVL_FOLDER) - 1);
+	abuf_add(&want, VK_OVL_FOLDER, sizeof(VK_OVL_FOLDER) - 1);
+	put_u32le(u8, VK_OVL_UIDVALIDITY);
+	abuf_add(&want, u8, 4);
+	abuf_add_u8(&want, 1);
+	abuf_add_u8(&want, sizeof(VK_OVL_KEYWORD) - 1);
+	abuf_add(&want, VK_OVL_KEYWORD, sizeof(VK_OVL_KEYWORD) - 1);
+	abuf_add_u8(&want, 2);
+	const struct { uint32_t uid; uint8_t flags; uint64_t kw; } m[2] = { { 3, 5, 1 }, { 7, 0, 0 } };
+	for (int i = 0; i < 2; i++) {
+		put_u32le(u8, m[i].uid);
+		abuf_add(&want, u8, 4);
+		put_u64le(u8, 42);
+		abuf_add(&want, u8, 8);
+		abuf_add_u8(&want, m[i].flags);
+		put_u64le(u8, m[i].kw);
+		abuf_add(&want, u8, 8);
+	}
+	CHECK(same(&pt, want.data, want.len, "overlay record 0 plaintext"));
+	/* and the library reads it the same */
+	char *dir = harness_tmpdir("vec-ovl");
+	char *p = fs_join(dir, "overlay");
+	struct arca_err err = { 0 };
+	REQUIRE(p && fs_write_file(p, v.data, v.len, 0600, 0, &err) == 0);
+	struct overlay *ov = NULL;
+	char warn[ARCA_ERR_MSG_MAX];
+	REQUIRE(overlay_open(p, rk, false, &ov, warn, &err) == 0);
+	const struct ovl_folder *f = overlay_folder(ov, VK_OVL_ACCOUNT, VK_OVL_FOLDER, VK_OVL_UIDVALIDITY);
+	REQUIRE(f != NULL && f->nmsgs == 2 && f->nkeywords == 1);
+	CHECK(f->msgs[0].uid == 3 && f->msgs[0].flags == 5 && f->msgs[0].keywords == 1 &&
+	      f->msgs[0].modseq == 42 && f->msgs[0].time_ns == VK_OVL_TIME);
+	overlay_free(ov);
+	free(p);
+	rm_rf(dir);
+	sodium_memzero(key, sizeof(key));
+	abuf_release(&v);
+	abuf_release(&pt);
+	abuf_release(&want);
+}
+
 static void test_pull_vectors(void)
 {
 	uint8_t page[32], sieve[32], suspect[32];
@@ -768,6 +850,7 @@ int main(void)
 	RUN(test_log_vector);
 	RUN(test_journal_vectors);
 	RUN(test_pull_vectors);
+	RUN(test_overlay_vector);
 	acrypto_ingest_keys_free(ik);
 	acrypto_restore_key_free(rk);
 	HARNESS_EXIT();

@@ -23,6 +23,7 @@
 #include "journal.h"
 #include "alarm.h"
 #include "snapshot.h"
+#include "overlay.h"
 #include "vector_keys.h"
 
 static const char *outdir;
@@ -265,6 +266,28 @@ int main(int argc, char **argv)
 		if (alarm_clear_encode(VK_ALARM_CLEARS, VK_ALARM_REASON, &b) != 0)
 			die("alarm-clear payload", NULL);
 		put("alarm-clear-payload.bin", b.data, b.len);
+	}
+
+	/* a flag overlay of one record (random salt: the test decodes it
+	 * from the spec with the fixed restore key) */
+	{
+		char *op = fs_join(scratch, "overlay");
+		struct overlay *ov = NULL;
+		char warn[ARCA_ERR_MSG_MAX];
+		char *kw[1] = { VK_OVL_KEYWORD };
+		struct overlay_msg m[2] = {
+			{ .uid = 3, .flags = 1 | 4, .keywords = 1, .modseq = 42 },
+			{ .uid = 7, .flags = 0, .keywords = 0, .modseq = 42 },
+		};
+		if (op == NULL || overlay_open(op, rk, true, &ov, warn, &err) != 0 ||
+		    overlay_record(ov, VK_OVL_ACCOUNT, VK_OVL_FOLDER, VK_OVL_UIDVALIDITY, kw, 1, m, 2,
+				   VK_OVL_TIME, &err) != 0 ||
+		    fs_read_file(op, 4096, &b, &err) != 0)
+			die("overlay", &err);
+		overlay_free(ov);
+		put("overlay.bin", b.data, b.len);
+		unlink(op);
+		free(op);
 	}
 
 	/* leave no scratch behind */

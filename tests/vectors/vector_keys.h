@@ -113,6 +113,13 @@ static inline void vk_journal_prefix(uint8_t p[112])
 #define VK_ALARM_TEXT "lost 40 of 40 messages and 3 of 5 folders since the last snapshot"
 #define VK_ALARM_CLEARS 12u
 #define VK_ALARM_REASON "test: the wipe was ours"
+
+/* overlay.bin: one record of two messages */
+#define VK_OVL_ACCOUNT "alice@example.test"
+#define VK_OVL_FOLDER "INBOX"
+#define VK_OVL_UIDVALIDITY 1700000001u
+#define VK_OVL_KEYWORD "$Todo"
+#define VK_OVL_TIME UINT64_C(1790000000000000000)
 static inline void vk_snapshot_ids(uint8_t page[32], uint8_t sieve[32], uint8_t suspect[32])
 {
 	for (int i = 0; i < 32; i++) {
