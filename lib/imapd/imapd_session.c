@@ -34,6 +34,7 @@
 #define STREAM_MIN 16384              /* literals at least this long go out uncopied */
 #define IN_BUF 16384
 #define IDLE_KEEPALIVE_MS 120000      /* "* OK Still here" while idling */
+#define IDLE_POLL_MS 5000             /* other sessions' flag changes looked for while idling */
 #define LOGIN_FAILURES_MAX 3
 #define SASL_LINE_MAX 8192            /* AUTHENTICATE continuation line */
 #define PATTERN_MAX 1024              /* a longer LIST pattern matches nothing */
@@ -70,6 +71,7 @@ struct sess {
 	uint32_t sel_uidvalidity, sel_uidnext;
 	uint64_t sel_highestmodseq;
 	bool sel_rw;                  /* SELECTed and the view keeps flag changes */
+	uint64_t notified_modseq;     /* other sessions' changes up to this were shown */
 	bool *flags_shown;            /* FETCH: \Seen set by it, FLAGS to be shown (per message) */
 
 	/* the last message's bytes, its MIME tree and a lower-cased copy */
@@ -1291,6 +1293,51 @@ static int store_take(struct sess *s, struct vv_store_result *res, bool *changed
 	return 0;
 }
 
+/* Flag changes other sessions made since the last look (NOOP, CHECK,
+ * IDLE): an unsolicited FETCH for each message whose MODSEQ moved here.
+ * The session's own changes are there already (same MODSEQ) and are not
+ * shown again. */
+static void notify_changes(struct sess *s)
+{
+	if (s->state != S_SELECTED || !s->sel_rw || s->vv->changes == NULL)
+		return;
+	struct vv_store_result res;
+	int rc = s->vv->changes(s->vctx, s->sel, s->notified_modseq, &res);
+	if (rc) {
+		logf_(s, "user=%s: changes of folder %zu: %s", s->user, s->sel, arca_strerror(rc));
+		return;
+	}
+	bool *moved = res.nmsgs ? calloc(res.nmsgs, sizeof(bool)) : NULL;
+	if ((res.nmsgs && moved == NULL) || store_take(s, &res, moved) != 0) {
+		free(moved);
+		vv_store_result_release(&res);
+		fatal(s, ARCA_ENOMEM);
+		return;
+	}
+	for (size_t i = 0; i < res.nmsgs; i++) {
+		if (res.msgs[i].modseq > s->notified_modseq)
+			s->notified_modseq = res.msgs[i].modseq;
+		size_t idx = uid_lower_bound(&s->mb, res.msgs[i].uid);
+		if (!moved[i] || idx >= s->mb.nmsgs || s->mb.msgs[idx].uid != res.msgs[i].uid)
+			continue;
+		out_str(s, "* ");
+		out_u64(s, idx + 1);
+		out_str(s, " FETCH (UID ");
+		out_u64(s, res.msgs[i].uid);
+		out_str(s, " FLAGS ");
+		out_flags(s, &s->mb.msgs[idx]);
+		if (s->condstore) {
+			out_str(s, " MODSEQ (");
+			out_u64(s, res.msgs[i].modseq);
+			out_add(s, ")", 1);
+		}
+		out_str(s, ")\r\n");
+		out_maybe_flush(s);
+	}
+	free(moved);
+	vv_store_result_release(&res);
+}
+
 static void cmd_store(struct sess *s, struct imapd_cmd *c)
 {
 	if (!s->sel_rw) {
@@ -2295,6 +2342,7 @@ static void cmd_select(struct sess *s, struct imapd_cmd *c)
 	s->state = S_SELECTED;
 	s->sel_rw = c->kind == IMAPD_CMD_SELECT && s->vv->store != NULL && s->vv->can_store != NULL &&
 		    s->vv->can_store(s->vctx);
+	s->notified_modseq = hms;
 	if (c->condstore)
 		s->condstore = true;
 
@@ -2509,11 +2557,16 @@ out:
 static void cmd_idle(struct sess *s, struct imapd_cmd *c)
 {
 	out_str(s, "+ idling\r\n");
+	notify_changes(s);
 	out_flush(s);
 	long left = s->idle_ms;
+	/* with flag changes kept, other sessions' are looked for this often */
+	bool poll = s->state == S_SELECTED && s->sel_rw && s->vv->changes != NULL;
+	long since_alive = 0;
 	while (!s->end) {
 		if (s->in_pos >= s->in_len) {
-			int t = left < IDLE_KEEPALIVE_MS ? (int)left : IDLE_KEEPALIVE_MS;
+			long step = poll ? IDLE_POLL_MS : IDLE_KEEPALIVE_MS;
+			int t = left < step ? (int)left : (int)step;
 			int w = t > 0 ? s->io->wait(s->io->ctx, t) : 0;
 			if (w < 0) {
 				fatal(s, ARCA_EIO);
@@ -2521,11 +2574,17 @@ static void cmd_idle(struct sess *s, struct imapd_cmd *c)
 			}
 			if (w == 0) {
 				left -= t;
+				since_alive += t;
 				if (left <= 0) {
 					end_read(s, RD_TIMEOUT);
 					return;
 				}
-				out_str(s, "* OK Still here\r\n");
+				if (poll)
+					notify_changes(s);
+				if (since_alive >= IDLE_KEEPALIVE_MS) {
+					out_str(s, "* OK Still here\r\n");
+					since_alive = 0;
+				}
 				out_flush(s);
 				continue;
 			}
@@ -2644,9 +2703,11 @@ static void dispatch(struct sess *s, struct imapd_cmd *c)
 		tagged(s, c->tag, "OK Capability completed.");
 		break;
 	case IMAPD_CMD_NOOP:
+		notify_changes(s);
 		tagged(s, c->tag, "OK NOOP completed.");
 		break;
 	case IMAPD_CMD_CHECK:
+		notify_changes(s);
 		tagged(s, c->tag, "OK Check completed.");
 		break;
 	case IMAPD_CMD_LOGOUT:

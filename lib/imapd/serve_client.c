@@ -302,7 +302,7 @@ static int store_chunk(struct serve_client *c, size_t folder, const struct vv_st
 		return broken(c);
 	struct vv_store_result part = { 0 };
 	size_t nmsgs = 0;
-	rc = serve_decode_stored(c->in.data, c->in.len, &part, &nmsgs);
+	rc = serve_decode_stored(c->in.data, c->in.len, &part, &nmsgs, SERVE_STORE_UIDS_MAX);
 	if (rc) {
 		c->broken = true;   /* MSGS frames may follow */
 		return rc == ARCA_ENOMEM ? rc : ARCA_EIO;
@@ -385,6 +385,76 @@ static int client_store(void *ctx, size_t folder, const struct vv_store *req, st
 	return rc;
 }
 
+static int client_changes(void *ctx, size_t folder, uint64_t since, struct vv_store_result *res)
+{
+	struct serve_client *c = ctx;
+	memset(res, 0, sizeof(*res));
+	if (!c->bound || !c->can_store)
+		return ARCA_ESTATE;
+	if (serve_encode_changes(&c->frame, folder, since) != 0)
+		return ARCA_ENOENT;
+	uint8_t type = 0;
+	int rc = call(c, &type);
+	if (rc)
+		return rc;
+	if (type == SERVE_ERR)
+		return err_answer(c);
+	if (type != SERVE_STORED)
+		return broken(c);
+	size_t total = 0;
+	rc = serve_decode_stored(c->in.data, c->in.len, res, &total, SERVE_MSGS_MAX);
+	if (rc == 0 && res->nmodified != 0)
+		rc = ARCA_EFORMAT;
+	if (rc) {
+		vv_store_result_release(res);
+		c->broken = true;   /* MSGS frames may follow */
+		return rc == ARCA_ENOMEM ? rc : ARCA_EIO;
+	}
+	size_t cap = 0;
+	uint64_t kwmask = res->nkeywords >= 64 ? UINT64_MAX : (UINT64_C(1) << res->nkeywords) - 1;
+	while (rc == 0 && res->nmsgs < total) {
+		if (next(c, SERVE_MSGS) != 0) {
+			rc = ARCA_EIO;
+			break;
+		}
+		/* grows with what arrives, not with what the head announced */
+		size_t room = total - res->nmsgs;
+		if (room > SERVE_MSGS_PER_FRAME)
+			room = SERVE_MSGS_PER_FRAME;
+		if (res->nmsgs + room > cap) {
+			size_t ncap = cap ? cap * 2 : SERVE_MSGS_PER_FRAME;
+			while (ncap < res->nmsgs + room)
+				ncap *= 2;
+			if (ncap > total)
+				ncap = total;
+			struct vv_msg *m = realloc(res->msgs, ncap * sizeof(*m));
+			if (m == NULL) {
+				rc = ARCA_ENOMEM;
+				c->broken = true;
+				break;
+			}
+			res->msgs = m;
+			cap = ncap;
+		}
+		size_t got = 0;
+		if (serve_decode_msgs(c->in.data, c->in.len, res->msgs + res->nmsgs, room, &got) != 0) {
+			rc = ARCA_EIO;
+			break;
+		}
+		for (size_t i = res->nmsgs; i < res->nmsgs + got && rc == 0; i++)
+			if ((i > 0 && res->msgs[i].uid <= res->msgs[i - 1].uid) ||
+			    (res->msgs[i].keywords & ~kwmask) || res->msgs[i].modseq <= since)
+				rc = ARCA_EIO;
+		res->nmsgs += got;
+	}
+	if (rc) {
+		if (rc == ARCA_EIO)
+			c->broken = true;
+		vv_store_result_release(res);
+	}
+	return rc;
+}
+
 const struct vault_view_ops serve_client_ops = {
 	.login = client_login,
 	.folders = client_folders,
@@ -394,4 +464,5 @@ const struct vault_view_ops serve_client_ops = {
 	.account = client_account,
 	.can_store = client_can_store,
 	.store = client_store,
+	.changes = client_changes,
 };

@@ -1208,6 +1208,62 @@ static void do_store(struct chan *c)
 	vv_store_result_release(&res);
 }
 
+/* The messages of a folder changed since a MODSEQ (by any session of the
+ * account): a session's poll on NOOP, CHECK and IDLE. */
+static void do_changes(struct chan *c)
+{
+	struct serve_keeper *k = c->k;
+	if (k->o.overlay == NULL) {
+		c->violation = "a CHANGES on a read-only vault";
+		return;
+	}
+	size_t fi;
+	uint64_t since;
+	if (serve_decode_changes(c->in.data, c->in.len, &fi, &since) != 0) {
+		c->violation = "a malformed CHANGES";
+		return;
+	}
+	struct arca_err err = { 0 };
+	struct vv_store_result res = { 0 };
+	int rc;
+	pthread_mutex_lock(&k->lock);
+	struct kfolder *f = folder_get(c, fi, &err, &rc);
+	if (f && f->f.highestmodseq > since) {
+		size_t n = 0;
+		for (size_t i = 0; i < f->nmsgs; i++)
+			n += f->msgs[i].v.modseq > since;
+		if (n > 0 && (res.msgs = malloc(n * sizeof(*res.msgs))) == NULL)
+			rc = arca_err_set(&err, ARCA_ENOMEM, "out of memory");
+		for (size_t i = 0; rc == 0 && i < f->nmsgs; i++)
+			if (f->msgs[i].v.modseq > since)
+				res.msgs[res.nmsgs++] = f->msgs[i].v;
+	}
+	if (f && rc == 0) {
+		if ((res.keywords = strv_dup(f->keywords, f->nkeywords)) == NULL && f->nkeywords > 0)
+			rc = arca_err_set(&err, ARCA_ENOMEM, "out of memory");
+		else
+			res.nkeywords = f->nkeywords;
+	}
+	pthread_mutex_unlock(&k->lock);
+	if (rc) {
+		vv_store_result_release(&res);
+		answer_err(c, rc, rc == ARCA_ENOENT ? "no such folder" : "the vault can't read this folder");
+		return;
+	}
+	int sent = serve_encode_stored(&c->out, res.keywords, res.nkeywords, NULL, 0, res.nmsgs) == 0
+		   ? send_out(c) : -1;
+	for (size_t off = 0; sent == 0 && off < res.nmsgs;) {
+		size_t m = res.nmsgs - off > SERVE_MSGS_PER_FRAME ? SERVE_MSGS_PER_FRAME : res.nmsgs - off;
+		if (serve_encode_msgs(&c->out, res.msgs + off, m) != 0) {
+			c->violation = "cannot encode messages";
+			break;
+		}
+		sent = send_out(c);
+		off += m;
+	}
+	vv_store_result_release(&res);
+}
+
 static void channel_serve(struct serve_keeper *k, int fd, const char *peer)
 {
 	struct chan c = { .k = k, .fd = fd };
@@ -1249,6 +1305,9 @@ static void channel_serve(struct serve_keeper *k, int fd, const char *peer)
 			break;
 		case SERVE_STORE:
 			do_store(&c);
+			break;
+		case SERVE_CHANGES:
+			do_changes(&c);
 			break;
 		default:
 			c.violation = "an unknown request";

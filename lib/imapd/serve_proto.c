@@ -138,10 +138,20 @@ int serve_encode_store(struct abuf *out, size_t folder, const struct vv_store *r
 	return rc ? rc : frame_end(out);
 }
 
+int serve_encode_changes(struct abuf *out, size_t folder, uint64_t since)
+{
+	if (folder >= SERVE_FOLDERS_MAX)
+		return ARCA_ELIMIT;
+	int rc = frame_start(out, SERVE_CHANGES);
+	rc = rc ? rc : abuf_add_varint(out, folder);
+	rc = rc ? rc : abuf_add_u64(out, since);
+	return rc ? rc : frame_end(out);
+}
+
 int serve_encode_stored(struct abuf *out, char *const *kw, size_t nkw, const uint32_t *modified,
 			size_t nmodified, size_t nmsgs)
 {
-	if (nkw > SERVE_KEYWORDS_MAX || nmodified > SERVE_STORE_UIDS_MAX || nmsgs > SERVE_STORE_UIDS_MAX ||
+	if (nkw > SERVE_KEYWORDS_MAX || nmodified > SERVE_STORE_UIDS_MAX || nmsgs > SERVE_MSGS_MAX ||
 	    !uids_ok(modified, nmodified))
 		return ARCA_ELIMIT;
 	int rc = frame_start(out, SERVE_STORED);
@@ -661,7 +671,21 @@ int serve_decode_store(const uint8_t *p, size_t len, size_t *folder_r, struct vv
 	return 0;
 }
 
-int serve_decode_stored(const uint8_t *p, size_t len, struct vv_store_result *res, size_t *nmsgs_r)
+int serve_decode_changes(const uint8_t *p, size_t len, size_t *folder_r, uint64_t *since_r)
+{
+	struct adec d;
+	adec_init(&d, p, len);
+	uint64_t folder = adec_varint(&d);
+	uint64_t since = adec_u64(&d);
+	if (adec_finish(&d) != 0 || folder >= SERVE_FOLDERS_MAX)
+		return ARCA_EFORMAT;
+	*folder_r = (size_t)folder;
+	*since_r = since;
+	return 0;
+}
+
+int serve_decode_stored(const uint8_t *p, size_t len, struct vv_store_result *res, size_t *nmsgs_r,
+			size_t max_msgs)
 {
 	struct adec d;
 	adec_init(&d, p, len);
@@ -673,7 +697,7 @@ int serve_decode_stored(const uint8_t *p, size_t len, struct vv_store_result *re
 	size_t nmod = 0;
 	uint32_t *mod = decode_uids(&d, 0, &nmod, &rc);
 	uint64_t nmsgs = adec_varint(&d);
-	if (rc != 0 || adec_finish(&d) != 0 || nmsgs > SERVE_STORE_UIDS_MAX) {
+	if (rc != 0 || adec_finish(&d) != 0 || nmsgs > max_msgs || max_msgs > SERVE_MSGS_MAX) {
 		for (size_t i = 0; i < nkw; i++)
 			free(kw[i]);
 		free(kw);

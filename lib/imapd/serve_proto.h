@@ -56,6 +56,7 @@ enum serve_type {
 	SERVE_BODY = 4,         /* varint folder index, u32 uid */
 	SERVE_STORE = 5,        /* varint folder, u8 mode, u8 flags, varint nkw, strs,
 				   u8 has_unchangedsince, u64 unchangedsince, varint n, n u32 uids */
+	SERVE_CHANGES = 6,      /* varint folder, u64 since */
 	/* keeper -> session */
 	SERVE_OK = 64,          /* u8 flags (SERVE_OK_STORE): LOGIN accepted */
 	SERVE_NO = 65,          /* u8 reason, str text: LOGIN refused */
@@ -96,7 +97,10 @@ int serve_encode_ok(struct abuf *out, uint8_t flags);
 /* A STORE of req->uids (1 .. SERVE_STORE_UIDS_MAX, ascending, keywords
  * that vv_keyword_ok). */
 int serve_encode_store(struct abuf *out, size_t folder, const struct vv_store *req);
-/* The answer's head; nmsgs MSGS records follow in SERVE_MSGS frames. */
+int serve_encode_changes(struct abuf *out, size_t folder, uint64_t since);
+/* The answer's head (to STORE: nmsgs <= SERVE_STORE_UIDS_MAX; to CHANGES:
+ * nmodified 0, nmsgs <= SERVE_MSGS_MAX); nmsgs MSGS records follow in
+ * SERVE_MSGS frames. */
 int serve_encode_stored(struct abuf *out, char *const *kw, size_t nkw, const uint32_t *modified,
 			size_t nmodified, size_t nmsgs);
 int serve_encode_no(struct abuf *out, uint8_t reason, const char *text);
@@ -125,7 +129,9 @@ int serve_decode_store(const uint8_t *p, size_t len, size_t *folder_r, struct vv
 void serve_store_release(struct vv_store *req);
 /* STORED into res (keywords, modified; res->msgs left alone), the count of
  * message records to follow. */
-int serve_decode_stored(const uint8_t *p, size_t len, struct vv_store_result *res, size_t *nmsgs_r);
+int serve_decode_stored(const uint8_t *p, size_t len, struct vv_store_result *res, size_t *nmsgs_r,
+			size_t max_msgs);
+int serve_decode_changes(const uint8_t *p, size_t len, size_t *folder_r, uint64_t *since_r);
 int serve_decode_open(const uint8_t *p, size_t len, size_t *folder_r);
 int serve_decode_body(const uint8_t *p, size_t len, size_t *folder_r, uint32_t *uid_r);
 int serve_decode_no(const uint8_t *p, size_t len, uint8_t *reason_r, char text[SERVE_TEXT_MAX + 1]);

@@ -154,6 +154,10 @@ struct vault_view_ops {
 	 * others: the change was not kept. */
 	bool (*can_store)(void *ctx);
 	int (*store)(void *ctx, size_t folder, const struct vv_store *req, struct vv_store_result *res);
+	/* Optional (with store): the messages of folder `folder` whose MODSEQ
+	 * is above `since` (changed by any session since), as they are now,
+	 * ascending by UID, and the folder's keywords (res->modified empty). */
+	int (*changes)(void *ctx, size_t folder, uint64_t since, struct vv_store_result *res);
 };
 
 #endif

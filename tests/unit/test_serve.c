@@ -1250,6 +1250,15 @@ static void test_keeper_store(void)
 	REQUIRE(V->folders(c2, &fl, &n) == 0);
 	CHECK_EQ_INT(fl[0].highestmodseq, 7);
 	CHECK_EQ_INT(fl[0].unseen, 1);            /* 11 only; 12 is seen now */
+	/* what changed since a MODSEQ, for a session's NOOP/IDLE */
+	REQUIRE(V->changes(c2, 0, 5, &res) == 0);
+	REQUIRE(res.nmsgs == 3 && res.nkeywords == 3 && res.nmodified == 0);
+	CHECK(res.msgs[0].uid == 10 && res.msgs[1].uid == 11 && res.msgs[2].uid == 12);
+	CHECK_EQ_INT(res.msgs[2].modseq, 7);
+	vv_store_result_release(&res);
+	REQUIRE(V->changes(c2, 0, 7, &res) == 0);
+	CHECK(res.nmsgs == 0);
+	vv_store_result_release(&res);
 	struct vv_mailbox mb;
 	REQUIRE(V->open(c2, 0, &mb) == 0);
 	REQUIRE(mb.nmsgs == 5 && mb.nkeywords == 3);
