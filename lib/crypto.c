@@ -162,6 +162,23 @@ void acrypto_overlay_key(const struct arca_restore_key *rk,
 	sodium_memzero(&st, sizeof(st));
 }
 
+void acrypto_xseal(const uint8_t key[ARCA_PACK_KEY_LEN], const uint8_t nonce[ARCA_XNONCE_LEN],
+		   const uint8_t *ad, size_t ad_len, const uint8_t *msg, size_t len, uint8_t *out)
+{
+	unsigned long long clen;
+	crypto_aead_xchacha20poly1305_ietf_encrypt(out, &clen, msg, len, ad, ad_len, NULL, nonce, key);
+}
+
+int acrypto_xopen(const uint8_t key[ARCA_PACK_KEY_LEN], const uint8_t nonce[ARCA_XNONCE_LEN],
+		  const uint8_t *ad, size_t ad_len, const uint8_t *ct, size_t len, uint8_t *out)
+{
+	unsigned long long mlen;
+	if (len < ARCA_AEAD_TAG_LEN ||
+	    crypto_aead_xchacha20poly1305_ietf_decrypt(out, &mlen, NULL, ct, len, ad, ad_len, nonce, key) != 0)
+		return ARCA_ECORRUPT;
+	return 0;
+}
+
 int acrypto_aead_encrypt(enum arca_cipher c, const uint8_t key[ARCA_PACK_KEY_LEN],
 			uint64_t nonce_index, const uint8_t *ad, size_t ad_len,
 			const uint8_t *msg, size_t len, uint8_t *out)

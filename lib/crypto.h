@@ -118,6 +118,16 @@ void acrypto_overlay_key(const struct arca_restore_key *rk,
 			 const uint8_t salt[ARCA_OVERLAY_SALT_LEN],
 			 uint8_t key_r[ARCA_PACK_KEY_LEN]);
 
+/* XChaCha20-Poly1305 (IETF) with a caller's 24-byte nonce (random: the
+ * overlay's records, whose index may be written twice after a torn end is
+ * cut).  out gets len + ARCA_AEAD_TAG_LEN bytes; open: ARCA_ECORRUPT when
+ * authentication fails, out gets len - tag bytes. */
+#define ARCA_XNONCE_LEN 24
+void acrypto_xseal(const uint8_t key[ARCA_PACK_KEY_LEN], const uint8_t nonce[ARCA_XNONCE_LEN],
+		   const uint8_t *ad, size_t ad_len, const uint8_t *msg, size_t len, uint8_t *out);
+int acrypto_xopen(const uint8_t key[ARCA_PACK_KEY_LEN], const uint8_t nonce[ARCA_XNONCE_LEN],
+		  const uint8_t *ad, size_t ad_len, const uint8_t *ct, size_t len, uint8_t *out);
+
 /* Ed25519 with a namespace prefix, so a log signature can't be replayed as
  * any other kind of signature (OpenSSH's sshsig namespaces). */
 void acrypto_sign(const struct arca_ingest_keys *k, const char *ns,

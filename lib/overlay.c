@@ -16,12 +16,14 @@
 #include "buf.h"
 #include "faultinject.h"
 #include "fsutil.h"
+#include "idset.h"
 
 #define OVL_MAGIC "ARCAOVL\n"
 #define OVL_VERSION 1u
 #define OVL_HEADER_LEN 64               /* magic 8, version 4, reserved 4, repo id 16, salt 16, check 16 */
 #define OVL_CHECK_LEN 16
 #define OVL_REC_KIND_FLAGS 1
+#define OVL_SEAL_EXTRA (ARCA_XNONCE_LEN + ARCA_AEAD_TAG_LEN)   /* a record's nonce and tag */
 
 struct overlay {
 	int fd;                         /* -1: read-only, closed after loading */
@@ -32,9 +34,18 @@ struct overlay {
 	uint64_t nrecords;
 	bool broken;                    /* a write or sync failed: end unknown */
 	uint64_t max_bytes;             /* 0: no limit */
+	uint64_t account_max_bytes;     /* 0: no limit */
+	struct ovl_acct **abuckets;     /* bytes of records per account */
+	size_t nabuckets, naccts;
 	struct ovl_folder **buckets;
 	size_t nbuckets, nfolders;
 	uint64_t nmsgs;
+};
+
+struct ovl_acct {
+	struct ovl_acct *next;
+	char *name;
+	uint64_t bytes;
 };
 
 /* ---- records ---- */
@@ -66,6 +77,9 @@ int overlay_rec_encode(const struct overlay_rec *r, struct abuf *out)
 		size_t l = strlen(r->kw[i]);
 		if (l == 0 || l > OVL_KEYWORD_MAX)
 			return ARCA_ELIMIT;
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(r->kw[j], r->kw[i]) == 0)
+				return ARCA_EINVAL;   /* the decoder refuses it: never written */
 		rc = abuf_add_str(out, r->kw[i]);
 	}
 	rc = rc ? rc : abuf_add_varint(out, r->n);
@@ -277,7 +291,38 @@ static uint64_t remap(uint64_t mask, const uint8_t *map, size_t nkw)
 	return out;
 }
 
-/* Would rec fit the state (keywords)?  The folder may not exist yet. */
+/* Drop the folder's keywords no message holds any more, renumbering the
+ * bits: the table is the union of every record's names, and names set and
+ * cleared again must not use up the 64 for good.  Changes no state. */
+static void compact_keywords(struct ovl_folder *f)
+{
+	uint64_t used = 0;
+	for (size_t i = 0; i < f->nmsgs; i++)
+		used |= f->msgs[i].keywords;
+	uint8_t to[OVL_KEYWORDS_MAX];
+	size_t n = 0;
+	for (size_t k = 0; k < f->nkeywords; k++) {
+		if (used & (UINT64_C(1) << k)) {
+			to[k] = (uint8_t)n;
+			f->keywords[n++] = f->keywords[k];
+		} else {
+			free(f->keywords[k]);
+		}
+	}
+	for (size_t k = n; k < f->nkeywords; k++)
+		f->keywords[k] = NULL;
+	f->nkeywords = n;
+	for (size_t i = 0; i < f->nmsgs; i++) {
+		uint64_t m = f->msgs[i].keywords, out = 0;
+		for (size_t k = 0; m; k++, m >>= 1)
+			if (m & 1)
+				out |= UINT64_C(1) << to[k];
+		f->msgs[i].keywords = out;
+	}
+}
+
+/* Would rec fit the state (keywords)?  The folder may not exist yet; its
+ * table is compacted when that makes room. */
 static int rec_fits(struct overlay *ov, const struct overlay_rec *rec)
 {
 	struct ovl_folder *f = folder_lookup(ov, rec->account, rec->folder, rec->uidvalidity);
@@ -285,6 +330,9 @@ static int rec_fits(struct overlay *ov, const struct overlay_rec *rec)
 		return 0;
 	uint8_t map[OVL_KEYWORDS_MAX];
 	size_t nnew;
+	if (map_keywords(f, rec->kw, rec->nkw, false, map, &nnew) == 0)
+		return 0;
+	compact_keywords(f);
 	return map_keywords(f, rec->kw, rec->nkw, false, map, &nnew);
 }
 
@@ -297,6 +345,8 @@ static int rec_merge(struct overlay *ov, const struct overlay_rec *rec)
 		return rc;
 	uint8_t map[OVL_KEYWORDS_MAX];
 	size_t nnew;
+	if (map_keywords(f, rec->kw, rec->nkw, false, map, &nnew) == ARCA_ELIMIT)
+		compact_keywords(f);
 	if ((rc = map_keywords(f, rec->kw, rec->nkw, true, map, &nnew)) != 0)
 		return rc;
 	for (size_t i = 0; i < rec->n; i++) {
@@ -336,6 +386,51 @@ void overlay_set_max_bytes(struct overlay *ov, uint64_t max)
 	ov->max_bytes = max;
 }
 
+void overlay_set_account_max_bytes(struct overlay *ov, uint64_t max)
+{
+	ov->account_max_bytes = max;
+}
+
+/* The account's byte count (made at 0 when add is set; NULL: none, or no
+ * memory). */
+static struct ovl_acct *acct_get(struct overlay *ov, const char *account, bool add)
+{
+	if (ov->nabuckets > 0) {
+		struct ovl_acct *a = ov->abuckets[folder_hash(account, "", 0) & (ov->nabuckets - 1)];
+		for (; a; a = a->next)
+			if (strcmp(a->name, account) == 0)
+				return a;
+	}
+	if (!add)
+		return NULL;
+	if (ov->naccts + 1 > ov->nabuckets * 2) {
+		size_t nb = ov->nabuckets ? ov->nabuckets * 4 : 64;
+		struct ovl_acct **b = calloc(nb, sizeof(*b));
+		if (b == NULL)
+			return NULL;
+		for (size_t i = 0; i < ov->nabuckets; i++)
+			for (struct ovl_acct *a = ov->abuckets[i], *nx; a; a = nx) {
+				nx = a->next;
+				size_t h = folder_hash(a->name, "", 0) & (nb - 1);
+				a->next = b[h];
+				b[h] = a;
+			}
+		free(ov->abuckets);
+		ov->abuckets = b;
+		ov->nabuckets = nb;
+	}
+	struct ovl_acct *a = calloc(1, sizeof(*a));
+	if (a == NULL || (a->name = strdup(account)) == NULL) {
+		free(a);
+		return NULL;
+	}
+	size_t h = folder_hash(account, "", 0) & (ov->nabuckets - 1);
+	a->next = ov->abuckets[h];
+	ov->abuckets[h] = a;
+	ov->naccts++;
+	return a;
+}
+
 uint64_t overlay_bytes(const struct overlay *ov)
 {
 	return ov->end;
@@ -369,6 +464,13 @@ void overlay_free(struct overlay *ov)
 			folder_free(f);
 		}
 	free(ov->buckets);
+	for (size_t i = 0; i < ov->nabuckets; i++)
+		for (struct ovl_acct *a = ov->abuckets[i], *nx; a; a = nx) {
+			nx = a->next;
+			free(a->name);
+			free(a);
+		}
+	free(ov->abuckets);
 	free(ov->path);
 	sodium_memzero(ov->key, sizeof(ov->key));
 	free(ov);
@@ -438,11 +540,11 @@ static int load_records(struct overlay *ov, uint64_t size, char *warning, struct
 			torn = "a record's length cut short";
 		} else if ((rc = fs_pread_exact(ov->fd, lenb, 4, off, ov->path, err)) != 0) {
 			break;
-		} else if ((clen = get_u32le(lenb)) <= ARCA_AEAD_TAG_LEN ||
-			   clen > OVL_RECORD_MAX + ARCA_AEAD_TAG_LEN) {
+		} else if ((clen = get_u32le(lenb)) <= OVL_SEAL_EXTRA ||
+			   clen > OVL_RECORD_MAX + OVL_SEAL_EXTRA) {
 			/* a length no writer makes: at the very end, a torn
 			 * write; before it, the file was altered */
-			if (size - off - 4 > OVL_RECORD_MAX + ARCA_AEAD_TAG_LEN) {
+			if (size - off - 4 > OVL_RECORD_MAX + OVL_SEAL_EXTRA) {
 				rc = arca_err_set(err, ARCA_ECORRUPT, "%s: record %llu at offset %llu has an impossible length %u",
 						  ov->path, (unsigned long long)ov->nrecords,
 						  (unsigned long long)off, clen);
@@ -465,8 +567,8 @@ static int load_records(struct overlay *ov, uint64_t size, char *warning, struct
 				break;
 			uint8_t ad[OVL_HEADER_LEN + 8];
 			rec_ad(ov, ov->nrecords, ad);
-			if (acrypto_aead_decrypt(ARCA_CIPHER_XCHACHA20POLY1305, ov->key, ov->nrecords, ad,
-						 sizeof(ad), ct.data, clen, pt.data) != 0) {
+			if (acrypto_xopen(ov->key, ct.data, ad, sizeof(ad), ct.data + ARCA_XNONCE_LEN,
+					  clen - ARCA_XNONCE_LEN, pt.data) != 0) {
 				if (off + 4 + clen != size) {
 					rc = arca_err_set(err, ARCA_ECORRUPT,
 							  "%s: record %llu at offset %llu fails authentication: the file was altered or is not for this restore key",
@@ -483,7 +585,7 @@ static int load_records(struct overlay *ov, uint64_t size, char *warning, struct
 			break;
 		}
 		struct overlay_rec rec;
-		if ((rc = overlay_rec_decode(pt.data, clen - ARCA_AEAD_TAG_LEN, &rec)) != 0) {
+		if ((rc = overlay_rec_decode(pt.data, clen - OVL_SEAL_EXTRA, &rec)) != 0) {
 			arca_err_set(err, rc == ARCA_ENOMEM ? rc : ARCA_ECORRUPT,
 				     "%s: record %llu at offset %llu: %s", ov->path,
 				     (unsigned long long)ov->nrecords, (unsigned long long)off,
@@ -492,6 +594,11 @@ static int load_records(struct overlay *ov, uint64_t size, char *warning, struct
 			break;
 		}
 		rc = rec_merge(ov, &rec);
+		struct ovl_acct *ac = rc == 0 ? acct_get(ov, rec.account, true) : NULL;
+		if (rc == 0 && ac == NULL)
+			rc = ARCA_ENOMEM;
+		else if (ac)
+			ac->bytes += 4 + (uint64_t)clen;
 		overlay_rec_release(&rec);
 		if (rc) {
 			arca_err_set(err, rc == ARCA_ELIMIT ? ARCA_ECORRUPT : rc, "%s: record %llu: %s", ov->path,
@@ -601,22 +708,32 @@ int overlay_record(struct overlay *ov, const char *account, const char *folder,
 			break;
 		}
 		size_t at = out.len;
-		if ((rc = abuf_reserve(&out, 4 + pt.len + ARCA_AEAD_TAG_LEN)) != 0) {
+		if ((rc = abuf_reserve(&out, 4 + pt.len + OVL_SEAL_EXTRA)) != 0) {
 			arca_err_set(err, rc, "out of memory");
 			break;
 		}
-		put_u32le(out.data + at, (uint32_t)(pt.len + ARCA_AEAD_TAG_LEN));
+		put_u32le(out.data + at, (uint32_t)(pt.len + OVL_SEAL_EXTRA));
 		uint8_t ad[OVL_HEADER_LEN + 8];
 		rec_ad(ov, index + nrec, ad);
-		acrypto_aead_encrypt(ARCA_CIPHER_XCHACHA20POLY1305, ov->key, index + nrec, ad, sizeof(ad),
-				     pt.data, pt.len, out.data + at + 4);
-		out.len = at + 4 + pt.len + ARCA_AEAD_TAG_LEN;
+		/* a random nonce: after a torn end is cut, this index is
+		 * written again, and one (key, nonce) must never seal two
+		 * plaintexts */
+		uint8_t *nonce = out.data + at + 4;
+		randombytes_buf(nonce, ARCA_XNONCE_LEN);
+		acrypto_xseal(ov->key, nonce, ad, sizeof(ad), pt.data, pt.len, nonce + ARCA_XNONCE_LEN);
+		out.len = at + 4 + pt.len + OVL_SEAL_EXTRA;
 	}
 	if (n == 0 && rc == 0)
 		rc = arca_err_set(err, ARCA_EINVAL, "an empty change");
 	if (rc == 0 && ov->max_bytes && ov->end + out.len > ov->max_bytes)
 		rc = arca_err_set(err, ARCA_ENOSPC, "%s is full (%llu bytes, at most %llu)", ov->path,
 				  (unsigned long long)ov->end, (unsigned long long)ov->max_bytes);
+	struct ovl_acct *ac = rc == 0 ? acct_get(ov, account, true) : NULL;
+	if (rc == 0 && ac == NULL)
+		rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
+	if (rc == 0 && ov->account_max_bytes && ac->bytes + out.len > ov->account_max_bytes)
+		rc = arca_err_set(err, ARCA_ENOSPC, "%s: %s has %llu bytes of changes, at most %llu", ov->path,
+				  account, (unsigned long long)ac->bytes, (unsigned long long)ov->account_max_bytes);
 	bool full = rc == ARCA_ENOSPC;
 	if (rc == 0 && !full) {
 		if (lseek(ov->fd, (off_t)ov->end, SEEK_SET) < 0) {
@@ -647,6 +764,7 @@ int overlay_record(struct overlay *ov, const char *account, const char *folder,
 	if (rc == 0) {
 		ov->end += out.len;
 		ov->nrecords += nrec;
+		ac->bytes += out.len;
 	}
 	sodium_memzero(pt.data, pt.cap);
 	abuf_release(&pt);
@@ -676,11 +794,23 @@ int overlay_apply(const struct overlay *ov, const char *account, uint64_t snapsh
 			map[i] = -1;      /* added below when a message needs it */
 	}
 	bool changed_any = false;
-	for (size_t i = 0; i < sf->nmsgs; i++) {
+	/* a UID recorded twice (a damaged record) names the first only,
+	 * as serve-imap served it; a message without one never had it */
+	struct idset done = IDSET_INIT;
+	int rc = 0;
+	for (size_t i = 0; i < sf->nmsgs && rc == 0; i++) {
 		struct snap_msg *m = &sf->msgs[i];
 		const struct overlay_msg *o = m->uid ? ovl_folder_msg(f, m->uid) : NULL;
 		if (o == NULL || o->time_ns <= snapshot_time_ns)
 			continue;
+		uint8_t id[ARCA_ID_LEN] = { 0 };
+		put_u32le(id, m->uid);
+		if (idset_has(&done, id))
+			continue;
+		if (idset_add(&done, id) != 0) {
+			rc = ARCA_ENOMEM;
+			break;
+		}
 		uint32_t fl = m->flags;
 		for (int b = 0; b < 5; b++) {
 			uint32_t letter = UINT32_C(1) << (flag_letters[b] - 'A');
@@ -700,8 +830,10 @@ int overlay_apply(const struct overlay *ov, const char *account, uint64_t snapsh
 					(*dropped_kw_r)++;
 					continue;
 				}
-				if ((sf->keywords[sf->nkeywords] = strdup(f->keywords[k])) == NULL)
+				if ((sf->keywords[sf->nkeywords] = strdup(f->keywords[k])) == NULL) {
+					idset_free(&done);
 					return ARCA_ENOMEM;
+				}
 				map[k] = (int)sf->nkeywords++;
 			}
 			kw |= UINT64_C(1) << map[k];
@@ -715,7 +847,8 @@ int overlay_apply(const struct overlay *ov, const char *account, uint64_t snapsh
 		(*applied_r)++;
 		changed_any = true;
 	}
+	idset_free(&done);
 	if (changed_any && f->max_modseq > sf->highestmodseq)
 		sf->highestmodseq = f->max_modseq;
-	return 0;
+	return rc;
 }

@@ -79,6 +79,9 @@ void overlay_free(struct overlay *ov);
  * would pass it is refused with ARCA_ENOSPC (and the overlay stays
  * usable).  A client flipping a flag in a loop must not fill the disk. */
 void overlay_set_max_bytes(struct overlay *ov, uint64_t max);
+/* The same per account (the bytes of its records, 0: no limit): one
+ * account can't use up the room all the others share. */
+void overlay_set_account_max_bytes(struct overlay *ov, uint64_t max);
 uint64_t overlay_bytes(const struct overlay *ov);
 
 /* Make one change durable and add it to the state: the new state of

@@ -670,14 +670,14 @@ static void test_overlay_vector(void)
 	CHECK(memcmp(check, h + 48, 16) == 0);
 	/* record 0 */
 	uint32_t L = get_u32le(h + 64);
-	REQUIRE(L > 16 && 64 + 4 + (size_t)L == v.len);
-	uint8_t nonce[24] = { 0 }, ad[72];
+	REQUIRE(L > 24 + 16 && 64 + 4 + (size_t)L == v.len);
+	uint8_t ad[72];
 	memcpy(ad, h, 64);
 	memset(ad + 64, 0, 8);
 	REQUIRE(abuf_reserve(&pt, L) == 0);
 	unsigned long long mlen = 0;
-	REQUIRE(crypto_aead_xchacha20poly1305_ietf_decrypt(pt.data, &mlen, NULL, h + 68, L, ad, sizeof(ad),
-							    nonce, key) == 0);
+	REQUIRE(crypto_aead_xchacha20poly1305_ietf_decrypt(pt.data, &mlen, NULL, h + 68 + 24, L - 24, ad,
+							    sizeof(ad), h + 68, key) == 0);
 	pt.len = (size_t)mlen;
 	/* the plaintext, built from the spec */
 	struct abuf want = ABUF_INIT;
