@@ -34,7 +34,8 @@ static const char USAGE[] =
 	"                [--snapshot ID ...] [--at TIME] [--tls-cert PEM --tls-key PEM]\n"
 	"                [--user NAME] [--max-sessions N] [--cache-mb N] [--log FILE]\n"
 	"                [--login-fails N] [--login-lock SECONDS] [--separator . | /]\n"
-	"                [--max-per-address N] [--overlay FILE [--overlay-max-mb N]]\n"
+	"                [--max-per-address N]\n"
+	"                [--overlay FILE [--overlay-max-mb N] [--overlay-account-mb N]]\n"
 	"                [--tls-handshake-timeout SECONDS] [--write-timeout SECONDS]\n\n"
 	"Serves every account of the vault read-only over IMAP (IMAP4rev1 with\n"
 	"CONDSTORE/QRESYNC, UIDPLUS, LIST-EXTENDED, SPECIAL-USE, IDLE, ...), each\n"
@@ -45,7 +46,8 @@ static const char USAGE[] =
 	"are kept in FILE instead (made if missing; encrypted and authenticated\n"
 	"with the restore key) and served from then on, also after a restart;\n"
 	"arca restore ... --overlay FILE carries them to the rebuilt server.\n"
-	"FILE grows to at most --overlay-max-mb (default 1024); past it changes are\n"
+	"FILE grows to at most --overlay-max-mb (default 1024), and by at most\n"
+	"--overlay-account-mb (default 64) for one account; past it changes are\n"
 	"refused (NO [OVERQUOTA]).\n"
 	"Logins are checked against PASSWD-FILE (Dovecot's passwd-file format; the\n"
 	"provider's own file can be used: it is read again when it changes).  The\n"
@@ -190,6 +192,7 @@ int cmd_serve_imap(int argc, char **argv)
 		{ "write-timeout", required_argument, NULL, 'W' },
 		{ "overlay", required_argument, NULL, 'O' },
 		{ "overlay-max-mb", required_argument, NULL, 'M' },
+		{ "overlay-account-mb", required_argument, NULL, 'P' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -199,7 +202,8 @@ int cmd_serve_imap(int argc, char **argv)
 	size_t nplain = 0, ntls = 0;
 	char *ids[64];
 	size_t nids = 0;
-	unsigned long max_sessions = 1000, cache_mb = 256, fails = 5, lock_s = 60, overlay_mb = 1024;
+	unsigned long max_sessions = 1000, cache_mb = 256, fails = 5, lock_s = 60, overlay_mb = 1024,
+		      overlay_acct_mb = 64;
 	char separator = '\0';
 	unsigned long per_addr = SERVE_MAX_PER_ADDRESS, hs_s = SERVE_HANDSHAKE_TIMEOUT_MS / 1000,
 		      wr_s = SERVE_WRITE_TIMEOUT_MS / 1000;
@@ -268,6 +272,10 @@ int cmd_serve_imap(int argc, char **argv)
 		case 'M':
 			if (!parse_uint(optarg, 1u << 24, &overlay_mb))
 				return cli_failf("--overlay-max-mb %s: not a number of MiB", optarg);
+			break;
+		case 'P':
+			if (!parse_uint(optarg, 1u << 24, &overlay_acct_mb))
+				return cli_failf("--overlay-account-mb %s: not a number of MiB", optarg);
 			break;
 		case 'h':
 			puts(USAGE);
@@ -443,6 +451,7 @@ int cmd_serve_imap(int argc, char **argv)
 		if ((rc = cli_open_overlay(overlay_path, r, true, &ov)) != 0)
 			goto out;
 		overlay_set_max_bytes(ov, (uint64_t)overlay_mb << 20);
+		overlay_set_account_max_bytes(ov, (uint64_t)overlay_acct_mb << 20);
 		uint64_t nrec, nf, nm;
 		overlay_counts(ov, &nrec, &nf, &nm);
 		char line[4300];

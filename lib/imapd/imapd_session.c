@@ -1226,6 +1226,8 @@ struct uid_list {
 	uint32_t *v;
 	size_t n, cap;
 	bool unseen_only;
+	bool changedsince_given;      /* FETCH (CHANGEDSINCE n): only what it answers */
+	uint64_t changedsince;
 	bool failed;
 };
 
@@ -1233,6 +1235,8 @@ static int collect_uid(struct sess *s, size_t idx, void *vctx)
 {
 	struct uid_list *l = vctx;
 	if (l->unseen_only && (s->mb.msgs[idx].flags & VV_SEEN))
+		return 0;
+	if (l->changedsince_given && s->mb.msgs[idx].modseq <= l->changedsince)
 		return 0;
 	if (l->n == l->cap) {
 		size_t nc = l->cap ? l->cap * 2 : 64;
@@ -1454,7 +1458,8 @@ static int fetch_set_seen(struct sess *s, struct imapd_cmd *c)
 		any = any || att_sets_seen(&c->atts[i]);
 	if (!any || !s->sel_rw)
 		return 0;
-	struct uid_list l = { .unseen_only = true };
+	struct uid_list l = { .unseen_only = true, .changedsince_given = c->changedsince_given,
+			      .changedsince = c->changedsince };
 	struct imapd_seqset set = { NULL, c->set.n };
 	if ((set.r = malloc(c->set.n * sizeof(*set.r))) == NULL)
 		return ARCA_ENOMEM;
@@ -1524,6 +1529,8 @@ static void cmd_fetch(struct sess *s, struct imapd_cmd *c)
 		out_vanished(s, &c->set);
 	}
 	if (fetch_set_seen(s, c) != 0) {
+		free(s->flags_shown);
+		s->flags_shown = NULL;
 		fatal(s, ARCA_ENOMEM);
 		return;
 	}
@@ -2855,6 +2862,7 @@ int imapd_session_run(const struct imapd_io *io, const struct vault_view_ops *vv
 	out_flush(s);
 	int rc = s->rc;
 	vv_mailbox_release(&s->mb);
+	free(s->flags_shown);
 	cache_drop(s);
 	abuf_release(&s->out);
 	abuf_release(&s->body);

@@ -337,6 +337,64 @@ static int convert_folder(const struct snap_folder *sf, bool maildirpp, struct k
 	return 0;
 }
 
+/* The overlay's changes of a converted folder newer than its snapshot
+ * (overlay_apply does the same for a restore, on the snapshot's UIDs;
+ * here a message renumbered by convert_folder keeps the changes made to
+ * it under the UID it is served with). */
+static int kfolder_overlay(const struct overlay *ov, const char *account, uint64_t snap_time,
+			   struct kfolder *kf)
+{
+	const struct ovl_folder *of = overlay_folder(ov, account, kf->f.name, kf->f.uidvalidity);
+	if (of == NULL)
+		return 0;
+	int map[OVL_KEYWORDS_MAX];
+	for (size_t i = 0; i < of->nkeywords; i++) {
+		map[i] = -1;
+		for (size_t j = 0; j < kf->nkeywords && map[i] < 0; j++)
+			if (strcmp(kf->keywords[j], of->keywords[i]) == 0)
+				map[i] = (int)j;
+	}
+	bool any = false;
+	for (size_t i = 0; i < kf->nmsgs; i++) {
+		struct kmsg *m = &kf->msgs[i];
+		const struct overlay_msg *o = ovl_folder_msg(of, m->v.uid);
+		if (o == NULL || o->time_ns <= snap_time)
+			continue;
+		uint64_t kw = 0;
+		for (size_t k = 0; k < of->nkeywords; k++) {
+			if (!(o->keywords & (UINT64_C(1) << k)))
+				continue;
+			if (map[k] < 0) {
+				if (kf->nkeywords >= SERVE_KEYWORDS_MAX)
+					continue;   /* never made: the keeper refuses a 65th */
+				char **g = realloc(kf->keywords, (kf->nkeywords + 1) * sizeof(char *));
+				if (g == NULL)
+					return ARCA_ENOMEM;
+				kf->keywords = g;
+				if ((g[kf->nkeywords] = strdup(of->keywords[k])) == NULL)
+					return ARCA_ENOMEM;
+				map[k] = (int)kf->nkeywords++;
+			}
+			kw |= UINT64_C(1) << map[k];
+		}
+		m->v.flags = o->flags;
+		m->v.keywords = kw;
+		if (o->modseq > m->v.modseq)
+			m->v.modseq = o->modseq;
+		any = true;
+	}
+	if (!any)
+		return 0;
+	kf->f.unseen = 0;
+	for (size_t i = 0; i < kf->nmsgs; i++) {
+		if (!(kf->msgs[i].v.flags & VV_SEEN))
+			kf->f.unseen++;
+		if (kf->msgs[i].v.modseq > kf->f.highestmodseq)
+			kf->f.highestmodseq = kf->msgs[i].v.modseq;
+	}
+	return 0;
+}
+
 static int strp_cmp(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
@@ -453,20 +511,17 @@ static int acct_load(struct serve_keeper *k, struct kacct *a, struct arca_err *e
 		struct snap_folder *sf = &s->folders[done];
 		if (sf->attrs & SNAP_FOLDER_SELECTABLE)
 			rc = snapshot_load_msgs(k->o.repo, sf, err);
-		if (rc == 0 && k->o.overlay != NULL) {
-			/* the flag changes kept since: served again after an
-			 * unload, and after a restart of serve-imap */
-			size_t applied, dropped;
-			rc = overlay_apply(k->o.overlay, a->account, s->time_ns, sf, &applied, &dropped);
-			if (rc)
-				arca_err_set(err, rc, "out of memory");
-		}
 		if (rc == 0) {
 			rc = convert_folder(sf, s->layout != MAILDIR_LAYOUT_FS, &kf[done]);
 			if (rc)
 				arca_err_set(err, rc, "folder %.200s: %s", sf->name,
 					     rc == ARCA_ELIMIT ? "beyond the served limits" : "out of memory");
 		}
+		/* the flag changes kept since: served again after an unload,
+		 * and after a restart of serve-imap, on the UIDs as served */
+		if (rc == 0 && k->o.overlay != NULL &&
+		    (rc = kfolder_overlay(k->o.overlay, a->account, s->time_ns, &kf[done])) != 0)
+			arca_err_set(err, rc, "out of memory");
 		/* the snapshot's records are not kept: only what is served */
 		for (size_t i = 0; i < sf->nmsgs; i++) {
 			free(sf->msgs[i].base);
@@ -832,6 +887,14 @@ static void do_folders(struct chan *c)
 	struct arca_err err = { 0 };
 	pthread_mutex_lock(&k->lock);
 	int rc = acct_load(k, c->acct, &err);
+	/* a copy: a STORE changes counts (unseen, HIGHESTMODSEQ) under the
+	 * lock; names and special-use strings stay while a channel is bound */
+	size_t n = rc == 0 ? c->acct->nfolders : 0;
+	struct vv_folder *list = NULL;
+	if (rc == 0 && n > 0 && (list = malloc(n * sizeof(*list))) == NULL)
+		rc = arca_err_set(&err, ARCA_ENOMEM, "out of memory");
+	if (list)
+		memcpy(list, c->acct->list, n * sizeof(*list));
 	pthread_mutex_unlock(&k->lock);
 	if (rc) {
 		char shown[130];
@@ -840,22 +903,22 @@ static void do_folders(struct chan *c)
 		answer_err(c, rc, "the vault can't read this account's snapshot");
 		return;
 	}
-	/* loaded state is not changed while a channel is bound (refs > 0)
-	 * except message sizes, which FOLDERS doesn't send */
-	const struct vv_folder *list = c->acct->list;
-	size_t n = c->acct->nfolders;
 	size_t off = 0;
 	do {
 		size_t m = n - off > SERVE_FOLDERS_PER_FRAME ? SERVE_FOLDERS_PER_FRAME : n - off;
 		bool last = off + m == n;
 		if (serve_encode_folder_list(&c->out, last, c->acct->separator, list + off, m) != 0) {
 			c->violation = "cannot encode the folder list";
+			free(list);
 			return;
 		}
-		if (send_out(c) != 0)
+		if (send_out(c) != 0) {
+			free(list);
 			return;
+		}
 		off += m;
 	} while (off < n);
+	free(list);
 	/* then the subscriptions whose folder is gone (at least one frame) */
 	char *const *gone = c->acct->gone;
 	n = c->acct->ngone;
@@ -1075,7 +1138,8 @@ static int store_apply(struct chan *c, size_t fi, struct kfolder *f, const struc
 {
 	char *kw[VV_KEYWORDS_MAX];
 	size_t nkw = f->nkeywords;
-	memcpy(kw, f->keywords, nkw * sizeof(*kw));
+	if (nkw > 0)
+		memcpy(kw, f->keywords, nkw * sizeof(*kw));
 	uint64_t mask;
 	int rc = vv_store_keywords(kw, &nkw, req, &mask);
 	if (rc)
@@ -1091,8 +1155,28 @@ static int store_apply(struct chan *c, size_t fi, struct kfolder *f, const struc
 		rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
 		goto out;
 	}
+	/* whatever can fail is done before the write: once a change is
+	 * durable it is served, and the answer says so */
+	if (nnew > 0) {
+		char **grown = realloc(f->keywords, nkw * sizeof(char *));
+		if (grown == NULL) {
+			rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
+			goto out;
+		}
+		f->keywords = grown;    /* room only: nkeywords is still the old count */
+	}
+	if ((res->keywords = strv_dup(kw, nkw)) == NULL && nkw > 0) {
+		rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
+		goto out;
+	}
+	res->nkeywords = nkw;
 	uint64_t modseq = f->f.highestmodseq + 1;
+	/* after the snapshot's time even if this host's clock is behind the
+	 * one that took it: a change older than its snapshot is not applied */
 	uint64_t now = arca_now_ns();
+	if (now <= c->acct->time_ns)
+		now = c->acct->time_ns + 1;
+	uint64_t used = 0;
 	for (size_t i = 0; i < req->nuids; i++) {
 		struct kmsg *m = msg_find(f, req->uids[i]);
 		if (m == NULL)
@@ -1109,10 +1193,39 @@ static int store_apply(struct chan *c, size_t fi, struct kfolder *f, const struc
 		ch[nch] = (struct overlay_msg){ .uid = m->v.uid, .flags = fl, .keywords = kwm,
 						.modseq = modseq, .time_ns = now };
 		which[nch++] = m;
+		used |= kwm;
 	}
 	if (nch > 0) {
+		/* the record names only the keywords its messages hold (each
+		 * name once: a snapshot may list one twice) */
+		char *rkw[VV_KEYWORDS_MAX];
+		uint8_t to[VV_KEYWORDS_MAX];
+		size_t nr = 0;
+		for (size_t k = 0; k < nkw; k++) {
+			if (!(used & (UINT64_C(1) << k)))
+				continue;
+			size_t j = 0;
+			while (j < nr && strcmp(rkw[j], kw[k]) != 0)
+				j++;
+			if (j == nr)
+				rkw[nr++] = kw[k];
+			to[k] = (uint8_t)j;
+		}
+		struct overlay_msg *rec = malloc(nch * sizeof(*rec));
+		if (rec == NULL) {
+			rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
+			goto out;
+		}
+		for (size_t i = 0; i < nch; i++) {
+			rec[i] = ch[i];
+			rec[i].keywords = 0;
+			for (size_t k = 0; k < nkw; k++)
+				if (ch[i].keywords & (UINT64_C(1) << k))
+					rec[i].keywords |= UINT64_C(1) << to[k];
+		}
 		rc = overlay_record(c->k->o.overlay, c->acct->account, f->f.name, f->f.uidvalidity,
-				    kw, nkw, ch, nch, now, err);
+				    rkw, nr, rec, nch, now, err);
+		free(rec);
 		if (rc)
 			goto out;
 		/* durable: now served */
@@ -1126,17 +1239,16 @@ static int store_apply(struct chan *c, size_t fi, struct kfolder *f, const struc
 		}
 		f->f.highestmodseq = modseq;
 		if (nnew > 0) {
-			char **grown = realloc(f->keywords, nkw * sizeof(char *));
-			if (grown == NULL) {
-				rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
-				goto out;
-			}
-			memcpy(grown, kw, nkw * sizeof(char *));
-			f->keywords = grown;
+			memcpy(f->keywords + f->nkeywords, kw + f->nkeywords, nnew * sizeof(char *));
 			f->nkeywords = nkw;
 			nnew = 0;    /* owned by the folder now */
 		}
-		c->acct->list[fi] = f->f;    /* the shallow copy FOLDERS sends */
+		c->acct->list[fi] = f->f;    /* the copy FOLDERS sends (under the lock) */
+	} else if (nnew > 0) {
+		/* nothing changed: the names are not the folder's */
+		for (size_t i = f->nkeywords; i < nkw; i++)
+			free(res->keywords[i]);
+		res->nkeywords = f->nkeywords;
 	}
 	/* the messages of the request, but those UNCHANGEDSINCE kept */
 	for (size_t i = 0, j = 0; i < req->nuids; i++) {
@@ -1148,10 +1260,6 @@ static int store_apply(struct chan *c, size_t fi, struct kfolder *f, const struc
 		if (m != NULL)
 			res->msgs[res->nmsgs++] = m->v;
 	}
-	if ((res->keywords = strv_dup(f->keywords, f->nkeywords)) == NULL && f->nkeywords > 0)
-		rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
-	else
-		res->nkeywords = f->nkeywords;
 out:
 	for (size_t i = nkw - nnew; i < nkw; i++)
 		free(kw[i]);         /* names the change did not keep */
@@ -1194,8 +1302,12 @@ static void do_store(struct chan *c)
 				  : "the flag change could not be kept");
 		return;
 	}
-	int sent = serve_encode_stored(&c->out, res.keywords, res.nkeywords, res.modified,
-				       res.nmodified, res.nmsgs) == 0 ? send_out(c) : -1;
+	int sent = -1;
+	if (serve_encode_stored(&c->out, res.keywords, res.nkeywords, res.modified,
+				res.nmodified, res.nmsgs) != 0)
+		c->violation = "cannot encode a STORE's answer";   /* the session must not wait for it */
+	else
+		sent = send_out(c);
 	for (size_t off = 0; sent == 0 && off < res.nmsgs;) {
 		size_t m = res.nmsgs - off > SERVE_MSGS_PER_FRAME ? SERVE_MSGS_PER_FRAME : res.nmsgs - off;
 		if (serve_encode_msgs(&c->out, res.msgs + off, m) != 0) {
@@ -1250,8 +1362,11 @@ static void do_changes(struct chan *c)
 		answer_err(c, rc, rc == ARCA_ENOENT ? "no such folder" : "the vault can't read this folder");
 		return;
 	}
-	int sent = serve_encode_stored(&c->out, res.keywords, res.nkeywords, NULL, 0, res.nmsgs) == 0
-		   ? send_out(c) : -1;
+	int sent = -1;
+	if (serve_encode_stored(&c->out, res.keywords, res.nkeywords, NULL, 0, res.nmsgs) != 0)
+		c->violation = "cannot encode a CHANGES answer";
+	else
+		sent = send_out(c);
 	for (size_t off = 0; sent == 0 && off < res.nmsgs;) {
 		size_t m = res.nmsgs - off > SERVE_MSGS_PER_FRAME ? SERVE_MSGS_PER_FRAME : res.nmsgs - off;
 		if (serve_encode_msgs(&c->out, res.msgs + off, m) != 0) {

@@ -623,8 +623,10 @@ static char **decode_keywords(struct adec *d, bool atoms, size_t *n_r, int *rc_r
 	for (size_t i = 0; i < n; i++) {
 		kw[i] = adec_strdup(d, SERVE_KEYWORD_MAX);
 		bool ok = kw[i] != NULL && kw[i][0] != '\0' && (!atoms || vv_keyword_ok(kw[i]));
-		for (size_t j = 0; ok && j < i; j++)
-			ok = strcasecmp(kw[j], kw[i]) != 0;   /* each once */
+		/* a request names each once; a folder's list is as the
+		 * snapshot had it (as MAILBOX sends it) */
+		for (size_t j = 0; ok && atoms && j < i; j++)
+			ok = strcasecmp(kw[j], kw[i]) != 0;
 		if (!ok) {
 			for (size_t j = 0; j <= i; j++)
 				free(kw[j]);

@@ -54,6 +54,8 @@ int vv_store_keywords(char **kw, size_t *nkw, const struct vv_store *req, uint64
 		size_t j = 0;
 		while (j < n && (kw[j] == NULL || strcasecmp(kw[j], req->keywords[i]) != 0))
 			j++;
+		if (j == n && req->mode == VV_STORE_REMOVE)
+			continue;     /* removing a name the folder doesn't have: nothing */
 		if (j == n) {
 			if (n >= VV_KEYWORDS_MAX) {
 				for (size_t k = *nkw; k < n; k++) {

@@ -119,8 +119,9 @@ void vv_store_result_release(struct vv_store_result *r);
 
 /* The folder keyword list kw[0..*nkw) (malloc'ed strings, room for
  * VV_KEYWORDS_MAX) with the request's names added (matched without regard
- * to case, a known name keeps its spelling); *mask_r: the request's
- * keywords as bits over the list.  ARCA_ELIMIT: more than VV_KEYWORDS_MAX. */
+ * to case, a known name keeps its spelling; a removal adds none); *mask_r:
+ * the request's keywords as bits over the list.  ARCA_ELIMIT: more than
+ * VV_KEYWORDS_MAX. */
 int vv_store_keywords(char **kw, size_t *nkw, const struct vv_store *req, uint64_t *mask_r);
 /* One message's flags and keywords after the request (mask from above). */
 void vv_store_one(const struct vv_store *req, uint64_t mask, uint32_t *flags, uint64_t *keywords);

@@ -359,9 +359,34 @@ static int v_store(void *ctx, size_t f, const struct vv_store *req, struct vv_st
 	return rc;
 }
 
+/* Another session's changes: the inbox as if each message had changed. */
+static int v_changes(void *ctx, size_t f, uint64_t since, struct vv_store_result *res)
+{
+	(void)ctx;
+	memset(res, 0, sizeof(*res));
+	if (!bound || f != 0)
+		abort();
+	res->msgs = calloc(3, sizeof(*res->msgs));
+	res->keywords = calloc(3, sizeof(char *));
+	if (res->msgs == NULL || res->keywords == NULL)
+		abort();
+	for (size_t k = 0; k < 3; k++) {
+		struct vv_msg m = inbox_msgs[k];
+		m.modseq = since + 1 + k;
+		m.flags ^= VV_FLAGGED;
+		m.keywords = 4;            /* a keyword new to the session */
+		res->msgs[res->nmsgs++] = m;
+	}
+	res->keywords[0] = strdup("$Label1");
+	res->keywords[1] = strdup("bad keyword");
+	res->keywords[2] = strdup("Other");
+	res->nkeywords = 3;
+	return 0;
+}
+
 static const struct vault_view_ops view = {
 	.login = v_login, .folders = v_folders, .open = v_open, .body = v_body, .free = v_free,
-	.account = v_account, .can_store = v_can_store, .store = v_store,
+	.account = v_account, .can_store = v_can_store, .store = v_store, .changes = v_changes,
 };
 
 static void run_session(const uint8_t *data, size_t size)

@@ -24,7 +24,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size < 1)
 		return 0;
-	uint8_t which = data[0] % 14;
+	uint8_t which = data[0] % 15;
 	data++;
 	size--;
 	struct abuf f = ABUF_INIT;
@@ -157,12 +157,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case 13: {
 		struct vv_store_result res = { 0 };
 		size_t nmsgs;
-		if (serve_decode_stored(data, size, &res, &nmsgs) == 0) {
+		if (serve_decode_stored(data, size, &res, &nmsgs, SERVE_MSGS_MAX) == 0) {
 			if (serve_encode_stored(&f, res.keywords, res.nkeywords, res.modified, res.nmodified,
 						nmsgs) != 0)
 				abort();
 			same(&f, data, size);
 			vv_store_result_release(&res);
+		}
+		break;
+	}
+	case 14: {
+		size_t folder;
+		uint64_t since;
+		if (serve_decode_changes(data, size, &folder, &since) == 0) {
+			if (serve_encode_changes(&f, folder, since) != 0)
+				abort();
+			same(&f, data, size);
 		}
 		break;
 	}

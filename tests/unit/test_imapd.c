@@ -1333,6 +1333,13 @@ static void test_store(void)
 	EXPECT(c, "m", "UID FETCH 3 (BODY[HEADER.FIELDS (SUBJECT)])",
 	       "* 2 FETCH (UID 3 BODY[HEADER.FIELDS (SUBJECT)] {29}\r\nSubject: Quarterly report\r\n\r\n"
 	       " FLAGS (\\Seen \\Flagged $Forwarded) MODSEQ (25))\r\nm OK Fetch completed.\r\n");
+	/* removing a keyword the folder lacks adds none */
+	EXPECT(c, "m2", "UID STORE 3 -FLAGS.SILENT (nothere)", "m2 OK Store completed.\r\n");
+	/* CHANGEDSINCE: a message it leaves out is not marked \Seen either */
+	EXPECT(c, "m3", "UID STORE 8 -FLAGS.SILENT (\\Seen)", "* 4 FETCH (UID 8 MODSEQ (26))\r\nm3 OK Store completed.\r\n");
+	EXPECT(c, "m4", "UID FETCH 8 (BODY[HEADER.FIELDS (X)]) (CHANGEDSINCE 30)", "m4 OK Fetch completed.\r\n");
+	EXPECT(c, "m5", "UID FETCH 8 (FLAGS)", "* 4 FETCH (UID 8 FLAGS (\\Deleted \\Draft))\r\nm5 OK Fetch completed.\r\n");
+	EXPECT(c, "m6", "UID STORE 8 +FLAGS.SILENT (\\Seen)", "* 4 FETCH (UID 8 MODSEQ (27))\r\nm6 OK Store completed.\r\n");
 	/* bad STOREs */
 	EXPECT(c, "n", "STORE 9 +FLAGS (\\Seen)", "n BAD Invalid message sequence number.\r\n");
 	EXPECT(c, "o", "STORE 1 +FLAGS (\\Recent)", "o BAD Unknown system flag.\r\n");

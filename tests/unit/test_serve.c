@@ -1268,6 +1268,21 @@ static void test_keeper_store(void)
 	vv_mailbox_release(&mb);
 	V->free(c2);
 	V->free(c);
+	/* dave's folder has a UID twice and a message without one: they are
+	 * served renumbered (10, 11, 12), and a change to one of them stays
+	 * with it, not with the UID 5 it shared */
+	struct serve_client *cd = session(&e, "127.0.0.1", NULL);
+	REQUIRE(cd != NULL);
+	REQUIRE(V->login(cd, "dave@example.test", "dpw") == 0);
+	uint32_t u11[] = { 11 };
+	REQUIRE(store1(cd, u11, 1, VV_STORE_ADD, VV_FLAGGED, NULL, -1, &res) == 0);
+	CHECK(res.nmsgs == 1 && res.msgs[0].flags == VV_FLAGGED);
+	vv_store_result_release(&res);
+	/* removing a keyword the folder lacks: no change, no new keyword */
+	REQUIRE(store1(cd, u11, 1, VV_STORE_REMOVE, 0, "nothere", -1, &res) == 0);
+	CHECK(res.nmsgs == 1 && res.nkeywords == 0);
+	vv_store_result_release(&res);
+	V->free(cd);
 	/* a new keeper over the same overlay (serve-imap restarted) */
 	for (int i = 0; i < 100 && serve_keeper_channels(e.k) > 0; i++)
 		usleep(10000);
@@ -1298,6 +1313,15 @@ static void test_keeper_store(void)
 	CHECK_EQ_INT(mb.msgs[2].modseq, 7);
 	CHECK_EQ_INT(mb.msgs[3].flags, VV_SEEN);  /* untouched */
 	vv_mailbox_release(&mb);
+	cd = session(&e, "127.0.0.1", NULL);
+	REQUIRE(cd != NULL);
+	REQUIRE(V->login(cd, "dave@example.test", "dpw") == 0);
+	REQUIRE(V->open(cd, 0, &mb) == 0);
+	REQUIRE(mb.nmsgs == 5);
+	for (size_t i = 0; i < 5; i++)
+		CHECK_EQ_INT(mb.msgs[i].flags, mb.msgs[i].uid == 11 ? VV_FLAGGED : 0);
+	vv_mailbox_release(&mb);
+	V->free(cd);
 	/* a hostile session: a keyword that is no atom, sent raw */
 	int sv[2];
 	REQUIRE(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
