@@ -738,10 +738,13 @@ int overlay_record(struct overlay *ov, const char *account, const char *folder,
 	if (rc == 0 && !full) {
 		if (lseek(ov->fd, (off_t)ov->end, SEEK_SET) < 0) {
 			rc = arca_err_errno(err, ARCA_EIO, errno, "seek %s", ov->path);
-		} else if ((rc = fs_write_all(ov->fd, out.data, out.len, ov->path, err)) == 0 &&
-			   (fault_hit(FAULT_FSYNC) || fdatasync(ov->fd) != 0)) {
-			int e = errno ? errno : EIO;
-			rc = arca_err_errno(err, arca_errno_code(e), e, "fdatasync %s", ov->path);
+		} else if ((rc = fs_write_all(ov->fd, out.data, out.len, ov->path, err)) == 0) {
+			fault_crash_point();    /* written, not yet synced (crash tests) */
+			errno = 0;
+			if (fault_hit(FAULT_FSYNC) || fdatasync(ov->fd) != 0) {
+				int e = errno ? errno : EIO;
+				rc = arca_err_errno(err, arca_errno_code(e), e, "fdatasync %s", ov->path);
+			}
 		}
 		if (rc) {
 			/* never retry a failed sync; cut what may be there so the

@@ -198,6 +198,69 @@ check_fails "a second serve-imap on the same overlay is refused" \
 	"$ARCA" serve-imap --repo "$R" --restore-key "$T/rk" --listen "127.0.0.1:$(free_port)" \
 	--users "$T/users" --overlay "$OV"
 kill "$SERVE"; wait "$SERVE" 2>/dev/null; SERVE=""
+
+# ---- killed while a change is written (before, between write and sync),
+# or the sync fails: every change answered OK is still there after a
+# restart, and the file opens
+storer() {  # PORT OUT: UID STORE +FLAGS (\Answered) on bob's seen mail, one at a time; acknowledged UIDs to OUT
+	$PY - "$1" >"$2" 2>/dev/null <<'EOF'
+import os, sys
+sys.path.insert(0, os.environ['TOOLS'])
+from imapdump import ImapClient
+c = ImapClient('127.0.0.1', int(sys.argv[1]))
+c.login('bob@example.test', 'pw')
+c.command('SELECT INBOX')
+_, _, unt = c.command('UID SEARCH UNANSWERED')
+uids = [int(x) for u in unt if u.startswith(b'SEARCH') for x in u.split()[1:]][:6]
+for u in uids:
+    try:
+        st, _, _ = c.command('UID STORE %d +FLAGS.SILENT (\\Answered)' % u, check=False)
+    except Exception:
+        break
+    if st == 'OK':
+        print(u, flush=True)
+EOF
+}
+answered() {  # PORT: bob's INBOX UIDs with \Answered
+	$PY - "$1" <<'EOF'
+import os, re, sys
+sys.path.insert(0, os.environ['TOOLS'])
+from imapdump import ImapClient
+c = ImapClient('127.0.0.1', int(sys.argv[1]))
+c.login('bob@example.test', 'pw')
+c.command('EXAMINE INBOX')
+_, _, unt = c.command('UID SEARCH ANSWERED')
+print(' '.join(x.decode() for u in unt if u.startswith(b'SEARCH') for x in u.split()[1:]))
+EOF
+}
+# (the crash points counted include the log's writes: the kills land
+# before, inside and after different changes)
+for fault in crash:3 crash:4 crash:5 crash:6 crash:8 fsync:1 fsync:2; do
+	cp "$OV" "$T/ov-fault"
+	ARCA_FAULT=$fault "$ARCA" serve-imap --repo "$R" --restore-key "$T/rk" --listen "127.0.0.1:$SP" \
+		--users "$T/users" --overlay "$T/ov-fault" >"$T/fault.log" 2>&1 &
+	SERVE=$!
+	wait_port "$SP"
+	storer "$SP" "$T/acked"
+	if [ "${fault%%:*}" = crash ]; then
+		for i in $(seq 50); do kill -0 "$SERVE" 2>/dev/null || break; sleep 0.1; done
+		crashed=yes
+		kill -9 "$SERVE" 2>/dev/null && crashed="no: still running, killed by the test"
+		wait "$SERVE" 2>/dev/null
+		expect_eq "$fault: serve-imap killed itself at the crash point" "$crashed" yes
+	else
+		check "$fault: the failed sync is logged" grep -q "a flag change was not kept" "$T/fault.log"
+		kill "$SERVE"; wait "$SERVE" 2>/dev/null
+	fi
+	SERVE=""
+	check "$fault: serve-imap starts again on that overlay" start_serve "$T/ov-fault" "$T/fault2.log"
+	have=" $(answered "$SP") "
+	lost=""
+	while read -r u; do case $have in *" $u "*) ;; *) lost="$lost $u";; esac; done <"$T/acked"
+	expect_eq "$fault: every change answered OK is kept ($(wc -l <"$T/acked") answered)" "$lost" ""
+	kill "$SERVE"; wait "$SERVE" 2>/dev/null; SERVE=""
+done
+
 # an altered overlay (a byte of its first record) is refused, naming why
 cp "$OV" "$T/overlay.bad"
 printf 'X' | dd of="$T/overlay.bad" bs=1 seek=80 conv=notrunc status=none
