@@ -685,6 +685,9 @@ int overlay_record(struct overlay *ov, const char *account, const char *folder,
 				    ov->path);
 	if (nkw > OVL_KEYWORDS_MAX)
 		return arca_err_set(err, ARCA_ELIMIT, "more than %d keywords", OVL_KEYWORDS_MAX);
+	/* one record per call: a torn end is only ever its last record */
+	if (n > OVL_MSGS_PER_RECORD)
+		return arca_err_set(err, ARCA_ELIMIT, "more than %d messages in one change", OVL_MSGS_PER_RECORD);
 	/* a change of more messages than a record takes becomes several
 	 * records, written and synced together */
 	struct abuf pt = ABUF_INIT, out = ABUF_INIT;
@@ -851,7 +854,12 @@ int overlay_apply(const struct overlay *ov, const char *account, uint64_t snapsh
 		changed_any = true;
 	}
 	idset_free(&done);
-	if (changed_any && f->max_modseq > sf->highestmodseq)
-		sf->highestmodseq = f->max_modseq;
+	(void)changed_any;
+	/* HIGHESTMODSEQ above every MODSEQ served since the snapshot, also
+	 * for changes of messages this restore can't name (served
+	 * renumbered): a client never sees it go backwards */
+	for (size_t i = 0; i < f->nmsgs; i++)
+		if (f->msgs[i].time_ns > snapshot_time_ns && f->msgs[i].modseq > sf->highestmodseq)
+			sf->highestmodseq = f->msgs[i].modseq;
 	return rc;
 }

@@ -85,7 +85,8 @@ void overlay_set_account_max_bytes(struct overlay *ov, uint64_t max);
 uint64_t overlay_bytes(const struct overlay *ov);
 
 /* Make one change durable and add it to the state: the new state of
- * msgs[0..n) (UIDs strictly ascending, n >= 1; keywords bits index kw)
+ * msgs[0..n) (UIDs strictly ascending, 1 <= n <= OVL_MSGS_PER_RECORD:
+ * one record, so that a crash can only tear the last; keywords bits index kw)
  * of one folder, at time_ns.  Nothing is changed on failure; after a
  * failed write or sync every later call fails (ARCA_ESTATE): the file's
  * end is no longer known.  ARCA_ELIMIT: the folder would have more than

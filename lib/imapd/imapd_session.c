@@ -72,6 +72,7 @@ struct sess {
 	uint64_t sel_highestmodseq;
 	bool sel_rw;                  /* SELECTed and the view keeps flag changes */
 	uint64_t notified_modseq;     /* other sessions' changes up to this were shown */
+	bool sel_watch;               /* selected (or examined) where changes are kept: look for them */
 	bool *flags_shown;            /* FETCH: \Seen set by it, FLAGS to be shown (per message) */
 
 	/* the last message's bytes, its MIME tree and a lower-cased copy */
@@ -1303,12 +1304,15 @@ static int store_take(struct sess *s, struct vv_store_result *res, bool *changed
  * shown again. */
 static void notify_changes(struct sess *s)
 {
-	if (s->state != S_SELECTED || !s->sel_rw || s->vv->changes == NULL)
+	if (s->state != S_SELECTED || !s->sel_watch)
 		return;
 	struct vv_store_result res;
 	int rc = s->vv->changes(s->vctx, s->sel, s->notified_modseq, &res);
 	if (rc) {
-		logf_(s, "user=%s: changes of folder %zu: %s", s->user, s->sel, arca_strerror(rc));
+		/* said once: not again every 5 s of an IDLE */
+		logf_(s, "user=%s: changes of folder %zu: %s (no longer looked for)", s->user, s->sel,
+		      arca_strerror(rc));
+		s->sel_watch = false;
 		return;
 	}
 	bool *moved = res.nmsgs ? calloc(res.nmsgs, sizeof(bool)) : NULL;
@@ -2262,6 +2266,7 @@ static void unselect(struct sess *s)
 	cache_drop(s);
 	s->state = S_AUTH;
 	s->sel_rw = false;
+	s->sel_watch = false;
 }
 
 struct qr_ctx {
@@ -2350,6 +2355,8 @@ static void cmd_select(struct sess *s, struct imapd_cmd *c)
 	s->sel_rw = c->kind == IMAPD_CMD_SELECT && s->vv->store != NULL && s->vv->can_store != NULL &&
 		    s->vv->can_store(s->vctx);
 	s->notified_modseq = hms;
+	/* EXAMINE too: read-only here, but other sessions' changes are shown */
+	s->sel_watch = s->vv->changes != NULL && s->vv->can_store != NULL && s->vv->can_store(s->vctx);
 	if (c->condstore)
 		s->condstore = true;
 
@@ -2568,7 +2575,7 @@ static void cmd_idle(struct sess *s, struct imapd_cmd *c)
 	out_flush(s);
 	long left = s->idle_ms;
 	/* with flag changes kept, other sessions' are looked for this often */
-	bool poll = s->state == S_SELECTED && s->sel_rw && s->vv->changes != NULL;
+	bool poll = s->state == S_SELECTED && s->sel_watch;
 	long since_alive = 0;
 	while (!s->end) {
 		if (s->in_pos >= s->in_len) {
@@ -2586,7 +2593,7 @@ static void cmd_idle(struct sess *s, struct imapd_cmd *c)
 					end_read(s, RD_TIMEOUT);
 					return;
 				}
-				if (poll)
+				if (poll && s->sel_watch)
 					notify_changes(s);
 				if (since_alive >= IDLE_KEEPALIVE_MS) {
 					out_str(s, "* OK Still here\r\n");

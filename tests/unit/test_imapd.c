@@ -260,9 +260,30 @@ static int mv_store(void *ctx, size_t folder, const struct vv_store *req, struct
 	return 0;
 }
 
+static int mv_changes(void *ctx, size_t folder, uint64_t since, struct vv_store_result *res)
+{
+	struct mview *v = ctx;
+	memset(res, 0, sizeof(*res));
+	if (!v->bound || !v->writable || folder >= v->nf)
+		return ARCA_ESTATE;
+	struct mfolder *d = &v->d[folder];
+	res->msgs = calloc(d->n + 1, sizeof(*res->msgs));
+	res->keywords = calloc(VV_KEYWORDS_MAX, sizeof(char *));
+	if (res->msgs == NULL || res->keywords == NULL)
+		abort();
+	for (size_t k = 0; k < d->n; k++)
+		if (d->m[k].modseq > since)
+			res->msgs[res->nmsgs++] = d->m[k];
+	for (size_t i = 0; i < d->nkw; i++)
+		res->keywords[i] = xstrdup(d->kw[i]);
+	res->nkeywords = d->nkw;
+	return 0;
+}
+
 static const struct vault_view_ops mv_ops = {
 	.login = mv_login, .folders = mv_folders, .open = mv_open, .body = mv_body,
 	.free = mv_ops_free, .account = mv_account, .can_store = mv_can_store, .store = mv_store,
+	.changes = mv_changes,
 };
 
 /* ---- the fixture account ----------------------------------------------------- */
@@ -1357,12 +1378,36 @@ static void test_store(void)
 	EXPECT(c, "t", "STORE 2 +FLAGS (x1)", "t NO [LIMIT] Too many keywords in this mailbox.\r\n");
 	c->v.fail_store = 0;
 	EXPECT(c, "u", "FETCH 2 FLAGS", "* 2 FETCH (FLAGS (\\Seen \\Flagged $Forwarded))\r\nu OK Fetch completed.\r\n");
+	/* another session's change (made in the view behind this one's
+	 * back): shown by NOOP, once; this session's own are not shown again */
+	EXPECT(c, "u2", "NOOP", "u2 OK NOOP completed.\r\n");
+	c->v.d[0].m[2].flags = VV_FLAGGED;       /* UID 7 */
+	c->v.d[0].m[2].modseq = 40;
+	c->v.f[0].highestmodseq = 40;
+	EXPECT(c, "u3", "NOOP", "* 3 FETCH (UID 7 FLAGS (\\Flagged Later) MODSEQ (40))\r\nu3 OK NOOP completed.\r\n");
+	EXPECT(c, "u4", "CHECK", "u4 OK Check completed.\r\n");
+	/* and by IDLE, at its start */
+	c->v.d[0].m[0].flags = 0;                /* UID 1 */
+	c->v.d[0].m[0].modseq = 41;
+	cl_send(c, "u5 IDLE\r\n");
+	char *idle = cl_until(c, "* 1 FETCH");
+	CHECK(strstr(idle, "+ idling\r\n* 1 FETCH (UID 1 FLAGS () MODSEQ (41))") != NULL);
+	free(idle);
+	cl_send(c, "DONE\r\n");
+	idle = cl_until(c, "u5 ");
+	CHECK_STR(idle, "u5 OK Idle completed.\r\n");
+	free(idle);
 	/* a new SELECT sees what was kept */
 	free(cl_cmd(c, "v", "SELECT INBOX"));
 	EXPECT(c, "w", "FETCH 1:4 (FLAGS)",
-	       "* 1 FETCH (FLAGS (\\Seen \\Flagged))\r\n* 2 FETCH (FLAGS (\\Seen \\Flagged $Forwarded))\r\n"
-	       "* 3 FETCH (FLAGS (\\Answered Later))\r\n* 4 FETCH (FLAGS (\\Seen \\Deleted \\Draft))\r\n"
+	       "* 1 FETCH (FLAGS ())\r\n* 2 FETCH (FLAGS (\\Seen \\Flagged $Forwarded))\r\n"
+	       "* 3 FETCH (FLAGS (\\Flagged Later))\r\n* 4 FETCH (FLAGS (\\Seen \\Deleted \\Draft))\r\n"
 	       "w OK Fetch completed.\r\n");
+	/* an EXAMINEd folder is told of other sessions' changes too */
+	free(cl_cmd(c, "x", "EXAMINE INBOX"));
+	c->v.d[0].m[1].flags = 0;                /* UID 3 */
+	c->v.d[0].m[1].modseq = 50;
+	EXPECT(c, "y", "NOOP", "* 2 FETCH (UID 3 FLAGS ($Forwarded) MODSEQ (50))\r\ny OK NOOP completed.\r\n");
 	CHECK_EQ_INT(cl_finish(c), 0);
 }
 

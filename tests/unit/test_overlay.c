@@ -251,7 +251,11 @@ static void test_many(void)
 		m[i].flags = VV_SEEN;
 		m[i].modseq = 50;
 	}
-	REQUIRE(overlay_record(ov, "a@x", "INBOX", 1, NULL, 0, m, n, 9, &err) == 0);
+	/* one record at most per call; a bigger change is two calls */
+	CHECK_EQ_INT(overlay_record(ov, "a@x", "INBOX", 1, NULL, 0, m, n, 9, &err), ARCA_ELIMIT);
+	REQUIRE(overlay_record(ov, "a@x", "INBOX", 1, NULL, 0, m, OVL_MSGS_PER_RECORD, 9, &err) == 0);
+	REQUIRE(overlay_record(ov, "a@x", "INBOX", 1, NULL, 0, m + OVL_MSGS_PER_RECORD,
+			       n - OVL_MSGS_PER_RECORD, 9, &err) == 0);
 	/* unsorted UIDs are the caller's bug */
 	m[1].uid = 1;
 	CHECK(overlay_record(ov, "a@x", "INBOX", 1, NULL, 0, m, 2, 9, &err) != 0);
