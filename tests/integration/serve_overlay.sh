@@ -301,6 +301,25 @@ for user, folders in served.items():
         assert now >= h, (user, name, now, h)
     c.logout()
 EOF
+# restore imap --overlay: bob's mail into carol's empty account, over IMAP
+"$ARCA" restore imap --repo "$R" --restore-key "$T/rk" --host 127.0.0.1 --port "$DOVECOT_IMAP_PORT" \
+	--master-user admin --password-file "$T/masterpw" --account bob@example.test \
+	--to-account carol@other.test --overlay "$OV" --json >"$T/rimap.out" 2>"$T/rimap.err"
+expect_eq "arca restore imap --overlay" "$?" 0
+check "its report counts the messages given serve-imap's flags" grep -Eq '"overlay_messages":[1-9]' "$T/rimap.out"
+$PY "$TOOLS/imapdump.py" -o "$T/carol.json" 127.0.0.1 "$DOVECOT_IMAP_PORT" "carol@other.test*admin" masterpw
+check "every message restored over IMAP has the flags serve-imap served" \
+	$PY - "$T/sv-bob@example.test.json" "$T/carol.json" <<'EOF'
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+def view(d):
+    out = {}
+    for name, f in d['folders'].items():
+        out[name] = sorted((m['sha256'], tuple(sorted(m['flags']))) for m in f.get('messages', []))
+    return out
+va, vb = view(a), view(b)
+assert va == vb, [n for n in va if va[n] != vb.get(n)]
+EOF
 check "mbsync, pointed back at Dovecot, syncs" mbsync_run "$DOVECOT_IMAP_PORT"
 check_fails "mbsync reports no UIDVALIDITY change" grep -qi uidvalidity "$T/mbsync.out"
 manifest >"$T/manifest2"
