@@ -1298,6 +1298,22 @@ static int store_take(struct sess *s, struct vv_store_result *res, bool *changed
 	return 0;
 }
 
+/* store_take, and *moved_r: which messages' MODSEQ moved (malloc'ed, one
+ * per res->msgs; NULL when there are none).  Out of memory ends the
+ * session: res is released and ARCA_ENOMEM returned. */
+static int take_result(struct sess *s, struct vv_store_result *res, bool **moved_r)
+{
+	bool *moved = res->nmsgs ? calloc(res->nmsgs, sizeof(bool)) : NULL;
+	if ((res->nmsgs && moved == NULL) || store_take(s, res, moved) != 0) {
+		free(moved);
+		vv_store_result_release(res);
+		fatal(s, ARCA_ENOMEM);
+		return ARCA_ENOMEM;
+	}
+	*moved_r = moved;
+	return 0;
+}
+
 /* Flag changes other sessions made since the last look (NOOP, CHECK,
  * IDLE): an unsolicited FETCH for each message whose MODSEQ moved here.
  * The session's own changes are there already (same MODSEQ) and are not
@@ -1315,13 +1331,9 @@ static void notify_changes(struct sess *s)
 		s->sel_watch = false;
 		return;
 	}
-	bool *moved = res.nmsgs ? calloc(res.nmsgs, sizeof(bool)) : NULL;
-	if ((res.nmsgs && moved == NULL) || store_take(s, &res, moved) != 0) {
-		free(moved);
-		vv_store_result_release(&res);
-		fatal(s, ARCA_ENOMEM);
+	bool *moved;
+	if (take_result(s, &res, &moved) != 0)
 		return;
-	}
 	for (size_t i = 0; i < res.nmsgs; i++) {
 		if (res.msgs[i].modseq > s->notified_modseq)
 			s->notified_modseq = res.msgs[i].modseq;
@@ -1386,13 +1398,9 @@ static void cmd_store(struct sess *s, struct imapd_cmd *c)
 			       : "NO [SERVERBUG] The flag change could not be kept.");
 		return;
 	}
-	bool *moved = res.nmsgs ? calloc(res.nmsgs, sizeof(bool)) : NULL;
-	if ((res.nmsgs && moved == NULL) || store_take(s, &res, moved) != 0) {
-		free(moved);
-		vv_store_result_release(&res);
-		fatal(s, ARCA_ENOMEM);
+	bool *moved;
+	if (take_result(s, &res, &moved) != 0)
 		return;
-	}
 	for (size_t i = 0; i < res.nmsgs; i++) {
 		const struct vv_msg *r = &res.msgs[i];
 		/* .SILENT: nothing, but a CONDSTORE client still learns the

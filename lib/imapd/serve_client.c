@@ -184,6 +184,50 @@ static int client_account(void *ctx, const struct vv_account **acct_r)
 	return 0;
 }
 
+/* The MSGS frames that follow a head announcing `total` records: into
+ * *msgs_r (grown with what arrives, not with what the head announced),
+ * each checked: UIDs ascending, keyword bits within nkw, MODSEQ above
+ * `above`.  0, or ARCA_ENOMEM / ARCA_EIO with the view broken. */
+static int recv_msgs(struct serve_client *c, size_t total, size_t nkw, uint64_t above,
+		     struct vv_msg **msgs_r, size_t *n_r)
+{
+	size_t cap = 0;
+	uint64_t kwmask = nkw >= 64 ? UINT64_MAX : (UINT64_C(1) << nkw) - 1;
+	int rc = 0;
+	while (rc == 0 && *n_r < total) {
+		if (next(c, SERVE_MSGS) != 0)
+			return ARCA_EIO;
+		size_t room = total - *n_r;
+		if (room > SERVE_MSGS_PER_FRAME)
+			room = SERVE_MSGS_PER_FRAME;
+		if (*n_r + room > cap) {
+			size_t ncap = cap ? cap * 2 : SERVE_MSGS_PER_FRAME;
+			while (ncap < *n_r + room)
+				ncap *= 2;
+			if (ncap > total)
+				ncap = total;
+			struct vv_msg *m = realloc(*msgs_r, ncap * sizeof(*m));
+			if (m == NULL) {
+				c->broken = true;   /* the rest of the answer is still coming */
+				return ARCA_ENOMEM;
+			}
+			*msgs_r = m;
+			cap = ncap;
+		}
+		size_t got = 0;
+		if (serve_decode_msgs(c->in.data, c->in.len, *msgs_r + *n_r, room, &got) != 0)
+			return broken(c);
+		for (size_t i = *n_r; i < *n_r + got; i++) {
+			const struct vv_msg *m = &(*msgs_r)[i];
+			if ((i > 0 && m->uid <= (*msgs_r)[i - 1].uid) || (m->keywords & ~kwmask) != 0 ||
+			    m->modseq <= above)
+				rc = broken(c);
+		}
+		*n_r += got;
+	}
+	return rc;
+}
+
 static int client_open(void *ctx, size_t folder, struct vv_mailbox *mb_r)
 {
 	struct serve_client *c = ctx;
@@ -204,44 +248,7 @@ static int client_open(void *ctx, size_t folder, struct vv_mailbox *mb_r)
 	rc = serve_decode_mailbox(c->in.data, c->in.len, mb_r, &total);
 	if (rc)
 		return rc == ARCA_ENOMEM ? rc : broken(c);
-	size_t cap = 0;
-	uint64_t kwmask = mb_r->nkeywords >= 64 ? UINT64_MAX : (UINT64_C(1) << mb_r->nkeywords) - 1;
-	while (rc == 0 && mb_r->nmsgs < total) {
-		if (next(c, SERVE_MSGS) != 0) {
-			rc = ARCA_EIO;
-			break;
-		}
-		/* grows with what arrives, not with what the head announced */
-		size_t room = total - mb_r->nmsgs;
-		if (room > SERVE_MSGS_PER_FRAME)
-			room = SERVE_MSGS_PER_FRAME;
-		if (mb_r->nmsgs + room > cap) {
-			size_t ncap = cap ? cap * 2 : SERVE_MSGS_PER_FRAME;
-			while (ncap < mb_r->nmsgs + room)
-				ncap *= 2;
-			if (ncap > total)
-				ncap = (size_t)total;
-			struct vv_msg *m = realloc(mb_r->msgs, ncap * sizeof(*m));
-			if (m == NULL) {
-				rc = ARCA_ENOMEM;
-				c->broken = true;   /* the rest of the answer is still coming */
-				break;
-			}
-			mb_r->msgs = m;
-			cap = ncap;
-		}
-		size_t got = 0;
-		if (serve_decode_msgs(c->in.data, c->in.len, mb_r->msgs + mb_r->nmsgs, room, &got) != 0) {
-			rc = broken(c);
-			break;
-		}
-		for (size_t i = mb_r->nmsgs; i < mb_r->nmsgs + got; i++) {
-			const struct vv_msg *m = &mb_r->msgs[i];
-			if ((i > 0 && m->uid <= mb_r->msgs[i - 1].uid) || (m->keywords & ~kwmask) != 0)
-				rc = broken(c);
-		}
-		mb_r->nmsgs += got;
-	}
+	rc = recv_msgs(c, (size_t)total, mb_r->nkeywords, 0, &mb_r->msgs, &mb_r->nmsgs);
 	if (rc)
 		vv_mailbox_release(mb_r);
 	return rc;
@@ -286,12 +293,11 @@ static bool client_can_store(void *ctx)
 	return c->bound && c->can_store && !c->broken;
 }
 
-/* One STORE frame's answer appended to res. */
-static int store_chunk(struct serve_client *c, size_t folder, const struct vv_store *req,
-		       struct vv_store_result *res)
+/* Send c->frame (a STORE or CHANGES) and take the STORED answer with its
+ * message records (at most max, each MODSEQ above `above`) into res.  On
+ * failure res is released. */
+static int call_stored(struct serve_client *c, uint64_t above, size_t max, struct vv_store_result *res)
 {
-	if (serve_encode_store(&c->frame, folder, req) != 0)
-		return ARCA_ELIMIT;
 	uint8_t type = 0;
 	int rc = call(c, &type);
 	if (rc)
@@ -300,13 +306,28 @@ static int store_chunk(struct serve_client *c, size_t folder, const struct vv_st
 		return err_answer(c);
 	if (type != SERVE_STORED)
 		return broken(c);
-	struct vv_store_result part = { 0 };
-	size_t nmsgs = 0;
-	rc = serve_decode_stored(c->in.data, c->in.len, &part, &nmsgs, SERVE_STORE_UIDS_MAX);
+	size_t total = 0;
+	rc = serve_decode_stored(c->in.data, c->in.len, res, &total, max);
 	if (rc) {
 		c->broken = true;   /* MSGS frames may follow */
 		return rc == ARCA_ENOMEM ? rc : ARCA_EIO;
 	}
+	rc = recv_msgs(c, total, res->nkeywords, above, &res->msgs, &res->nmsgs);
+	if (rc)
+		vv_store_result_release(res);
+	return rc;
+}
+
+/* One STORE frame's answer appended to res. */
+static int store_chunk(struct serve_client *c, size_t folder, const struct vv_store *req,
+		       struct vv_store_result *res)
+{
+	if (serve_encode_store(&c->frame, folder, req) != 0)
+		return ARCA_ELIMIT;
+	struct vv_store_result part = { 0 };
+	int rc = call_stored(c, 0, SERVE_STORE_UIDS_MAX, &part);
+	if (rc)
+		return rc;
 	/* what the keeper says must be about this request: UIDs of it */
 	size_t j = 0;
 	for (size_t i = 0; i < part.nmodified && rc == 0; i++) {
@@ -315,21 +336,11 @@ static int store_chunk(struct serve_client *c, size_t folder, const struct vv_st
 		if (j == req->nuids || req->uids[j] != part.modified[i])
 			rc = ARCA_EIO;
 	}
-	if (rc == 0 && nmsgs > 0 && (part.msgs = malloc(nmsgs * sizeof(*part.msgs))) == NULL)
-		rc = ARCA_ENOMEM;
-	while (rc == 0 && part.nmsgs < nmsgs) {
-		size_t got = 0;
-		if (next(c, SERVE_MSGS) != 0 ||
-		    serve_decode_msgs(c->in.data, c->in.len, part.msgs + part.nmsgs, nmsgs - part.nmsgs, &got) != 0)
-			rc = ARCA_EIO;
-		part.nmsgs += got;
-	}
-	uint64_t kwmask = part.nkeywords >= 64 ? UINT64_MAX : (UINT64_C(1) << part.nkeywords) - 1;
 	j = 0;
 	for (size_t i = 0; i < part.nmsgs && rc == 0; i++) {
 		while (j < req->nuids && req->uids[j] < part.msgs[i].uid)
 			j++;
-		if (j == req->nuids || req->uids[j] != part.msgs[i].uid || (part.msgs[i].keywords & ~kwmask))
+		if (j == req->nuids || req->uids[j] != part.msgs[i].uid)
 			rc = ARCA_EIO;
 	}
 	if (rc == 0) {
@@ -393,64 +404,10 @@ static int client_changes(void *ctx, size_t folder, uint64_t since, struct vv_st
 		return ARCA_ESTATE;
 	if (serve_encode_changes(&c->frame, folder, since) != 0)
 		return ARCA_ENOENT;
-	uint8_t type = 0;
-	int rc = call(c, &type);
-	if (rc)
-		return rc;
-	if (type == SERVE_ERR)
-		return err_answer(c);
-	if (type != SERVE_STORED)
-		return broken(c);
-	size_t total = 0;
-	rc = serve_decode_stored(c->in.data, c->in.len, res, &total, SERVE_MSGS_MAX);
-	if (rc == 0 && res->nmodified != 0)
-		rc = ARCA_EFORMAT;
-	if (rc) {
+	int rc = call_stored(c, since, SERVE_MSGS_MAX, res);
+	if (rc == 0 && res->nmodified != 0) {
 		vv_store_result_release(res);
-		c->broken = true;   /* MSGS frames may follow */
-		return rc == ARCA_ENOMEM ? rc : ARCA_EIO;
-	}
-	size_t cap = 0;
-	uint64_t kwmask = res->nkeywords >= 64 ? UINT64_MAX : (UINT64_C(1) << res->nkeywords) - 1;
-	while (rc == 0 && res->nmsgs < total) {
-		if (next(c, SERVE_MSGS) != 0) {
-			rc = ARCA_EIO;
-			break;
-		}
-		/* grows with what arrives, not with what the head announced */
-		size_t room = total - res->nmsgs;
-		if (room > SERVE_MSGS_PER_FRAME)
-			room = SERVE_MSGS_PER_FRAME;
-		if (res->nmsgs + room > cap) {
-			size_t ncap = cap ? cap * 2 : SERVE_MSGS_PER_FRAME;
-			while (ncap < res->nmsgs + room)
-				ncap *= 2;
-			if (ncap > total)
-				ncap = total;
-			struct vv_msg *m = realloc(res->msgs, ncap * sizeof(*m));
-			if (m == NULL) {
-				rc = ARCA_ENOMEM;
-				c->broken = true;
-				break;
-			}
-			res->msgs = m;
-			cap = ncap;
-		}
-		size_t got = 0;
-		if (serve_decode_msgs(c->in.data, c->in.len, res->msgs + res->nmsgs, room, &got) != 0) {
-			rc = ARCA_EIO;
-			break;
-		}
-		for (size_t i = res->nmsgs; i < res->nmsgs + got && rc == 0; i++)
-			if ((i > 0 && res->msgs[i].uid <= res->msgs[i - 1].uid) ||
-			    (res->msgs[i].keywords & ~kwmask) || res->msgs[i].modseq <= since)
-				rc = ARCA_EIO;
-		res->nmsgs += got;
-	}
-	if (rc) {
-		if (rc == ARCA_EIO)
-			c->broken = true;
-		vv_store_result_release(res);
+		rc = broken(c);
 	}
 	return rc;
 }

@@ -1268,6 +1268,28 @@ out:
 	return rc;
 }
 
+/* STORED and its MSGS frames (the answer to STORE and to CHANGES).  One
+ * that can't be encoded ends the channel: the session must not wait for
+ * it. */
+static void send_stored(struct chan *c, const struct vv_store_result *res)
+{
+	if (serve_encode_stored(&c->out, res->keywords, res->nkeywords, res->modified, res->nmodified,
+				res->nmsgs) != 0) {
+		c->violation = "cannot encode a STORED answer";
+		return;
+	}
+	int sent = send_out(c);
+	for (size_t off = 0; sent == 0 && off < res->nmsgs;) {
+		size_t m = res->nmsgs - off > SERVE_MSGS_PER_FRAME ? SERVE_MSGS_PER_FRAME : res->nmsgs - off;
+		if (serve_encode_msgs(&c->out, res->msgs + off, m) != 0) {
+			c->violation = "cannot encode messages";
+			return;
+		}
+		sent = send_out(c);
+		off += m;
+	}
+}
+
 static void do_store(struct chan *c)
 {
 	struct serve_keeper *k = c->k;
@@ -1302,21 +1324,7 @@ static void do_store(struct chan *c)
 				  : "the flag change could not be kept");
 		return;
 	}
-	int sent = -1;
-	if (serve_encode_stored(&c->out, res.keywords, res.nkeywords, res.modified,
-				res.nmodified, res.nmsgs) != 0)
-		c->violation = "cannot encode a STORE's answer";   /* the session must not wait for it */
-	else
-		sent = send_out(c);
-	for (size_t off = 0; sent == 0 && off < res.nmsgs;) {
-		size_t m = res.nmsgs - off > SERVE_MSGS_PER_FRAME ? SERVE_MSGS_PER_FRAME : res.nmsgs - off;
-		if (serve_encode_msgs(&c->out, res.msgs + off, m) != 0) {
-			c->violation = "cannot encode messages";
-			break;
-		}
-		sent = send_out(c);
-		off += m;
-	}
+	send_stored(c, &res);
 	vv_store_result_release(&res);
 }
 
@@ -1362,20 +1370,7 @@ static void do_changes(struct chan *c)
 		answer_err(c, rc, rc == ARCA_ENOENT ? "no such folder" : "the vault can't read this folder");
 		return;
 	}
-	int sent = -1;
-	if (serve_encode_stored(&c->out, res.keywords, res.nkeywords, NULL, 0, res.nmsgs) != 0)
-		c->violation = "cannot encode a CHANGES answer";
-	else
-		sent = send_out(c);
-	for (size_t off = 0; sent == 0 && off < res.nmsgs;) {
-		size_t m = res.nmsgs - off > SERVE_MSGS_PER_FRAME ? SERVE_MSGS_PER_FRAME : res.nmsgs - off;
-		if (serve_encode_msgs(&c->out, res.msgs + off, m) != 0) {
-			c->violation = "cannot encode messages";
-			break;
-		}
-		sent = send_out(c);
-		off += m;
-	}
+	send_stored(c, &res);
 	vv_store_result_release(&res);
 }
 
