@@ -623,11 +623,29 @@ static int restore_account(struct run *u, const char *account)
 
 /* --jobs N: the accounts in N worker processes (restore_workers_run), each
  * with its own repository handle, memory spool and connections. */
-static int parallel_one(void *ctx, struct repo *r, size_t i)
+static int parallel_one(void *ctx, struct repo *r, size_t g)
 {
 	struct run *u = ctx;
 	u->r = r;
-	return restore_account(u, u->accounts->v[i]);
+	/* a group is one mailbox on the server: its accounts one after
+	 * another in one worker, never at once in two (each would append
+	 * what the other hasn't yet) */
+	int worst = 0;
+	for (size_t k = u->group_start[g]; k < u->group_start[g + 1]; k++) {
+		int rc = restore_account(u, u->accounts->v[u->group_of[k]]);
+		if (rc == 1 || (rc == EXIT_WARNINGS && worst == 0))
+			worst = rc;
+	}
+	return worst;
+}
+
+static const struct strv *group_sort_accounts;
+
+static int group_cmp(const void *a, const void *b)
+{
+	size_t x = *(const size_t *)a, y = *(const size_t *)b;
+	int c = strcasecmp(group_sort_accounts->v[x], group_sort_accounts->v[y]);
+	return c ? c : (x < y ? -1 : x > y);
 }
 
 static int restore_parallel(struct run *u, const struct strv *accounts)
@@ -656,13 +674,31 @@ static int restore_parallel(struct run *u, const struct strv *accounts)
 	}
 	u->out_lock = m;
 	u->accounts = accounts;
+	u->group_of = malloc((accounts->n + 1) * sizeof(size_t));
+	u->group_start = malloc((accounts->n + 1) * sizeof(size_t));
+	if (u->group_of == NULL || u->group_start == NULL) {
+		acrypto_restore_key_free(rk);
+		return cli_failf("out of memory");
+	}
+	for (size_t i = 0; i < accounts->n; i++)
+		u->group_of[i] = i;
+	group_sort_accounts = accounts;
+	qsort(u->group_of, accounts->n, sizeof(size_t), group_cmp);
+	size_t ngroups = 0;
+	for (size_t i = 0; i < accounts->n; i++)
+		if (i == 0 || strcasecmp(accounts->v[u->group_of[i]], accounts->v[u->group_of[i - 1]]) != 0)
+			u->group_start[ngroups++] = i;
+	u->group_start[ngroups] = accounts->n;
 	/* an LMDB handle may not cross fork: each worker opens its own */
 	repo_close(u->r);
 	u->r = NULL;
 	struct restore_workers w = { .repo = u->o->repo, .rk = rk, .jobs = (int)u->o->jobs,
-				     .n = accounts->n, .one = parallel_one, .ctx = u };
+				     .n = ngroups, .one = parallel_one, .ctx = u };
 	int rc = restore_workers_run(&w);
 	acrypto_restore_key_free(rk);
+	free(u->group_of);
+	free(u->group_start);
+	u->group_of = u->group_start = NULL;
 	return rc;
 }
 

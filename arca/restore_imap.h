@@ -55,6 +55,10 @@ struct run {
 					 * (robust: a worker dying with it held
 					 * does not stop the others) */
 	const struct strv *accounts;    /* --jobs: the workers' share */
+	size_t *group_of;               /* --jobs: account indexes, those of one
+					 * mailbox (names equal but for case: the
+					 * server takes them for one) next to each other */
+	size_t *group_start;            /* group g: group_of[group_start[g] .. group_start[g+1]) */
 	/* per account */
 	const char *account, *target;
 	struct imap_conn *c;
