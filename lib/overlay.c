@@ -688,8 +688,6 @@ int overlay_record(struct overlay *ov, const char *account, const char *folder,
 	/* one record per call: a torn end is only ever its last record */
 	if (n > OVL_MSGS_PER_RECORD)
 		return arca_err_set(err, ARCA_ELIMIT, "more than %d messages in one change", OVL_MSGS_PER_RECORD);
-	/* a change of more messages than a record takes becomes several
-	 * records, written and synced together */
 	struct abuf pt = ABUF_INIT, out = ABUF_INIT;
 	struct overlay_rec rec = { .time_ns = time_ns, .account = (char *)account,
 				   .folder = (char *)folder, .uidvalidity = uidvalidity, .nkw = nkw };
@@ -799,7 +797,6 @@ int overlay_apply(const struct overlay *ov, const char *account, uint64_t snapsh
 		if (j == sf->nkeywords)
 			map[i] = -1;      /* added below when a message needs it */
 	}
-	bool changed_any = false;
 	/* a UID recorded twice (a damaged record) names the first only,
 	 * as serve-imap served it; a message without one never had it */
 	struct idset done = IDSET_INIT;
@@ -851,10 +848,8 @@ int overlay_apply(const struct overlay *ov, const char *account, uint64_t snapsh
 		if (o->modseq > m->modseq)
 			m->modseq = o->modseq;
 		(*applied_r)++;
-		changed_any = true;
 	}
 	idset_free(&done);
-	(void)changed_any;
 	/* HIGHESTMODSEQ above every MODSEQ served since the snapshot, also
 	 * for changes of messages this restore can't name (served
 	 * renumbered): a client never sees it go backwards */

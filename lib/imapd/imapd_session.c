@@ -73,6 +73,7 @@ struct sess {
 	bool sel_rw;                  /* SELECTed and the view keeps flag changes */
 	uint64_t notified_modseq;     /* other sessions' changes up to this were shown */
 	bool sel_watch;               /* selected (or examined) where changes are kept: look for them */
+	bool watch_logged;            /* a failed look was logged for this selection */
 	bool *flags_shown;            /* FETCH: \Seen set by it, FLAGS to be shown (per message) */
 
 	/* the last message's bytes, its MIME tree and a lower-cased copy */
@@ -1325,10 +1326,16 @@ static void notify_changes(struct sess *s)
 	struct vv_store_result res;
 	int rc = s->vv->changes(s->vctx, s->sel, s->notified_modseq, &res);
 	if (rc) {
-		/* said once: not again every 5 s of an IDLE */
-		logf_(s, "user=%s: changes of folder %zu: %s (no longer looked for)", s->user, s->sel,
-		      arca_strerror(rc));
-		s->sel_watch = false;
+		/* a channel gone stays gone: stop looking; other trouble (the
+		 * keeper short of memory) is tried again at the next look,
+		 * said once per selection, not every 5 s of an IDLE */
+		bool gone = rc == ARCA_EIO || rc == ARCA_ESTATE;
+		if (gone || !s->watch_logged)
+			logf_(s, "user=%s: changes of folder %zu: %s%s", s->user, s->sel, arca_strerror(rc),
+			      gone ? " (no longer looked for)" : "");
+		s->watch_logged = true;
+		if (gone)
+			s->sel_watch = false;
 		return;
 	}
 	bool *moved;
@@ -2365,6 +2372,7 @@ static void cmd_select(struct sess *s, struct imapd_cmd *c)
 	s->notified_modseq = hms;
 	/* EXAMINE too: read-only here, but other sessions' changes are shown */
 	s->sel_watch = s->vv->changes != NULL && s->vv->can_store != NULL && s->vv->can_store(s->vctx);
+	s->watch_logged = false;
 	if (c->condstore)
 		s->condstore = true;
 
@@ -2587,7 +2595,7 @@ static void cmd_idle(struct sess *s, struct imapd_cmd *c)
 	long since_alive = 0;
 	while (!s->end) {
 		if (s->in_pos >= s->in_len) {
-			long step = poll ? IDLE_POLL_MS : IDLE_KEEPALIVE_MS;
+			long step = poll && s->sel_watch ? IDLE_POLL_MS : IDLE_KEEPALIVE_MS;
 			int t = left < step ? (int)left : (int)step;
 			int w = t > 0 ? s->io->wait(s->io->ctx, t) : 0;
 			if (w < 0) {

@@ -246,8 +246,10 @@ static int client_open(void *ctx, size_t folder, struct vv_mailbox *mb_r)
 	if (type != SERVE_MAILBOX)
 		return broken(c);
 	rc = serve_decode_mailbox(c->in.data, c->in.len, mb_r, &total);
-	if (rc)
-		return rc == ARCA_ENOMEM ? rc : broken(c);
+	if (rc) {
+		c->broken = true;   /* MSGS frames may follow */
+		return rc == ARCA_ENOMEM ? rc : ARCA_EIO;
+	}
 	rc = recv_msgs(c, (size_t)total, mb_r->nkeywords, 0, &mb_r->msgs, &mb_r->nmsgs);
 	if (rc)
 		vv_mailbox_release(mb_r);

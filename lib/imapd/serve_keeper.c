@@ -1290,6 +1290,9 @@ static void send_stored(struct chan *c, const struct vv_store_result *res)
 	}
 }
 
+/* one STORE frame is one overlay record (overlay_record takes no more) */
+_Static_assert(SERVE_STORE_UIDS_MAX <= OVL_MSGS_PER_RECORD, "a STORE frame must fit one overlay record");
+
 static void do_store(struct chan *c)
 {
 	struct serve_keeper *k = c->k;

@@ -54,6 +54,7 @@ struct mview {
 	struct vv_account acct;   /* separator, gone subscriptions */
 	bool writable;            /* can_store(): flag changes kept */
 	int fail_store;           /* store() returns this when set */
+	int fail_changes;         /* changes() returns this when set */
 	unsigned stores;          /* store() calls */
 };
 
@@ -266,6 +267,8 @@ static int mv_changes(void *ctx, size_t folder, uint64_t since, struct vv_store_
 	memset(res, 0, sizeof(*res));
 	if (!v->bound || !v->writable || folder >= v->nf)
 		return ARCA_ESTATE;
+	if (v->fail_changes)
+		return v->fail_changes;
 	struct mfolder *d = &v->d[folder];
 	res->msgs = calloc(d->n + 1, sizeof(*res->msgs));
 	res->keywords = calloc(VV_KEYWORDS_MAX, sizeof(char *));
@@ -1408,6 +1411,19 @@ static void test_store(void)
 	c->v.d[0].m[1].flags = 0;                /* UID 3 */
 	c->v.d[0].m[1].modseq = 50;
 	EXPECT(c, "y", "NOOP", "* 2 FETCH (UID 3 FLAGS ($Forwarded) MODSEQ (50))\r\ny OK NOOP completed.\r\n");
+	/* a look that fails for want of memory is tried again at the next */
+	c->v.fail_changes = ARCA_ENOMEM;
+	c->v.d[0].m[1].flags = VV_SEEN;
+	c->v.d[0].m[1].modseq = 51;
+	EXPECT(c, "y2", "NOOP", "y2 OK NOOP completed.\r\n");
+	c->v.fail_changes = 0;
+	EXPECT(c, "y3", "NOOP", "* 2 FETCH (UID 3 FLAGS (\\Seen $Forwarded) MODSEQ (51))\r\ny3 OK NOOP completed.\r\n");
+	/* a channel gone: no more looks for this selection */
+	c->v.fail_changes = ARCA_EIO;
+	EXPECT(c, "y4", "NOOP", "y4 OK NOOP completed.\r\n");
+	c->v.fail_changes = 0;
+	c->v.d[0].m[1].modseq = 52;
+	EXPECT(c, "y5", "NOOP", "y5 OK NOOP completed.\r\n");
 	CHECK_EQ_INT(cl_finish(c), 0);
 }
 
