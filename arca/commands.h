@@ -16,5 +16,6 @@ int cmd_pull(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_alarm(int argc, char **argv);
 int cmd_serve_imap(int argc, char **argv);
+int cmd_overlay(int argc, char **argv);
 
 #endif

@@ -25,7 +25,8 @@ static const struct {
 	{ "pull", cmd_pull, "capture accounts' live state over IMAP and ManageSieve (pull imap)" },
 	{ "status", cmd_status, "standing alarms and what the repository holds" },
 	{ "alarm", cmd_alarm, "clear an alarm with the restore key (alarm clear)" },
-	{ "serve-imap", cmd_serve_imap, "serve the vault read-only over IMAP while the mail server is rebuilt" },
+	{ "serve-imap", cmd_serve_imap, "serve the vault over IMAP while the mail server is rebuilt" },
+	{ "overlay", cmd_overlay, "what serve-imap --overlay kept (flag changes for the restore)" },
 	{ "verify", cmd_verify, "check the repository for damage" },
 };
 

@@ -436,6 +436,18 @@ uint64_t overlay_bytes(const struct overlay *ov)
 	return ov->end;
 }
 
+int overlay_each_folder(const struct overlay *ov,
+			int (*fn)(const struct ovl_folder *f, void *ctx), void *ctx)
+{
+	for (size_t i = 0; i < ov->nbuckets; i++)
+		for (const struct ovl_folder *f = ov->buckets[i]; f; f = f->next) {
+			int rc = fn(f, ctx);
+			if (rc)
+				return rc;
+		}
+	return 0;
+}
+
 void overlay_counts(const struct overlay *ov, uint64_t *records_r, uint64_t *folders_r,
 		    uint64_t *msgs_r)
 {

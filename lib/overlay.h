@@ -102,6 +102,11 @@ const struct ovl_folder *overlay_folder(const struct overlay *ov, const char *ac
 /* The same by message: NULL when absent. */
 const struct overlay_msg *ovl_folder_msg(const struct ovl_folder *f, uint32_t uid);
 
+/* Every folder of the state, in no particular order; stops at the first
+ * non-zero return of fn and returns it. */
+int overlay_each_folder(const struct overlay *ov,
+			int (*fn)(const struct ovl_folder *f, void *ctx), void *ctx);
+
 /* Records and messages in the state (for reports). */
 void overlay_counts(const struct overlay *ov, uint64_t *records_r, uint64_t *folders_r,
 		    uint64_t *msgs_r);

@@ -268,6 +268,21 @@ printf 'X' | dd of="$T/overlay.bad" bs=1 seek=80 conv=notrunc status=none
 	--users "$T/users" --overlay "$T/overlay.bad" >"$T/bad.out" 2>&1
 expect_eq "serve-imap refuses an altered overlay" "$?" 1
 check "... saying it fails authentication" grep -q "record 0 at offset 64 fails authentication" "$T/bad.out"
+# arca overlay: what the restore will carry
+"$ARCA" overlay --repo "$R" --restore-key "$T/rk" --json "$OV" >"$T/ovshow.json" 2>"$T/ovshow.err"
+expect_eq "arca overlay lists the kept changes" "$?" 0
+check "... bob's INBOX with the 4 messages changed, alice's with the one she flagged" \
+	$PY - "$T/ovshow.json" <<'EOF'
+import json, sys
+d = json.load(open(sys.argv[1]))
+f = {(x['account'], x['folder']): x for x in d['folders']}
+assert f[('bob@example.test', 'INBOX')]['messages'] == 4, f
+assert f[('alice@example.test', 'INBOX')]['messages'] == 1, f
+assert d['records'] >= 5, d
+EOF
+"$ARCA" overlay --repo "$R" --restore-key "$T/rk" --account alice@example.test "$OV" >"$T/ovshow.txt" 2>&1
+check "... --account: that account's folders only" bash -c "grep -q '^alice@example.test ' '$T/ovshow.txt' && ! grep -q '^bob@' '$T/ovshow.txt'"
+check_fails "arca overlay refuses the altered file" "$ARCA" overlay --repo "$R" --restore-key "$T/rk" "$T/overlay.bad"
 check_fails "restore refuses it too" "$ARCA" restore maildir --repo "$R" --restore-key "$T/rk" \
 	--account bob@example.test --overlay "$T/overlay.bad" "$T/bad-restore"
 check "... and writes nothing" test ! -e "$T/bad-restore"
