@@ -700,44 +700,33 @@ int overlay_record(struct overlay *ov, const char *account, const char *folder,
 	/* one record per call: a torn end is only ever its last record */
 	if (n > OVL_MSGS_PER_RECORD)
 		return arca_err_set(err, ARCA_ELIMIT, "more than %d messages in one change", OVL_MSGS_PER_RECORD);
+	if (n == 0)
+		return arca_err_set(err, ARCA_EINVAL, "an empty change");
 	struct abuf pt = ABUF_INIT, out = ABUF_INIT;
 	struct overlay_rec rec = { .time_ns = time_ns, .account = (char *)account,
-				   .folder = (char *)folder, .uidvalidity = uidvalidity, .nkw = nkw };
+				   .folder = (char *)folder, .uidvalidity = uidvalidity, .nkw = nkw,
+				   .msgs = (struct overlay_msg *)msgs, .n = n };
 	if (nkw > 0)
 		memcpy(rec.kw, kw, nkw * sizeof(*kw));
-	int rc = 0;
-	uint64_t index = ov->nrecords;
-	size_t nrec = 0;
-	for (size_t off = 0; rc == 0 && off < n; off += OVL_MSGS_PER_RECORD, nrec++) {
-		rec.msgs = (struct overlay_msg *)msgs + off;
-		rec.n = n - off > OVL_MSGS_PER_RECORD ? OVL_MSGS_PER_RECORD : n - off;
-		rc = overlay_rec_encode(&rec, &pt);
-		if (rc) {
-			arca_err_set(err, rc, rc == ARCA_ENOMEM ? "out of memory" : "a change the overlay can't hold");
-			break;
-		}
-		if (off == 0 && (rc = rec_fits(ov, &rec)) != 0) {
-			arca_err_set(err, rc, "more than %d keywords in one folder", OVL_KEYWORDS_MAX);
-			break;
-		}
-		size_t at = out.len;
-		if ((rc = abuf_reserve(&out, 4 + pt.len + OVL_SEAL_EXTRA)) != 0) {
-			arca_err_set(err, rc, "out of memory");
-			break;
-		}
-		put_u32le(out.data + at, (uint32_t)(pt.len + OVL_SEAL_EXTRA));
+	int rc = overlay_rec_encode(&rec, &pt);
+	if (rc)
+		arca_err_set(err, rc, rc == ARCA_ENOMEM ? "out of memory" : "a change the overlay can't hold");
+	else if ((rc = rec_fits(ov, &rec)) != 0)
+		arca_err_set(err, rc, "more than %d keywords in one folder", OVL_KEYWORDS_MAX);
+	else if ((rc = abuf_reserve(&out, 4 + pt.len + OVL_SEAL_EXTRA)) != 0)
+		arca_err_set(err, rc, "out of memory");
+	if (rc == 0) {
+		put_u32le(out.data, (uint32_t)(pt.len + OVL_SEAL_EXTRA));
 		uint8_t ad[OVL_HEADER_LEN + 8];
-		rec_ad(ov, index + nrec, ad);
+		rec_ad(ov, ov->nrecords, ad);
 		/* a random nonce: after a torn end is cut, this index is
 		 * written again, and one (key, nonce) must never seal two
 		 * plaintexts */
-		uint8_t *nonce = out.data + at + 4;
+		uint8_t *nonce = out.data + 4;
 		randombytes_buf(nonce, ARCA_XNONCE_LEN);
 		acrypto_xseal(ov->key, nonce, ad, sizeof(ad), pt.data, pt.len, nonce + ARCA_XNONCE_LEN);
-		out.len = at + 4 + pt.len + OVL_SEAL_EXTRA;
+		out.len = 4 + pt.len + OVL_SEAL_EXTRA;
 	}
-	if (n == 0 && rc == 0)
-		rc = arca_err_set(err, ARCA_EINVAL, "an empty change");
 	if (rc == 0 && ov->max_bytes && ov->end + out.len > ov->max_bytes)
 		rc = arca_err_set(err, ARCA_ENOSPC, "%s is full (%llu bytes, at most %llu)", ov->path,
 				  (unsigned long long)ov->end, (unsigned long long)ov->max_bytes);
@@ -769,17 +758,13 @@ int overlay_record(struct overlay *ov, const char *account, const char *folder,
 	}
 	/* the state follows the file: merged only once durable (the
 	 * keyword check above makes this merge fail only for memory) */
-	for (size_t off = 0; rc == 0 && off < n; off += OVL_MSGS_PER_RECORD) {
-		rec.msgs = (struct overlay_msg *)msgs + off;
-		rec.n = n - off > OVL_MSGS_PER_RECORD ? OVL_MSGS_PER_RECORD : n - off;
-		if ((rc = rec_merge(ov, &rec)) != 0) {
-			arca_err_set(err, rc, "out of memory (the change is on disk)");
-			ov->broken = true;   /* state and file differ: write no more */
-		}
+	if (rc == 0 && (rc = rec_merge(ov, &rec)) != 0) {
+		arca_err_set(err, rc, "out of memory (the change is on disk)");
+		ov->broken = true;   /* state and file differ: write no more */
 	}
 	if (rc == 0) {
 		ov->end += out.len;
-		ov->nrecords += nrec;
+		ov->nrecords++;
 		ac->bytes += out.len;
 	}
 	sodium_memzero(pt.data, pt.cap);
