@@ -494,38 +494,58 @@ int serve_decode_gone_subs(const uint8_t *p, size_t len, struct serve_name_list 
 	return 0;
 }
 
+/* A count of keywords (at most 64), then them: into a calloc'ed array
+ * (MAILBOX, STORED; atoms: a STORE request's, IMAP atoms each once). */
+static char **decode_keywords(struct adec *d, bool atoms, size_t *n_r, int *rc_r)
+{
+	uint64_t n = adec_varint(d);
+	*n_r = 0;
+	if (d->failed || n > SERVE_KEYWORDS_MAX || n > adec_left(d) / 2) {
+		*rc_r = ARCA_EFORMAT;
+		return NULL;
+	}
+	char **kw = calloc(n ? (size_t)n : 1, sizeof(*kw));
+	if (kw == NULL) {
+		*rc_r = ARCA_ENOMEM;
+		return NULL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		kw[i] = adec_strdup(d, SERVE_KEYWORD_MAX);
+		bool ok = kw[i] != NULL && kw[i][0] != '\0' && (!atoms || vv_keyword_ok(kw[i]));
+		/* a request names each once; a folder's list is as the
+		 * snapshot had it (as MAILBOX sends it) */
+		for (size_t j = 0; ok && atoms && j < i; j++)
+			ok = strcasecmp(kw[j], kw[i]) != 0;
+		if (!ok) {
+			for (size_t j = 0; j <= i; j++)
+				free(kw[j]);
+			free(kw);
+			*rc_r = ARCA_EFORMAT;
+			return NULL;
+		}
+	}
+	*n_r = (size_t)n;
+	return kw;
+}
+
 int serve_decode_mailbox(const uint8_t *p, size_t len, struct vv_mailbox *mb, uint64_t *nmsgs_r)
 {
 	struct adec d;
 	adec_init(&d, p, len);
-	uint64_t nk = adec_varint(&d);
-	if (d.failed || nk > SERVE_KEYWORDS_MAX || nk > adec_left(&d) / 2)
-		return ARCA_EFORMAT;
-	char **kw = nk ? calloc(nk, sizeof(*kw)) : NULL;
-	if (nk && kw == NULL)
-		return ARCA_ENOMEM;
 	int rc = 0;
-	size_t got = 0;
-	for (; got < nk; got++) {
-		kw[got] = adec_strdup(&d, SERVE_KEYWORD_MAX);
-		if (kw[got] == NULL || kw[got][0] == '\0') {
-			rc = ARCA_EFORMAT;
-			if (kw[got])
-				got++;
-			break;
-		}
-	}
+	size_t nk = 0;
+	char **kw = decode_keywords(&d, false, &nk, &rc);
+	if (kw == NULL)
+		return rc;
 	uint64_t nmsgs = adec_varint(&d);
-	if (rc == 0 && (adec_finish(&d) != 0 || nmsgs > SERVE_MSGS_MAX))
-		rc = ARCA_EFORMAT;
-	if (rc) {
-		for (size_t i = 0; i < got; i++)
+	if (adec_finish(&d) != 0 || nmsgs > SERVE_MSGS_MAX) {
+		for (size_t i = 0; i < nk; i++)
 			free(kw[i]);
 		free(kw);
-		return rc;
+		return ARCA_EFORMAT;
 	}
 	mb->keywords = kw;
-	mb->nkeywords = (size_t)nk;
+	mb->nkeywords = nk;
 	*nmsgs_r = nmsgs;
 	return 0;
 }
@@ -606,38 +626,6 @@ static uint32_t *decode_uids(struct adec *d, size_t min, size_t *n_r, int *rc_r)
 	return u;
 }
 
-/* A count of keywords (at most 64), then them: into a calloc'ed array. */
-static char **decode_keywords(struct adec *d, bool atoms, size_t *n_r, int *rc_r)
-{
-	uint64_t n = adec_varint(d);
-	*n_r = 0;
-	if (d->failed || n > SERVE_KEYWORDS_MAX || n > adec_left(d) / 2) {
-		*rc_r = ARCA_EFORMAT;
-		return NULL;
-	}
-	char **kw = calloc(n ? (size_t)n : 1, sizeof(*kw));
-	if (kw == NULL) {
-		*rc_r = ARCA_ENOMEM;
-		return NULL;
-	}
-	for (size_t i = 0; i < n; i++) {
-		kw[i] = adec_strdup(d, SERVE_KEYWORD_MAX);
-		bool ok = kw[i] != NULL && kw[i][0] != '\0' && (!atoms || vv_keyword_ok(kw[i]));
-		/* a request names each once; a folder's list is as the
-		 * snapshot had it (as MAILBOX sends it) */
-		for (size_t j = 0; ok && atoms && j < i; j++)
-			ok = strcasecmp(kw[j], kw[i]) != 0;
-		if (!ok) {
-			for (size_t j = 0; j <= i; j++)
-				free(kw[j]);
-			free(kw);
-			*rc_r = ARCA_EFORMAT;
-			return NULL;
-		}
-	}
-	*n_r = (size_t)n;
-	return kw;
-}
 
 int serve_decode_store(const uint8_t *p, size_t len, size_t *folder_r, struct vv_store *req)
 {
