@@ -1,6 +1,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +17,9 @@ struct backend_local {
 	char *dir;
 	/* The last object read by range stays open: restore and verify read
 	 * runs of objects from one pack.  Stored files never change, so a
-	 * cached descriptor can't go stale. */
+	 * cached descriptor can't go stale.  The lock lets a pack be sealed
+	 * (its trailer read back) on another thread while this one reads. */
+	pthread_mutex_t open_lock;
 	char *open_name;
 	int open_fd;
 };
@@ -139,6 +142,7 @@ static int local_get_range(struct backend *be, const char *name, uint64_t off,
 	char *path = checked_path(bl, name, &rc, err);
 	if (path == NULL)
 		return rc;
+	pthread_mutex_lock(&bl->open_lock);
 	if (bl->open_name == NULL || strcmp(bl->open_name, name) != 0) {
 		if (bl->open_fd >= 0)
 			close(bl->open_fd);
@@ -149,6 +153,7 @@ static int local_get_range(struct backend *be, const char *name, uint64_t off,
 			int e = errno;
 			rc = arca_err_errno(err, e == ENOENT ? ARCA_ENOENT : ARCA_EIO, e,
 					    "open %s", path);
+			pthread_mutex_unlock(&bl->open_lock);
 			free(path);
 			return rc;
 		}
@@ -156,11 +161,13 @@ static int local_get_range(struct backend *be, const char *name, uint64_t off,
 		if (bl->open_name == NULL) {
 			close(bl->open_fd);
 			bl->open_fd = -1;
+			pthread_mutex_unlock(&bl->open_lock);
 			free(path);
 			return arca_err_set(err, ARCA_ENOMEM, "out of memory");
 		}
 	}
 	rc = fs_pread_exact(bl->open_fd, out, n, off, path, err);
+	pthread_mutex_unlock(&bl->open_lock);
 	free(path);
 	return rc;
 }
@@ -249,6 +256,7 @@ static void local_close(struct backend *be)
 	if (bl->open_fd >= 0)
 		close(bl->open_fd);
 	free(bl->open_name);
+	pthread_mutex_destroy(&bl->open_lock);
 	free(bl->dir);
 	free(bl);
 }
@@ -273,6 +281,7 @@ int backend_local_open(const char *dir, struct backend **be_r,
 	}
 	bl->be.ops = &local_ops;
 	bl->open_fd = -1;
+	pthread_mutex_init(&bl->open_lock, NULL);
 	*be_r = &bl->be;
 	return 0;
 }

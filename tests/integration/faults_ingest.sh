@@ -59,12 +59,12 @@ echo "# at ${SECONDS}s"
 # 1. Injected ENOSPC and fsync failures across a whole first ingest.
 $PY "$ARCA_ROOT/tests/tools/mkmaildir.py" "$T/md" --messages 150 --big 2 --seed 7
 
-count_points() {  # count_points KIND: how many KIND fault points a first ingest has
-	local lo=1 hi=16384 mid
+count_points() {  # count_points KIND [MAILDIR]: how many KIND fault points a first ingest has
+	local lo=1 hi=16384 mid md=${2:-$T/md}
 	while [ $lo -lt $hi ]; do
 		mid=$(( (lo + hi) / 2 ))
 		newrepo "$T/count"
-		if ARCA_FAULT=$1:$mid "$F" ingest maildir --repo "$T/count/repo" --account a@x --quiet "$T/md" >/dev/null 2>&1; then
+		if ARCA_FAULT=$1:$mid "$F" ingest maildir --repo "$T/count/repo" --account a@x --quiet "$md" >/dev/null 2>&1; then
 			hi=$mid
 		else
 			lo=$((mid + 1))
@@ -85,35 +85,40 @@ for i in $(seq 1 6); do points="$points write:$(( i * writes / 7 ))"; done
 points="$points write:$writes write:$(( RANDOM % writes + 1 ))"
 for n in $(seq 1 "$fsyncs"); do points="$points fsync:$n"; done
 
-npoints=0; bad_fail=0; bad_msg=0; bad_out=0; bad_verify=0; bad_rerun=0; bad_result=0
-for p in $points; do
-	npoints=$((npoints + 1))
-	kind=${p%%:*}
-	newrepo "$T/f"
-	ARCA_FAULT=$p "$A" ingest maildir --repo "$T/f/repo" --account a@x "$T/md" >"$T/f/out" 2>"$T/f/err"
-	rc=$?
-	if [ $rc -ne 1 ]; then
-		bad_fail=$((bad_fail + 1)); echo "# $p: exit $rc (want 1)"; head -5 "$T/f/err"
-	fi
-	# one line, naming the repository file, saying what went wrong
-	if [ "$kind" = write ]; then want='space'; else want='fsync'; fi
-	if [ "$(wc -l <"$T/f/err")" -ne 1 ] || ! grep -qi "$want" "$T/f/err" ||
-	   ! grep -qF "$T/f/repo/" "$T/f/err"; then
-		bad_msg=$((bad_msg + 1)); echo "# $p: unclear message:"; head -5 "$T/f/err"
-	fi
-	if [ -s "$T/f/out" ]; then
-		bad_out=$((bad_out + 1)); echo "# $p: printed on stdout:"; head -3 "$T/f/out"
-	fi
-	if ! "$F" verify --repo "$T/f/repo" --restore-key "$T/f/rk" >"$T/f/v" 2>&1; then
-		bad_verify=$((bad_verify + 1)); echo "# after $p:"; head -5 "$T/f/v"
-	fi
-	if ! "$F" ingest maildir --repo "$T/f/repo" --account a@x --quiet "$T/md" 2>"$T/f/err2"; then
-		bad_rerun=$((bad_rerun + 1)); echo "# re-run after $p:"; head -5 "$T/f/err2"
-	fi
-	if ! restore_eq "$T/f/repo" "$T/f/rk" a@x "$T/md" "$T/f/o" >"$T/f/cmp" 2>&1; then
-		bad_result=$((bad_result + 1)); echo "# restore after $p:"; tail -3 "$T/f/cmp"
-	fi
-done
+fault_loop() {  # fault_loop MAILDIR POINTS...: each point fails a first ingest of MAILDIR
+	local md=$1 p kind rc
+	shift
+	npoints=0; bad_fail=0; bad_msg=0; bad_out=0; bad_verify=0; bad_rerun=0; bad_result=0
+	for p in "$@"; do
+		npoints=$((npoints + 1))
+		kind=${p%%:*}
+		newrepo "$T/f"
+		ARCA_FAULT=$p "$A" ingest maildir --repo "$T/f/repo" --account a@x "$md" >"$T/f/out" 2>"$T/f/err"
+		rc=$?
+		if [ $rc -ne 1 ]; then
+			bad_fail=$((bad_fail + 1)); echo "# $p: exit $rc (want 1)"; head -5 "$T/f/err"
+		fi
+		# one line, naming the repository file, saying what went wrong
+		if [ "$kind" = write ]; then want='space'; else want='fsync'; fi
+		if [ "$(wc -l <"$T/f/err")" -ne 1 ] || ! grep -qi "$want" "$T/f/err" ||
+		   ! grep -qF "$T/f/repo/" "$T/f/err"; then
+			bad_msg=$((bad_msg + 1)); echo "# $p: unclear message:"; head -5 "$T/f/err"
+		fi
+		if [ -s "$T/f/out" ]; then
+			bad_out=$((bad_out + 1)); echo "# $p: printed on stdout:"; head -3 "$T/f/out"
+		fi
+		if ! "$F" verify --repo "$T/f/repo" --restore-key "$T/f/rk" >"$T/f/v" 2>&1; then
+			bad_verify=$((bad_verify + 1)); echo "# after $p:"; head -5 "$T/f/v"
+		fi
+		if ! "$F" ingest maildir --repo "$T/f/repo" --account a@x --quiet "$md" 2>"$T/f/err2"; then
+			bad_rerun=$((bad_rerun + 1)); echo "# re-run after $p:"; head -5 "$T/f/err2"
+		fi
+		if ! restore_eq "$T/f/repo" "$T/f/rk" a@x "$md" "$T/f/o" >"$T/f/cmp" 2>&1; then
+			bad_result=$((bad_result + 1)); echo "# restore after $p:"; tail -3 "$T/f/cmp"
+		fi
+	done
+}
+fault_loop "$T/md" $points
 check "every injected write/fsync failure failed the ingest with exit 1 ($npoints points)" test $bad_fail -eq 0
 check "each failure is one line naming the file and saying 'space' / 'fsync'" test $bad_msg -eq 0
 check "no failed ingest printed a snapshot" test $bad_out -eq 0
@@ -121,6 +126,54 @@ check "the repository verified after every failure" test $bad_verify -eq 0
 check "a clean re-run completed after every failure" test $bad_rerun -eq 0
 check "every re-run restored exactly the source" test $bad_result -eq 0
 rm -rf "$T/f" "$T/count"
+
+# Packs sealed on their own thread while the next one fills (lib/repo.c,
+# seal_start): a Maildir of incompressible messages fills several packs, so
+# some fsyncs, writes and crash points fall in a seal running beside the
+# readers.  A failure there must fail the run the same way, and never let a
+# snapshot name what the failed pack held.
+$PY - "$T/md-packs" <<'EOF'
+import base64, os, sys
+root = sys.argv[1]
+for d in ('cur', 'new', 'tmp'):
+    os.makedirs(os.path.join(root, d), exist_ok=True)
+rnd = open('/dev/urandom', 'rb')
+for n in range(60):
+    body = (f'From: a{n}@example.test\nSubject: attachment {n}\n\n').encode() + \
+        base64.encodebytes(rnd.read(680000))
+    p = os.path.join(root, 'cur', f'{1700000000 + n}.M{n}P1.host,S={len(body)}:2,S')
+    with open(p, 'wb') as f:
+        f.write(body)
+EOF
+writes=$(count_points write "$T/md-packs")
+fsyncs=$(count_points fsync "$T/md-packs")
+newrepo "$T/p"
+"$F" ingest maildir --repo "$T/p/repo" --account a@x --quiet "$T/md-packs"
+packs=$(find "$T/p/repo/data" -type f | wc -l)
+check "incompressible mail fills several packs ($packs; $fsyncs fsyncs)" test "$packs" -ge 3
+points=""
+for n in $(seq 1 "$fsyncs"); do points="$points fsync:$n"; done
+for i in $(seq 1 5); do points="$points write:$(( i * writes / 6 ))"; done
+fault_loop "$T/md-packs" $points
+check "every fault while packs are sealed aside failed the ingest with exit 1 ($npoints points)" test $bad_fail -eq 0
+check "... with one line naming the file and saying 'space' / 'fsync'" test $bad_msg -eq 0
+check "... printed no snapshot, left a repository that verifies" test $((bad_out + bad_verify)) -eq 0
+check "... and a re-run completed and restored exactly the source" test $((bad_rerun + bad_result)) -eq 0
+crashes=$(count_points crash "$T/md-packs")
+bad=0
+for n in $(seq 1 "$crashes"); do
+	newrepo "$T/c"
+	( ARCA_FAULT=crash:$n "$A" ingest maildir --repo "$T/c/repo" --account a@x --quiet "$T/md-packs" >/dev/null 2>&1; exit $? ) 2>/dev/null
+	if ! "$F" verify --repo "$T/c/repo" --restore-key "$T/c/rk" >"$T/c/v" 2>&1; then
+		bad=$((bad + 1)); echo "# after crash:$n:"; head -3 "$T/c/v"
+	elif ! "$F" ingest maildir --repo "$T/c/repo" --account a@x --quiet "$T/md-packs" 2>"$T/c/e" ||
+	     ! restore_eq "$T/c/repo" "$T/c/rk" a@x "$T/md-packs" "$T/c/o" >"$T/c/cmp" 2>&1; then
+		bad=$((bad + 1)); echo "# re-run after crash:$n:"; head -3 "$T/c/e" "$T/c/cmp"
+	fi
+done
+check "killed at each of its $crashes crash points, the repository verifies and a re-run restores exactly" \
+	test "$crashes" -ge 5 -a $bad -eq 0
+rm -rf "$T/f" "$T/p" "$T/c" "$T/count" "$T/md-packs"
 
 # A disk that fills up in the middle of a write and has room again a moment
 # later (other processes free space): write() stores part of a pack entry,
