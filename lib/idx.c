@@ -390,6 +390,15 @@ int idx_cache_put(struct idx_txn *t, const void *key, size_t klen, const void *v
 	return put(t, t->ix->file, key, klen, val, vlen);
 }
 
+int idx_cache_del(struct idx_txn *t, const void *key, size_t klen)
+{
+	if (klen == 0 || klen > 511)
+		return 0;
+	MDB_val k = { .mv_size = klen, .mv_data = (void *)key };
+	int mrc = mdb_del(t->txn, t->ix->file, &k, NULL);
+	return mrc == 0 || mrc == MDB_NOTFOUND ? 0 : ARCA_EIO;
+}
+
 size_t idx_obj_count(struct idx_txn *t)
 {
 	MDB_stat st;

@@ -84,6 +84,8 @@ int idx_file_put(struct idx_txn *t, const void *key, size_t klen, const struct i
 /* Raw values in the ingest cache table (folder records, any length). */
 int idx_cache_get(struct idx_txn *t, const void *key, size_t klen, struct abuf *out);
 int idx_cache_put(struct idx_txn *t, const void *key, size_t klen, const void *val, size_t vlen);
+/* Removes a record of `file` (absent: nothing to do).  Write transaction. */
+int idx_cache_del(struct idx_txn *t, const void *key, size_t klen);
 /* Every cache record whose key starts with prefix, in key order. */
 int idx_cache_foreach(struct idx_txn *t, const void *prefix, size_t plen,
 		      int (*fn)(const uint8_t *key, size_t klen, const uint8_t *val,

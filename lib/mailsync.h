@@ -42,10 +42,10 @@ int ingest_maildir(struct repo *r, const struct ingest_opts *o,
 		   struct ingest_result *res, struct arca_err *err);
 
 /*
- * Many accounts in a row: a warmer thread reads the directories of the
+ * Many accounts in a row: warmer threads read the directories of the
  * Maildirs ahead of the one being ingested (names only, as the listing
- * pass will), so that pass finds them in the cache instead of waiting for
- * the disk while the readers idle.  `paths` must stay valid until
+ * pass will) and their control files, so that pass finds them in the cache
+ * instead of waiting for the disk while the readers idle.  `paths` must stay valid until
  * ingest_warmer_stop.  ingest_warmer_at tells it which one is being ingested.
  * NULL from start (out of memory, no thread) is no error: no warming.
  */

@@ -73,7 +73,10 @@ struct repo {
 	/* A pack was lost since the last commit: what was staged (and the
 	 * ingest cache) may name its objects, so none of it is committed. */
 	bool pack_lost;
+	bool lost_told;             /* ... and a put or flush returned that error to its caller */
 	char lost_msg[ARCA_ERR_MSG_MAX];
+	bool file_audited;          /* this handle checked the ingest cache (file_cache_audit) */
+	bool file_trusted;          /* ... and it holds no entry naming a missing object */
 	struct compressor *comp;
 	struct abuf zbuf;
 	enum arca_cipher cipher;
@@ -1037,8 +1040,10 @@ static int seal_wait(struct repo *r, struct arca_err *err)
 static int seal_start(struct repo *r, struct arca_err *err)
 {
 	int rc = seal_wait(r, err);
-	if (rc)
+	if (rc) {
+		r->lost_told = true;
 		return rc;
+	}
 	r->sealing_pw = r->pw;
 	r->pw = NULL;
 	r->seal_rc = 0;
@@ -1055,7 +1060,14 @@ static int seal_start(struct repo *r, struct arca_err *err)
 	return 0;
 }
 
-int repo_flush(struct repo *r, struct arca_err *err)
+bool repo_write_failed(const struct repo *r)
+{
+	return r->pack_lost || (r->pw != NULL && pack_writer_failed(r->pw));
+}
+
+/* repo_flush, without counting its failure as told (repo_commit_staged
+ * reports it itself). */
+static int flush_packs(struct repo *r, struct arca_err *err)
 {
 	int rc = seal_wait(r, err);
 	if (rc)
@@ -1069,6 +1081,7 @@ int repo_flush(struct repo *r, struct arca_err *err)
 		r->pw = NULL;
 		idset_clear(&r->pending);
 		note_lost(r, "a pack could not be written");
+		r->lost_told = true;   /* the put that failed it returned the cause */
 		return arca_err_set(err, ARCA_EIO, "a pack could not be written; nothing of it was kept");
 	}
 	if (pack_writer_count(r->pw) == 0) {
@@ -1086,6 +1099,14 @@ int repo_flush(struct repo *r, struct arca_err *err)
 	}
 	r->stats.packs++;
 	return 0;
+}
+
+int repo_flush(struct repo *r, struct arca_err *err)
+{
+	int rc = flush_packs(r, err);
+	if (rc && r->pack_lost)
+		r->lost_told = true;
+	return rc;
 }
 
 /* In the index?  `cache` is the calling thread's read transaction. */
@@ -1415,13 +1436,84 @@ int repo_put_content(struct repo *r, const void *data, size_t len, uint8_t *type
 	return rc;
 }
 
+/*
+ * The ingest trusts a `file` entry without looking its content up in `obj`
+ * (docs/format/index.md).  Indexes written before 2026-11-29 could hold
+ * entries naming objects of a pack that failed (a put's flush failed, and a
+ * later commit of the same run committed the cache); once per index, such
+ * entries are dropped here, so their messages are read and stored again.
+ */
+#define FILE_AUDIT_KEY "filecache-trusted"
+
+struct audit {
+	struct idx_txn *t;
+	struct abuf drop;       /* [u32 klen][key]... */
+	int rc;
+};
+
+static int audit_one(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen, void *ctx)
+{
+	struct audit *a = ctx;
+	/* ingest entries only: not the pull cache ("pull1:") nor folder records ("\0F\0") */
+	if (vlen != 53 || (klen >= 6 && memcmp(key, "pull1:", 6) == 0) ||
+	    (klen >= 3 && memcmp(key, "\0F\0", 3) == 0))
+		return 0;
+	struct idx_obj o;
+	if (idx_obj_get(a->t, val + 21, &o) == 0)
+		return 0;
+	if (abuf_add_u32(&a->drop, (uint32_t)klen) != 0 || abuf_add(&a->drop, key, klen) != 0)
+		return a->rc = ARCA_ENOMEM;
+	return 0;
+}
+
+static int file_cache_audit(struct repo *r)
+{
+	r->file_audited = true;
+	(void)seal_wait(r, NULL);
+	struct arca_err err = { 0 };
+	struct idx_txn *t;
+	if (idx_begin(r->ix, true, &t, &err) != 0)
+		return ARCA_EIO;
+	struct abuf v = ABUF_INIT;
+	int rc = idx_meta_get(t, FILE_AUDIT_KEY, &v);
+	bool done = rc == 0 && v.len == 1 && v.data[0] == '1';
+	abuf_release(&v);
+	if (done) {
+		idx_abort(t);
+		r->file_trusted = true;
+		return 0;
+	}
+	struct audit a = { .t = t, .drop = ABUF_INIT };
+	rc = idx_cache_foreach(t, NULL, 0, audit_one, &a);
+	rc = rc ? rc : a.rc;
+	for (size_t off = 0; rc == 0 && off + 4 <= a.drop.len;) {
+		uint32_t kl = get_u32le(a.drop.data + off);
+		rc = idx_cache_del(t, a.drop.data + off + 4, kl);
+		off += 4 + (size_t)kl;
+	}
+	rc = rc ? rc : idx_meta_put(t, FILE_AUDIT_KEY, "1", 1);
+	abuf_release(&a.drop);
+	if (rc) {
+		idx_abort(t);
+		return rc;
+	}
+	if (idx_commit(t, &err) != 0)
+		return ARCA_EIO;
+	r->file_trusted = true;
+	return 0;
+}
+
 int repo_file_cache_get(struct repo *r, const void *key, size_t klen,
 			struct idx_file *f)
 {
+	if (!r->file_audited)
+		(void)file_cache_audit(r);   /* failed: entries are checked one by one below */
 	if (idx_read_begin(r->ix, &r->rtxn, NULL) != 0)
 		return ARCA_EIO;
 	int rc = idx_file_get(r->rtxn, key, klen, f);
 	idx_read_end(r->rtxn);
+	if (rc == 0 && !r->file_trusted && !repo_has_object(r, f->content_id))
+		rc = ARCA_ENOENT;
 	return rc;
 }
 
@@ -1553,14 +1645,16 @@ int repo_commit_staged(struct repo *r,
 		return 0;
 	/* the packs first: every object a snapshot names is logged before it */
 	struct arca_err ferr = { 0 };
-	int rc = repo_flush(r, &ferr);
+	int rc = flush_packs(r, &ferr);
 	if (rc == 0 && r->pack_lost) {
-		/* lost earlier in the run (and reported to that put) */
+		/* lost earlier in the run */
 		rc = ARCA_EIO;
 		arca_err_set(&ferr, rc, "%s", r->lost_msg);
 	}
 	if (rc) {
+		bool told = r->lost_told;
 		r->pack_lost = false;
+		r->lost_told = false;
 		r->lost_msg[0] = '\0';
 		/* Objects were lost with the failed pack: nothing staged may be
 		 * committed (it could name them), nor any cache entry. */
@@ -1571,8 +1665,10 @@ int repo_commit_staged(struct repo *r,
 		r->cache_count = 0;
 		abuf_reset(&r->file_keys);
 		abuf_reset(&r->raw_cache);
+		if (lost == 0 && told)
+			return rc;   /* the put or flush that failed returned the cause */
 		if (lost == 0)
-			return rc;   /* the caller already reported the write error */
+			return arca_err_set(err, rc, "%s", ferr.msg);
 		return arca_err_set(err, rc, "%zu snapshot(s) of this run since the last commit were not saved: %s",
 				    lost, ferr.msg);
 	}

@@ -150,6 +150,9 @@ int repo_dict_install(struct repo *r, const struct abuf *dict, struct arca_err *
 
 /* Seal the pack being written, store it, record it in the log. */
 int repo_flush(struct repo *r, struct arca_err *err);
+/* A pack write, seal or flush failed since the last commit (so an EIO from a
+ * put is the repository's, not the input's).  Under the writers' lock. */
+bool repo_write_failed(const struct repo *r);
 
 /*
  * Journal mode (arcad's store process, docs/format/journal.md): packs are
