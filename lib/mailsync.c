@@ -309,150 +309,6 @@ static void *prefetch_thread(void *arg)
 	return NULL;
 }
 
-/* ---- warming the next accounts' directories ----
- * Measured on 20 accounts x 2,000 messages, cold cache: incremental after 1%
- * changed 0.34-0.46 s with, 0.46-0.56 s without; first ingest 4.30 s
- * against 4.40 s.  On 100 accounts x 2,000 (2026-11-29), incremental after
- * 1% changed: one warmer 1.43-1.68 s, reading the control files too
- * 1.29-1.38 s, four warmers 1.24-1.32 s.  ARCA_NO_WARM=1 turns it off (for
- * such measurements). */
-
-/* ext4 reads a directory's blocks one at a time, each read waiting for the
- * disk: several warmers, each on an account of its own, keep several such
- * chains in flight.  ARCA_WARM_THREADS (1-8) overrides the count. */
-enum { WARM_THREADS = 4, WARM_AHEAD = 4, WARM_DEPTH = 6 };
-
-struct ingest_warmer {
-	char *const *paths;
-	size_t n;
-	size_t at;              /* account being ingested (under lock) */
-	size_t next;            /* next account to warm (under lock) */
-	bool stop;
-	pthread_mutex_t lock;
-	pthread_cond_t moved;
-	pthread_t th[8];
-	unsigned nth;
-};
-
-/* A folder's control files are read by every ingest that lists the folder
- * and stat'ed by every one: their inodes and first pages are fetched ahead. */
-static bool is_control_file(const char *nm)
-{
-	return strcmp(nm, "dovecot-uidlist") == 0 || strcmp(nm, "dovecot-keywords") == 0 ||
-	       strcmp(nm, "subscriptions") == 0;
-}
-
-/* Read every directory under dir (names only: readdir fills the dentry and
- * directory-block caches that the listing pass needs), skipping tmp/, and
- * ask for the control files' contents. */
-static void warm_dir(int dfd, int depth, const struct ingest_warmer *w)
-{
-	DIR *d = fdopendir(dfd);
-	if (d == NULL) {
-		close(dfd);
-		return;
-	}
-	struct dirent *de;
-	while ((de = readdir(d)) != NULL) {
-		const char *nm = de->d_name;
-		if ((de->d_type == DT_REG || de->d_type == DT_UNKNOWN) &&
-		    is_control_file(nm)) {
-			int fd = openat(dirfd(d), nm, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-			if (fd >= 0) {
-				(void)posix_fadvise(fd, 0, 1 << 20, POSIX_FADV_WILLNEED);
-				close(fd);
-			}
-			continue;
-		}
-		if (de->d_type != DT_DIR && de->d_type != DT_UNKNOWN)
-			continue;
-		if (strcmp(nm, ".") == 0 || strcmp(nm, "..") == 0 || strcmp(nm, "tmp") == 0)
-			continue;
-		if (depth >= WARM_DEPTH || __atomic_load_n(&w->stop, __ATOMIC_RELAXED))
-			continue;
-		int sub = openat(dirfd(d), nm, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (sub >= 0)
-			warm_dir(sub, depth + 1, w);
-	}
-	closedir(d);
-}
-
-static void *warmer_thread(void *arg)
-{
-	struct ingest_warmer *w = arg;
-	pthread_mutex_lock(&w->lock);
-	while (!w->stop && w->next < w->n) {
-		if (w->next > w->at + WARM_AHEAD) {
-			pthread_cond_wait(&w->moved, &w->lock);
-			continue;
-		}
-		if (w->next <= w->at)
-			w->next = w->at + 1;   /* fell behind: no use warming the past */
-		if (w->next >= w->n)
-			break;
-		const char *path = w->paths[w->next++];
-		pthread_mutex_unlock(&w->lock);
-		int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (fd >= 0)
-			warm_dir(fd, 0, w);
-		pthread_mutex_lock(&w->lock);
-	}
-	pthread_mutex_unlock(&w->lock);
-	return NULL;
-}
-
-struct ingest_warmer *ingest_warmer_start(char *const *paths, size_t n)
-{
-	if (n < 2 || getenv("ARCA_NO_WARM") != NULL)
-		return NULL;
-	struct ingest_warmer *w = calloc(1, sizeof(*w));
-	if (w == NULL)
-		return NULL;
-	w->paths = paths;
-	w->n = n;
-	w->next = 1;   /* the first is being ingested already */
-	pthread_mutex_init(&w->lock, NULL);
-	pthread_cond_init(&w->moved, NULL);
-	const char *env = getenv("ARCA_WARM_THREADS");
-	long want = env ? strtol(env, NULL, 10) : WARM_THREADS;
-	if (want < 1 || want > 8)
-		want = WARM_THREADS;
-	while (w->nth < (unsigned)want && pthread_create(&w->th[w->nth], NULL, warmer_thread, w) == 0)
-		w->nth++;
-	if (w->nth == 0) {
-		pthread_cond_destroy(&w->moved);
-		pthread_mutex_destroy(&w->lock);
-		free(w);
-		return NULL;
-	}
-	return w;
-}
-
-void ingest_warmer_at(struct ingest_warmer *w, size_t i)
-{
-	if (w == NULL)
-		return;
-	pthread_mutex_lock(&w->lock);
-	w->at = i;
-	pthread_cond_broadcast(&w->moved);
-	pthread_mutex_unlock(&w->lock);
-}
-
-void ingest_warmer_stop(struct ingest_warmer *w)
-{
-	if (w == NULL)
-		return;
-	pthread_mutex_lock(&w->lock);
-	__atomic_store_n(&w->stop, true, __ATOMIC_RELAXED);
-	pthread_cond_broadcast(&w->moved);
-	pthread_mutex_unlock(&w->lock);
-	for (unsigned i = 0; i < w->nth; i++)
-		pthread_join(w->th[i], NULL);
-	pthread_cond_destroy(&w->moved);
-	pthread_mutex_destroy(&w->lock);
-	free(w);
-}
-
 /* Readers spend much of their time waiting for the disk (messages are small
  * files, read once), so there are more readers than CPUs; each holds up to a
  * few MiB (a message, its compressed form, a zstd context, a 4 MiB window for
@@ -485,6 +341,7 @@ struct folder_work {
 	struct uidlist ul;       /* the records' uidlist_ext point into it */
 	struct maildir_keywords kw;
 	size_t to_read;
+	uint64_t hit_msgs, hit_bytes;   /* found unchanged: progress told in ingest_finish */
 };
 
 static void folder_work_release(struct folder_work *fw)
@@ -501,8 +358,8 @@ static void folder_work_release(struct folder_work *fw)
 }
 
 /* Pass 1: names, UIDs, keywords, and what the ingest cache already has. */
-static int folder_prepare(struct repo *r, const struct ingest_opts *o, struct folder_work *fw,
-			  struct arca_err *err)
+static int folder_prepare(struct repo *r, struct repo_worker *w, const struct ingest_opts *o,
+			  struct folder_work *fw, struct arca_err *err)
 {
 	const struct maildir_folder *mf = fw->mf;
 	struct snap_folder *sf = fw->sf;
@@ -612,7 +469,7 @@ static int folder_prepare(struct repo *r, const struct ingest_opts *o, struct fo
 		 * logged, and nothing leaves `obj`.  That lookup, at a random
 		 * place of the index for every unchanged message, was a sixth
 		 * of an incremental run's time. */
-		if (repo_file_cache_get(r, key.data, key.len, &cf) == 0 &&
+		if (repo_file_cache_get_w(r, w, key.data, key.len, &cf) == 0 &&
 		    (!name_has_size || name_size == cf.size) &&
 		    (!e->stat_valid || (cf.size == e->size && cf.mtime_sec == e->mtime_sec &&
 					cf.mtime_nsec == e->mtime_nsec))) {
@@ -622,8 +479,8 @@ static int folder_prepare(struct repo *r, const struct ingest_opts *o, struct fo
 			j->m.size = cf.size;
 			j->m.date_sec = cf.mtime_sec;
 			j->m.date_nsec = cf.mtime_nsec;
-			if (o->progress)
-				o->progress(o->ctx, 1, cf.size);
+			fw->hit_msgs++;
+			fw->hit_bytes += cf.size;
 		} else {
 			j->need_read = true;
 			to_read++;
@@ -746,13 +603,14 @@ static int folder_cache_key(struct abuf *k, const char *account, const char *fol
 }
 
 /* Take the folder's last record when its state is the recorded one. */
-static bool folder_reuse(struct repo *r, const struct ingest_opts *o, struct folder_work *fw)
+static bool folder_reuse(struct repo *r, struct repo_worker *w, const struct ingest_opts *o,
+			 struct folder_work *fw)
 {
 	struct abuf key = ABUF_INIT, val = ABUF_INIT;
 	bool ok = false;
 	struct snapshot *tmp = NULL;
 	if (!fw->stable || folder_cache_key(&key, o->account, fw->sf->name) != 0 ||
-	    repo_cache_get(r, key.data, key.len, &val) != 0 || val.len < 64 ||
+	    repo_cache_get_w(r, w, key.data, key.len, &val) != 0 || val.len < 64 ||
 	    memcmp(val.data, fw->state, 64) != 0)
 		goto out;
 	tmp = snapshot_new(o->account, "cache");
@@ -761,7 +619,7 @@ static bool folder_reuse(struct repo *r, const struct ingest_opts *o, struct fol
 		goto out;
 	struct snap_folder *c = &tmp->folders[0], *f = fw->sf;
 	for (size_t i = 0; i < c->npages; i++)
-		if (!repo_has_object(r, c->pages[i].id))
+		if (!repo_indexed_w(r, w, c->pages[i].id))
 			goto out;
 	/* move the record over; names and attributes stay as listed now */
 	f->uidvalidity = c->uidvalidity;
@@ -806,33 +664,54 @@ static int folder_remember(struct repo *r, const struct ingest_opts *o, const st
 	return rc;
 }
 
-int ingest_maildir(struct repo *r, const struct ingest_opts *o,
-		   struct ingest_result *res, struct arca_err *err)
+/* One account between ingest_prepare and ingest_finish. */
+struct ingest_prep {
+	struct ingest_opts o;
+	char *account, *maildir;
+	uint64_t t0;
+	struct maildir_folder *folders;
+	size_t nf;
+	struct snapshot *s;
+	struct folder_work *fws;
+	size_t nfw;
+	struct abuf bad_names;     /* folders left out (names not modified UTF-7), NUL-separated: warned in ingest_finish */
+	int rc;                    /* the preparation's failure, reported by ingest_finish */
+	struct arca_err err;
+};
+
+void ingest_prep_free(struct ingest_prep *p)
 {
-	memset(res, 0, sizeof(*res));
+	if (p == NULL)
+		return;
+	for (size_t f = 0; f < p->nfw; f++)
+		folder_work_release(&p->fws[f]);
+	free(p->fws);
+	snapshot_free(p->s);
+	maildir_folders_free(p->folders, p->nf);
+	abuf_release(&p->bad_names);
+	free(p->account);
+	free(p->maildir);
+	free(p);
+}
+
+/* Everything up to the reading: list the folders, take the quiet ones over,
+ * list the others and look their messages up in the ingest cache. */
+static int prepare(struct repo *r, struct repo_worker *w, struct ingest_prep *p,
+		   struct arca_err *err)
+{
+	const struct ingest_opts *o = &p->o;
 	struct stat st;
 	if (stat(o->maildir, &st) != 0)
 		return arca_err_errno(err, ARCA_ENOENT, errno, "Maildir %s", o->maildir);
 	if (!S_ISDIR(st.st_mode))
 		return arca_err_set(err, ARCA_EINVAL, "%s is not a directory", o->maildir);
-	struct maildir_folder *folders = NULL;
-	size_t nf = 0;
 	enum maildir_layout layout;
-	uint64_t t0 = arca_now_ns();
-	struct abuf skipped = ABUF_INIT;
-	int rc = maildir_list_folders_skipped(o->maildir, o->layout, &layout, &folders, &nf,
-					      &skipped, err);
-	if (rc) {
-		abuf_release(&skipped);
+	p->t0 = arca_now_ns();
+	int rc = maildir_list_folders_skipped(o->maildir, o->layout, &layout, &p->folders, &p->nf,
+					      &p->bad_names, err);
+	if (rc)
 		return rc;
-	}
-	for (size_t off = 0; off < skipped.len; off += strlen((const char *)skipped.data + off) + 1) {
-		warn(o, (const char *)skipped.data + off,
-		     "folder name is not valid modified UTF-7: this folder is NOT in the snapshot");
-		res->unreadable++;
-	}
-	abuf_release(&skipped);
-	struct snapshot *s = snapshot_new(o->account, "maildir");
+	struct snapshot *s = p->s = snapshot_new(o->account, "maildir");
 	struct abuf buf = ABUF_INIT;
 	struct subscriptions subs;
 	subscriptions_init(&subs);
@@ -840,7 +719,7 @@ int ingest_maildir(struct repo *r, const struct ingest_opts *o,
 		rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
 		goto out;
 	}
-	s->time_ns = t0;
+	s->time_ns = p->t0;
 	s->layout = (uint8_t)layout;
 	rc = read_optional(o->maildir, "subscriptions", &buf, err);
 	if (rc == 0) {
@@ -856,38 +735,95 @@ int ingest_maildir(struct repo *r, const struct ingest_opts *o,
 	rc = 0;
 	for (size_t i = 0; i < subs.count && rc == 0; i++)
 		rc = snapshot_add_subscription(s, subs.names[i]);
-	struct folder_work *fws = calloc(nf ? nf : 1, sizeof(*fws));
-	size_t nfw = 0;
-	if (fws == NULL)
+	p->fws = calloc(p->nf ? p->nf : 1, sizeof(*p->fws));
+	if (p->fws == NULL)
 		rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
-	for (size_t i = 0; i < nf && rc == 0; i++) {
-		struct snap_folder *sf = snapshot_add_folder(s, folders[i].name);
+	for (size_t i = 0; i < p->nf && rc == 0; i++) {
+		struct snap_folder *sf = snapshot_add_folder(s, p->folders[i].name);
 		if (sf == NULL) {
 			rc = arca_err_set(err, ARCA_ENOMEM, "out of memory");
 			break;
 		}
 		for (size_t k = 0; k < subs.count; k++)
-			if (strcmp(subs.names[k], folders[i].name) == 0)
+			if (strcmp(subs.names[k], p->folders[i].name) == 0)
 				sf->attrs |= SNAP_FOLDER_SUBSCRIBED;
-		if (folders[i].selectable) {
+		if (p->folders[i].selectable) {
 			sf->attrs |= SNAP_FOLDER_SELECTABLE;
-			fws[nfw].mf = &folders[i];
-			fws[nfw].sf_index = s->nfolders - 1;
-			nfw++;
+			p->fws[p->nfw].mf = &p->folders[i];
+			p->fws[p->nfw].sf_index = s->nfolders - 1;
+			p->nfw++;
 		}
 	}
 	/* snapshot_add_folder may move the folders: take pointers now */
-	for (size_t f = 0; f < nfw && rc == 0; f++) {
-		fws[f].sf = &s->folders[fws[f].sf_index];
+	for (size_t f = 0; f < p->nfw && rc == 0; f++) {
+		struct folder_work *fw = &p->fws[f];
+		fw->sf = &s->folders[fw->sf_index];
 		int64_t newest;
-		dir_state(fws[f].mf->path, fws[f].state, &newest);
-		fws[f].stable = newest < (int64_t)t0 - FOLDER_QUIET_NS;
-		fws[f].reused = folder_reuse(r, o, &fws[f]);
-		if (!fws[f].reused)
-			rc = folder_prepare(r, o, &fws[f], err);
+		dir_state(fw->mf->path, fw->state, &newest);
+		fw->stable = newest < (int64_t)p->t0 - FOLDER_QUIET_NS;
+		fw->reused = folder_reuse(r, w, o, fw);
+		if (!fw->reused)
+			rc = folder_prepare(r, w, o, fw, err);
 	}
-	if (rc == 0)
-		rc = read_jobs(r, o, fws, nfw, res, err);
+out:
+	subscriptions_release(&subs);
+	abuf_release(&buf);
+	return rc;
+}
+
+struct ingest_prep *ingest_prepare(struct repo *r, struct repo_worker *w,
+				   const struct ingest_opts *o)
+{
+	struct ingest_prep *p = calloc(1, sizeof(*p));
+	if (p == NULL)
+		return NULL;
+	p->o = *o;
+	p->account = strdup(o->account);
+	p->maildir = strdup(o->maildir);
+	if (p->account == NULL || p->maildir == NULL) {
+		ingest_prep_free(p);
+		return NULL;
+	}
+	p->o.account = p->account;
+	p->o.maildir = p->maildir;
+	if (w == NULL)
+		repo_file_cache_check(r);   /* this thread owns r: the check may run */
+	p->rc = prepare(r, w, p, &p->err);
+	return p;
+}
+
+int ingest_finish(struct repo *r, struct ingest_prep *p, const struct ingest_opts *o,
+		  struct ingest_result *res, struct arca_err *err)
+{
+	memset(res, 0, sizeof(*res));
+	if (p == NULL)
+		return arca_err_set(err, ARCA_ENOMEM, "out of memory");
+	int rc = p->rc;
+	if (rc) {
+		arca_err_set(err, rc, "%s", p->err.msg);
+		ingest_prep_free(p);
+		return rc;
+	}
+	/* from here the caller's callbacks (the preparation may have run on
+	 * another thread, while the caller showed the account before) */
+	p->o.warn = o->warn;
+	p->o.progress = o->progress;
+	p->o.ctx = o->ctx;
+	p->o.stage_only = o->stage_only;
+	o = &p->o;
+	const struct abuf *bad = &p->bad_names;
+	for (size_t off = 0; off < bad->len; off += strlen((const char *)bad->data + off) + 1) {
+		warn(o, (const char *)bad->data + off,
+		     "folder name is not valid modified UTF-7: this folder is NOT in the snapshot");
+		res->unreadable++;
+	}
+	struct snapshot *s = p->s;
+	struct folder_work *fws = p->fws;
+	size_t nfw = p->nfw;
+	for (size_t f = 0; f < nfw && o->progress; f++)
+		if (fws[f].hit_msgs)
+			o->progress(o->ctx, fws[f].hit_msgs, fws[f].hit_bytes);
+	rc = read_jobs(r, o, fws, nfw, res, err);
 	for (size_t f = 0; f < nfw && rc == 0; f++)
 		if (!fws[f].reused)
 			rc = folder_finish(&fws[f], err);
@@ -898,12 +834,9 @@ int ingest_maildir(struct repo *r, const struct ingest_opts *o,
 		if (rc)
 			arca_err_set(err, rc, "out of memory");
 	}
-	for (size_t f = 0; f < nfw; f++)
-		folder_work_release(&fws[f]);
-	free(fws);
 	if (rc)
 		goto out;
-	res->info.time_ns = t0;
+	res->info.time_ns = p->t0;
 	res->info.account = strdup(o->account);
 	res->info.source = strdup("maildir");
 	res->info.folders = s->nfolders;
@@ -916,11 +849,14 @@ int ingest_maildir(struct repo *r, const struct ingest_opts *o,
 out:
 	if (rc)
 		snap_info_release(&res->info);
-	subscriptions_release(&subs);
-	abuf_release(&buf);
-	snapshot_free(s);
-	maildir_folders_free(folders, nf);
+	ingest_prep_free(p);
 	return rc;
+}
+
+int ingest_maildir(struct repo *r, const struct ingest_opts *o,
+		   struct ingest_result *res, struct arca_err *err)
+{
+	return ingest_finish(r, ingest_prepare(r, NULL, o), o, res, err);
 }
 
 /* ---- restore ---- */

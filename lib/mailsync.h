@@ -42,17 +42,25 @@ int ingest_maildir(struct repo *r, const struct ingest_opts *o,
 		   struct ingest_result *res, struct arca_err *err);
 
 /*
- * Many accounts in a row: warmer threads read the directories of the
- * Maildirs ahead of the one being ingested (names only, as the listing
- * pass will) and their control files, so that pass finds them in the cache
- * instead of waiting for the disk while the readers idle.  `paths` must stay valid until
- * ingest_warmer_stop.  ingest_warmer_at tells it which one is being ingested.
- * NULL from start (out of memory, no thread) is no error: no warming.
+ * ingest_maildir in two steps, so that many accounts can be pipelined: the
+ * next account is prepared (its folders listed, quiet ones taken over, its
+ * messages looked up in the ingest cache) on another thread while this one's
+ * messages are read and its snapshot stored.
+ *  - ingest_prepare touches the repository only through lookups in w's read
+ *    transaction (w NULL: the caller's thread owns r), and calls no callback
+ *    of o but warn; call repo_file_cache_check first when w is not NULL.
+ *    NULL: out of memory.  Its failures are kept for ingest_finish.
+ *  - ingest_finish (on r's owner thread) reads, stores and stages or commits,
+ *    taking o's callbacks; it frees p (NULL: reports out of memory).
  */
-struct ingest_warmer;
-struct ingest_warmer *ingest_warmer_start(char *const *paths, size_t n);
-void ingest_warmer_at(struct ingest_warmer *w, size_t i);
-void ingest_warmer_stop(struct ingest_warmer *w);
+struct ingest_prep;
+struct repo_worker;
+struct ingest_prep *ingest_prepare(struct repo *r, struct repo_worker *w,
+				   const struct ingest_opts *o);
+int ingest_finish(struct repo *r, struct ingest_prep *p, const struct ingest_opts *o,
+		  struct ingest_result *res, struct arca_err *err);
+void ingest_prep_free(struct ingest_prep *p);
+
 
 /*
  * What a restore into an existing Maildir (restore_opts.merge) did with one

@@ -1135,6 +1135,11 @@ struct repo_worker {
 	struct idx_txn *rtxn;
 };
 
+bool repo_indexed_w(struct repo *r, struct repo_worker *w, const uint8_t id[ARCA_ID_LEN])
+{
+	return w ? indexed(r, &w->rtxn, id) : repo_has_object(r, id);
+}
+
 struct repo_worker *repo_worker_new(struct repo *r)
 {
 	(void)r;
@@ -1503,16 +1508,29 @@ static int file_cache_audit(struct repo *r)
 	return 0;
 }
 
+void repo_file_cache_check(struct repo *r)
+{
+	if (!r->file_audited)
+		(void)file_cache_audit(r);   /* failed: entries are checked one by one */
+}
+
 int repo_file_cache_get(struct repo *r, const void *key, size_t klen,
 			struct idx_file *f)
 {
-	if (!r->file_audited)
-		(void)file_cache_audit(r);   /* failed: entries are checked one by one below */
-	if (idx_read_begin(r->ix, &r->rtxn, NULL) != 0)
+	repo_file_cache_check(r);
+	return repo_file_cache_get_w(r, NULL, key, klen, f);
+}
+
+int repo_file_cache_get_w(struct repo *r, struct repo_worker *w, const void *key, size_t klen,
+			  struct idx_file *f)
+{
+	struct idx_txn **txn = w ? &w->rtxn : &r->rtxn;
+	if (idx_read_begin(r->ix, txn, NULL) != 0)
 		return ARCA_EIO;
-	int rc = idx_file_get(r->rtxn, key, klen, f);
-	idx_read_end(r->rtxn);
-	if (rc == 0 && !r->file_trusted && !repo_has_object(r, f->content_id))
+	int rc = idx_file_get(*txn, key, klen, f);
+	idx_read_end(*txn);
+	/* not checked yet (or the check failed): each entry is */
+	if (rc == 0 && !r->file_trusted && !repo_indexed_w(r, w, f->content_id))
 		rc = ARCA_ENOENT;
 	return rc;
 }
@@ -1541,10 +1559,17 @@ int repo_file_cache_add(struct repo *r, const void *key, size_t klen,
 
 int repo_cache_get(struct repo *r, const void *key, size_t klen, struct abuf *out)
 {
-	if (idx_read_begin(r->ix, &r->rtxn, NULL) != 0)
+	return repo_cache_get_w(r, NULL, key, klen, out);
+}
+
+int repo_cache_get_w(struct repo *r, struct repo_worker *w, const void *key, size_t klen,
+		     struct abuf *out)
+{
+	struct idx_txn **txn = w ? &w->rtxn : &r->rtxn;
+	if (idx_read_begin(r->ix, txn, NULL) != 0)
 		return ARCA_EIO;
-	int rc = idx_cache_get(r->rtxn, key, klen, out);
-	idx_read_end(r->rtxn);
+	int rc = idx_cache_get(*txn, key, klen, out);
+	idx_read_end(*txn);
 	return rc;
 }
 

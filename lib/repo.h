@@ -123,6 +123,10 @@ struct repo_prepared {
 };
 struct repo_worker *repo_worker_new(struct repo *r);
 void repo_worker_free(struct repo_worker *w);
+/* Is the object in the index?  With a worker, its read transaction only (what
+ * is in a pack not sealed yet is not seen: callers must only lose time by
+ * that); without one, repo_has_object. */
+bool repo_indexed_w(struct repo *r, struct repo_worker *w, const uint8_t id[ARCA_ID_LEN]);
 int repo_prepare(struct repo *r, struct repo_worker *w, uint8_t type,
 		 const void *data, size_t len, struct repo_prepared *p,
 		 struct arca_err *err);
@@ -186,12 +190,22 @@ int repo_put_content(struct repo *r, const void *data, size_t len, uint8_t *type
 /* Ingest cache entries to record with the next snapshot. */
 int repo_file_cache_get(struct repo *r, const void *key, size_t klen,
 			struct idx_file *f);
+/* The once-per-index check of the ingest cache (docs/format/index.md,
+ * `file`); repo_file_cache_get runs it itself.  Call it before reading the
+ * cache from another thread with repo_file_cache_get_w, which never runs it
+ * (until it has succeeded, entries are looked up in `obj` one by one). */
+void repo_file_cache_check(struct repo *r);
+int repo_file_cache_get_w(struct repo *r, struct repo_worker *w, const void *key, size_t klen,
+			  struct idx_file *f);
 int repo_file_cache_add(struct repo *r, const void *key, size_t klen,
 			const struct idx_file *f);
 
 /* Raw ingest cache records (e.g. unchanged folders), recorded with the next
  * snapshot commit like repo_file_cache_add. */
 int repo_cache_get(struct repo *r, const void *key, size_t klen, struct abuf *out);
+/* The same, on a thread of its own: w's read transaction (w NULL: as above). */
+int repo_cache_get_w(struct repo *r, struct repo_worker *w, const void *key, size_t klen,
+		     struct abuf *out);
 int repo_cache_add(struct repo *r, const void *key, size_t klen, const void *val, size_t vlen);
 
 /* What a snapshot log entry says (the payload is plaintext: listing
