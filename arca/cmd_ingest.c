@@ -4,6 +4,7 @@
  */
 #include <getopt.h>
 #include <glob.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -415,6 +416,13 @@ static int ingest_pattern(struct repo *r, const char *pattern, enum maildir_layo
 
 int cmd_ingest(int argc, char **argv)
 {
+	/* glibc raises its mmap threshold each time a large block is freed, so
+	 * the readers' 1 MiB buffers and zstd contexts, allocated again for every
+	 * account by short-lived threads, end up kept in a dozen arenas.  A fixed
+	 * threshold gives them back: first ingest of 100 x 2,000 messages, peak
+	 * RSS 250 -> 172 MB, no slower (23.3 against 24.7-25.3 s).  Not for
+	 * restore, which it made 60% slower (a mapping per message buffer). */
+	(void)mallopt(M_MMAP_THRESHOLD, 128 * 1024);
 	static const struct option opts[] = {
 		{ "repo", required_argument, NULL, 'r' },
 		{ "account", required_argument, NULL, 'a' },
