@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -128,8 +129,19 @@ static int bind_one(const char *spec, char *err, size_t errlen)
 	}
 	int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	int one = 1;
-	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
-	    bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 128) != 0) {
+	int brc = -1;
+	if (fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == 0) {
+		/* An arcad killed a moment ago may still hold the port while its
+		 * listener process is torn down (seen in postfix_journal.sh, about
+		 * one restart in 300): a supervisor's restart must not fail for
+		 * that.  Another program on the port still fails, after 2 s. */
+		for (int tries = 0; (brc = bind(fd, ai->ai_addr, ai->ai_addrlen)) != 0 &&
+				    errno == EADDRINUSE && tries < 100; tries++) {
+			struct timespec ts = { 0, 20 * 1000 * 1000 };
+			nanosleep(&ts, NULL);
+		}
+	}
+	if (fd < 0 || brc != 0 || listen(fd, 128) != 0) {
 		snprintf(err, errlen, "listen on %s: %s", spec, strerror(errno));
 		if (fd >= 0)
 			close(fd);
