@@ -1514,13 +1514,6 @@ void repo_file_cache_check(struct repo *r)
 		(void)file_cache_audit(r);   /* failed: entries are checked one by one */
 }
 
-int repo_file_cache_get(struct repo *r, const void *key, size_t klen,
-			struct idx_file *f)
-{
-	repo_file_cache_check(r);
-	return repo_file_cache_get_w(r, NULL, key, klen, f);
-}
-
 int repo_file_cache_get_w(struct repo *r, struct repo_worker *w, const void *key, size_t klen,
 			  struct idx_file *f)
 {

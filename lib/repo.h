@@ -187,13 +187,11 @@ int repo_seal_segment(struct repo *r, const char *path, struct abuf *marks_r,
 int repo_put_content(struct repo *r, const void *data, size_t len, uint8_t *type_r,
 		     uint8_t id_r[ARCA_ID_LEN], struct arca_err *err);
 
-/* Ingest cache entries to record with the next snapshot. */
-int repo_file_cache_get(struct repo *r, const void *key, size_t klen,
-			struct idx_file *f);
-/* The once-per-index check of the ingest cache (docs/format/index.md,
- * `file`); repo_file_cache_get runs it itself.  Call it before reading the
- * cache from another thread with repo_file_cache_get_w, which never runs it
- * (until it has succeeded, entries are looked up in `obj` one by one). */
+/* Ingest cache entries.  repo_file_cache_check is the once-per-index check
+ * of the cache (docs/format/index.md, `file`): run it on r's owner thread
+ * before repo_file_cache_get_w, which never runs it (until it has succeeded,
+ * entries are looked up in `obj` one by one).  w: the calling thread's read
+ * transaction (NULL: r's own, on its owner thread). */
 void repo_file_cache_check(struct repo *r);
 int repo_file_cache_get_w(struct repo *r, struct repo_worker *w, const void *key, size_t klen,
 			  struct idx_file *f);
