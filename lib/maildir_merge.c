@@ -373,6 +373,7 @@ struct dfile {
 struct nrec {
 	uint32_t uid;
 	const char *base, *ext;
+	const char *info;   /* a destination record's own name rest; NULL: the base */
 };
 
 struct folder_plan {
@@ -885,7 +886,8 @@ int maildir_merge_folder(struct repo *r, struct snap_folder *f, int layout,
 	if (mp == MERGE_SAME || mp == MERGE_NEW_UIDVALIDITY) {
 		/* the destination's records all stay */
 		for (size_t j = 0; j < p.d.count; j++)
-			recs[nrecs++] = (struct nrec){ p.d.recs[j].uid, p.d.recs[j].base, p.d.recs[j].ext };
+			recs[nrecs++] = (struct nrec){ p.d.recs[j].uid, p.d.recs[j].base, p.d.recs[j].ext,
+							p.d.recs[j].info };
 		next = uidlist_next_uid(&p.d);
 		if (mp == MERGE_SAME && f->nextuid > next)
 			next = f->nextuid;
@@ -906,7 +908,7 @@ int maildir_merge_folder(struct repo *r, struct snap_folder *f, int layout,
 			const struct uidlist_rec *ur = uidlist_find_base(&p.d, m->base);
 			if (m->uid != 0 && ur != NULL) {
 				uid_of[i] = m->uid;
-				recs[nrecs++] = (struct nrec){ m->uid, ur->base, ur->ext };
+				recs[nrecs++] = (struct nrec){ m->uid, ur->base, ur->ext, ur->info };
 			}
 			continue;
 		}
@@ -925,7 +927,7 @@ int maildir_merge_folder(struct repo *r, struct snap_folder *f, int layout,
 			if (j >= 0)
 				ext = p.d.recs[j].ext;
 		}
-		recs[nrecs++] = (struct nrec){ m->uid, k >= 0 ? p.df[k].base : m->base, ext };
+		recs[nrecs++] = (struct nrec){ m->uid, k >= 0 ? p.df[k].base : m->base, ext, NULL };
 		if (k < 0)
 			rep->added_same_uid++;
 		rewrite = true;
@@ -939,7 +941,8 @@ int maildir_merge_folder(struct repo *r, struct snap_folder *f, int layout,
 				rep->kept_first = next;
 			rep->kept_last = next;
 			rep->kept++;
-			recs[nrecs++] = (struct nrec){ next++, p.d.recs[j].base, p.d.recs[j].ext };
+			recs[nrecs++] = (struct nrec){ next++, p.d.recs[j].base, p.d.recs[j].ext,
+							p.d.recs[j].info };
 		}
 	} else if (mp != MERGE_EXACT) {
 		for (size_t j = 0; j < p.d.count; j++)
@@ -951,7 +954,7 @@ int maildir_merge_folder(struct repo *r, struct snap_folder *f, int layout,
 		if (p.match[i] != -1 || uid_of[i] != 0 || m->uid == 0)
 			continue;
 		uid_of[i] = next;
-		recs[nrecs++] = (struct nrec){ next++, m->base, m->uidlist_ext };
+		recs[nrecs++] = (struct nrec){ next++, m->base, m->uidlist_ext, NULL };
 		rewrite = true;
 	}
 	qsort(recs, nrecs, sizeof(*recs), cmp_nrec);
@@ -981,7 +984,7 @@ int maildir_merge_folder(struct repo *r, struct snap_folder *f, int layout,
 	}
 	out.nextuid = next;
 	for (size_t i = 0; i < nrecs && rc == 0; i++)
-		if (uidlist_add(&out, recs[i].uid, recs[i].base, recs[i].ext) != 0)
+		if (uidlist_add_info(&out, recs[i].uid, recs[i].base, recs[i].ext, recs[i].info) != 0)
 			rc = arca_err_set(err, ARCA_ECORRUPT, "folder %s: record %u can't be written", f->name,
 					  recs[i].uid);
 	rep->uidvalidity = out.uidvalidity;

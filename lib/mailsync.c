@@ -453,6 +453,7 @@ static int folder_prepare(struct repo *r, struct repo_worker *w, const struct in
 		if (ur != NULL) {
 			j->m.uid = ur->uid;
 			j->m.uidlist_ext = ur->ext;
+			j->m.uidlist_named = ur->info[0] != '\0';
 		}
 		if (cache_key(&key, o->account, sf->name, nm.base) != 0 ||
 		    (j->key = malloc(key.len ? key.len : 1)) == NULL) {
@@ -1096,7 +1097,16 @@ static int restore_folder(struct repo *r, const struct snapshot *s, struct snap_
 		 * them are not added again (read back from the page cache) */
 		if (rc == 0 && keys != NULL && m->date_sec >= keys_from_sec)
 			rc = mkey_add_file(keys, (const char *)final.data, err);
-		if (rc == 0 && m->uid != 0 && uidlist_add(&ul, m->uid, m->base, m->uidlist_ext) != 0)
+		/* the record names the file as the source's did: by its base,
+		 * or by its whole name (Dovecot's record of a message saved
+		 * with flags) */
+		const char *info = NULL, *fname = (const char *)name.data;
+		size_t blen = strlen(m->base);
+		if (rc == 0 && m->uidlist_named && strncmp(fname, m->base, blen) == 0 &&
+		    fname[blen] == ':')
+			info = fname + blen;
+		if (rc == 0 && m->uid != 0 &&
+		    uidlist_add_info(&ul, m->uid, m->base, m->uidlist_ext, info) != 0)
 			rc = arca_err_set(err, ARCA_ECORRUPT, "folder %s: UIDs out of order", f->name);
 		res->messages++;
 		res->bytes += m->size;

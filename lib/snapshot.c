@@ -184,7 +184,9 @@ static int encode_msg(struct abuf *b, const struct snap_msg *m)
 	rc = rc ? rc : abuf_add_varint(b, m->size);
 	rc = rc ? rc : abuf_add_varint(b, zigzag(m->date_sec));
 	rc = rc ? rc : abuf_add_varint(b, (uint64_t)m->date_nsec);
-	rc = rc ? rc : abuf_add_varint(b, m->flags);
+	if ((uint64_t)m->flags >> 27)
+		return ARCA_EINVAL;
+	rc = rc ? rc : abuf_add_varint(b, m->flags | (m->uidlist_named ? SNAP_MSG_WIRE_UIDLIST_NAMED : 0));
 	rc = rc ? rc : abuf_add_varint(b, m->keywords);
 	rc = rc ? rc : abuf_add_str(b, m->base);
 	rc = rc ? rc : abuf_add_str(b, m->uidlist_ext);
@@ -622,13 +624,14 @@ static int decode_msgs(struct adec *d, struct snap_folder *f, uint64_t n)
 		uint64_t nsec = adec_varint(d);
 		m.date_nsec = (int32_t)nsec;
 		uint64_t flags = adec_varint(d);
-		m.flags = (uint32_t)flags;
+		m.uidlist_named = (flags & SNAP_MSG_WIRE_UIDLIST_NAMED) != 0;
+		m.flags = (uint32_t)(flags & ~SNAP_MSG_WIRE_UIDLIST_NAMED);
 		m.keywords = adec_varint(d);
 		char *base = adec_strdup(d, SNAP_FIELD_MAX);
 		char *ext = adec_strdup(d, SNAP_FIELD_MAX);
 		uint8_t in_new = adec_u8(d);
 		int rc = 0;
-		if (d->failed || uid > UINT32_MAX || nsec >= 1000000000u || flags >> 27 ||
+		if (d->failed || uid > UINT32_MAX || nsec >= 1000000000u || flags >> 28 ||
 		    in_new > 1 || (m.content_type != OBJ_BLOB && m.content_type != OBJ_CHUNKLIST) ||
 		    (f->nkeywords < 64 && (m.keywords >> f->nkeywords) != 0))
 			rc = ARCA_EFORMAT;

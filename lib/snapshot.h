@@ -46,11 +46,15 @@ struct snap_msg {
 	char *base;                     /* Maildir file base name, "" if none */
 	char *uidlist_ext;              /* dovecot-uidlist extension fields, "" */
 	bool in_new;                    /* was in new/ (not yet seen by a client) */
+	bool uidlist_named;             /* its dovecot-uidlist record gave the whole
+					   file name, ":2," info included */
 };
 
 /* In snap_msg.flags: the Maildir file name had no ":2," part (written back
  * as the bare base name; Dovecot adds the info when it sees the file). */
 #define SNAP_MSG_NO_INFO (UINT32_C(1) << 26)
+/* On the wire only (FOLDER_PAGE flags bit 27): snap_msg.uidlist_named. */
+#define SNAP_MSG_WIRE_UIDLIST_NAMED (UINT64_C(1) << 27)
 
 struct snap_page_ref {
 	uint8_t id[ARCA_ID_LEN];

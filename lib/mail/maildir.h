@@ -87,12 +87,17 @@ bool maildir_name_size(const char *base, uint64_t *size_r);
 /* ---- dovecot-uidlist -------------------------------------------------- */
 
 /* One record.  base is the file name up to its first ':' (never with the
- * ":2,<flags>" info); ext the raw extension fields between the uid and " :"
- * (e.g. "W1234 S1200"), "" when none.  Both owned by the list. */
+ * ":2,<flags>" info); info the rest of the name as the record gives it
+ * (e.g. ":2,S": Dovecot 2.3 records the base, but lists written by other
+ * tools or older versions may name the whole file), "" when the record
+ * gives only the base; ext the raw extension
+ * fields between the uid and " :" (e.g. "W1234 S1200"), "" when none.  All
+ * owned by the list.  Dovecot matches files to records by base only. */
 struct uidlist_rec {
 	uint32_t uid;
 	char *base;
 	char *ext;
+	char *info;
 };
 struct uidlist_index; /* private: base-name index for uidlist_find_base */
 struct uidlist {
@@ -126,8 +131,12 @@ int uidlist_parse(const uint8_t *data, size_t len, struct uidlist *out,
  * not add a base twice (uidlist_format refuses such a list). */
 int uidlist_add(struct uidlist *ul, uint32_t uid, const char *base,
 		const char *ext);
+/* The same with the record naming the file "<base><info>": info is "" (or
+ * NULL) or starts with ':' and holds no '/', NUL or line break. */
+int uidlist_add_info(struct uidlist *ul, uint32_t uid, const char *base,
+		     const char *ext, const char *info);
 /* Version 3 always: "3 V<uidvalidity> N<next> [G<guid>] [<header_extra>]\n"
- * then "<uid>[ <ext>] :<base>\n" per record, where <next> is
+ * then "<uid>[ <ext>] :<base><info>\n" per record, where <next> is
  * uidlist_next_uid() (so a stale header is never written back).  out is
  * reset first.  ARCA_EINVAL when the list could not be parsed back the same. */
 int uidlist_format(const struct uidlist *ul, struct abuf *out);

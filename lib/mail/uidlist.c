@@ -40,6 +40,7 @@ void uidlist_release(struct uidlist *ul)
 	for (size_t i = 0; i < ul->count; i++) {
 		free(ul->recs[i].base);
 		free(ul->recs[i].ext);
+		free(ul->recs[i].info);
 	}
 	free(ul->recs);
 	if (ul->header_extra != no_extra)
@@ -63,12 +64,27 @@ static bool ext_valid(const char *ext, size_t n)
 	return true;
 }
 
+/* The part of a record's file name from its first ':': a file name's
+ * rest, so no '/' (and, being on one line, no line break or NUL). */
+static bool info_valid(const char *info, size_t n)
+{
+	if (n == 0)
+		return true;
+	if (n > MAILDIR_NAME_MAX || info[0] != ':')
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (info[i] == '/' || info[i] == '\0' || info[i] == '\n' || info[i] == '\r')
+			return false;
+	return true;
+}
+
 static int add_n(struct uidlist *ul, uint32_t uid, const char *base, size_t base_len,
-		 const char *ext, size_t ext_len)
+		 const char *ext, size_t ext_len, const char *info, size_t info_len)
 {
 	if (uid == 0 || (ul->count > 0 && uid <= ul->recs[ul->count - 1].uid))
 		return ARCA_EINVAL;
-	if (!mail_base_valid(base, base_len) || !ext_valid(ext, ext_len))
+	if (!mail_base_valid(base, base_len) || !ext_valid(ext, ext_len) ||
+	    !info_valid(info, info_len))
 		return ARCA_EINVAL;
 	if (ul->count >= MAILDIR_RECORDS_MAX)
 		return ARCA_ELIMIT;
@@ -87,21 +103,31 @@ static int add_n(struct uidlist *ul, uint32_t uid, const char *base, size_t base
 	}
 	char *b = mail_strndup(base, base_len);
 	char *e = mail_strndup(ext, ext_len);
-	if (b == NULL || e == NULL) {
+	char *in = mail_strndup(info, info_len);
+	if (b == NULL || e == NULL || in == NULL) {
 		free(b);
 		free(e);
+		free(in);
 		return ARCA_ENOMEM;
 	}
-	ul->recs[ul->count++] = (struct uidlist_rec){ uid, b, e };
+	ul->recs[ul->count++] = (struct uidlist_rec){ uid, b, e, in };
 	return 0;
+}
+
+int uidlist_add_info(struct uidlist *ul, uint32_t uid, const char *base, const char *ext,
+		     const char *info)
+{
+	if (ext == NULL)
+		ext = "";
+	if (info == NULL)
+		info = "";
+	return add_n(ul, uid, base, strnlen(base, MAILDIR_NAME_MAX + 1), ext,
+		     strnlen(ext, MAILDIR_LINE_MAX + 1), info, strnlen(info, MAILDIR_NAME_MAX + 1));
 }
 
 int uidlist_add(struct uidlist *ul, uint32_t uid, const char *base, const char *ext)
 {
-	if (ext == NULL)
-		ext = "";
-	return add_n(ul, uid, base, strnlen(base, MAILDIR_NAME_MAX + 1), ext,
-		     strnlen(ext, MAILDIR_LINE_MAX + 1));
+	return uidlist_add_info(ul, uid, base, ext, "");
 }
 
 uint32_t uidlist_next_uid(const struct uidlist *ul)
@@ -295,10 +321,17 @@ static int parse_record(struct uidlist *ul, const char *line, size_t len, size_t
 	 * that much when it matches a file to its record). */
 	const char *colon = memchr(name, ':', (size_t)(end - name));
 	size_t name_len = colon ? (size_t)(colon - name) : (size_t)(end - name);
+	/* The rest of the name is kept so that the list is written back as
+	 * it was; a rest that can't be part of a file name is dropped (Dovecot
+	 * never looks at it). */
+	const char *info = colon ? colon : end;
+	size_t info_len = (size_t)(end - info);
+	if (!info_valid(info, info_len))
+		info_len = 0;
 	if (ul->count > 0 && uid <= ul->recs[ul->count - 1].uid)
 		return arca_err_set(err, ARCA_EFORMAT,
 				    "dovecot-uidlist line %zu: uid %u not ascending", lineno, uid);
-	int rc = add_n(ul, uid, name, name_len, ext, ext_len);
+	int rc = add_n(ul, uid, name, name_len, ext, ext_len, info, info_len);
 	if (rc == ARCA_EINVAL)
 		return arca_err_set(err, ARCA_EFORMAT,
 				    "dovecot-uidlist line %zu: bad file name or fields", lineno);
@@ -401,8 +434,8 @@ int uidlist_format(const struct uidlist *ul, struct abuf *out)
 		rc = abuf_add_u8(out, '\n');
 	for (size_t i = 0; i < ul->count && rc == 0; i++) {
 		const struct uidlist_rec *r = &ul->recs[i];
-		rc = abuf_printf(out, "%u%s%s :%s\n", r->uid, *r->ext ? " " : "", r->ext,
-				 r->base);
+		rc = abuf_printf(out, "%u%s%s :%s%s\n", r->uid, *r->ext ? " " : "", r->ext,
+				 r->base, r->info);
 	}
 	return rc;
 }

@@ -31,7 +31,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	for (size_t i = 0; i < a.count; i++)
 		if (a.recs[i].uid != b.recs[i].uid || strcmp(a.recs[i].base, b.recs[i].base) ||
-		    strcmp(a.recs[i].ext, b.recs[i].ext))
+		    strcmp(a.recs[i].ext, b.recs[i].ext) || strcmp(a.recs[i].info, b.recs[i].info))
 			abort();
 	if (uidlist_format(&b, &f2) != 0 || f1.len != f2.len ||
 	    memcmp(f1.data, f2.data, f1.len) != 0)

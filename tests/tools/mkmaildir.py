@@ -3,7 +3,8 @@
 
 Writes a deterministic Dovecot-style Maildir for tests: INBOX plus nested
 folders (one with a non-ASCII name, mUTF-7 on disk), files in cur/ and new/,
-flags and keyword letters, dovecot-uidlist v3 (with a gap), dovecot-keywords,
+flags and keyword letters, dovecot-uidlist v3 (with a gap, some records by
+whole name), dovecot-keywords,
 subscriptions, mtimes in the past, K messages over 1 MiB (chunked path), and
 a few bodies with invalid UTF-8 bytes.  If $ARCA_CORPUS_DIR holds .eml files
 their bytes are used as message bodies.
@@ -82,7 +83,9 @@ def main():
             if i % 13 == 12:
                 uid += 2  # a gap, as after expunges
             if i % 11 != 10:   # some files not yet in the uidlist
-                recs.append((uid, base))
+                # Dovecot names a message saved with flags (APPEND to Sent,
+                # Drafts) by its whole name in the uidlist
+                recs.append((uid, fname if i % 5 == 4 else base))
             uid += 1
         with open(os.path.join(d, 'dovecot-uidlist'), 'w') as f:
             f.write(f'3 V{1600000000 + fi} N{uid + 3} G{rnd.getrandbits(128):032x}\n')

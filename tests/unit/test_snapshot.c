@@ -83,7 +83,7 @@ static void spec_msg(struct abuf *b, const struct snap_msg *m)
 	abuf_add_varint(b, m->size);
 	abuf_add_varint(b, zz(m->date_sec));
 	abuf_add_varint(b, (uint64_t)m->date_nsec);
-	abuf_add_varint(b, m->flags);
+	abuf_add_varint(b, m->flags | (m->uidlist_named ? 1ull << 27 : 0));
 	abuf_add_varint(b, m->keywords);
 	abuf_add_str(b, m->base);
 	abuf_add_str(b, m->uidlist_ext);
@@ -171,6 +171,7 @@ static int add_msgs(struct snap_folder *f, size_t n, uint32_t first_uid, unsigne
 			.base = base,
 			.uidlist_ext = ext,
 			.in_new = i % 9 == 1,
+			.uidlist_named = i % 7 == 2,
 		};
 		for (int k = 0; k < ARCA_ID_LEN; k++)
 			m.content_id[k] = (uint8_t)(i * 31 + k * 7 + seed);
@@ -277,6 +278,7 @@ static void check_msgs_equal(const struct snap_folder *a, const struct snap_fold
 		CHECK_STR(y->base, x->base);
 		CHECK_STR(y->uidlist_ext, x->uidlist_ext);
 		CHECK_EQ_INT(y->in_new, x->in_new);
+		CHECK_EQ_INT(y->uidlist_named, x->uidlist_named);
 	}
 }
 
@@ -704,7 +706,10 @@ static void test_page_strict(void)
 	m[0].flags = 1u << 26;             /* SNAP_MSG_NO_INFO */
 	spec_page(&b, m, 1);
 	CHECK(decode_page(&b, 0) == 0);
-	m[0].flags = 1u << 27;
+	m[0].flags = 1u << 27;             /* on the wire: uidlist_named */
+	spec_page(&b, m, 1);
+	CHECK(decode_page(&b, 0) == 0);
+	m[0].flags = 1u << 28;
 	spec_page(&b, m, 1);
 	CHECK(decode_page(&b, 0) != 0);   /* not a flag */
 	m[0].flags = 0;

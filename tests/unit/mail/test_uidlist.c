@@ -63,15 +63,45 @@ static void test_ext_fields_and_extra_header(void)
 	REQUIRE(ul.count == 2);
 	CHECK_STR(ul.recs[0].ext, "W1234 S1200");
 	CHECK_STR(ul.recs[0].base, "100.M1P1.h");
-	CHECK_STR(ul.recs[1].base, "101.M1P1.h"); /* info stripped */
+	CHECK_STR(ul.recs[1].base, "101.M1P1.h"); /* the base without the info */
+	CHECK_STR(ul.recs[1].info, ":2,S");        /* which is kept apart */
+	CHECK_STR(ul.recs[0].info, "");
 	struct abuf b = ABUF_INIT;
 	REQUIRE(uidlist_format(&ul, &b) == 0);
 	REQUIRE(abuf_cstr(&b) == 0);
 	CHECK_STR((const char *)b.data,
 		  "3 V42 N7 Gabcdef0123456789abcdef0123456789 X9 Zfoo\n"
 		  "3 W1234 S1200 :100.M1P1.h\n"
-		  "5 :101.M1P1.h\n");
+		  "5 :101.M1P1.h:2,S\n");   /* named as it was (Dovecot's APPEND with flags) */
 	abuf_release(&b);
+	uidlist_release(&ul);
+}
+
+/* Records built for a restore: by base, or by the whole name. */
+static void test_add_info(void)
+{
+	struct uidlist ul;
+	uidlist_init(&ul);
+	ul.uidvalidity = 7;
+	CHECK_EQ_INT(uidlist_add_info(&ul, 1, "1.M1.h", "", ":2,RS"), 0);
+	CHECK_EQ_INT(uidlist_add_info(&ul, 2, "2.M1.h", NULL, NULL), 0);
+	CHECK_EQ_INT(uidlist_add_info(&ul, 3, "3.M1.h", "", ""), 0);
+	CHECK(uidlist_add_info(&ul, 4, "4.M1.h", "", "2,S") != 0);      /* not from a ':' */
+	CHECK(uidlist_add_info(&ul, 4, "4.M1.h", "", ":2,S/x") != 0);   /* not a file name */
+	CHECK(uidlist_add_info(&ul, 4, "4.M1.h", "", ":2,\nS") != 0);
+	CHECK(uidlist_add_info(&ul, 4, "4.M1.h:2,S", "", "") != 0);     /* base with info */
+	struct abuf b = ABUF_INIT;
+	REQUIRE(uidlist_format(&ul, &b) == 0);
+	REQUIRE(abuf_cstr(&b) == 0);
+	CHECK_STR((const char *)b.data, "3 V7 N4\n1 :1.M1.h:2,RS\n2 :2.M1.h\n3 :3.M1.h\n");
+	CHECK(uidlist_find_base(&ul, "1.M1.h:2,S") == &ul.recs[0]);
+	abuf_release(&b);
+	uidlist_release(&ul);
+	/* a record's rest that can't be part of a file name is dropped, not fatal */
+	static const char odd[] = "3 V1 N3\n1 :a.M1.h:2,S/x\n2 :b.M1.h:\n";
+	REQUIRE(parse_str(odd, &ul) == 0);
+	CHECK_STR(ul.recs[0].info, "");
+	CHECK_STR(ul.recs[1].info, ":");
 	uidlist_release(&ul);
 }
 
@@ -88,7 +118,7 @@ static void test_v1_and_stale_next(void)
 	REQUIRE(uidlist_format(&ul, &b) == 0);
 	REQUIRE(abuf_cstr(&b) == 0);
 	CHECK_STR((const char *)b.data,
-		  "3 V1168284932 N10\n1 :1168284932.P1.h\n9 :1168284933.P2.h\n");
+		  "3 V1168284932 N10\n1 :1168284932.P1.h:2,S\n9 :1168284933.P2.h\n");
 	abuf_release(&b);
 	uidlist_release(&ul);
 }
@@ -211,6 +241,7 @@ int main(void)
 	RUN(test_zeroed_struct);
 	RUN(test_parse_dovecot_v3);
 	RUN(test_ext_fields_and_extra_header);
+	RUN(test_add_info);
 	RUN(test_v1_and_stale_next);
 	RUN(test_build_and_find_many);
 	RUN(test_hostile);
