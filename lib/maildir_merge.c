@@ -1073,13 +1073,7 @@ out:
 	abuf_release(&final);
 	abuf_release(&data);
 	/* the records are not needed any more: bounded memory per folder */
-	for (size_t m = 0; m < f->nmsgs; m++) {
-		free(f->msgs[m].base);
-		free(f->msgs[m].uidlist_ext);
-	}
-	free(f->msgs);
-	f->msgs = NULL;
-	f->nmsgs = f->msgs_cap = 0;
+	snap_folder_drop_msgs(f);
 	return rc;
 }
 

@@ -453,7 +453,7 @@ static int folder_prepare(struct repo *r, struct repo_worker *w, const struct in
 		if (ur != NULL) {
 			j->m.uid = ur->uid;
 			j->m.uidlist_ext = ur->ext;
-			j->m.uidlist_named = ur->info[0] != '\0';
+			j->m.uidlist_info = ur->info;
 		}
 		if (cache_key(&key, o->account, sf->name, nm.base) != 0 ||
 		    (j->key = malloc(key.len ? key.len : 1)) == NULL) {
@@ -1098,15 +1098,9 @@ static int restore_folder(struct repo *r, const struct snapshot *s, struct snap_
 		if (rc == 0 && keys != NULL && m->date_sec >= keys_from_sec)
 			rc = mkey_add_file(keys, (const char *)final.data, err);
 		/* the record names the file as the source's did: by its base,
-		 * or by its whole name (Dovecot's record of a message saved
-		 * with flags) */
-		const char *info = NULL, *fname = (const char *)name.data;
-		size_t blen = strlen(m->base);
-		if (rc == 0 && m->uidlist_named && strncmp(fname, m->base, blen) == 0 &&
-		    fname[blen] == ':')
-			info = fname + blen;
+		 * or by the whole name it gave (flags of then included) */
 		if (rc == 0 && m->uid != 0 &&
-		    uidlist_add_info(&ul, m->uid, m->base, m->uidlist_ext, info) != 0)
+		    uidlist_add_info(&ul, m->uid, m->base, m->uidlist_ext, m->uidlist_info) != 0)
 			rc = arca_err_set(err, ARCA_ECORRUPT, "folder %s: UIDs out of order", f->name);
 		res->messages++;
 		res->bytes += m->size;
@@ -1562,14 +1556,7 @@ int restore_maildir(struct repo *r, const uint8_t root[ARCA_ID_LEN],
 		}
 		rc = restore_folder(r, s, &s->folders[i], o, nrecs ? &keys : NULL, keys_from, res, err);
 		/* drop the records once written: bounded memory per folder */
-		struct snap_folder *f = &s->folders[i];
-		for (size_t m = 0; m < f->nmsgs; m++) {
-			free(f->msgs[m].base);
-			free(f->msgs[m].uidlist_ext);
-		}
-		free(f->msgs);
-		f->msgs = NULL;
-		f->nmsgs = f->msgs_cap = 0;
+		snap_folder_drop_msgs(&s->folders[i]);
 	}
 	if (rc == 0 && s && s->nsubscriptions > 0 && o->merge) {
 		/* only the folder's own subscription with --folder */

@@ -30,10 +30,21 @@ struct snapshot *snapshot_new(const char *account, const char *source)
 	return s;
 }
 
-static void msg_release(struct snap_msg *m)
+void snap_msg_release(struct snap_msg *m)
 {
 	free(m->base);
 	free(m->uidlist_ext);
+	free(m->uidlist_info);
+	m->base = m->uidlist_ext = m->uidlist_info = NULL;
+}
+
+void snap_folder_drop_msgs(struct snap_folder *f)
+{
+	for (size_t i = 0; i < f->nmsgs; i++)
+		snap_msg_release(&f->msgs[i]);
+	free(f->msgs);
+	f->msgs = NULL;
+	f->nmsgs = f->msgs_cap = 0;
 }
 
 static void folder_release(struct snap_folder *f)
@@ -45,7 +56,7 @@ static void folder_release(struct snap_folder *f)
 	for (size_t i = 0; i < f->nkeywords; i++)
 		free(f->keywords[i]);
 	for (size_t i = 0; i < f->nmsgs; i++)
-		msg_release(&f->msgs[i]);
+		snap_msg_release(&f->msgs[i]);
 	free(f->msgs);
 	free(f->pages);
 }
@@ -142,8 +153,9 @@ int snap_folder_add_msg(struct snap_folder *f, const struct snap_msg *m)
 	*n = *m;
 	n->base = strdup(m->base ? m->base : "");
 	n->uidlist_ext = strdup(m->uidlist_ext ? m->uidlist_ext : "");
-	if (n->base == NULL || n->uidlist_ext == NULL) {
-		msg_release(n);
+	n->uidlist_info = strdup(m->uidlist_info ? m->uidlist_info : "");
+	if (n->base == NULL || n->uidlist_ext == NULL || n->uidlist_info == NULL) {
+		snap_msg_release(n);
 		return ARCA_ENOMEM;
 	}
 	f->nmsgs++;
@@ -172,6 +184,18 @@ static int64_t unzigzag(uint64_t v)
 	return (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
 }
 
+/* A record's uidlist_info: the rest of a file name after its base, so it
+ * starts with ':' and holds no '/' (strings never hold a zero byte). */
+static bool uidlist_info_ok(const char *s, size_t n)
+{
+	if (n == 0 || n > SNAP_UIDLIST_INFO_MAX || s[0] != ':')
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (s[i] == '/' || s[i] == '\n' || s[i] == '\r')
+			return false;
+	return true;
+}
+
 static int encode_msg(struct abuf *b, const struct snap_msg *m)
 {
 	/* never write what the reader would refuse */
@@ -184,13 +208,17 @@ static int encode_msg(struct abuf *b, const struct snap_msg *m)
 	rc = rc ? rc : abuf_add_varint(b, m->size);
 	rc = rc ? rc : abuf_add_varint(b, zigzag(m->date_sec));
 	rc = rc ? rc : abuf_add_varint(b, (uint64_t)m->date_nsec);
-	if ((uint64_t)m->flags >> 27)
+	const char *info = m->uidlist_info ? m->uidlist_info : "";
+	if ((uint64_t)m->flags >> 27 || (*info != '\0' && !uidlist_info_ok(info, strlen(info))))
 		return ARCA_EINVAL;
-	rc = rc ? rc : abuf_add_varint(b, m->flags | (m->uidlist_named ? SNAP_MSG_WIRE_UIDLIST_NAMED : 0));
+	uint64_t flags = m->flags | (*info ? SNAP_MSG_WIRE_UIDLIST_INFO : 0);
+	rc = rc ? rc : abuf_add_varint(b, flags);
 	rc = rc ? rc : abuf_add_varint(b, m->keywords);
 	rc = rc ? rc : abuf_add_str(b, m->base);
 	rc = rc ? rc : abuf_add_str(b, m->uidlist_ext);
 	rc = rc ? rc : abuf_add_u8(b, m->in_new ? 1 : 0);
+	if (*info)
+		rc = rc ? rc : abuf_add_str(b, info);
 	return rc;
 }
 
@@ -601,7 +629,7 @@ int snapshot_load_msgs(struct repo *r, struct snap_folder *f, struct arca_err *e
 	if (rc) {
 		/* never leave a partly loaded folder that looks complete */
 		for (size_t i = 0; i < f->nmsgs; i++)
-			msg_release(&f->msgs[i]);
+			snap_msg_release(&f->msgs[i]);
 		free(f->msgs);
 		f->msgs = NULL;
 		f->nmsgs = f->msgs_cap = 0;
@@ -624,24 +652,29 @@ static int decode_msgs(struct adec *d, struct snap_folder *f, uint64_t n)
 		uint64_t nsec = adec_varint(d);
 		m.date_nsec = (int32_t)nsec;
 		uint64_t flags = adec_varint(d);
-		m.uidlist_named = (flags & SNAP_MSG_WIRE_UIDLIST_NAMED) != 0;
-		m.flags = (uint32_t)(flags & ~SNAP_MSG_WIRE_UIDLIST_NAMED);
+		m.flags = (uint32_t)(flags & ~SNAP_MSG_WIRE_UIDLIST_INFO);
 		m.keywords = adec_varint(d);
 		char *base = adec_strdup(d, SNAP_FIELD_MAX);
 		char *ext = adec_strdup(d, SNAP_FIELD_MAX);
 		uint8_t in_new = adec_u8(d);
+		char *info = NULL;
+		if (flags & SNAP_MSG_WIRE_UIDLIST_INFO)
+			info = adec_strdup(d, SNAP_UIDLIST_INFO_MAX);
 		int rc = 0;
 		if (d->failed || uid > UINT32_MAX || nsec >= 1000000000u || flags >> 28 ||
 		    in_new > 1 || (m.content_type != OBJ_BLOB && m.content_type != OBJ_CHUNKLIST) ||
-		    (f->nkeywords < 64 && (m.keywords >> f->nkeywords) != 0))
+		    (f->nkeywords < 64 && (m.keywords >> f->nkeywords) != 0) ||
+		    (info != NULL && !uidlist_info_ok(info, strlen(info))))
 			rc = ARCA_EFORMAT;
 		m.in_new = in_new == 1;
 		m.base = base;
 		m.uidlist_ext = ext;
+		m.uidlist_info = info;
 		if (rc == 0)
 			rc = snap_folder_add_msg(f, &m);
 		free(base);
 		free(ext);
+		free(info);
 		if (rc)
 			return rc;
 	}

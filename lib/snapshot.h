@@ -25,6 +25,7 @@
 #define SNAP_MESSAGES_MAX 50000000
 #define SNAP_NAME_MAX 4096            /* account, folder and subscription names */
 #define SNAP_FIELD_MAX 16384          /* dovecot-uidlist fields, file base names */
+#define SNAP_UIDLIST_INFO_MAX 255     /* snap_msg.uidlist_info: part of a file name */
 #define SNAP_ACCOUNT_MAX 1024         /* also the log payload's limit */
 
 enum snap_folder_attr {
@@ -46,15 +47,17 @@ struct snap_msg {
 	char *base;                     /* Maildir file base name, "" if none */
 	char *uidlist_ext;              /* dovecot-uidlist extension fields, "" */
 	bool in_new;                    /* was in new/ (not yet seen by a client) */
-	bool uidlist_named;             /* its dovecot-uidlist record gave the whole
-					   file name, ":2," info included */
+	char *uidlist_info;             /* the rest of the file name its
+					   dovecot-uidlist record gave after the
+					   base (":2,S"), "" (or NULL) when the
+					   record gave the base only */
 };
 
 /* In snap_msg.flags: the Maildir file name had no ":2," part (written back
  * as the bare base name; Dovecot adds the info when it sees the file). */
 #define SNAP_MSG_NO_INFO (UINT32_C(1) << 26)
-/* On the wire only (FOLDER_PAGE flags bit 27): snap_msg.uidlist_named. */
-#define SNAP_MSG_WIRE_UIDLIST_NAMED (UINT64_C(1) << 27)
+/* On the wire only (FOLDER_PAGE flags bit 27): a uidlist_info follows. */
+#define SNAP_MSG_WIRE_UIDLIST_INFO (UINT64_C(1) << 27)
 
 struct snap_page_ref {
 	uint8_t id[ARCA_ID_LEN];
@@ -113,6 +116,11 @@ struct snap_folder *snapshot_add_folder(struct snapshot *s, const char *name);
 int snapshot_add_subscription(struct snapshot *s, const char *name);
 /* Appends a message (strings copied). */
 int snap_folder_add_msg(struct snap_folder *f, const struct snap_msg *m);
+/* Frees a message's strings (not the struct). */
+void snap_msg_release(struct snap_msg *m);
+/* Drops the folder's loaded message records (bounded memory per folder);
+ * message_count and pages stay. */
+void snap_folder_drop_msgs(struct snap_folder *f);
 /* Index of keyword `name` in the folder's table, adding it; -1 when full. */
 int snap_folder_keyword(struct snap_folder *f, const char *name);
 

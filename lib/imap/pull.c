@@ -487,9 +487,7 @@ static int cmp_uid(const void *x, const void *y)
 
 static void msg_free_fields(struct snap_msg *m)
 {
-	free(m->base);
-	free(m->uidlist_ext);
-	m->base = m->uidlist_ext = NULL;
+	snap_msg_release(m);
 }
 
 /* Drop records whose uid is in `gone` (sorted), keeping order. */

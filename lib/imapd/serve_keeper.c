@@ -523,13 +523,7 @@ static int acct_load(struct serve_keeper *k, struct kacct *a, struct arca_err *e
 		    (rc = kfolder_overlay(k->o.overlay, a->account, s->time_ns, &kf[done])) != 0)
 			arca_err_set(err, rc, "out of memory");
 		/* the snapshot's records are not kept: only what is served */
-		for (size_t i = 0; i < sf->nmsgs; i++) {
-			free(sf->msgs[i].base);
-			free(sf->msgs[i].uidlist_ext);
-		}
-		free(sf->msgs);
-		sf->msgs = NULL;
-		sf->nmsgs = sf->msgs_cap = 0;
+		snap_folder_drop_msgs(sf);
 		if (rc) {
 			done++;
 			break;

@@ -83,9 +83,12 @@ def main():
             if i % 13 == 12:
                 uid += 2  # a gap, as after expunges
             if i % 11 != 10:   # some files not yet in the uidlist
-                # Dovecot names a message saved with flags (APPEND to Sent,
-                # Drafts) by its whole name in the uidlist
-                recs.append((uid, fname if i % 5 == 4 else base))
+                # some records name the whole file, as other tools write
+                # them; one of them with the flags it had before a rename
+                rec = base
+                if i % 5 == 4 and not in_new:
+                    rec = fname if i % 10 != 9 else f'{base}:2,T'
+                recs.append((uid, rec))
             uid += 1
         with open(os.path.join(d, 'dovecot-uidlist'), 'w') as f:
             f.write(f'3 V{1600000000 + fi} N{uid + 3} G{rnd.getrandbits(128):032x}\n')

@@ -83,11 +83,14 @@ static void spec_msg(struct abuf *b, const struct snap_msg *m)
 	abuf_add_varint(b, m->size);
 	abuf_add_varint(b, zz(m->date_sec));
 	abuf_add_varint(b, (uint64_t)m->date_nsec);
-	abuf_add_varint(b, m->flags | (m->uidlist_named ? 1ull << 27 : 0));
+	const char *info = m->uidlist_info ? m->uidlist_info : "";
+	abuf_add_varint(b, m->flags | (*info ? 1ull << 27 : 0));
 	abuf_add_varint(b, m->keywords);
 	abuf_add_str(b, m->base);
 	abuf_add_str(b, m->uidlist_ext);
 	abuf_add_u8(b, m->in_new);
+	if (*info)
+		abuf_add_str(b, info);   /* field 13, only with flags bit 27 */
 }
 
 static void spec_page(struct abuf *b, const struct snap_msg *m, size_t n)
@@ -171,7 +174,7 @@ static int add_msgs(struct snap_folder *f, size_t n, uint32_t first_uid, unsigne
 			.base = base,
 			.uidlist_ext = ext,
 			.in_new = i % 9 == 1,
-			.uidlist_named = i % 7 == 2,
+			.uidlist_info = i % 7 == 2 ? ":2,S" : i % 7 == 4 ? ":2,FRSab" : NULL,
 		};
 		for (int k = 0; k < ARCA_ID_LEN; k++)
 			m.content_id[k] = (uint8_t)(i * 31 + k * 7 + seed);
@@ -278,7 +281,7 @@ static void check_msgs_equal(const struct snap_folder *a, const struct snap_fold
 		CHECK_STR(y->base, x->base);
 		CHECK_STR(y->uidlist_ext, x->uidlist_ext);
 		CHECK_EQ_INT(y->in_new, x->in_new);
-		CHECK_EQ_INT(y->uidlist_named, x->uidlist_named);
+		CHECK_STR(y->uidlist_info, x->uidlist_info ? x->uidlist_info : "");
 	}
 }
 
@@ -464,8 +467,7 @@ static void test_one_change_few_pages(void)
 	REQUIRE(mid != NULL);
 	size_t nmid = f->npages;
 	memcpy(mid, f->pages, nmid * sizeof(*mid));
-	free(f->msgs[700].base);
-	free(f->msgs[700].uidlist_ext);
+	snap_msg_release(&f->msgs[700]);
 	memmove(&f->msgs[700], &f->msgs[701], (f->nmsgs - 701) * sizeof(f->msgs[0]));
 	f->nmsgs--;
 	if (store(e.r, s, root, NULL) == 0) {
@@ -706,9 +708,27 @@ static void test_page_strict(void)
 	m[0].flags = 1u << 26;             /* SNAP_MSG_NO_INFO */
 	spec_page(&b, m, 1);
 	CHECK(decode_page(&b, 0) == 0);
-	m[0].flags = 1u << 27;             /* on the wire: uidlist_named */
+	m[0].flags = 1u << 27;             /* a uidlist_info must follow */
+	spec_page(&b, m, 1);
+	CHECK(decode_page(&b, 0) != 0);
+	m[0].flags = 0;
+	m[0].uidlist_info = ":2,S";        /* bit 27 and the info */
 	spec_page(&b, m, 1);
 	CHECK(decode_page(&b, 0) == 0);
+	static char *const bad_info[] = { "2,S", ":2,S/x", ":2,\nS" };
+	for (size_t k = 0; k < 3; k++) {
+		m[0].uidlist_info = bad_info[k];
+		spec_page(&b, m, 1);
+		CHECK(decode_page(&b, 0) != 0);   /* not the rest of a file name */
+	}
+	char longinfo[300];
+	memset(longinfo, 'x', sizeof(longinfo) - 1);
+	longinfo[0] = ':';
+	longinfo[sizeof(longinfo) - 1] = '\0';
+	m[0].uidlist_info = longinfo;
+	spec_page(&b, m, 1);
+	CHECK(decode_page(&b, 0) != 0);   /* over 255 bytes */
+	m[0].uidlist_info = NULL;
 	m[0].flags = 1u << 28;
 	spec_page(&b, m, 1);
 	CHECK(decode_page(&b, 0) != 0);   /* not a flag */
