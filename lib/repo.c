@@ -27,13 +27,14 @@
 #define CONFIG_LEN (8 + 4 + ARCA_REPO_ID_LEN + ARCA_BOX_PK_LEN + ARCA_SIGN_PK_LEN + \
 		    4 + 8 + CONFIG_SEALED_LEN)
 #define CONFIG_ID_BLAKE2B 1
-/* zstd level 2: on the benchmark corpus (bench/zstd-dict, 20,000 messages
+/* zstd level 1: on the benchmark corpus (bench/zstd-dict, 20,000 messages
  * with the trained dictionary) level 3 stores 0.357 of the raw size at 205
- * MB/s, level 2 0.370 at 244 MB/s, level 1 0.395 at 299 MB/s; a whole first
- * ingest of 100 x 2,000 messages took 19.7-20.3 s at level 3 and 15.6-17.4 s
- * at levels 1-2 (2 CPUs, cold cache).  Level 2 keeps most of the time for
- * 4% more bytes. */
-#define ZSTD_LEVEL 2
+ * MB/s, level 2 0.370 at 244 MB/s, level 1 0.395 at 299 MB/s.  A whole first
+ * ingest of 100 x 2,000 messages (2 CPUs, cold cache, runs alternating) took
+ * 19.7-20.3 s at level 3; 15.9 and 16.6 s at level 2 (repository 1,034 MiB)
+ * against 15.4 and 14.1 s at level 1 (1,076 MiB): zstd is the largest part
+ * of an ingest's CPU time, and 4% more bytes is still far under restic's. */
+#define ZSTD_LEVEL 1
 
 struct cache_rec {
 	size_t off, klen;        /* key bytes at off in file_keys */
