@@ -26,7 +26,6 @@
 #define CONFIG_SEALED_LEN (32 + ARCA_SIGN_SK_LEN + 48)
 #define CONFIG_LEN (8 + 4 + ARCA_REPO_ID_LEN + ARCA_BOX_PK_LEN + ARCA_SIGN_PK_LEN + \
 		    4 + 8 + CONFIG_SEALED_LEN)
-#define CONFIG_ID_BLAKE2B 1
 /* zstd level 1: on the benchmark corpus (bench/zstd-dict, 20,000 messages
  * with the trained dictionary) level 3 stores 0.357 of the raw size at 205
  * MB/s, level 2 0.370 at 244 MB/s, level 1 0.395 at 299 MB/s.  A whole first
@@ -49,6 +48,7 @@ struct repo {
 	struct idx *ix;
 	struct arca_public_keys pub;
 	uint8_t config_hash[ARCA_ID_LEN];
+	uint8_t id_alg;             /* enum arca_id_alg, from the config */
 	uint8_t sealed_secrets[CONFIG_SEALED_LEN];
 	struct arca_ingest_keys *ik;
 	struct arca_restore_key *rk;
@@ -128,7 +128,7 @@ uint64_t arca_mono_ns(void)
 /* ---- config ---- */
 
 static int config_encode(const struct arca_public_keys *pub,
-			 const struct arca_ingest_keys *ik, struct abuf *out)
+			 const struct arca_ingest_keys *ik, uint8_t id_alg, struct abuf *out)
 {
 	uint8_t secrets[32 + ARCA_SIGN_SK_LEN], sealed[CONFIG_SEALED_LEN];
 	memcpy(secrets, ik->id_key, 32);
@@ -142,7 +142,7 @@ static int config_encode(const struct arca_public_keys *pub,
 	rc = rc ? rc : abuf_add(out, pub->repo_id, ARCA_REPO_ID_LEN);
 	rc = rc ? rc : abuf_add(out, pub->box_pk, ARCA_BOX_PK_LEN);
 	rc = rc ? rc : abuf_add(out, pub->sign_pk, ARCA_SIGN_PK_LEN);
-	rc = rc ? rc : abuf_add_u8(out, CONFIG_ID_BLAKE2B);
+	rc = rc ? rc : abuf_add_u8(out, id_alg);
 	rc = rc ? rc : abuf_add(out, "\0\0\0", 3);
 	rc = rc ? rc : abuf_add_u64(out, arca_now_ns());
 	rc = rc ? rc : abuf_add(out, sealed, sizeof(sealed));
@@ -167,8 +167,9 @@ static int config_decode(struct repo *r, const uint8_t *p, size_t len,
 	q += ARCA_BOX_PK_LEN;
 	memcpy(r->pub.sign_pk, q, ARCA_SIGN_PK_LEN);
 	q += ARCA_SIGN_PK_LEN;
-	if (q[0] != CONFIG_ID_BLAKE2B || q[1] || q[2] || q[3])
-		return arca_err_set(err, ARCA_EVERSION, "%s/config: unknown id algorithm", r->path);
+	if ((q[0] != ARCA_ID_BLAKE2B && q[0] != ARCA_ID_HMAC_SHA256) || q[1] || q[2] || q[3])
+		return arca_err_set(err, ARCA_EVERSION, "%s/config: unknown id algorithm %u", r->path, q[0]);
+	r->id_alg = q[0];
 	q += 4 + 8;
 	memcpy(r->sealed_secrets, q, CONFIG_SEALED_LEN);
 	acrypto_hash(p, len, r->config_hash);
@@ -307,6 +308,9 @@ int repo_create(const char *path, const struct repo_create_opts *o,
 	rc = acrypto_generate(&r->pub, &r->ik, &rk, err);
 	if (rc)
 		goto out;
+	r->ik->id_alg = (uint8_t)(o->id_alg ? o->id_alg : (int)acrypto_fastest_id_alg());
+	if (o->id_alg_r)
+		*o->id_alg_r = r->ik->id_alg;
 	/* The restore key first: without it nothing stored could ever be read. */
 	rc = keyfile_write(o->restore_key_path, rk, o->passphrase, o->fast_kdf, err);
 	if (rc)
@@ -316,7 +320,7 @@ int repo_create(const char *path, const struct repo_create_opts *o,
 	rc = rc ? rc : ingestkey_write(ikpath, r->pub.repo_id, r->ik, err);
 	if (rc)
 		goto out;
-	rc = config_encode(&r->pub, r->ik, &cfg);
+	rc = config_encode(&r->pub, r->ik, r->ik->id_alg, &cfg);
 	if (rc) {
 		arca_err_set(err, rc, "cannot encode the config");
 		goto out;
@@ -397,8 +401,10 @@ int repo_open(const char *path, int flags, struct repo **r_r, struct arca_err *e
 	free(ikpath);
 	if (rc)
 		goto fail;
-	if (r->ik)
+	if (r->ik) {
+		r->ik->id_alg = r->id_alg;
 		gear_init(r);
+	}
 	if (flags & REPO_OPEN_WRITE) {
 		rc = fs_mkdirs(r->tmpdir, 0700, err);
 		r->comp = compressor_new(ZSTD_LEVEL);
@@ -1870,6 +1876,7 @@ int repo_set_restore_key(struct repo *r, struct arca_restore_key *rk,
 	} else {
 		memcpy(ik->id_key, secrets, 32);
 		memcpy(ik->sign_sk, secrets + 32, ARCA_SIGN_SK_LEN);
+		ik->id_alg = r->id_alg;
 		uint8_t pk[ARCA_SIGN_PK_LEN];
 		crypto_sign_ed25519_sk_to_pk(pk, ik->sign_sk);
 		if (memcmp(pk, r->pub.sign_pk, ARCA_SIGN_PK_LEN) != 0)

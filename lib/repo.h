@@ -47,6 +47,8 @@ struct repo_create_opts {
 	const char *restore_key_path;   /* written, must not exist */
 	const char *passphrase;
 	bool fast_kdf;                  /* tests only */
+	int id_alg;                     /* enum arca_id_alg; 0: the faster one here */
+	int *id_alg_r;                  /* if set: receives the one chosen */
 };
 
 int repo_create(const char *path, const struct repo_create_opts *o,

@@ -5,6 +5,8 @@
  * stored files byte for byte.  Any change to a format breaks this test.
  */
 #include <ftw.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <sodium.h>
 #include <stdint.h>
 #include <unistd.h>
@@ -158,6 +160,16 @@ static void test_object_id(void)
 	CHECK(same(&v, id, 32, "object id (spec)"));
 	acrypto_object_id(ik, obj.data, obj.len, id);
 	CHECK(same(&v, id, 32, "object id (library)"));
+	/* config id_alg 2: HMAC-SHA-256 (RFC 2104) under the same key */
+	REQUIRE(load("object-id-hmac-sha256.bin", &v) == 0);
+	unsigned int n = 0;
+	REQUIRE(HMAC(EVP_sha256(), ik->id_key, 32, obj.data, obj.len, id, &n) != NULL && n == 32);
+	CHECK(same(&v, id, 32, "HMAC-SHA-256 object id (spec)"));
+	memset(id, 0, sizeof(id));
+	ik->id_alg = ARCA_ID_HMAC_SHA256;
+	acrypto_object_id(ik, obj.data, obj.len, id);
+	ik->id_alg = ARCA_ID_BLAKE2B;
+	CHECK(same(&v, id, 32, "HMAC-SHA-256 object id (library)"));
 	abuf_release(&v);
 	abuf_release(&obj);
 }

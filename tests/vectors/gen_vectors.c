@@ -85,6 +85,10 @@ int main(int argc, char **argv)
 	vk_object(1, &obj);
 	acrypto_object_id(ik, obj.data, obj.len, id);
 	put("object-id.bin", id, sizeof(id));
+	ik->id_alg = ARCA_ID_HMAC_SHA256;   /* a repository whose config says 2 */
+	acrypto_object_id(ik, obj.data, obj.len, id);
+	ik->id_alg = ARCA_ID_BLAKE2B;
+	put("object-id-hmac-sha256.bin", id, sizeof(id));
 
 	/* one entry (header + AEAD output) at offset 112 under the fixed key */
 	uint8_t key[ARCA_PACK_KEY_LEN];
