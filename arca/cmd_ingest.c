@@ -20,14 +20,18 @@
 #include "banned.h"
 
 static const char USAGE[] =
-	"arca ingest maildir --repo REPO --account ACCOUNT [--layout auto|maildir++|fs] MAILDIR\n"
-	"arca ingest maildir --repo REPO --pattern PATTERN [--layout ...]\n\n"
+	"arca ingest maildir --repo REPO --account ACCOUNT [--layout auto|maildir++|fs] [--reread] MAILDIR\n"
+	"arca ingest maildir --repo REPO --pattern PATTERN [--layout ...] [--reread]\n\n"
 	"Takes a snapshot of one account's Maildir (or of every account whose Maildir\n"
 	"matches PATTERN, where %d is the domain and %n the local part, e.g.\n"
 	"/srv/mail/%d/%n/Maildir).  Messages already stored and unchanged are not\n"
 	"read again.  Needs keys/ingest.key, never the restore key.\n"
 	"  --json    one JSON object per snapshot on stdout\n"
-	"  --quiet   no progress";
+	"  --quiet   no progress\n"
+	"  --reread  read every message again, as if none had been seen: a file\n"
+	"            rewritten in place under the same name (Dovecot never does\n"
+	"            that) is otherwise taken as unchanged.  Content already\n"
+	"            stored is still not stored twice.";
 
 struct progress {
 	const char *account;
@@ -105,15 +109,21 @@ static int batch_commit(struct repo *r, struct batch *b, bool force)
 	return 0;
 }
 
+/* How every account of the run is read. */
+struct how {
+	enum maildir_layout layout;
+	bool reread;
+};
+
 /* One account; prep: its preparation, done ahead (NULL: done here). */
 static int ingest_one(struct repo *r, struct ingest_prep *prep, const char *account,
-		      const char *maildir, enum maildir_layout layout, bool json, bool quiet,
+		      const char *maildir, const struct how *how, bool json, bool quiet,
 		      struct batch *b)
 {
 	struct progress p = { .account = account, .show = !quiet && cli_isatty() };
-	struct ingest_opts o = { .account = account, .maildir = maildir, .layout = layout,
-				 .warn = on_warn, .progress = on_progress, .ctx = &p,
-				 .stage_only = true };
+	struct ingest_opts o = { .account = account, .maildir = maildir, .layout = how->layout,
+				 .reread = how->reread, .warn = on_warn, .progress = on_progress,
+				 .ctx = &p, .stage_only = true };
 	struct ingest_result res;
 	struct arca_err err = { 0 };
 	struct timespec t0, t1;
@@ -231,7 +241,7 @@ struct ahead_arg {
 struct ahead {
 	struct repo *r;
 	char *const *accounts, *const *paths;
-	enum maildir_layout layout;
+	const struct how *how;
 	size_t n;
 	size_t next;                    /* next to prepare (under lock) */
 	size_t at;                      /* being ingested (under lock) */
@@ -264,7 +274,8 @@ static void *ahead_main(void *arg)
 		struct ingest_prep *p = NULL;
 		if (ah->accounts[k] != NULL) {
 			struct ingest_opts o = { .account = ah->accounts[k], .maildir = ah->paths[k],
-						 .layout = ah->layout, .warn = on_warn, .stage_only = true };
+						 .layout = ah->how->layout, .reread = ah->how->reread,
+						 .warn = on_warn, .stage_only = true };
 			p = ingest_prepare(ah->r, ah->w[a->k], &o);
 		}
 		pthread_mutex_lock(&ah->lock);
@@ -341,7 +352,7 @@ static void ahead_stop(struct ahead *ah)
 }
 
 /* Expand %d and %n to '*', glob, and read the account back from each match. */
-static int ingest_pattern(struct repo *r, const char *pattern, enum maildir_layout layout,
+static int ingest_pattern(struct repo *r, const char *pattern, const struct how *how,
 			  bool json, bool quiet, struct batch *b)
 {
 	struct abuf g = ABUF_INIT;
@@ -392,14 +403,14 @@ static int ingest_pattern(struct repo *r, const char *pattern, enum maildir_layo
 		return cli_failf("out of memory");
 	}
 	int failures = 0;
-	struct ahead ah = { .r = r, .accounts = accounts, .paths = gl.gl_pathv, .layout = layout,
+	struct ahead ah = { .r = r, .accounts = accounts, .paths = gl.gl_pathv, .how = how,
 			    .n = gl.gl_pathc };
 	ahead_start(&ah);
 	for (size_t i = 0; i < gl.gl_pathc; i++) {
 		struct ingest_prep *prep = ahead_take(&ah, i);
 		if (accounts[i] == NULL)
 			continue;   /* the path does not fit the pattern */
-		failures += ingest_one(r, prep, accounts[i], gl.gl_pathv[i], layout, json, quiet, b);
+		failures += ingest_one(r, prep, accounts[i], gl.gl_pathv[i], how, json, quiet, b);
 		if (batch_commit(r, b, false) != 0) {
 			failures++;
 			break;
@@ -430,6 +441,7 @@ int cmd_ingest(int argc, char **argv)
 		{ "layout", required_argument, NULL, 'l' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "reread", no_argument, NULL, 'R' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -437,7 +449,7 @@ int cmd_ingest(int argc, char **argv)
 	if (sub >= 0)
 		return sub;
 	const char *repo = NULL, *account = NULL, *pattern = NULL;
-	enum maildir_layout layout = MAILDIR_LAYOUT_AUTO;
+	struct how how = { .layout = MAILDIR_LAYOUT_AUTO };
 	bool json = false, quiet = false;
 	int c;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -447,16 +459,17 @@ int cmd_ingest(int argc, char **argv)
 		case 'p': pattern = optarg; break;
 		case 'l':
 			if (strcmp(optarg, "auto") == 0)
-				layout = MAILDIR_LAYOUT_AUTO;
+				how.layout = MAILDIR_LAYOUT_AUTO;
 			else if (strcmp(optarg, "maildir++") == 0)
-				layout = MAILDIR_LAYOUT_MAILDIRPP;
+				how.layout = MAILDIR_LAYOUT_MAILDIRPP;
 			else if (strcmp(optarg, "fs") == 0)
-				layout = MAILDIR_LAYOUT_FS;
+				how.layout = MAILDIR_LAYOUT_FS;
 			else
 				return cli_usage(USAGE);
 			break;
 		case 'j': json = true; break;
 		case 'q': quiet = true; break;
+		case 'R': how.reread = true; break;
 		case 'h': puts(USAGE); return 0;
 		default: return cli_usage(USAGE);
 		}
@@ -472,9 +485,9 @@ int cmd_ingest(int argc, char **argv)
 	struct batch b = { 0 };
 	clock_gettime(CLOCK_MONOTONIC, &b.last);
 	if (one)
-		rc = ingest_one(r, NULL, account, argv[optind], layout, json, quiet, &b);
+		rc = ingest_one(r, NULL, account, argv[optind], &how, json, quiet, &b);
 	else
-		rc = ingest_pattern(r, pattern, layout, json, quiet, &b);
+		rc = ingest_pattern(r, pattern, &how, json, quiet, &b);
 	/* what succeeded is committed even when another account failed */
 	if (batch_commit(r, &b, true) != 0)
 		rc = 1;

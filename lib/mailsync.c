@@ -470,7 +470,7 @@ static int folder_prepare(struct repo *r, struct repo_worker *w, const struct in
 		 * logged, and nothing leaves `obj`.  That lookup, at a random
 		 * place of the index for every unchanged message, was a sixth
 		 * of an incremental run's time. */
-		if (repo_file_cache_get_w(r, w, key.data, key.len, &cf) == 0 &&
+		if (!o->reread && repo_file_cache_get_w(r, w, key.data, key.len, &cf) == 0 &&
 		    (!name_has_size || name_size == cf.size) &&
 		    (!e->stat_valid || (cf.size == e->size && cf.mtime_sec == e->mtime_sec &&
 					cf.mtime_nsec == e->mtime_nsec))) {
@@ -762,7 +762,7 @@ static int prepare(struct repo *r, struct repo_worker *w, struct ingest_prep *p,
 		int64_t newest;
 		dir_state(fw->mf->path, fw->state, &newest);
 		fw->stable = newest < (int64_t)p->t0 - FOLDER_QUIET_NS;
-		fw->reused = folder_reuse(r, w, o, fw);
+		fw->reused = !o->reread && folder_reuse(r, w, o, fw);
 		if (!fw->reused)
 			rc = folder_prepare(r, w, o, fw, err);
 	}

@@ -28,6 +28,8 @@ struct ingest_opts {
 	ingest_progress_fn *progress;
 	void *ctx;
 	bool stage_only;              /* leave the commit to repo_commit_staged */
+	bool reread;                  /* no folder taken over, no message found in
+					 the ingest cache: every one read again */
 };
 
 struct ingest_result {

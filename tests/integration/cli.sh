@@ -162,4 +162,34 @@ check_fails "a config naming an unknown id algorithm is refused" "$A" ingest mai
 	--account alice@example.test "$idmd"
 "$A" snapshots --repo "$T/id-unknown" --json >/dev/null 2>"$T/id-err"
 check "  with a clear message" grep -q "unknown id algorithm 3" "$T/id-err"
+
+# A file rewritten in place under its own name, size and mtime (Dovecot never
+# does that) is taken as unchanged; --reread reads every message again.
+rw=$T/rw-md
+cp -a "$T/mail/example.test/bob/Maildir" "$rw"
+"$A" ingest maildir --repo "$T/repo" --account rw@example.test "$rw" >/dev/null
+f=$(ls "$rw/cur" | head -1)
+cp -p "$rw/cur/$f" "$T/rw-before"
+$PY - "$rw/cur/$f" <<'EOF'
+import sys
+p = sys.argv[1]
+b = open(p, 'rb').read()
+open(p, 'r+b').write(b.swapcase())   # same length, other bytes
+EOF
+touch -r "$T/rw-before" "$rw/cur/$f"
+check "  (the rewrite changed the bytes)" bash -c "! cmp -s '$T/rw-before' '$rw/cur/$f'"
+check "an ingest after a rewrite in place keeps the content first stored" bash -c \
+	"'$A' ingest maildir --repo '$T/repo' --account rw@example.test '$rw' >/dev/null &&
+	 '$A' restore maildir --repo '$T/repo' --account rw@example.test --restore-key '$T/rk' '$T/rw1' >/dev/null &&
+	 cmp '$T/rw-before' '$T/rw1/cur/$f'"
+check "ingest --reread stores the new content" bash -c \
+	"'$A' ingest maildir --repo '$T/repo' --account rw@example.test --reread --json '$rw' >'$T/rw.json' &&
+	 '$A' restore maildir --repo '$T/repo' --account rw@example.test --restore-key '$T/rk' '$T/rw2' >/dev/null &&
+	 cmp '$rw/cur/$f' '$T/rw2/cur/$f'"
+check "  it read every message" $PY -c "
+import json, os, sys
+j = json.load(open(sys.argv[1]))
+n = sum(len(fs) for d, _, fs in os.walk(sys.argv[2]) if os.path.basename(d) in ('cur', 'new'))
+assert j['files_read'] == n, (j['files_read'], n)" "$T/rw.json" "$rw"
+check "  and the restore is exact" $PY "$ARCA_ROOT/tests/tools/treecmp.py" "$rw" "$T/rw2"
 test_done
