@@ -38,11 +38,14 @@ static int enc_page(const struct snap_msg *m, size_t n, struct abuf *b)
 		rc = rc ? rc : abuf_add_varint(b, m[i].size);
 		rc = rc ? rc : abuf_add_varint(b, zigzag(m[i].date_sec));
 		rc = rc ? rc : abuf_add_varint(b, (uint64_t)m[i].date_nsec);
-		rc = rc ? rc : abuf_add_varint(b, m[i].flags);
+		const char *info = m[i].uidlist_info ? m[i].uidlist_info : "";
+		rc = rc ? rc : abuf_add_varint(b, m[i].flags | (*info ? 1u << 27 : 0));
 		rc = rc ? rc : abuf_add_varint(b, m[i].keywords);
 		rc = rc ? rc : abuf_add_str(b, m[i].base);
 		rc = rc ? rc : abuf_add_str(b, m[i].uidlist_ext);
 		rc = rc ? rc : abuf_add_u8(b, m[i].in_new ? 1 : 0);
+		if (*info)   /* field 13, present with flags bit 27 */
+			rc = rc ? rc : abuf_add_str(b, info);
 	}
 	return rc;
 }
@@ -72,7 +75,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		for (size_t i = 0; i < f->nmsgs; i++) {
 			const struct snap_msg *m = &f->msgs[i];
-			if (m->base == NULL || m->uidlist_ext == NULL ||
+			if (m->base == NULL || m->uidlist_ext == NULL || m->uidlist_info == NULL ||
+			    (m->uidlist_info[0] != '\0' && m->uidlist_info[0] != ':') ||
+			    strchr(m->uidlist_info, '/') != NULL ||
 			    (m->content_type != OBJ_BLOB && m->content_type != OBJ_CHUNKLIST) ||
 			    m->date_nsec < 0 || m->date_nsec >= 1000000000 || m->flags >> 27 ||
 			    (nk < 64 && m->keywords >> nk))
@@ -89,7 +94,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		for (size_t i = 0; i < n1; i++)
 			if (strcmp(f->msgs[i].base, f->msgs[n1 + i].base) != 0 ||
 			    f->msgs[i].keywords != f->msgs[n1 + i].keywords ||
-			    f->msgs[i].date_sec != f->msgs[n1 + i].date_sec)
+			    f->msgs[i].date_sec != f->msgs[n1 + i].date_sec ||
+			    strcmp(f->msgs[i].uidlist_info, f->msgs[n1 + i].uidlist_info) != 0)
 				abort();
 		abuf_release(&b);
 	}
