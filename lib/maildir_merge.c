@@ -373,7 +373,8 @@ struct dfile {
 struct nrec {
 	uint32_t uid;
 	const char *base, *ext;
-	const char *info;   /* a destination record's own name rest; NULL: the base */
+	const char *info;   /* the record's name rest (":2,S"), as the destination's
+			       or the snapshot's record had it; NULL or "": the base */
 };
 
 struct folder_plan {
@@ -921,13 +922,15 @@ int maildir_merge_folder(struct repo *r, struct snap_folder *f, int layout,
 		if (mp == MERGE_SAME && find_uid(&p.d, m->uid) >= 0)
 			continue;   /* the UID is another message's: numbered below */
 		uid_of[i] = m->uid;
-		const char *ext = m->uidlist_ext;
+		const char *ext = m->uidlist_ext, *info = m->uidlist_info;
 		if (k >= 0 && p.df[k].uid != 0) {
 			int64_t j = find_uid(&p.d, p.df[k].uid);
-			if (j >= 0)
+			if (j >= 0) {
 				ext = p.d.recs[j].ext;
+				info = p.d.recs[j].info;
+			}
 		}
-		recs[nrecs++] = (struct nrec){ m->uid, k >= 0 ? p.df[k].base : m->base, ext, NULL };
+		recs[nrecs++] = (struct nrec){ m->uid, k >= 0 ? p.df[k].base : m->base, ext, info };
 		if (k < 0)
 			rep->added_same_uid++;
 		rewrite = true;
@@ -954,7 +957,7 @@ int maildir_merge_folder(struct repo *r, struct snap_folder *f, int layout,
 		if (p.match[i] != -1 || uid_of[i] != 0 || m->uid == 0)
 			continue;
 		uid_of[i] = next;
-		recs[nrecs++] = (struct nrec){ next++, m->base, m->uidlist_ext, NULL };
+		recs[nrecs++] = (struct nrec){ next++, m->base, m->uidlist_ext, m->uidlist_info };
 		rewrite = true;
 	}
 	qsort(recs, nrecs, sizeof(*recs), cmp_nrec);
