@@ -478,4 +478,37 @@ check "(f) ... then force-resync and update per folder" \
 check "(f) ... and every folder checked" test "$(grep -c 'carol@other.test: .*: Dovecot serves UIDVALIDITY' "$T/out")" -ge 3
 check "(f) dump after the fallback" dump after-f2 "$C"
 check "(f) carol's view equals the one before" $PY "$TOOLS/imapdump.py" --compare "$T/before-f-$C.json" "$T/after-f2-$C.json"
+
+# ---- (g) dovecot-uidlist records that name their file whole (as other tools
+# write them; Dovecot 2.3 writes the base) come back as the snapshot had them
+$PY "$TOOLS/mkmaildir.py" "$T/named" --messages 60 --seed 5 --big 0
+"$ARCA" init --repo "$T/repo3" --restore-key "$T/rk3" >/dev/null
+check "(g) ingest a Maildir whose uidlists name some files whole" \
+	"$ARCA" ingest maildir --repo "$T/repo3" --account "$C" --quiet "$T/named"
+rm -rf "$DOVECOT_MAIL_ROOT/other.test/carol/Maildir"
+"$ARCA" restore dovecot --repo "$T/repo3" --restore-key "$T/rk3" --maildir "$PATTERN" \
+	--owner "$OWNER" --doveadm "$DOVEADM" --account "$C" >"$T/out" 2>"$T/err"
+expect_eq "(g) restore dovecot exits 0" "$?" 0
+cat "$T/err" >&2
+check "(g) every record comes back as the source had it (whole names included)" $PY - \
+	"$T/named" "$DOVECOT_MAIL_ROOT/other.test/carol/Maildir" <<'EOF'
+import os, sys
+src, dst = sys.argv[1], sys.argv[2]
+named = 0
+for d, dirs, files in os.walk(src):
+    if 'dovecot-uidlist' not in files:
+        continue
+    rel = os.path.relpath(d, src)
+    want = open(os.path.join(d, 'dovecot-uidlist')).read().splitlines()[1:]
+    got = open(os.path.join(dst, rel, 'dovecot-uidlist')).read().splitlines()[1:]
+    named += sum(1 for r in want if ':' in r.split(' :', 1)[1])
+    # every record as it was; more only for files the source had not
+    # numbered yet (Dovecot numbers them)
+    assert all(r in got for r in want), (rel, [r for r in want if r not in got][:3])
+    listed = {r.split(' :', 1)[1].split(':')[0] for r in want}
+    extra = [r for r in got if r not in want]
+    assert all(r.split(' :', 1)[1].split(':')[0] not in listed for r in extra), (rel, extra[:3])
+assert named >= 4, named
+print(named, 'whole-name records')
+EOF
 test_done
