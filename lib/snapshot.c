@@ -7,6 +7,7 @@
 
 #include "buf.h"
 #include "compress.h"
+#include "maildir.h"
 #include "pack.h"
 #include "banned.h"
 
@@ -184,16 +185,12 @@ static int64_t unzigzag(uint64_t v)
 	return (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
 }
 
-/* A record's uidlist_info: the rest of a file name after its base, so it
- * starts with ':' and holds no '/' (strings never hold a zero byte). */
+_Static_assert(SNAP_UIDLIST_INFO_MAX == MAILDIR_NAME_MAX, "uidlist_info limit");
+
+/* A record's uidlist_info, when there is one: what the uidlist parser keeps. */
 static bool uidlist_info_ok(const char *s, size_t n)
 {
-	if (n == 0 || n > SNAP_UIDLIST_INFO_MAX || s[0] != ':')
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (s[i] == '/' || s[i] == '\n' || s[i] == '\r')
-			return false;
-	return true;
+	return n > 0 && uidlist_info_valid(s, n);
 }
 
 static int encode_msg(struct abuf *b, const struct snap_msg *m)
@@ -626,14 +623,8 @@ int snapshot_load_msgs(struct repo *r, struct snap_folder *f, struct arca_err *e
 			rc = arca_err_set(err, ARCA_ECORRUPT, "folder %s: a message page is malformed", f->name);
 	}
 	abuf_release(&b);
-	if (rc) {
-		/* never leave a partly loaded folder that looks complete */
-		for (size_t i = 0; i < f->nmsgs; i++)
-			snap_msg_release(&f->msgs[i]);
-		free(f->msgs);
-		f->msgs = NULL;
-		f->nmsgs = f->msgs_cap = 0;
-	}
+	if (rc)   /* never leave a partly loaded folder that looks complete */
+		snap_folder_drop_msgs(f);
 	return rc;
 }
 

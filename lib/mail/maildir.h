@@ -135,6 +135,9 @@ int uidlist_add(struct uidlist *ul, uint32_t uid, const char *base,
  * NULL) or starts with ':' and holds no '/', NUL or line break. */
 int uidlist_add_info(struct uidlist *ul, uint32_t uid, const char *base,
 		     const char *ext, const char *info);
+/* Can info (n bytes) be a record's name rest: "" or ':' and at most
+ * MAILDIR_NAME_MAX bytes without '/', NUL or a line break. */
+bool uidlist_info_valid(const char *info, size_t n);
 /* Version 3 always: "3 V<uidvalidity> N<next> [G<guid>] [<header_extra>]\n"
  * then "<uid>[ <ext>] :<base><info>\n" per record, where <next> is
  * uidlist_next_uid() (so a stale header is never written back).  out is

@@ -64,9 +64,7 @@ static bool ext_valid(const char *ext, size_t n)
 	return true;
 }
 
-/* The part of a record's file name from its first ':': a file name's
- * rest, so no '/' (and, being on one line, no line break or NUL). */
-static bool info_valid(const char *info, size_t n)
+bool uidlist_info_valid(const char *info, size_t n)
 {
 	if (n == 0)
 		return true;
@@ -84,7 +82,7 @@ static int add_n(struct uidlist *ul, uint32_t uid, const char *base, size_t base
 	if (uid == 0 || (ul->count > 0 && uid <= ul->recs[ul->count - 1].uid))
 		return ARCA_EINVAL;
 	if (!mail_base_valid(base, base_len) || !ext_valid(ext, ext_len) ||
-	    !info_valid(info, info_len))
+	    !uidlist_info_valid(info, info_len))
 		return ARCA_EINVAL;
 	if (ul->count >= MAILDIR_RECORDS_MAX)
 		return ARCA_ELIMIT;
@@ -326,7 +324,7 @@ static int parse_record(struct uidlist *ul, const char *line, size_t len, size_t
 	 * never looks at it). */
 	const char *info = colon ? colon : end;
 	size_t info_len = (size_t)(end - info);
-	if (!info_valid(info, info_len))
+	if (!uidlist_info_valid(info, info_len))
 		info_len = 0;
 	if (ul->count > 0 && uid <= ul->recs[ul->count - 1].uid)
 		return arca_err_set(err, ARCA_EFORMAT,
