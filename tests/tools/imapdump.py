@@ -257,6 +257,31 @@ class ImapClient:
             else:
                 raise ImapError('unexpected response %r' % r[:100])
 
+    def pipeline(self, cmds):
+        """Send every command of CMDS (str, no literals) at once, then read
+        the answers: a list of (status, text, untagged) in CMDS' order."""
+        tags = []
+        buf = b''
+        for cmd in cmds:
+            self.tagn += 1
+            tags.append('A%04d' % self.tagn)
+            buf += (tags[-1] + ' ' + cmd + '\r\n').encode('utf-8')
+        self.sock.sendall(buf)
+        out = []
+        untagged = []
+        while len(out) < len(tags):
+            r = self._read_response()
+            if r.startswith(b'* '):
+                untagged.append(r[2:])
+            elif r.startswith(tags[len(out)].encode() + b' '):
+                rest = r[len(tags[len(out)]) + 1:].rstrip(b'\r\n').decode('utf-8', 'replace')
+                status, _, text = rest.partition(' ')
+                out.append((status, text, untagged))
+                untagged = []
+            else:
+                raise ImapError('unexpected response %r' % r[:100])
+        return out
+
     def login(self, user, password):
         self.command('LOGIN %s %s' % (quote(user), quote(password)))
         if not self.caps or 'IMAP4REV1' not in self.caps:
