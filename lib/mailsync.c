@@ -814,12 +814,8 @@ int ingest_finish(struct repo *r, struct ingest_prep *p, const struct ingest_opt
 	o = &p->o;
 	/* Accounts prepared ahead take their time a moment before the ones
 	 * stored ahead of them: keep snapshot times in the order they are
-	 * stored (so a listing sorts by time), a few microseconds late at most.
-	 * ingest_finish runs on the repository owner's thread only. */
-	static uint64_t last_t0;
-	if (p->t0 <= last_t0)
-		p->t0 = last_t0 + 1;
-	last_t0 = p->t0;
+	 * stored (so a listing sorts by time), a few microseconds late at most. */
+	p->t0 = repo_snapshot_time(r, p->t0);
 	p->s->time_ns = p->t0;
 	const struct abuf *bad = &p->bad_names;
 	for (size_t off = 0; off < bad->len; off += strlen((const char *)bad->data + off) + 1) {

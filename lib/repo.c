@@ -94,6 +94,7 @@ struct repo {
 	struct idx_txn *rtxn;           /* renewed per lookup (idx_read_begin) */
 	bool readonly;                  /* opened without REPO_OPEN_WRITE */
 	struct abuf warnings;           /* lines for the caller (repo_warnings) */
+	uint64_t last_snapshot_ns;      /* repo_snapshot_time's last answer */
 
 	/* this run's dictionary: samples until trained, then the dictionary */
 	pthread_mutex_t dict_lock;
@@ -361,6 +362,14 @@ static void repo_warn(struct repo *r, const char *fmt, ...)
 const char *repo_warnings(const struct repo *r)
 {
 	return r->warnings.len ? (const char *)r->warnings.data : NULL;
+}
+
+uint64_t repo_snapshot_time(struct repo *r, uint64_t t_ns)
+{
+	if (t_ns <= r->last_snapshot_ns)
+		t_ns = r->last_snapshot_ns + 1;
+	r->last_snapshot_ns = t_ns;
+	return t_ns;
 }
 
 int repo_open(const char *path, int flags, struct repo **r_r, struct arca_err *err)

@@ -87,6 +87,11 @@ const uint8_t *repo_config_hash(const struct repo *r);
  * around: a damaged log entry or pack), one per line; NULL if none. */
 const char *repo_warnings(const struct repo *r);
 
+/* A snapshot time for t_ns: t_ns, or one nanosecond after the last time
+ * this handle answered if t_ns is not later, so snapshots stored through
+ * one handle are in time order.  The caller's thread must own r. */
+uint64_t repo_snapshot_time(struct repo *r, uint64_t t_ns);
+
 /* Append an alarm or alarm-clear entry (alarm.h) and apply it to the index. */
 int repo_log_append(struct repo *r, uint8_t kind, const void *payload, size_t len,
 		    uint64_t *seq_r, struct arca_err *err);

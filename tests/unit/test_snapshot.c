@@ -842,6 +842,24 @@ static void test_load_rejects_damage(void)
  * Regressions: what a
  * writer stores, its reader must accept.
  */
+/* Snapshot times through one handle never go back or repeat (accounts
+ * prepared ahead take their time before the ones stored ahead of them). */
+static void test_snapshot_time_order(void)
+{
+	struct env e;
+	REQUIRE(env_init(&e) == 0);
+	CHECK(repo_snapshot_time(e.r, 1000) == 1000);
+	CHECK(repo_snapshot_time(e.r, 999) == 1001);   /* taken earlier, stored later */
+	CHECK(repo_snapshot_time(e.r, 1001) == 1002);  /* the same time twice */
+	CHECK(repo_snapshot_time(e.r, 5000) == 5000);  /* later: kept as it is */
+	repo_close(e.r);
+	e.r = NULL;
+	/* a new handle starts afresh: the order is per handle */
+	REQUIRE(env_open_repo(&e, REPO_OPEN_WRITE) == 0);
+	CHECK(repo_snapshot_time(e.r, 10) == 10);
+	env_release(&e);
+}
+
 static void test_regress_account_limit_bricks_log(void)
 {
 	/* snap_info_decode refuses accounts over 1024 bytes, but snap_info_encode
@@ -922,6 +940,7 @@ int main(void)
 	RUN(test_page_strict);
 	RUN(test_snap_info_strict);
 	RUN(test_load_rejects_damage);
+	RUN(test_snapshot_time_order);
 	RUN(test_regress_account_limit_bricks_log);
 	RUN(test_regress_long_uidlist_fields);
 	RUN(test_regress_attrs_truncated);
