@@ -650,14 +650,11 @@ static int install_msg(struct repo *r, const char *fdir, const struct snap_msg *
 		       bool *installed_r, struct arca_err *err)
 {
 	*installed_r = false;
-	abuf_reset(tmp);
 	abuf_reset(final);
-	if (abuf_printf(tmp, "%s/tmp/%lld.P%ldQ%zu.arca-restore", fdir, (long long)time(NULL),
-			(long)getpid(), seq) != 0 || abuf_cstr(tmp) != 0 ||
-	    abuf_printf(final, "%s/%s/%s", fdir, m->in_new ? "new" : "cur", name) != 0 ||
+	if (abuf_printf(final, "%s/%s/%s", fdir, m->in_new ? "new" : "cur", name) != 0 ||
 	    abuf_cstr(final) != 0)
 		return arca_err_set(err, ARCA_ENOMEM, "out of memory");
-	const char *t = (const char *)tmp->data, *fpath = (const char *)final->data;
+	const char *fpath = (const char *)final->data;
 	if (o->staged) {
 		/* no server sees the directory yet: straight to the name */
 		int fd = open(fpath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -672,6 +669,13 @@ static int install_msg(struct repo *r, const char *fdir, const struct snap_msg *
 			*installed_r = true;
 		return rc;
 	}
+	/* a temporary name only here: the staged path above writes 200,000
+	 * files of a full restore, each without one */
+	abuf_reset(tmp);
+	if (abuf_printf(tmp, "%s/tmp/%lld.P%ldQ%zu.arca-restore", fdir, (long long)time(NULL),
+			(long)getpid(), seq) != 0 || abuf_cstr(tmp) != 0)
+		return arca_err_set(err, ARCA_ENOMEM, "out of memory");
+	const char *t = (const char *)tmp->data;
 	int fd = open(t, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0)
 		return arca_err_errno(err, arca_errno_code(errno), errno, "create %s", t);
