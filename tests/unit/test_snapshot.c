@@ -838,10 +838,6 @@ static void test_load_rejects_damage(void)
 	env_release(&e);
 }
 
-/*
- * Regressions: what a
- * writer stores, its reader must accept.
- */
 /* Snapshot times through one handle never go back or repeat (accounts
  * prepared ahead take their time before the ones stored ahead of them). */
 static void test_snapshot_time_order(void)
@@ -860,6 +856,10 @@ static void test_snapshot_time_order(void)
 	env_release(&e);
 }
 
+/*
+ * Regressions: what a
+ * writer stores, its reader must accept.
+ */
 static void test_regress_account_limit_bricks_log(void)
 {
 	/* snap_info_decode refuses accounts over 1024 bytes, but snap_info_encode
