@@ -74,11 +74,9 @@ def one(o, acct, old, record):
         for status, text, _ in c.pipeline(cmds + ['LOGOUT']):
             if status != 'OK':
                 raise ImapError('%s: %s %s' % (acct, status, text))
-        c.sock.close()
         return st, opened
-    except BaseException:
+    finally:
         c.sock.close()
-        raise
 
 
 def main(argv):

@@ -170,6 +170,13 @@ def quote(s):
 
 # ---------------------------------------------------------------- client
 
+def _tagged(line, tag):
+    """(status, text) of the tagged response line of TAG."""
+    rest = line[len(tag) + 1:].rstrip(b'\r\n').decode('utf-8', 'replace')
+    status, _, text = rest.partition(' ')
+    return status, text
+
+
 class ImapClient:
     def __init__(self, host, port, timeout=60):
         try:
@@ -246,8 +253,7 @@ class ImapClient:
             elif r.startswith(b'+'):
                 raise ImapError('unexpected continuation for %s' % cmd[:40])
             elif r.startswith(tag.encode() + b' '):
-                rest = r[len(tag) + 1:].rstrip(b'\r\n').decode('utf-8', 'replace')
-                status, _, text = rest.partition(' ')
+                status, text = _tagged(r, tag)
                 if check and status != 'OK':
                     raise ImapError('%s failed: %s %s' % (cmd.split(' ')[0], status, text))
                 m = re.match(r'\[CAPABILITY ([^\]]*)\]', text)
@@ -274,8 +280,7 @@ class ImapClient:
             if r.startswith(b'* '):
                 untagged.append(r[2:])
             elif r.startswith(tags[len(out)].encode() + b' '):
-                rest = r[len(tags[len(out)]) + 1:].rstrip(b'\r\n').decode('utf-8', 'replace')
-                status, _, text = rest.partition(' ')
+                status, text = _tagged(r, tags[len(out)])
                 out.append((status, text, untagged))
                 untagged = []
             else:
